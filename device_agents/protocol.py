@@ -1,0 +1,459 @@
+"""Job and Result: the records that cross between the host and a device, as versioned JSON.
+
+This module is the written protocol. The host (`edgeprune.fleet`) imports it too, so there
+is exactly one definition of each record.
+
+Wire format
+-----------
+A job is a JSON object written by the host into ``<spool>/jobs/<id>.json``; a result is a
+JSON object the agent writes to ``<spool>/results/<id>.json``. Both carry ``"schema"``; a
+reader refuses a schema it does not know (``ProtocolError``) rather than guessing.
+
+Job (schema 1)::
+
+    {"schema": 1, "id": "j-20261121-ab12", "model_sha256": "<64 hex>",
+     "model": "models/<64 hex>.tflite", "label": "mobilenet int8",
+     "created_at": 1795300000.0,
+     "options": {"threads": [1, 4], "runs": 50, "min_seconds": null, "warmup": 5,
+                 "xnnpack": true, "cpus": [2, 3], "delay_ms": 0.0,
+                 "inputs": "<64 hex>.npz" | null, "timeout_s": 600.0, "seed": 0,
+                 "runtime": null}}
+
+Result (schema 1): see `Result`; every latency is in milliseconds, every time stamp in
+seconds since the epoch, memory in KiB.
+
+Names that become paths on the device (job ids, model and input file names) are checked
+here with strict patterns, so no record can point outside the spool.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+SCHEMA_VERSION = 1
+
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+INPUTS_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}\.(npz|npy)$")
+RUNTIME_NAMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+STATUSES = ("ok", "error")
+MAX_THREADS = 256
+MAX_LABEL = 200
+
+
+class ProtocolError(ValueError):
+    """A record that cannot be accepted; the message is one line a user can act on."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_job_id(value: Any) -> str:
+    if not isinstance(value, str) or not JOB_ID_PATTERN.match(value):
+        raise ProtocolError(
+            f"job id {value!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def validate_sha256(value: Any, what: str = "model_sha256") -> str:
+    if not isinstance(value, str) or not SHA256_PATTERN.match(value):
+        raise ProtocolError(f"{what} {value!r} is not a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def model_relpath(sha256: str) -> str:
+    """Where a model lives inside the spool: named by its hash, nowhere else."""
+    return "models/" + validate_sha256(sha256) + ".tflite"
+
+
+def _expect(obj: Dict[str, Any], key: str, types: tuple, where: str, optional: bool = False) -> Any:
+    if key not in obj or obj[key] is None:
+        if optional:
+            return None
+        raise ProtocolError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    # bool is an int subclass: never accept it where a number is meant, and vice versa.
+    if isinstance(value, bool) and bool not in types:
+        raise ProtocolError(f"{where}: field {key!r} must be {_type_names(types)}, not a boolean")
+    if not isinstance(value, types):
+        raise ProtocolError(
+            f"{where}: field {key!r} must be {_type_names(types)}, not {type(value).__name__}"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"{where}: field {key!r} must be a finite number")
+    return value
+
+
+def _type_names(types: tuple) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "an object"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _no_unknown(obj: Dict[str, Any], known: set, where: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise ProtocolError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}")
+
+
+def _load_object(text: Any, what: str) -> Dict[str, Any]:
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"{what} is not UTF-8 text") from None
+    if isinstance(text, str):
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"{what} is not valid JSON: {str(exc)[:120]}") from None
+    else:
+        obj = text
+    if not isinstance(obj, dict):
+        raise ProtocolError(f"{what} must be a JSON object")
+    schema = obj.get("schema")
+    if isinstance(schema, bool) or not isinstance(schema, int):
+        raise ProtocolError(f"{what} has no integer 'schema' field")
+    if schema != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"{what} has schema version {schema}; this agent speaks version {SCHEMA_VERSION} "
+            "(upgrade the agent or the host so both match)"
+        )
+    return obj
+
+
+# --------------------------------------------------------------------------- job
+
+
+@dataclass
+class BenchOptions:
+    """How to benchmark; the same options on the CLI, in a job and in a recipe."""
+
+    threads: List[int] = field(default_factory=lambda: [1])
+    runs: Optional[int] = 50
+    min_seconds: Optional[float] = None
+    warmup: int = 5
+    xnnpack: bool = True
+    cpus: Optional[List[int]] = None
+    delay_ms: float = 0.0
+    inputs: Optional[str] = None
+    timeout_s: float = 600.0
+    seed: int = 0
+    runtime: Optional[str] = None
+
+    def validate(self, where: str = "options") -> BenchOptions:
+        if not isinstance(self.threads, list) or not self.threads:
+            raise ProtocolError(f"{where}: threads must be a non-empty list of integers")
+        for value in self.threads:
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+                raise ProtocolError(
+                    f"{where}: threads must be whole numbers from 1 to {MAX_THREADS}, got {value!r}"
+                )
+        if self.runs is None and self.min_seconds is None:
+            raise ProtocolError(f"{where}: give runs or min_seconds")
+        if self.runs is not None and (isinstance(self.runs, bool) or not isinstance(self.runs, int) or not 1 <= self.runs <= 1_000_000):
+            raise ProtocolError(f"{where}: runs must be from 1 to 1000000, got {self.runs!r}")
+        if self.min_seconds is not None and not _positive_number(self.min_seconds, 86400):
+            raise ProtocolError(f"{where}: min_seconds must be > 0 and <= 86400, got {self.min_seconds!r}")
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup <= 100_000:
+            raise ProtocolError(f"{where}: warmup must be from 0 to 100000, got {self.warmup!r}")
+        if not isinstance(self.xnnpack, bool):
+            raise ProtocolError(f"{where}: xnnpack must be true or false")
+        if self.cpus is not None:
+            if not isinstance(self.cpus, list) or not self.cpus:
+                raise ProtocolError(f"{where}: cpus must be a non-empty list of CPU numbers")
+            for cpu in self.cpus:
+                if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < 4096:
+                    raise ProtocolError(f"{where}: cpus must be CPU numbers >= 0, got {cpu!r}")
+        if not _non_negative_number(self.delay_ms, 60_000):
+            raise ProtocolError(f"{where}: delay_ms must be from 0 to 60000, got {self.delay_ms!r}")
+        if self.inputs is not None and (not isinstance(self.inputs, str) or not INPUTS_NAME_PATTERN.match(self.inputs)):
+            raise ProtocolError(
+                f"{where}: inputs {self.inputs!r} must be '<sha256>.npz' or '<sha256>.npy' in the spool's inputs dir"
+            )
+        if not _positive_number(self.timeout_s, 7 * 86400):
+            raise ProtocolError(f"{where}: timeout_s must be > 0, got {self.timeout_s!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ProtocolError(f"{where}: seed must be a whole number from 0 to 2**32-1")
+        if self.runtime is not None and self.runtime not in RUNTIME_NAMES:
+            raise ProtocolError(
+                f"{where}: runtime {self.runtime!r} is unknown; choose one of {', '.join(RUNTIME_NAMES)}"
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "options") -> BenchOptions:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{where} must be a JSON object")
+        _no_unknown(obj, set(cls.__dataclass_fields__), where)
+        defaults = cls()
+        values = {}
+        for name in cls.__dataclass_fields__:
+            values[name] = obj.get(name, getattr(defaults, name)) if name in obj else getattr(defaults, name)
+        for name in ("min_seconds", "delay_ms", "timeout_s"):
+            if isinstance(values[name], int) and not isinstance(values[name], bool):
+                values[name] = float(values[name])
+        return cls(**values).validate(where)
+
+
+def _positive_number(value: Any, upper: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 < value <= upper)
+
+
+def _non_negative_number(value: Any, upper: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= upper)
+
+
+@dataclass
+class Job:
+    """One benchmark request for one model on one device."""
+
+    id: str
+    model_sha256: str
+    options: BenchOptions = field(default_factory=BenchOptions)
+    label: str = ""
+    created_at: float = field(default_factory=time.time)
+    model: str = ""
+    schema: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.model and isinstance(self.model_sha256, str) and SHA256_PATTERN.match(self.model_sha256):
+            self.model = model_relpath(self.model_sha256)
+
+    def validate(self) -> Job:
+        validate_job_id(self.id)
+        validate_sha256(self.model_sha256)
+        if self.model != model_relpath(self.model_sha256):
+            raise ProtocolError(
+                f"job {self.id}: model path {self.model!r} is not allowed; a job may only name "
+                f"'models/<sha256>.tflite' inside the spool"
+            )
+        if not isinstance(self.label, str) or len(self.label) > MAX_LABEL:
+            raise ProtocolError(f"job {self.id}: label must be a string of at most {MAX_LABEL} characters")
+        if not _non_negative_number(self.created_at, 1e11):
+            raise ProtocolError(f"job {self.id}: created_at must be a time stamp in seconds")
+        self.options.validate(f"job {self.id} options")
+        return self
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.validate().to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: Any) -> Job:
+        obj = _load_object(text, "job")
+        _no_unknown(obj, set(cls.__dataclass_fields__), "job")
+        job_id = validate_job_id(_expect(obj, "id", (str,), "job"))
+        where = f"job {job_id}"
+        job = cls(
+            id=job_id,
+            model_sha256=validate_sha256(_expect(obj, "model_sha256", (str,), where)),
+            options=BenchOptions.from_dict(obj.get("options", {}), f"{where} options"),
+            label=_expect(obj, "label", (str,), where, optional=True) or "",
+            created_at=float(_expect(obj, "created_at", (int, float), where)),
+            model=_expect(obj, "model", (str,), where),
+            schema=obj["schema"],
+        )
+        return job.validate()
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class LatencySummary:
+    count: int
+    min: float
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, latencies_ms: List[float]) -> LatencySummary:
+        """Summary of a list of latencies; percentiles by linear interpolation (numpy's default)."""
+        if not latencies_ms:
+            raise ValueError("no latencies to summarise")
+        data = sorted(float(x) for x in latencies_ms)
+        count = len(data)
+        mean = sum(data) / count
+        variance = sum((x - mean) ** 2 for x in data) / count
+        return cls(
+            count=count,
+            min=data[0],
+            p50=_percentile(data, 50),
+            p90=_percentile(data, 90),
+            p99=_percentile(data, 99),
+            mean=mean,
+            std=math.sqrt(variance),
+        )
+
+
+def _percentile(sorted_data: List[float], q: float) -> float:
+    if len(sorted_data) == 1:
+        return sorted_data[0]
+    position = (len(sorted_data) - 1) * q / 100.0
+    lower = int(math.floor(position))
+    upper = min(lower + 1, len(sorted_data) - 1)
+    fraction = position - lower
+    return sorted_data[lower] + (sorted_data[upper] - sorted_data[lower]) * fraction
+
+
+@dataclass
+class Warning_:
+    """A named reason to distrust a number: shown, never hidden."""
+
+    code: str
+    message: str
+
+
+@dataclass
+class Measurement:
+    """One thread count of one job, measured in its own child process."""
+
+    threads: int
+    xnnpack: bool
+    status: str = "ok"
+    error: Optional[str] = None
+    load_ms: Optional[float] = None
+    init_ms: Optional[float] = None
+    first_invoke_ms: Optional[float] = None
+    latencies_ms: List[float] = field(default_factory=list)
+    summary: Optional[LatencySummary] = None
+    peak_rss_kb: Optional[int] = None
+    outputs: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class Result:
+    """What the agent reports for one job; `status` is "error" if the job could not run at all."""
+
+    job_id: str
+    model_sha256: str
+    status: str
+    error: Optional[str] = None
+    label: str = ""
+    agent_version: str = ""
+    runtime: Dict[str, Any] = field(default_factory=dict)
+    sparse_path: Dict[str, Any] = field(default_factory=dict)
+    options: Optional[BenchOptions] = None
+    measurements: List[Measurement] = field(default_factory=list)
+    device: Dict[str, Any] = field(default_factory=dict)
+    thermal: Dict[str, Any] = field(default_factory=dict)
+    warnings: List[Warning_] = field(default_factory=list)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    schema: int = SCHEMA_VERSION
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        self.validate()
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+
+    def validate(self) -> Result:
+        validate_job_id(self.job_id)
+        validate_sha256(self.model_sha256)
+        if self.status not in STATUSES:
+            raise ProtocolError(f"result {self.job_id}: status must be 'ok' or 'error'")
+        if self.status == "error" and not self.error:
+            raise ProtocolError(f"result {self.job_id}: an error result needs a message")
+        for m in self.measurements:
+            if m.status not in STATUSES:
+                raise ProtocolError(f"result {self.job_id}: measurement status must be 'ok' or 'error'")
+        return self
+
+    @classmethod
+    def from_json(cls, text: Any) -> Result:
+        obj = _load_object(text, "result")
+        _no_unknown(obj, set(cls.__dataclass_fields__), "result")
+        job_id = validate_job_id(_expect(obj, "job_id", (str,), "result"))
+        where = f"result {job_id}"
+        options = obj.get("options")
+        measurements = []
+        for index, raw in enumerate(_expect(obj, "measurements", (list,), where, optional=True) or []):
+            measurements.append(_measurement_from_dict(raw, f"{where} measurement {index}"))
+        warnings = []
+        for raw in _expect(obj, "warnings", (list,), where, optional=True) or []:
+            if not isinstance(raw, dict):
+                raise ProtocolError(f"{where}: each warning must be an object with code and message")
+            _no_unknown(raw, {"code", "message"}, f"{where} warning")
+            warnings.append(Warning_(code=_expect(raw, "code", (str,), where),
+                                     message=_expect(raw, "message", (str,), where)))
+        result = cls(
+            job_id=job_id,
+            model_sha256=validate_sha256(_expect(obj, "model_sha256", (str,), where)),
+            status=_expect(obj, "status", (str,), where),
+            error=_expect(obj, "error", (str,), where, optional=True),
+            label=_expect(obj, "label", (str,), where, optional=True) or "",
+            agent_version=_expect(obj, "agent_version", (str,), where, optional=True) or "",
+            runtime=_expect(obj, "runtime", (dict,), where, optional=True) or {},
+            sparse_path=_expect(obj, "sparse_path", (dict,), where, optional=True) or {},
+            options=BenchOptions.from_dict(options, f"{where} options") if options is not None else None,
+            measurements=measurements,
+            device=_expect(obj, "device", (dict,), where, optional=True) or {},
+            thermal=_expect(obj, "thermal", (dict,), where, optional=True) or {},
+            warnings=warnings,
+            started_at=float(_expect(obj, "started_at", (int, float), where, optional=True) or 0.0),
+            finished_at=float(_expect(obj, "finished_at", (int, float), where, optional=True) or 0.0),
+            schema=obj["schema"],
+        )
+        return result.validate()
+
+
+def _measurement_from_dict(raw: Any, where: str) -> Measurement:
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{where} must be an object")
+    _no_unknown(raw, set(Measurement.__dataclass_fields__), where)
+    summary_raw = _expect(raw, "summary", (dict,), where, optional=True)
+    summary = None
+    if summary_raw is not None:
+        _no_unknown(summary_raw, set(LatencySummary.__dataclass_fields__), f"{where} summary")
+        summary = LatencySummary(
+            count=_expect(summary_raw, "count", (int,), f"{where} summary"),
+            **{k: float(_expect(summary_raw, k, (int, float), f"{where} summary"))
+               for k in ("min", "p50", "p90", "p99", "mean", "std")},
+        )
+    latencies = _expect(raw, "latencies_ms", (list,), where, optional=True) or []
+    for value in latencies:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ProtocolError(f"{where}: latencies_ms must hold numbers")
+
+    def number(key: str) -> Optional[float]:
+        value = _expect(raw, key, (int, float), where, optional=True)
+        return None if value is None else float(value)
+
+    return Measurement(
+        threads=_expect(raw, "threads", (int,), where),
+        xnnpack=_expect(raw, "xnnpack", (bool,), where),
+        status=_expect(raw, "status", (str,), where, optional=True) or "ok",
+        error=_expect(raw, "error", (str,), where, optional=True),
+        load_ms=number("load_ms"),
+        init_ms=number("init_ms"),
+        first_invoke_ms=number("first_invoke_ms"),
+        latencies_ms=[float(v) for v in latencies],
+        summary=summary,
+        peak_rss_kb=_expect(raw, "peak_rss_kb", (int,), where, optional=True),
+        outputs=_expect(raw, "outputs", (dict,), where, optional=True),
+    )
+
+
+def error_result(job_id: str, model_sha256: str, message: str, **extra: Any) -> Result:
+    """A result that says the job could not run, with one line that says why."""
+    first_line = (message.strip().splitlines() or ["unknown error"])[0][:500]
+    now = time.time()
+    return Result(job_id=job_id, model_sha256=model_sha256, status="error", error=first_line,
+                  started_at=extra.pop("started_at", now), finished_at=now, **extra)

@@ -1,0 +1,1 @@
+"""Command-line interface: parses and prints; the library does the work."""

@@ -1,0 +1,74 @@
+"""The `edgeprune` command: assembles the command modules and turns user errors into one line."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from edgeprune import __version__
+from edgeprune.errors import EdgepruneError
+
+app = typer.Typer(
+    name="edgeprune",
+    help="Prune, quantize and convert Keras 3 models to TFLite, then measure them on edge boards.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# One module per command group; each exposes register(app).
+COMMAND_MODULES = (
+    "prune_cmd",
+    "convert_cmd",
+    "inspect_cmd",
+    "evaluate_cmd",
+    "channels_cmd",
+    "xnnpack_cmd",
+    "devices_cmd",
+    "agent_cmd",
+    "deploy_cmd",
+    "bench_cmd",
+    "results_cmd",
+    "run_cmd",
+    "demo_cmd",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"edgeprune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Prune → convert → deploy → measure → compare."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"edgeprune.cli.{_name}").register(app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit code (what `main` and the tests call)."""
+    try:
+        app(args=argv, prog_name="edgeprune")
+    except SystemExit as exc:  # standalone mode always ends here, usage errors included
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except EdgepruneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))
