@@ -92,8 +92,14 @@ def _expect(obj: Dict[str, Any], key: str, types: tuple, where: str, optional: b
 
 
 def _type_names(types: tuple) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "an object"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -152,17 +158,31 @@ class BenchOptions:
         if not isinstance(self.threads, list) or not self.threads:
             raise ProtocolError(f"{where}: threads must be a non-empty list of integers")
         for value in self.threads:
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not 1 <= value <= MAX_THREADS
+            ):
                 raise ProtocolError(
                     f"{where}: threads must be whole numbers from 1 to {MAX_THREADS}, got {value!r}"
                 )
         if self.runs is None and self.min_seconds is None:
             raise ProtocolError(f"{where}: give runs or min_seconds")
-        if self.runs is not None and (isinstance(self.runs, bool) or not isinstance(self.runs, int) or not 1 <= self.runs <= 1_000_000):
+        if self.runs is not None and (
+            isinstance(self.runs, bool)
+            or not isinstance(self.runs, int)
+            or not 1 <= self.runs <= 1_000_000
+        ):
             raise ProtocolError(f"{where}: runs must be from 1 to 1000000, got {self.runs!r}")
         if self.min_seconds is not None and not _positive_number(self.min_seconds, 86400):
-            raise ProtocolError(f"{where}: min_seconds must be > 0 and <= 86400, got {self.min_seconds!r}")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or not 0 <= self.warmup <= 100_000:
+            raise ProtocolError(
+                f"{where}: min_seconds must be > 0 and <= 86400, got {self.min_seconds!r}"
+            )
+        if (
+            isinstance(self.warmup, bool)
+            or not isinstance(self.warmup, int)
+            or not 0 <= self.warmup <= 100_000
+        ):
             raise ProtocolError(f"{where}: warmup must be from 0 to 100000, got {self.warmup!r}")
         if not isinstance(self.xnnpack, bool):
             raise ProtocolError(f"{where}: xnnpack must be true or false")
@@ -174,13 +194,19 @@ class BenchOptions:
                     raise ProtocolError(f"{where}: cpus must be CPU numbers >= 0, got {cpu!r}")
         if not _non_negative_number(self.delay_ms, 60_000):
             raise ProtocolError(f"{where}: delay_ms must be from 0 to 60000, got {self.delay_ms!r}")
-        if self.inputs is not None and (not isinstance(self.inputs, str) or not INPUTS_NAME_PATTERN.match(self.inputs)):
+        if self.inputs is not None and (
+            not isinstance(self.inputs, str) or not INPUTS_NAME_PATTERN.match(self.inputs)
+        ):
             raise ProtocolError(
                 f"{where}: inputs {self.inputs!r} must be '<sha256>.npz' or '<sha256>.npy' in the spool's inputs dir"
             )
         if not _positive_number(self.timeout_s, 7 * 86400):
             raise ProtocolError(f"{where}: timeout_s must be > 0, got {self.timeout_s!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed < 2**32
+        ):
             raise ProtocolError(f"{where}: seed must be a whole number from 0 to 2**32-1")
         if self.runtime is not None and self.runtime not in RUNTIME_NAMES:
             raise ProtocolError(
@@ -196,7 +222,9 @@ class BenchOptions:
         defaults = cls()
         values = {}
         for name in cls.__dataclass_fields__:
-            values[name] = obj.get(name, getattr(defaults, name)) if name in obj else getattr(defaults, name)
+            values[name] = (
+                obj.get(name, getattr(defaults, name)) if name in obj else getattr(defaults, name)
+            )
         for name in ("min_seconds", "delay_ms", "timeout_s"):
             if isinstance(values[name], int) and not isinstance(values[name], bool):
                 values[name] = float(values[name])
@@ -204,13 +232,21 @@ class BenchOptions:
 
 
 def _positive_number(value: Any, upper: float) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and 0 < value <= upper)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 < value <= upper
+    )
 
 
 def _non_negative_number(value: Any, upper: float) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and 0 <= value <= upper)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= upper
+    )
 
 
 @dataclass
@@ -226,7 +262,11 @@ class Job:
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        if not self.model and isinstance(self.model_sha256, str) and SHA256_PATTERN.match(self.model_sha256):
+        if (
+            not self.model
+            and isinstance(self.model_sha256, str)
+            and SHA256_PATTERN.match(self.model_sha256)
+        ):
             self.model = model_relpath(self.model_sha256)
 
     def validate(self) -> Job:
@@ -238,7 +278,9 @@ class Job:
                 f"'models/<sha256>.tflite' inside the spool"
             )
         if not isinstance(self.label, str) or len(self.label) > MAX_LABEL:
-            raise ProtocolError(f"job {self.id}: label must be a string of at most {MAX_LABEL} characters")
+            raise ProtocolError(
+                f"job {self.id}: label must be a string of at most {MAX_LABEL} characters"
+            )
         if not _non_negative_number(self.created_at, 1e11):
             raise ProtocolError(f"job {self.id}: created_at must be a time stamp in seconds")
         self.options.validate(f"job {self.id} options")
@@ -305,7 +347,7 @@ def _percentile(sorted_data: List[float], q: float) -> float:
     if len(sorted_data) == 1:
         return sorted_data[0]
     position = (len(sorted_data) - 1) * q / 100.0
-    lower = int(math.floor(position))
+    lower = math.floor(position)
     upper = min(lower + 1, len(sorted_data) - 1)
     fraction = position - lower
     return sorted_data[lower] + (sorted_data[upper] - sorted_data[lower]) * fraction
@@ -373,7 +415,9 @@ class Result:
             raise ProtocolError(f"result {self.job_id}: an error result needs a message")
         for m in self.measurements:
             if m.status not in STATUSES:
-                raise ProtocolError(f"result {self.job_id}: measurement status must be 'ok' or 'error'")
+                raise ProtocolError(
+                    f"result {self.job_id}: measurement status must be 'ok' or 'error'"
+                )
         return self
 
     @classmethod
@@ -384,15 +428,23 @@ class Result:
         where = f"result {job_id}"
         options = obj.get("options")
         measurements = []
-        for index, raw in enumerate(_expect(obj, "measurements", (list,), where, optional=True) or []):
+        for index, raw in enumerate(
+            _expect(obj, "measurements", (list,), where, optional=True) or []
+        ):
             measurements.append(_measurement_from_dict(raw, f"{where} measurement {index}"))
         warnings = []
         for raw in _expect(obj, "warnings", (list,), where, optional=True) or []:
             if not isinstance(raw, dict):
-                raise ProtocolError(f"{where}: each warning must be an object with code and message")
+                raise ProtocolError(
+                    f"{where}: each warning must be an object with code and message"
+                )
             _no_unknown(raw, {"code", "message"}, f"{where} warning")
-            warnings.append(Warning_(code=_expect(raw, "code", (str,), where),
-                                     message=_expect(raw, "message", (str,), where)))
+            warnings.append(
+                Warning_(
+                    code=_expect(raw, "code", (str,), where),
+                    message=_expect(raw, "message", (str,), where),
+                )
+            )
         result = cls(
             job_id=job_id,
             model_sha256=validate_sha256(_expect(obj, "model_sha256", (str,), where)),
@@ -402,13 +454,17 @@ class Result:
             agent_version=_expect(obj, "agent_version", (str,), where, optional=True) or "",
             runtime=_expect(obj, "runtime", (dict,), where, optional=True) or {},
             sparse_path=_expect(obj, "sparse_path", (dict,), where, optional=True) or {},
-            options=BenchOptions.from_dict(options, f"{where} options") if options is not None else None,
+            options=BenchOptions.from_dict(options, f"{where} options")
+            if options is not None
+            else None,
             measurements=measurements,
             device=_expect(obj, "device", (dict,), where, optional=True) or {},
             thermal=_expect(obj, "thermal", (dict,), where, optional=True) or {},
             warnings=warnings,
             started_at=float(_expect(obj, "started_at", (int, float), where, optional=True) or 0.0),
-            finished_at=float(_expect(obj, "finished_at", (int, float), where, optional=True) or 0.0),
+            finished_at=float(
+                _expect(obj, "finished_at", (int, float), where, optional=True) or 0.0
+            ),
             schema=obj["schema"],
         )
         return result.validate()
@@ -424,12 +480,18 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
         _no_unknown(summary_raw, set(LatencySummary.__dataclass_fields__), f"{where} summary")
         summary = LatencySummary(
             count=_expect(summary_raw, "count", (int,), f"{where} summary"),
-            **{k: float(_expect(summary_raw, k, (int, float), f"{where} summary"))
-               for k in ("min", "p50", "p90", "p99", "mean", "std")},
+            **{
+                k: float(_expect(summary_raw, k, (int, float), f"{where} summary"))
+                for k in ("min", "p50", "p90", "p99", "mean", "std")
+            },
         )
     latencies = _expect(raw, "latencies_ms", (list,), where, optional=True) or []
     for value in latencies:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise ProtocolError(f"{where}: latencies_ms must hold numbers")
 
     def number(key: str) -> Optional[float]:
@@ -455,5 +517,12 @@ def error_result(job_id: str, model_sha256: str, message: str, **extra: Any) -> 
     """A result that says the job could not run, with one line that says why."""
     first_line = (message.strip().splitlines() or ["unknown error"])[0][:500]
     now = time.time()
-    return Result(job_id=job_id, model_sha256=model_sha256, status="error", error=first_line,
-                  started_at=extra.pop("started_at", now), finished_at=now, **extra)
+    return Result(
+        job_id=job_id,
+        model_sha256=model_sha256,
+        status="error",
+        error=first_line,
+        started_at=extra.pop("started_at", now),
+        finished_at=now,
+        **extra,
+    )

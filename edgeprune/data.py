@@ -46,7 +46,9 @@ class Dataset:
         return self.x_train[:count]
 
 
-def load_dataset(spec: str | os.PathLike[str], image_size: tuple[int, int] | None = None) -> Dataset:
+def load_dataset(
+    spec: str | os.PathLike[str], image_size: tuple[int, int] | None = None
+) -> Dataset:
     """Load a dataset spec; `image_size` (h, w) is required only for image folders."""
     text = str(spec)
     if text == "digits":
@@ -65,9 +67,15 @@ def load_dataset(spec: str | os.PathLike[str], image_size: tuple[int, int] | Non
     )
 
 
-def check_fits(dataset: Dataset, input_shape: tuple[int | None, ...], model_name: str = "model") -> None:
+def check_fits(
+    dataset: Dataset, input_shape: tuple[int | None, ...], model_name: str = "model"
+) -> None:
     """Fail with one line when the data's sample shape does not match the model's input."""
-    expected = tuple(input_shape[1:]) if len(input_shape) == len(dataset.x_train.shape) else tuple(input_shape)
+    expected = (
+        tuple(input_shape[1:])
+        if len(input_shape) == len(dataset.x_train.shape)
+        else tuple(input_shape)
+    )
     actual = dataset.sample_shape
     if len(expected) != len(actual) or any(
         e is not None and e != a for e, a in zip(expected, actual, strict=False)
@@ -93,7 +101,9 @@ def _npz(path: Path) -> Dataset:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except Exception as exc:  # zipfile.BadZipFile, ValueError on pickled objects, OSError
-        raise UserError(f"dataset {str(path)!r} is not a readable .npz ({type(exc).__name__})") from None
+        raise UserError(
+            f"dataset {str(path)!r} is not a readable .npz ({type(exc).__name__})"
+        ) from None
     if "x" not in arrays or "y" not in arrays:
         raise UserError(
             f"dataset {str(path)!r} must hold arrays 'x' and 'y' (has: {', '.join(arrays) or 'none'})"
@@ -114,7 +124,9 @@ def _npz(path: Path) -> Dataset:
     return Dataset(path.stem, x_train, y_train, x_val, y_val, [str(i) for i in range(classes)])
 
 
-def _check_pair(x: np.ndarray, y: np.ndarray, path: Path, xname: str, yname: str) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(
+    x: np.ndarray, y: np.ndarray, path: Path, xname: str, yname: str
+) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim < 2 or len(x) == 0:
         raise UserError(f"dataset {str(path)!r}: {xname} must be a non-empty batch of samples")
     if not np.issubdtype(x.dtype, np.number):
@@ -124,7 +136,9 @@ def _check_pair(x: np.ndarray, y: np.ndarray, path: Path, xname: str, yname: str
         y = y.argmax(axis=1)
     y = y.reshape(-1)
     if len(y) != len(x):
-        raise UserError(f"dataset {str(path)!r}: {xname} has {len(x)} samples but {yname} has {len(y)}")
+        raise UserError(
+            f"dataset {str(path)!r}: {xname} has {len(x)} samples but {yname} has {len(y)}"
+        )
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
             y = y.astype(np.int64)
@@ -157,7 +171,9 @@ def _image_folder(path: Path, image_size: tuple[int, int] | None) -> Dataset:
                 raise UserError(f"dataset image {str(file)!r} cannot be read") from None
             labels.append(label)
     if not images:
-        raise UserError(f"dataset folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(
+            f"dataset folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise UserError(
@@ -175,7 +191,7 @@ def _stratified_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
         rng.shuffle(members)
-        take = int(round(len(members) * VALIDATION_FRACTION))
+        take = round(len(members) * VALIDATION_FRACTION)
         if len(members) > 1:
             take = max(1, take)
         val_idx.extend(members[:take].tolist())

@@ -41,7 +41,9 @@ def build_demo_model(
     def block(x: Any, filters: int, stride: int, name: str) -> Any:
         if stride == 2:
             x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-            x = layers.DepthwiseConv2D(3, strides=2, padding="valid", use_bias=False, name=f"{name}_dw")(x)
+            x = layers.DepthwiseConv2D(
+                3, strides=2, padding="valid", use_bias=False, name=f"{name}_dw"
+            )(x)
         else:
             x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
         x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
@@ -69,7 +71,9 @@ def compile_for_training(model: Any, learning_rate: float = 1e-3) -> Any:
     return model
 
 
-def train_demo_model(dataset: Dataset, epochs: int = 30, seed: int = 0, batch_size: int = 64) -> Any:
+def train_demo_model(
+    dataset: Dataset, epochs: int = 30, seed: int = 0, batch_size: int = 64
+) -> Any:
     """Train the demo model to ~97 % top-1 on digits in a few seconds of CPU."""
     keras = _tf.keras()
     model = build_demo_model(dataset.sample_shape, dataset.num_classes, seed=seed)

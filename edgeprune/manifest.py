@@ -125,7 +125,9 @@ def build_manifest(
 
 def write_manifest(model_path: str | os.PathLike[str], manifest: Manifest) -> Path:
     target = manifest_path(model_path)
-    atomic_write_text(target, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n", 0o644)
+    atomic_write_text(
+        target, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n", 0o644
+    )
     return target
 
 
@@ -155,11 +157,22 @@ def parse_manifest(raw: bytes | str, where: str = "manifest") -> Manifest:
     if missing:
         raise UserError(f"{where} is missing field(s): {', '.join(missing)}")
     types: dict[str, tuple[type, ...]] = {
-        "file": (str,), "format": (str,), "sha256": (str,), "size_bytes": (int,),
-        "gzip_bytes": (int,), "step": (str,), "options": (dict,), "source": (dict, type(None)),
-        "recipe": (dict, type(None)), "sparsity": (dict, type(None)),
-        "quantization": (str, type(None)), "accuracy": (dict, type(None)), "tools": (dict,),
-        "created_at": (str,), "extra": (dict,), "schema": (int,),
+        "file": (str,),
+        "format": (str,),
+        "sha256": (str,),
+        "size_bytes": (int,),
+        "gzip_bytes": (int,),
+        "step": (str,),
+        "options": (dict,),
+        "source": (dict, type(None)),
+        "recipe": (dict, type(None)),
+        "sparsity": (dict, type(None)),
+        "quantization": (str, type(None)),
+        "accuracy": (dict, type(None)),
+        "tools": (dict,),
+        "created_at": (str,),
+        "extra": (dict,),
+        "schema": (int,),
     }
     for key, value in obj.items():
         if isinstance(value, bool) or not isinstance(value, types[key]):

@@ -26,7 +26,9 @@ def model_format(path: str | os.PathLike[str]) -> str:
     if resolved.is_dir():
         if (resolved / "saved_model.pb").exists():
             return "savedmodel"
-        raise NotAModelError(f"{str(path)!r} is a directory without saved_model.pb; not a SavedModel")
+        raise NotAModelError(
+            f"{str(path)!r} is a directory without saved_model.pb; not a SavedModel"
+        )
     head = resolved.open("rb").read(8)
     if len(head) >= 8 and head[4:8] == TFLITE_MAGIC:
         return "tflite"
@@ -46,7 +48,9 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     """Load a `.keras`/`.h5` model for editing; SavedModels and .tflite are refused with a hint."""
     fmt = model_format(path)
     if fmt == "tflite":
-        raise UserError(f"{str(path)!r} is a .tflite model; this step needs the Keras model (.keras or .h5)")
+        raise UserError(
+            f"{str(path)!r} is a .tflite model; this step needs the Keras model (.keras or .h5)"
+        )
     if fmt == "savedmodel":
         raise UserError(
             f"{str(path)!r} is a SavedModel, which has no Keras layers to edit; save it with "
@@ -58,7 +62,9 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             return keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad or foreign file
         message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise NotAModelError(f"{str(path)!r} could not be loaded as a Keras model: {message}") from None
+        raise NotAModelError(
+            f"{str(path)!r} could not be loaded as a Keras model: {message}"
+        ) from None
 
 
 def save_keras_model(model: Any, path: str | os.PathLike[str]) -> Path:

@@ -83,7 +83,6 @@ def cached_artifact() -> Iterator:
 def demo_model_path(cached_artifact, digits) -> Path:
     """The digits demo CNN, trained once (20 epochs) and cached across runs."""
     from edgeprune.demo import train_demo_model
-    from edgeprune.models import save_keras_model
 
     def build(path: Path) -> None:
         model = train_demo_model(digits, epochs=20)

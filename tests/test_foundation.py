@@ -39,7 +39,7 @@ def test_digits_dataset_is_split_stratified_and_fixed(digits):
     assert set(np.unique(digits.y_val)) == set(range(10))
     again = load_dataset("digits")
     assert np.array_equal(again.y_val, digits.y_val)
-    assert 0.0 <= digits.x_train.min() and digits.x_train.max() <= 1.0
+    assert digits.x_train.min() >= 0.0 and digits.x_train.max() <= 1.0
 
 
 def test_npz_dataset_errors_name_the_problem(tmp_path: Path):
@@ -81,7 +81,9 @@ def test_model_format_detects_by_content(tmp_path: Path):
 def test_manifest_round_trip_and_rejects_junk(tmp_path: Path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"\x00" * 1000)
-    manifest = build_manifest(model, step="convert", options={"quantize": "none"}, quantization="none")
+    manifest = build_manifest(
+        model, step="convert", options={"quantize": "none"}, quantization="none"
+    )
     assert manifest.gzip_bytes < manifest.size_bytes == 1000
     path = write_manifest(model, manifest)
     assert path.name == "m.tflite.json"

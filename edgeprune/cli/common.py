@@ -42,7 +42,9 @@ def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[i
         try:
             value = int(part)
         except ValueError:
-            raise UserError(f"{option}: {part!r} is not a whole number (e.g. {option} 1,4)") from None
+            raise UserError(
+                f"{option}: {part!r} is not a whole number (e.g. {option} 1,4)"
+            ) from None
         if minimum is not None and value < minimum:
             raise UserError(f"{option}: {value} is below the minimum {minimum}")
         values.append(value)
