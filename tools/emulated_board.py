@@ -29,12 +29,36 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-DEBIAN_PACKAGES = (
-    "libc6 libgcc-s1 libstdc++6 zlib1g libexpat1 libffi8 libbz2-1.0 liblzma5 libssl3 "
-    "libcrypt1 libuuid1 libpython3.11-minimal python3.11-minimal libpython3.11-stdlib "
-    "libsqlite3-0 libncursesw6 libtinfo6 libreadline8 libdb5.3 libgdbm6 libnsl2 libtirpc3 "
-    "libgssapi-krb5-2 libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libkeyutils1"
-).split()
+DEBIAN_PACKAGES = [
+    "libc6",
+    "libgcc-s1",
+    "libstdc++6",
+    "zlib1g",
+    "libexpat1",
+    "libffi8",
+    "libbz2-1.0",
+    "liblzma5",
+    "libssl3",
+    "libcrypt1",
+    "libuuid1",
+    "libpython3.11-minimal",
+    "python3.11-minimal",
+    "libpython3.11-stdlib",
+    "libsqlite3-0",
+    "libncursesw6",
+    "libtinfo6",
+    "libreadline8",
+    "libdb5.3",
+    "libgdbm6",
+    "libnsl2",
+    "libtirpc3",
+    "libgssapi-krb5-2",
+    "libkrb5-3",
+    "libk5crypto3",
+    "libcom-err2",
+    "libkrb5support0",
+    "libkeyutils1",
+]
 
 WHEEL_PLATFORMS = (
     "manylinux_2_34_aarch64",
