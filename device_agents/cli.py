@@ -1,10 +1,182 @@
-"""`edgeprune-agent`: the on-device command (not yet implemented)."""
+"""`edgeprune-agent` (also `python -m device_agents`): the commands of docs/agent-contract.md.
+
+Parsing and printing only; commands.py does the work. Every command takes `--spool DIR` and
+`--json`. Errors are one line `error: ...` on stderr (and `{"error": ...}` on stdout with
+`--json`); exit codes: 0 ok, 1 failure, 2 bad input. Never a traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import sys
+from typing import Any, List, NoReturn, Optional
+
+from . import __version__
+from .errors import AgentError, BadInput
+from .protocol import RUNTIME_NAMES, ProtocolError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises BadInput instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{message} (see {self.prog} --help)")
+
+
+def _int_list(text: str) -> List[int]:
+    """'1,4' or '0-3' or '2,4-5' -> [1, 4] / [0, 1, 2, 3] / [2, 4, 5]."""
+    values: List[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        try:
+            if dash and low:
+                values.extend(range(int(low), int(high) + 1))
+            else:
+                values.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a list of whole numbers") from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one number")
+    return values
+
+
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    default: Any = None if top else argparse.SUPPRESS
+    parser.add_argument(
+        "--spool",
+        default=default,
+        metavar="DIR",
+        help="spool directory (default $EDGEPRUNE_SPOOL or ~/.edgeprune)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="print exactly one JSON document on stdout",
+    )
+
+
+def _add_bench_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bench options")
+    group.add_argument("--threads", type=_int_list, metavar="1,4", help="thread counts (default 1)")
+    group.add_argument("--runs", type=int, metavar="N", help="timed runs (default 50)")
+    group.add_argument("--min-seconds", type=float, metavar="S", help="time for at least S seconds")
+    group.add_argument("--warmup", type=int, default=5, metavar="W", help="untimed runs first")
+    group.add_argument("--xnnpack", dest="xnnpack", action="store_true", default=True)
+    group.add_argument(
+        "--no-xnnpack", dest="xnnpack", action="store_false", help="built-in kernels only"
+    )
+    group.add_argument("--cpus", type=_int_list, metavar="2,3", help="pin to these CPUs")
+    group.add_argument(
+        "--delay-ms", type=float, default=0.0, metavar="D", help="pause between runs"
+    )
+    group.add_argument("--inputs", metavar="FILE", help=".npy/.npz of real samples")
+    group.add_argument(
+        "--timeout", type=float, default=600.0, metavar="S", help="for the whole job"
+    )
+    group.add_argument("--seed", type=int, default=0, metavar="N", help="random-input seed")
+    group.add_argument("--runtime", choices=RUNTIME_NAMES, help="force a TFLite runtime")
+    group.add_argument("--id", metavar="ID", help="job id (default: generated)")
+    group.add_argument("--label", metavar="TEXT", help="free text kept with the result")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgeprune-agent", description="edgeprune's on-device benchmark agent.")
+    parser.add_argument("--version", action="version", version=f"edgeprune-agent {__version__}")
+    _add_common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(child, top=False)
+        return child
+
+    command("doctor", "runtime, versions, device facts, spool health, daemon state")
+    admit = command("admit", "move a verified upload from incoming/ into the spool")
+    admit.add_argument("file", metavar="FILE")
+    admit.add_argument("--sha256", required=True, metavar="H")
+    admit.add_argument("--kind", choices=("models", "model", "inputs", "input"), default="models")
+    has = command("has", "which models (or '<sha256>.npz' inputs) are in the spool")
+    has.add_argument("sha256", nargs="+", metavar="SHA256")
+    submit = command("submit", "queue a benchmark job; prints its id as the last line")
+    submit.add_argument("model", nargs="?", metavar="MODEL")
+    submit.add_argument("--sha256", metavar="H", help="a model already in the spool")
+    _add_bench_options(submit)
+    command("status", "queued, running and finished jobs")
+    wait = command("wait", "block until a job's result exists, then print it")
+    wait.add_argument("job_id", metavar="ID")
+    wait.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds")
+    result = command("result", "print a job's result (exit 1 if not there yet)")
+    result.add_argument("job_id", metavar="ID")
+    ack = command("ack", "the host has stored the result: drop it from results/")
+    ack.add_argument("job_id", metavar="ID")
+    run = command("run", "benchmark a model now, without the daemon or the queue")
+    run.add_argument("model", metavar="MODEL")
+    _add_bench_options(run)
+    serve = command("serve", "the daemon: run queued jobs one at a time")
+    serve.add_argument("--once", action="store_true", help="drain the queue, then exit")
+    serve.add_argument("--poll", type=float, default=1.0, metavar="S", help="queue poll interval")
+    serve.add_argument(
+        "--write-retry",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="retry an unwritable result this long before writing a short error result",
+    )
+    return parser
+
+
+def _fail(message: str, code: int, as_json: bool) -> int:
+    line = " ".join(message.split())
+    print(f"error: {line}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": line}))
+    return code
+
+
+def run(argv: Optional[List[str]] = None) -> int:
+    """Run one command; returns the exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
+    old_umask = os.umask(0o077)  # all the agent creates is the user's alone: 0700 / 0600
+    try:
+        return _run(argv, as_json)
+    finally:
+        os.umask(old_umask)
+
+
+def _run(argv: List[str], as_json: bool) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise BadInput("give a command: " + ", ".join(_command_names()))
+        from .commands import COMMANDS
+        from .spool import default_spool_root
+
+        if args.spool is None:
+            args.spool = default_spool_root()
+        document, text, code = COMMANDS[args.command](args)
+    except (AgentError, ProtocolError) as exc:
+        return _fail(str(exc), getattr(exc, "exit_code", 2), as_json)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, as_json)
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return _fail(f"{exc.strerror or exc}{where}", 1, as_json)
+    if args.command != "serve":
+        if as_json:
+            print(json.dumps(document, indent=2, sort_keys=True, allow_nan=False))
+        elif text:
+            print(text)
+    return code
+
+
+def _command_names() -> List[str]:
+    return ["doctor", "admit", "has", "submit", "status", "wait", "result", "ack", "run", "serve"]
 
 
 def main() -> None:
-    print("edgeprune-agent: not yet implemented", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(run())

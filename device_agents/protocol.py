@@ -5,8 +5,9 @@ is exactly one definition of each record.
 
 Wire format
 -----------
-A job is a JSON object written by the host into ``<spool>/jobs/<id>.json``; a result is a
-JSON object the agent writes to ``<spool>/results/<id>.json``. Both carry ``"schema"``; a
+A job is a JSON object queued as ``<spool>/jobs/queued/<id>.json`` (by ``edgeprune-agent
+submit``, see docs/agent-contract.md); a result is a JSON object the agent writes to
+``<spool>/results/<id>.json``. Both carry ``"schema"``; a
 reader refuses a schema it does not know (``ProtocolError``) rather than guessing.
 
 Job (schema 1)::
@@ -42,6 +43,24 @@ SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 INPUTS_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}\.(npz|npy)$")
 RUNTIME_NAMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 STATUSES = ("ok", "error")
+# A result must name a model; when a job file is too broken to say which, this stands in.
+UNKNOWN_SHA256 = "0" * 64
+# Machine-readable reasons for an error result (`Result.error_kind`, `Measurement.error_kind`).
+# Readers must accept kinds they do not know (new ones may be added without a schema bump).
+ERROR_KINDS = (
+    "bad_job",  # the job file is malformed, of another schema, or names a forbidden path
+    "model_missing",  # models/<sha256>.tflite is not in the spool
+    "hash_mismatch",  # the model file's sha256 is not the one in its name
+    "bad_model",  # not a TFLite flatbuffer, truncated or corrupt, or rejected by the runtime
+    "bad_inputs",  # the shipped .npy/.npz does not fit the model's inputs
+    "runtime_missing",  # no TFLite runtime (or not the one forced) is installed
+    "runtime_error",  # the runtime raised while running the model
+    "crashed",  # the benchmark process died from a signal (e.g. SIGSEGV in the runtime)
+    "timeout",  # the job ran past options.timeout_s and was killed
+    "cpus_unavailable",  # options.cpus names CPUs this process may not use
+    "interrupted",  # the agent was killed twice while running this job
+    "write_failed",  # the full result could not be written (e.g. disk full)
+)
 MAX_THREADS = 256
 MAX_LABEL = 200
 
@@ -140,7 +159,13 @@ def _load_object(text: Any, what: str) -> Dict[str, Any]:
 
 @dataclass
 class BenchOptions:
-    """How to benchmark; the same options on the CLI, in a job and in a recipe."""
+    """How to benchmark; the same options on the CLI, in a job and in a recipe.
+
+    With only ``runs``, exactly that many timed runs; with only ``min_seconds``, timed runs
+    until that much time has passed (at most 1000000 runs); with both, at least as many
+    runs and at least as long. ``timeout_s`` bounds the whole job (every thread count);
+    ``seed`` fixes the random inputs (one stream per input dtype and shape).
+    """
 
     threads: List[int] = field(default_factory=lambda: [1])
     runs: Optional[int] = 50
@@ -363,7 +388,16 @@ class Warning_:
 
 @dataclass
 class Measurement:
-    """One thread count of one job, measured in its own child process."""
+    """One thread count of one job, measured in its own child process.
+
+    Times: ``import_ms`` importing the runtime; ``load_ms`` reading the model file;
+    ``init_ms`` building the interpreter and ``allocate_tensors()`` (XNNPACK is applied
+    here); ``first_invoke_ms`` the first ``invoke()``; ``latencies_ms`` every timed run
+    after the warmup. Memory: ``rss_before_model_kb`` is the child's resident set after
+    importing the runtime, ``peak_rss_kb`` its high-water mark at the end (VmHWM), so the
+    model's own cost is roughly the difference. ``cpu_affinity`` is the CPU set the child
+    actually ran on.
+    """
 
     threads: int
     xnnpack: bool
@@ -376,6 +410,10 @@ class Measurement:
     summary: Optional[LatencySummary] = None
     peak_rss_kb: Optional[int] = None
     outputs: Optional[Dict[str, Any]] = None
+    error_kind: Optional[str] = None
+    import_ms: Optional[float] = None
+    rss_before_model_kb: Optional[int] = None
+    cpu_affinity: Optional[List[int]] = None
 
 
 @dataclass
@@ -398,6 +436,7 @@ class Result:
     started_at: float = 0.0
     finished_at: float = 0.0
     schema: int = SCHEMA_VERSION
+    error_kind: Optional[str] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -466,6 +505,7 @@ class Result:
                 _expect(obj, "finished_at", (int, float), where, optional=True) or 0.0
             ),
             schema=obj["schema"],
+            error_kind=_expect(obj, "error_kind", (str,), where, optional=True),
         )
         return result.validate()
 
@@ -510,7 +550,21 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
         summary=summary,
         peak_rss_kb=_expect(raw, "peak_rss_kb", (int,), where, optional=True),
         outputs=_expect(raw, "outputs", (dict,), where, optional=True),
+        error_kind=_expect(raw, "error_kind", (str,), where, optional=True),
+        import_ms=number("import_ms"),
+        rss_before_model_kb=_expect(raw, "rss_before_model_kb", (int,), where, optional=True),
+        cpu_affinity=_cpu_list(raw, where),
     )
+
+
+def _cpu_list(raw: Dict[str, Any], where: str) -> Optional[List[int]]:
+    cpus = _expect(raw, "cpu_affinity", (list,), where, optional=True)
+    if cpus is None:
+        return None
+    for cpu in cpus:
+        if isinstance(cpu, bool) or not isinstance(cpu, int) or cpu < 0:
+            raise ProtocolError(f"{where}: cpu_affinity must hold CPU numbers")
+    return list(cpus)
 
 
 def error_result(job_id: str, model_sha256: str, message: str, **extra: Any) -> Result:

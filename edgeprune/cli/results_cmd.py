@@ -1,9 +1,174 @@
-"""CLI module (not yet implemented)."""
+"""`edgeprune results list|show|compare|export|report`: the numbers bench brought home."""
 
 from __future__ import annotations
 
+import sys
+import time
+
 import typer
+from rich.table import Table
+
+from edgeprune.cli.common import console, print_json
+
+DB_HELP = "Results DB (default: $EDGEPRUNE_RESULTS_DB or ~/.local/share/edgeprune/results.db)."
+
+
+def _store(db: str | None):  # type: ignore[no-untyped-def]
+    from edgeprune.results.store import ResultsStore
+
+    return ResultsStore(db, create=False)
+
+
+def _runs(store, refs: list[str] | None, default_latest: bool = True) -> list[int]:  # type: ignore[no-untyped-def]
+    from edgeprune.errors import UserError
+
+    if not refs:
+        if not default_latest:
+            return []
+        if not store.runs(limit=1):
+            raise UserError(
+                f"results DB {str(store.path)!r} holds no runs yet; run edgeprune bench first"
+            )
+        return [store.resolve_run("latest")]
+    return list(dict.fromkeys(store.resolve_run(ref) for ref in refs))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the `results` group."""
+    results_app = typer.Typer(help="The results store (SQLite).", no_args_is_help=True)
+
+    @results_app.command("list")
+    def list_cmd(
+        limit: int = typer.Option(20, "--limit", min=1, help="Newest runs to show."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    ) -> None:
+        """Runs, newest first: when, devices, models, measurements."""
+        store = _store(db)
+        runs = store.runs(limit=limit)
+        if as_json:
+            print_json({"db": str(store.path), "runs": runs})
+            return
+        table = Table(title=f"runs in {store.path}")
+        for column in ("run", "when", "devices", "models", "measurements", "ok"):
+            table.add_column(column)
+        for run in runs:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
+            table.add_row(
+                str(run["id"]),
+                when,
+                ",".join(run["devices"]),
+                str(run["models"]),
+                str(run["rows"]),
+                str(run["ok_rows"]),
+            )
+        console.print(table)
+
+    @results_app.command("show")
+    def show_cmd(
+        runs: list[str] = typer.Argument(
+            None, help="Run ids (or latest, latest~1); default latest."
+        ),
+        device: str = typer.Option(None, "--device", "-d", help="Only this device."),
+        model: str = typer.Option(
+            None, "--model", help="Only this model (file name or sha256 prefix)."
+        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    ) -> None:
+        """The table of one or more runs: p50, p90, speed-up against the first model, size, accuracy."""
+        from edgeprune.cli.bench_cmd import print_summary
+        from edgeprune.results.tables import summary_rows
+
+        store = _store(db)
+        run_ids = _runs(store, runs)
+        rows = summary_rows(store.measurements(run_ids, device=device, model=model))
+        if as_json:
+            print_json({"runs": run_ids, "rows": rows})
+            return
+        print_summary(rows, f"run {', '.join(map(str, run_ids))}")
+
+    @results_app.command("compare")
+    def compare_cmd(
+        runs: list[str] = typer.Argument(..., help="Two or more run ids (or latest, latest~1)."),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+    ) -> None:
+        """p50 of the same model, device and threads across runs, side by side."""
+        from edgeprune.errors import UserError
+        from edgeprune.results.tables import compare_rows
+
+        store = _store(db)
+        run_ids = _runs(store, runs)
+        if len(run_ids) < 2:
+            raise UserError(
+                "compare needs two or more different runs (e.g. compare latest~1 latest)"
+            )
+        rows = compare_rows(store.measurements(run_ids), run_ids)
+        if as_json:
+            print_json({"runs": run_ids, "rows": rows})
+            return
+        table = Table(title=f"p50 ms across runs {', '.join(map(str, run_ids))}")
+        for column in ["model", "device", "threads", *[f"run {r}" for r in run_ids], "last/first"]:
+            table.add_column(column)
+        for row in rows:
+            values = [row["p50_ms"].get(str(r)) for r in run_ids]
+            ratio = row["ratio_last_to_first"]
+            table.add_row(
+                row["model"],
+                row["device"],
+                str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
+                *["–" if v is None else f"{v:.3f}" for v in values],
+                "–" if ratio is None else f"{ratio:.2f}×",
+            )
+        console.print(table)
+
+    @results_app.command("export")
+    def export_cmd(
+        runs: list[str] = typer.Argument(None, help="Run ids (default: every run)."),
+        out: str = typer.Option("-", "--out", "-o", help="File (.csv or .json), or - for stdout."),
+        fmt: str = typer.Option(
+            None, "--format", help="csv or json (default: from --out's suffix; csv on stdout)."
+        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """Every measurement as CSV or JSON (JSON carries the agent's full result)."""
+        from edgeprune.results.export import format_for, render, write_export
+
+        store = _store(db)
+        chosen = format_for(out, fmt)
+        run_ids = _runs(store, runs, default_latest=False)
+        rows = store.measurements(run_ids or None, with_json=chosen == "json")
+        text = render(rows, chosen)
+        if out == "-":
+            sys.stdout.write(text)
+            return
+        target = write_export(text, out)
+        print(f"wrote {len(rows)} measurements to {target}", file=sys.stderr)
+
+    @results_app.command("report")
+    def report_cmd(
+        runs: list[str] = typer.Argument(None, help="Run ids (default: latest)."),
+        html: str = typer.Option(
+            None, "--html", help="Write an HTML page with plots and the table here."
+        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """The latest run's table in the terminal, or an HTML page (plots of latency against size and accuracy)."""
+        from edgeprune.cli.bench_cmd import print_summary
+        from edgeprune.files import check_output_path
+        from edgeprune.results.report import write_report
+        from edgeprune.results.tables import summary_rows
+
+        if html:
+            check_output_path(html, (".html", ".htm"), what="report")
+        store = _store(db)
+        run_ids = _runs(store, runs)
+        rows = store.measurements(run_ids)
+        if html:
+            target = write_report(rows, html, run_ids)
+            console.print(f"wrote {target}")
+        else:
+            print_summary(summary_rows(rows), f"run {', '.join(map(str, run_ids))}")
+
+    app.add_typer(results_app, name="results")

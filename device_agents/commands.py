@@ -1,0 +1,274 @@
+"""What each `edgeprune-agent` command does; cli.py parses arguments and prints.
+
+Each function takes the parsed arguments and returns (document, human text, exit code). The
+document is what `--json` prints; the human text is for a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from .bench import benchmark_model
+from .daemon import Daemon
+from .doctor import doctor_fatal, doctor_report
+from .errors import AgentError, BadInput, NotFound
+from .file_kinds import inputs_suffix
+from .integrity import sha256_file
+from .locks import bench_lock, bench_lock_busy, daemon_state
+from .protocol import (
+    INPUTS_NAME_PATTERN,
+    SHA256_PATTERN,
+    BenchOptions,
+    Job,
+    ProtocolError,
+    Result,
+    validate_job_id,
+)
+from .report import format_doctor, format_result
+from .spool import Spool
+
+Outcome = Tuple[Any, str, int]
+
+
+def bench_options(args: argparse.Namespace) -> BenchOptions:
+    """The bench options shared by submit and run, validated (BadInput on nonsense)."""
+    runs = args.runs
+    if runs is None and args.min_seconds is None:
+        runs = BenchOptions().runs
+    options = BenchOptions(
+        threads=args.threads if args.threads is not None else [1],
+        runs=runs,
+        min_seconds=args.min_seconds,
+        warmup=args.warmup,
+        xnnpack=args.xnnpack,
+        cpus=args.cpus,
+        delay_ms=args.delay_ms,
+        inputs=None,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        runtime=args.runtime,
+    )
+    try:
+        return options.validate("bench options")
+    except ProtocolError as exc:
+        raise BadInput(str(exc).replace("bench options: ", "--", 1)) from None
+
+
+def new_job_id(prefix: str = "j") -> str:
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _result_outcome(text: str) -> Outcome:
+    result = Result.from_json(text)
+    return result.to_dict(), format_result(result), 0 if result.status == "ok" else 1
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def cmd_doctor(args: argparse.Namespace) -> Outcome:
+    report = doctor_report(Spool(args.spool))
+    return report, format_doctor(report), 1 if doctor_fatal(report) else 0
+
+
+def cmd_admit(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool).ensure()
+    kind = "inputs" if args.kind.startswith("input") else "models"
+    doc = spool.admit(args.file, args.sha256, kind)
+    verb = "already present" if doc["already_present"] else "admitted"
+    return doc, f"{verb}: {doc['path']}", 0
+
+
+def cmd_has(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool)
+    present: List[str] = []
+    missing: List[str] = []
+    for entry in args.sha256:
+        if SHA256_PATTERN.match(entry):
+            found = spool.has_model(entry)
+        elif INPUTS_NAME_PATTERN.match(entry):
+            found = os.path.isfile(spool.inputs_path(entry))
+        else:
+            raise BadInput(f"{entry!r} is not a sha256 (or '<sha256>.npz|.npy' for inputs)")
+        (present if found else missing).append(entry)
+    lines = [f"present {s}" for s in present] + [f"missing {s}" for s in missing]
+    return {"present": present, "missing": missing}, "\n".join(lines), 0
+
+
+def cmd_submit(args: argparse.Namespace) -> Outcome:
+    if (args.model is None) == (args.sha256 is None):
+        raise BadInput("give either a MODEL file or --sha256 of a model already in the spool")
+    options = bench_options(args)
+    job_id = validate_or_new_id(args.id)
+    spool = Spool(args.spool).ensure()
+    if args.model is not None:
+        sha, _ = spool.import_model(args.model)
+    else:
+        sha = args.sha256
+        if not SHA256_PATTERN.match(sha):
+            raise BadInput(f"--sha256 {sha!r} is not a sha256 (64 lowercase hex digits)")
+        if not spool.has_model(sha):
+            raise BadInput(
+                f"model {sha} is not in {spool.root}/models/; upload it to incoming/ and admit it"
+            )
+    if args.inputs is not None:
+        options.inputs = _spool_inputs(spool, args.inputs)
+    job = Job(id=job_id, model_sha256=sha, options=options, label=args.label or "")
+    try:
+        job.validate()
+    except ProtocolError as exc:
+        raise BadInput(str(exc)) from None
+    spool.queue(job)
+    daemon = daemon_state(spool.root)
+    note = "" if daemon["running"] else " (no daemon is serving this spool: run `serve`)"
+    return {"job_id": job_id}, f"queued job {job_id} for model {sha[:12]}{note}\n{job_id}", 0
+
+
+def _spool_inputs(spool: Spool, value: str) -> str:
+    """--inputs: a '<sha256>.npz|.npy' already admitted, or a file to copy in."""
+    if INPUTS_NAME_PATTERN.match(value) and os.path.isfile(spool.inputs_path(value)):
+        return value
+    if not os.path.isfile(value):
+        raise BadInput(f"--inputs {value} does not exist (nor is it an admitted inputs name)")
+    name, _ = spool.import_inputs(value)
+    return name
+
+
+def validate_or_new_id(value: Optional[str]) -> str:
+    if value is None:
+        return new_job_id()
+    try:
+        return validate_job_id(value)
+    except ProtocolError as exc:
+        raise BadInput(str(exc).replace("job id", "--id", 1)) from None
+
+
+def cmd_status(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool)
+    doc = {
+        "queued": spool.list_ids("queued"),
+        "running": spool.list_ids("running"),
+        "results": spool.list_ids("results"),
+        "daemon": daemon_state(spool.root),
+    }
+    daemon = doc["daemon"]
+    lines = [
+        f"spool    {spool.root}",
+        "daemon   " + (f"running (pid {daemon['pid']})" if daemon["running"] else "not running"),
+        f"queued   {len(doc['queued'])}  " + " ".join(doc["queued"][:10]),
+        f"running  {len(doc['running'])}  " + " ".join(doc["running"]),
+        f"results  {len(doc['results'])}  " + " ".join(doc["results"][:10]),
+    ]
+    return doc, "\n".join(line.rstrip() for line in lines), 0
+
+
+def cmd_result(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool)
+    validate_or_new_id(args.job_id)
+    return _result_outcome(spool.read_result(args.job_id))
+
+
+def cmd_wait(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool)
+    job_id = validate_or_new_id(args.job_id)
+    if args.timeout is not None and args.timeout < 0:
+        raise BadInput("--timeout must be >= 0 seconds")
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    warned = False
+    delay = 0.05
+    while True:
+        state = spool.state_of(job_id)
+        if state in ("done", "acked"):
+            return _result_outcome(spool.read_result(job_id))
+        if state is None:
+            raise NotFound(f"job {job_id} is not known to {spool.root}")
+        if not warned and not daemon_state(spool.root)["running"]:
+            print(
+                f"note: no daemon is serving {spool.root}; start `edgeprune-agent serve`",
+                file=sys.stderr,
+            )
+            warned = True
+        if deadline is not None and time.monotonic() >= deadline:
+            raise NotFound(f"no result for job {job_id} after {args.timeout:g} s (it is {state})")
+        pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+        time.sleep(pause)
+        delay = min(delay * 2, 1.0)
+
+
+def cmd_ack(args: argparse.Namespace) -> Outcome:
+    job_id = validate_or_new_id(args.job_id)
+    Spool(args.spool).ack(job_id)
+    return {"acked": job_id}, f"acknowledged {job_id}", 0
+
+
+def cmd_run(args: argparse.Namespace) -> Outcome:
+    if not os.path.isfile(args.model):
+        raise BadInput(f"{args.model} does not exist or is not a file")
+    options = bench_options(args)
+    job_id = validate_or_new_id(args.id) if args.id else new_job_id("run")
+    inputs_path = None
+    if args.inputs is not None:
+        if not os.path.isfile(args.inputs):
+            raise BadInput(f"--inputs {args.inputs} does not exist or is not a file")
+        if inputs_suffix(args.inputs) is None:
+            raise BadInput(f"--inputs {args.inputs} is neither a .npy nor a .npz file")
+        inputs_path = args.inputs
+        options.inputs = sha256_file(inputs_path) + (inputs_suffix(inputs_path) or "")
+    sha = sha256_file(args.model)
+    spool = Spool(args.spool)
+    try:
+        spool.ensure()
+        locking = True
+    except AgentError as exc:
+        print(f"note: {exc}; benchmarking without the board lock", file=sys.stderr)
+        locking = False
+
+    def measure() -> Result:
+        return benchmark_model(
+            args.model,
+            options,
+            job_id=job_id,
+            model_sha256=sha,
+            label=args.label or "",
+            inputs_path=inputs_path,
+        )
+
+    if locking:
+        if bench_lock_busy(spool.root):
+            print("note: waiting for the benchmark already running on this board", file=sys.stderr)
+        with bench_lock(spool.root):
+            result = measure()
+    else:
+        result = measure()
+    return result.to_dict(), format_result(result), 0 if result.status == "ok" else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> Outcome:
+    if args.poll <= 0:
+        raise BadInput("--poll must be > 0 seconds")
+    if args.write_retry < 0:
+        raise BadInput("--write-retry must be >= 0 seconds")
+    daemon = Daemon(
+        Spool(args.spool), poll_s=args.poll, once=args.once, write_retry_s=args.write_retry
+    )
+    code = daemon.serve()
+    return None, "", code
+
+
+COMMANDS: Dict[str, Any] = {
+    "doctor": cmd_doctor,
+    "admit": cmd_admit,
+    "has": cmd_has,
+    "submit": cmd_submit,
+    "status": cmd_status,
+    "wait": cmd_wait,
+    "result": cmd_result,
+    "ack": cmd_ack,
+    "run": cmd_run,
+    "serve": cmd_serve,
+}

@@ -1,0 +1,126 @@
+"""Turn one job file from the spool into one Result, whatever the file holds.
+
+Everything a job names is resolved inside the spool: its model must be
+`models/<sha256>.tflite` and hash to that name, its inputs `inputs/<sha256>.npz|npy`. A job
+that cannot run still gets a Result (status "error", one line saying why), so the host
+always hears back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from . import __version__
+from .bench import StopCheck, benchmark_model, never_stop
+from .integrity import sha256_file
+from .protocol import (
+    SHA256_PATTERN,
+    UNKNOWN_SHA256,
+    Job,
+    ProtocolError,
+    Result,
+    error_result,
+)
+from .runtimes import describe_runtime
+from .spool import Spool
+
+
+def result_for_job_text(
+    spool: Spool,
+    job_id: str,
+    text: Optional[str],
+    problem: Optional[str],
+    should_stop: StopCheck = never_stop,
+) -> Result:
+    """Parse and run a claimed job file; a malformed one becomes a bad_job error result."""
+    if problem is not None:
+        return _bad_job(job_id, UNKNOWN_SHA256, problem)
+    try:
+        job = Job.from_json(text)
+    except ProtocolError as exc:
+        return _bad_job(job_id, sha256_in(text), f"job file {job_id}.json: {exc}")
+    if job.id != job_id:
+        return _bad_job(
+            job_id, job.model_sha256, f"job file {job_id}.json holds id {job.id!r}; they must match"
+        )
+    return run_job(spool, job, should_stop)
+
+
+def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Result:
+    def failed(kind: str, message: str) -> Result:
+        return error_result(
+            job.id,
+            job.model_sha256,
+            message,
+            error_kind=kind,
+            label=job.label,
+            agent_version=__version__,
+            options=job.options,
+            runtime=describe_runtime(job.options.runtime),
+        )
+
+    model = spool.model_path(job.model_sha256)
+    if not os.path.isfile(model):
+        return failed(
+            "model_missing",
+            f"model {job.model_sha256} is not in the spool (models/{job.model_sha256}.tflite); "
+            "upload and admit it, then submit again",
+        )
+    actual = sha256_file(model)
+    if actual != job.model_sha256:
+        os.unlink(model)  # so `has` reports it missing and the host uploads it again
+        return failed(
+            "hash_mismatch",
+            f"models/{job.model_sha256}.tflite hashes to {actual}: the stored copy is corrupt and "
+            "was removed; upload the model again",
+        )
+    inputs_path = None
+    if job.options.inputs:
+        inputs_path = spool.inputs_path(job.options.inputs)
+        if not os.path.isfile(inputs_path):
+            return failed(
+                "bad_inputs",
+                f"inputs {job.options.inputs} are not in the spool's inputs/ directory; "
+                "upload and admit them first",
+            )
+        expected = job.options.inputs.split(".", 1)[0]
+        actual_inputs = sha256_file(inputs_path)
+        if actual_inputs != expected:
+            os.unlink(inputs_path)
+            return failed(
+                "hash_mismatch",
+                f"inputs/{job.options.inputs} hashes to {actual_inputs}: the stored copy is "
+                "corrupt and was removed; upload the inputs again",
+            )
+    return benchmark_model(
+        model,
+        job.options,
+        job_id=job.id,
+        model_sha256=job.model_sha256,
+        label=job.label,
+        inputs_path=inputs_path,
+        should_stop=should_stop,
+    )
+
+
+def sha256_in(text: Optional[str]) -> str:
+    """The model_sha256 a broken job file names, if it names a valid one."""
+    try:
+        obj = json.loads(text or "")
+    except (ValueError, RecursionError):
+        return UNKNOWN_SHA256
+    value = obj.get("model_sha256") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and SHA256_PATTERN.match(value) else UNKNOWN_SHA256
+
+
+def _bad_job(job_id: str, sha: str, message: str) -> Result:
+    return error_result(
+        job_id,
+        sha,
+        message,
+        error_kind="bad_job",
+        agent_version=__version__,
+        runtime=describe_runtime(),
+    )

@@ -1,0 +1,364 @@
+"""The durable on-disk queue of docs/agent-contract.md: models, inputs, jobs and results.
+
+Every state change is a rename inside one filesystem, so a crash at any instant leaves each
+job in exactly one place: queued/, running/, or results/. Files are written to a temp name
+and renamed (integrity.atomic_write_*); directories are 0700 and files 0600, because the
+spool belongs to one user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+from .errors import AgentError, BadInput, NotFound
+from .file_kinds import inputs_suffix
+from .integrity import atomic_write_text, sha256_file
+from .protocol import (
+    JOB_ID_PATTERN,
+    SHA256_PATTERN,
+    Job,
+    ProtocolError,
+    Result,
+    validate_job_id,
+    validate_sha256,
+)
+
+log = logging.getLogger("edgeprune.agent")
+
+SUBDIRS = (
+    "incoming",
+    "models",
+    "inputs",
+    "jobs/queued",
+    "jobs/running",
+    "jobs/rejected",
+    "jobs/attempts",
+    "results",
+    "results/acked",
+    "logs",
+)
+MAX_JOB_BYTES = 1 << 20
+ACKED_KEEP_S = 7 * 86400
+_CHUNK = 1 << 20
+
+
+def default_spool_root() -> str:
+    return os.environ.get("EDGEPRUNE_SPOOL") or os.path.join(os.path.expanduser("~"), ".edgeprune")
+
+
+class Spool:
+    """One spool directory; every method names the file it touches in its errors."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(os.path.expanduser(root))
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    # ------------------------------------------------------------------ setup
+
+    def ensure(self) -> Spool:
+        """Create the layout (0700) if missing; refuse a spool that belongs to someone else."""
+        try:
+            if not os.path.isdir(self.root):
+                os.makedirs(self.root, mode=0o700)
+                os.chmod(self.root, 0o700)
+            owner = os.stat(self.root).st_uid
+            if owner != os.getuid():
+                raise AgentError(
+                    f"spool {self.root} belongs to uid {owner}, not to this user ({os.getuid()})"
+                )
+            for sub in SUBDIRS:
+                full = self.path(sub)
+                if not os.path.isdir(full):
+                    os.makedirs(full, mode=0o700, exist_ok=True)
+                    os.chmod(full, 0o700)
+        except OSError as exc:
+            raise AgentError(
+                f"cannot create the spool at {self.root}: {exc.strerror or exc}; "
+                "pass --spool DIR (or set EDGEPRUNE_SPOOL) to a writable place"
+            ) from None
+        return self
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path("jobs", "queued"))
+
+    def free_bytes(self) -> Optional[int]:
+        target = self.root if os.path.isdir(self.root) else os.path.dirname(self.root)
+        try:
+            stats = os.statvfs(target)
+        except OSError:
+            return None
+        return stats.f_bavail * stats.f_frsize
+
+    # ------------------------------------------------------------------ models and inputs
+
+    def model_path(self, sha256: str) -> str:
+        return self.path("models", validate_sha256(sha256) + ".tflite")
+
+    def inputs_path(self, name: str) -> str:
+        return self.path("inputs", os.path.basename(name))
+
+    def has_model(self, sha256: str) -> bool:
+        return os.path.isfile(self.model_path(sha256))
+
+    def admit(self, file: str, sha256: str, kind: str = "models") -> Dict[str, object]:
+        """Move an upload from incoming/ to models/ (or inputs/) once its hash is checked."""
+        if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
+            raise BadInput(f"--sha256 {sha256!r} is not a sha256 (64 lowercase hex digits)")
+        upload = os.path.abspath(file)
+        incoming = os.path.realpath(self.path("incoming"))
+        if os.path.realpath(os.path.dirname(upload)) != incoming:
+            raise BadInput(f"{file} is not inside {incoming}/: admit only takes uploads from there")
+        try:
+            info = os.lstat(upload)
+        except OSError:
+            raise BadInput(f"{file} does not exist") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput(
+                f"{file} is not a regular file (a symlink or directory cannot be admitted)"
+            )
+        actual = sha256_file(upload)
+        if actual != sha256:
+            _unlink(upload)
+            raise AgentError(
+                f"{os.path.basename(file)} has sha256 {actual}, not {sha256}: the upload is "
+                "corrupt or incomplete and was deleted; upload it again"
+            )
+        if kind == "models":
+            target = self.model_path(sha256)
+        else:
+            suffix = inputs_suffix(upload)
+            if suffix is None:
+                _unlink(upload)
+                raise BadInput(f"{file} is neither a .npy nor a .npz file; it was deleted")
+            target = self.path("inputs", sha256 + suffix)
+        already = os.path.exists(target)
+        if already:
+            _unlink(upload)
+        else:
+            os.chmod(upload, 0o600)
+            os.replace(upload, target)
+        return {"sha256": sha256, "path": target, "admitted": True, "already_present": already}
+
+    def import_model(self, source: str) -> Tuple[str, bool]:
+        """Copy a model file in by its sha256: (sha256, already_present)."""
+        sha, tmp = self._copy_in(source)
+        target = self.model_path(sha)
+        return sha, self._place(tmp, target)
+
+    def import_inputs(self, source: str) -> Tuple[str, bool]:
+        """Copy a .npy/.npz in by its sha256: ('<sha256>.npy|.npz', already_present)."""
+        suffix = inputs_suffix(source)
+        if suffix is None:
+            raise BadInput(f"--inputs {source} is neither a .npy nor a .npz file")
+        sha, tmp = self._copy_in(source)
+        name = sha + suffix
+        return name, self._place(tmp, self.path("inputs", name))
+
+    def _copy_in(self, source: str) -> Tuple[str, str]:
+        import hashlib
+
+        if not os.path.isfile(source):
+            raise BadInput(f"{source} does not exist or is not a file")
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=self.path("incoming"))
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                for chunk in iter(lambda: src.read(_CHUNK), b""):
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.chmod(tmp, 0o600)
+        except OSError as exc:
+            _unlink(tmp)
+            raise AgentError(
+                f"cannot copy {source} into the spool: {exc.strerror or exc}"
+            ) from None
+        return digest.hexdigest(), tmp
+
+    @staticmethod
+    def _place(tmp: str, target: str) -> bool:
+        if os.path.exists(target):
+            _unlink(tmp)
+            return True
+        os.replace(tmp, target)
+        return False
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job_file(self, state: str, job_id: str) -> str:
+        return self.path("jobs", state, validate_job_id(job_id) + ".json")
+
+    def result_file(self, job_id: str, acked: bool = False) -> str:
+        name = validate_job_id(job_id) + ".json"
+        return self.path("results", "acked", name) if acked else self.path("results", name)
+
+    def state_of(self, job_id: str) -> Optional[str]:
+        """queued | running | done | acked | None, checked in the order jobs move."""
+        if os.path.exists(self._job_file("queued", job_id)):
+            return "queued"
+        if os.path.exists(self._job_file("running", job_id)):
+            return "running"
+        if os.path.exists(self.result_file(job_id)):
+            return "done"
+        if os.path.exists(self.result_file(job_id, acked=True)):
+            return "acked"
+        return None
+
+    def queue(self, job: Job) -> None:
+        try:
+            text = job.to_json()
+        except ProtocolError as exc:
+            raise BadInput(str(exc)) from None
+        state = self.state_of(job.id)
+        if state is not None:
+            raise BadInput(
+                f"job id {job.id} is already used in this spool ({state}); pick another --id"
+            )
+        atomic_write_text(self._job_file("queued", job.id), text)
+
+    def list_ids(self, state: str) -> List[str]:
+        """Job ids in jobs/<state>/ (or results/), oldest first."""
+        directory = self.path("results") if state == "results" else self.path("jobs", state)
+        entries = []
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return []
+        for name in names:
+            stem = name[:-5]
+            if name.endswith(".json") and JOB_ID_PATTERN.match(stem):
+                with contextlib.suppress(OSError):
+                    entries.append((os.stat(os.path.join(directory, name)).st_mtime, stem))
+        return [stem for _, stem in sorted(entries)]
+
+    def claim_next(self) -> Optional[str]:
+        """Move the oldest queued job to running/ with one rename; reject misnamed files."""
+        queued = self.path("jobs", "queued")
+        try:
+            names = os.listdir(queued)
+        except OSError:
+            return None
+        for name in names:
+            if name.startswith("."):
+                continue  # an atomic write in progress
+            if not name.endswith(".json") or not JOB_ID_PATTERN.match(name[:-5]):
+                self.reject(name, "its name is not '<job id>.json'")
+        for job_id in self.list_ids("queued"):
+            if os.path.lexists(self._job_file("running", job_id)) or self.has_result(job_id):
+                self.reject(job_id + ".json", "a job with this id already ran or is running")
+                continue
+            try:
+                os.rename(self._job_file("queued", job_id), self._job_file("running", job_id))
+            except FileNotFoundError:
+                continue
+            return job_id
+        return None
+
+    def read_claimed(self, job_id: str) -> Tuple[Optional[str], Optional[str]]:
+        """(text, None) of a running job file, or (None, why it cannot be read)."""
+        path = self._job_file("running", job_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            return None, f"job file {job_id}.json cannot be opened ({exc.strerror}; a symlink?)"
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return None, f"job file {job_id}.json is not a regular file"
+            data = handle.read(MAX_JOB_BYTES + 1)
+        if len(data) > MAX_JOB_BYTES:
+            return None, f"job file {job_id}.json is larger than {MAX_JOB_BYTES} bytes"
+        return data.decode("utf-8", "replace"), None
+
+    def requeue(self, job_id: str) -> None:
+        os.rename(self._job_file("running", job_id), self._job_file("queued", job_id))
+
+    def finish(self, job_id: str) -> None:
+        """The result is on disk: forget the running job and its attempt count."""
+        _unlink(self._job_file("running", job_id))
+        _unlink(self.path("jobs", "attempts", job_id))
+
+    def reject(self, name: str, reason: str) -> None:
+        """Move a queued file that cannot become a result aside, with a log line."""
+        source = os.path.join(self.path("jobs", "queued"), name)
+        target = os.path.join(self.path("jobs", "rejected"), name)
+        if os.path.lexists(target):
+            target += f".{int(time.time() * 1000)}"
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            log.error("cannot move rejected job file %r aside: %s", name, exc.strerror)
+            return
+        log.warning("rejected job file %r: %s (moved to jobs/rejected/)", name, reason)
+
+    def attempts(self, job_id: str) -> int:
+        try:
+            with open(self.path("jobs", "attempts", validate_job_id(job_id))) as handle:
+                return int(handle.read().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def set_attempts(self, job_id: str, count: int) -> None:
+        atomic_write_text(self.path("jobs", "attempts", validate_job_id(job_id)), f"{count}\n")
+
+    # ------------------------------------------------------------------ results
+
+    def has_result(self, job_id: str) -> bool:
+        return os.path.exists(self.result_file(job_id)) or os.path.exists(
+            self.result_file(job_id, acked=True)
+        )
+
+    def write_result(self, result: Result) -> None:
+        atomic_write_text(self.result_file(result.job_id), result.to_json())
+
+    def read_result(self, job_id: str) -> str:
+        for acked in (False, True):
+            try:
+                with open(self.result_file(job_id, acked)) as handle:
+                    return handle.read()
+            except FileNotFoundError:
+                continue
+        raise NotFound(f"no result for job {job_id} yet")
+
+    def ack(self, job_id: str) -> None:
+        source = self.result_file(job_id)
+        target = self.result_file(job_id, acked=True)
+        try:
+            os.replace(source, target)
+        except FileNotFoundError:
+            if os.path.exists(target):
+                return  # already acknowledged: acking twice is fine
+            raise NotFound(f"no result for job {job_id} to acknowledge") from None
+        with contextlib.suppress(OSError):
+            os.utime(target)
+        self.prune_acked()
+
+    def prune_acked(self, keep_s: float = ACKED_KEEP_S) -> int:
+        directory = self.path("results", "acked")
+        removed = 0
+        cutoff = time.time() - keep_s
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return 0
+        for name in names:
+            full = os.path.join(directory, name)
+            with contextlib.suppress(OSError):
+                if os.stat(full).st_mtime < cutoff:
+                    os.unlink(full)
+                    removed += 1
+        return removed
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,50 @@
+"""Devices over SSH (and `local`): inventory, transports, deploy, agent install, remote bench.
+
+The public API; the CLI modules (devices, agent, deploy, bench) only parse and print.
+"""
+
+from edgeprune.fleet.agent_client import AgentClient, AgentError, AgentNotInstalled
+from edgeprune.fleet.artifacts import LocalModel, load_model, load_models
+from edgeprune.fleet.deploy import DeployedFile, deploy, deploy_to_session, send_file
+from edgeprune.fleet.fanout import DeviceOutcome, GroupResult, fan_out
+from edgeprune.fleet.health import DeviceHealth, check_devices
+from edgeprune.fleet.inventory import Device, Inventory, load_inventory
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, open_transport
+from edgeprune.fleet.transport import (
+    CommandResult,
+    CommandTimeout,
+    ConnectionLost,
+    ConnectionRefusedByPolicy,
+    DiskFull,
+    Transport,
+)
+
+__all__ = [
+    "AgentClient",
+    "AgentError",
+    "AgentNotInstalled",
+    "CommandResult",
+    "CommandTimeout",
+    "ConnectOptions",
+    "ConnectionLost",
+    "ConnectionRefusedByPolicy",
+    "DeployedFile",
+    "Device",
+    "DeviceHealth",
+    "DeviceOutcome",
+    "DeviceSession",
+    "DiskFull",
+    "GroupResult",
+    "Inventory",
+    "LocalModel",
+    "Transport",
+    "check_devices",
+    "deploy",
+    "deploy_to_session",
+    "fan_out",
+    "load_inventory",
+    "load_model",
+    "load_models",
+    "open_transport",
+    "send_file",
+]

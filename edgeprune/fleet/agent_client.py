@@ -1,0 +1,220 @@
+"""The host's side of docs/agent-contract.md: each agent command as a method returning plain data.
+
+Every call is `<python> -m device_agents <command> ... --spool <spool> --json` through the
+device's transport, so the `local` device and a board over SSH are driven by the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from device_agents.protocol import BenchOptions, ProtocolError, Result
+from edgeprune.errors import DeviceError
+from edgeprune.fleet.transport import CommandResult, Transport
+
+AGENT_MODULE = "device_agents"
+
+
+class AgentError(DeviceError):
+    """The agent ran and said no (bad input, job failed, result not there yet)."""
+
+    def __init__(self, message: str, agent_exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.agent_exit_code = agent_exit_code
+
+
+class AgentNotInstalled(DeviceError):
+    """No agent (or no interpreter for it) on the device."""
+
+
+def bench_option_args(options: BenchOptions) -> list[str]:
+    """The contract's bench options as command-line words (identical for submit and run)."""
+    options.validate()
+    args = ["--threads", ",".join(str(t) for t in options.threads)]
+    if options.runs is not None:
+        args += ["--runs", str(options.runs)]
+    if options.min_seconds is not None:
+        args += ["--min-seconds", repr(float(options.min_seconds))]
+    args += ["--warmup", str(options.warmup)]
+    args.append("--xnnpack" if options.xnnpack else "--no-xnnpack")
+    if options.cpus:
+        args += ["--cpus", ",".join(str(c) for c in options.cpus)]
+    if options.delay_ms:
+        args += ["--delay-ms", repr(float(options.delay_ms))]
+    args += ["--timeout", repr(float(options.timeout_s)), "--seed", str(options.seed)]
+    if options.runtime:
+        args += ["--runtime", options.runtime]
+    return args
+
+
+class AgentClient:
+    """Talks to the agent of one device: `python -m device_agents ... --spool SPOOL --json`."""
+
+    def __init__(
+        self, transport: Transport, python: str, spool: str, command_timeout: float = 600.0
+    ) -> None:
+        self.transport = transport
+        self.python = python
+        self.spool = spool
+        self.command_timeout = command_timeout
+
+    @property
+    def device_name(self) -> str:
+        return self.transport.device_name
+
+    def argv(self, command: str, *args: str) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            AGENT_MODULE,
+            command,
+            *args,
+            "--spool",
+            self.spool,
+            "--json",
+        ]
+
+    def call(
+        self,
+        command: str,
+        *args: str,
+        timeout: float | None = None,
+        report_key: str | None = None,
+    ) -> Any:
+        """Run one agent command; its JSON on success, else AgentError with the agent's line.
+
+        `report_key`: some commands exit 1 with a full document (doctor when nothing can be
+        benchmarked; wait/result for an error Result); a document holding this key is
+        returned rather than raised.
+        """
+        result = self.transport.run(
+            self.argv(command, *args), timeout=timeout or self.command_timeout
+        )
+        self._check_installed(result)
+        payload = self._parse(command, result)
+        if (
+            report_key
+            and result.exit_code == 1
+            and isinstance(payload, dict)
+            and report_key in payload
+        ):
+            return payload
+        if not result.ok:
+            message = (
+                payload.get("error") if isinstance(payload, dict) and payload.get("error") else None
+            )
+            raise AgentError(
+                f"device {self.device_name}: agent {command} failed: {message or result.last_error_line()}",
+                result.exit_code,
+            )
+        return payload
+
+    def _check_installed(self, result: CommandResult) -> None:
+        missing_python = result.exit_code == 127 or (
+            "No such file or directory" in result.stderr and self.python in result.stderr
+        )
+        missing_module = f"No module named {AGENT_MODULE}" in result.stderr
+        if missing_python or missing_module:
+            raise AgentNotInstalled(
+                f"device {self.device_name}: the agent is not installed "
+                f"(run: edgeprune agent install {self.device_name})"
+            )
+
+    def _parse(self, command: str, result: CommandResult) -> Any:
+        text = result.stdout.strip()
+        if not text:
+            if result.ok:
+                raise DeviceError(f"device {self.device_name}: agent {command} printed nothing")
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            if result.ok:
+                raise DeviceError(
+                    f"device {self.device_name}: agent {command} printed no JSON "
+                    f"({text.splitlines()[-1][:200]!r}); is the agent version right?"
+                ) from None
+            return None
+
+    # ----------------------------------------------------------------- commands
+
+    def doctor(self) -> dict[str, Any]:
+        return self.call("doctor", timeout=120, report_key="agent_version")
+
+    def has(self, sha256s: Sequence[str]) -> set[str]:
+        """Which of these models the device holds (verified at admission)."""
+        if not sha256s:
+            return set()
+        payload = self.call("has", *sha256s, timeout=60)
+        return set(payload.get("present", []))
+
+    def admit(self, path: str, sha256: str, kind: str = "model") -> dict[str, Any]:
+        args = [path, "--sha256", sha256]
+        if kind != "model":
+            args += ["--kind", kind]
+        return self.call("admit", *args, timeout=300)
+
+    def submit(
+        self,
+        sha256: str,
+        options: BenchOptions,
+        *,
+        job_id: str | None = None,
+        label: str = "",
+        inputs: str | None = None,
+    ) -> str:
+        args = ["--sha256", sha256, *bench_option_args(options)]
+        if inputs:
+            args += ["--inputs", inputs]
+        if job_id:
+            args += ["--id", job_id]
+        if label:
+            args += ["--label", label]
+        payload = self.call("submit", *args, timeout=120)
+        return str(payload["job_id"])
+
+    def status(self) -> dict[str, Any]:
+        return self.call("status", timeout=60)
+
+    def wait(self, job_id: str, timeout: float) -> Result:
+        payload = self.call(
+            "wait",
+            job_id,
+            "--timeout",
+            repr(float(timeout)),
+            timeout=timeout + 60,
+            report_key="job_id",
+        )
+        return self._result(payload)
+
+    def result(self, job_id: str) -> Result | None:
+        try:
+            payload = self.call("result", job_id, timeout=60, report_key="job_id")
+        except AgentError as exc:
+            if exc.agent_exit_code == 1:
+                return None
+            raise
+        return self._result(payload)
+
+    def ack(self, job_id: str) -> None:
+        self.call("ack", job_id, timeout=60)
+
+    def serve_once(self, timeout: float) -> None:
+        """Drain the queue in the foreground (a device with no daemon running)."""
+        result = self.transport.run(self.argv("serve", "--once"), timeout=timeout)
+        self._check_installed(result)
+        if not result.ok:
+            raise AgentError(
+                f"device {self.device_name}: agent serve --once failed: {result.last_error_line()}",
+                result.exit_code,
+            )
+
+    def _result(self, payload: Any) -> Result:
+        try:
+            return Result.from_json(payload)
+        except ProtocolError as exc:
+            raise DeviceError(
+                f"device {self.device_name}: the agent sent a bad result: {exc}"
+            ) from None

@@ -1,0 +1,119 @@
+"""The `local` device: the same operations as over SSH, done with subprocesses and files here."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from edgeprune.fleet.transport import (
+    CommandResult,
+    CommandTimeout,
+    DiskFull,
+    Progress,
+    Transport,
+)
+
+_CHUNK = 1 << 20
+
+
+class LocalTransport(Transport):
+    """Runs commands as subprocesses of this host; no shell is involved."""
+
+    def __init__(self, device_name: str = "local") -> None:
+        self.device_name = device_name
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        try:
+            proc = subprocess.run(
+                [str(a) for a in argv],
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                timeout=timeout,
+                env=full_env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(
+                f"device {self.device_name}: {argv[0]} ran longer than {timeout:g} s and was stopped"
+            ) from None
+        except OSError as exc:
+            return CommandResult(
+                tuple(argv), 127, "", f"error: cannot run {argv[0]}: {exc.strerror}"
+            )
+        return CommandResult(
+            tuple(argv),
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+        )
+
+    def upload(
+        self,
+        local_path: str,
+        remote_path: str,
+        *,
+        offset: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        total = os.path.getsize(local_path)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if offset else os.O_TRUNC)
+        try:
+            fd = os.open(remote_path, flags, 0o600)
+            with open(local_path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                src.seek(offset)
+                dst.seek(offset)
+                dst.truncate(offset)
+                done = offset
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(
+                    f"device {self.device_name}: no space left for {os.path.basename(remote_path)}"
+                ) from None
+            raise
+
+    def read_bytes(self, remote_path: str, limit: int = 1 << 20) -> bytes:
+        with open(remote_path, "rb") as handle:
+            return handle.read(limit)
+
+    def file_size(self, remote_path: str) -> int | None:
+        try:
+            return os.stat(remote_path).st_size
+        except FileNotFoundError:
+            return None
+
+    def remove(self, remote_path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(remote_path)
+
+    def makedirs(self, remote_path: str, mode: int = 0o700) -> None:
+        os.makedirs(remote_path, mode=mode, exist_ok=True)
+
+    def rename(self, source: str, target: str) -> None:
+        os.replace(source, target)
+
+    def free_bytes(self, remote_path: str) -> int:
+        path = remote_path
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        stats = os.statvfs(path)
+        return stats.f_bavail * stats.f_frsize
+
+    def expand_path(self, path: str) -> str:
+        return os.path.abspath(os.path.expanduser(path))

@@ -1,0 +1,222 @@
+"""`bench` across devices: deploy what is missing, queue one job per model, get the results home.
+
+Per device: deploy → submit → (a running daemon measures; otherwise `serve --once` drains
+the queue in the foreground) → fetch each result → store it → `ack` it. A result is
+acknowledged only after it is in the store, so a crash in between loses nothing (the
+next fetch stores the same rows again, which the store ignores). Nothing polls the board
+while it measures: `wait` blocks inside the agent.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device_agents.integrity import sha256_file
+from device_agents.protocol import BenchOptions, Result
+from edgeprune.errors import DeviceError, UserError
+from edgeprune.files import check_input_path
+from edgeprune.fleet.artifacts import LocalModel
+from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.results.rows import ModelInfo
+from edgeprune.results.store import ResultsStore
+
+StepProgress = Callable[[str, str, int, int], None]
+"""step(device_name, what, done, total): e.g. ("pi4", "measuring", 1, 3)."""
+
+
+@dataclass
+class BenchInputs:
+    """An .npz/.npy the device runs instead of random data; labels (`y`) give accuracy."""
+
+    path: Path
+    sha256: str
+    suffix: str
+    labels: Any | None = None  # numpy array of class ids, or None
+
+    @classmethod
+    def load(cls, path: str) -> BenchInputs:
+        resolved = check_input_path(path, "inputs file")
+        suffix = resolved.suffix.lower().lstrip(".")
+        if suffix not in ("npz", "npy"):
+            raise UserError(f"inputs file {path!r} must be a .npz or .npy")
+        import numpy as np  # host side only; the CLI stays fast without --inputs
+
+        labels = None
+        try:
+            loaded = np.load(resolved, allow_pickle=False)
+            if suffix == "npz":
+                with loaded:
+                    if "y" in loaded.files:
+                        y = np.asarray(loaded["y"])
+                        labels = y.argmax(axis=1) if y.ndim == 2 else y.reshape(-1)
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"inputs file {path!r} cannot be read as .{suffix}: {exc}") from None
+        return cls(resolved, sha256_file(resolved), suffix, labels)
+
+
+@dataclass
+class DeviceBench:
+    """One device's part of a bench run."""
+
+    device: str
+    deployed: list[DeployedFile] = field(default_factory=list)
+    results: list[tuple[LocalModel, Result]] = field(default_factory=list)
+    rows_stored: int = 0
+    daemon_running: bool = False
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{m.name}: {r.error}" for m, r in self.results if r.status != "ok"]
+
+
+def new_job_id() -> str:
+    return f"ep-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def device_accuracy(result: Result, labels: Any | None) -> float | None:
+    """Share of samples whose on-device top-1 equals the label (first measurement with outputs)."""
+    if labels is None:
+        return None
+    for measurement in result.measurements:
+        top1 = (measurement.outputs or {}).get("top1")
+        if isinstance(top1, list) and top1 and len(top1) == len(labels):
+            hits = sum(int(a) == int(b) for a, b in zip(top1, labels.tolist(), strict=True))
+            return hits / len(top1)
+    return None
+
+
+def model_info(model: LocalModel, result: Result, inputs: BenchInputs | None) -> ModelInfo:
+    manifest = model.manifest
+    sparsity = None
+    if manifest and manifest.sparsity:
+        value = manifest.sparsity.get("overall")
+        sparsity = float(value) if isinstance(value, (int, float)) else None
+    accuracy = device_accuracy(result, inputs.labels if inputs else None)
+    source = (
+        "device" if accuracy is not None else ("manifest" if model.accuracy is not None else None)
+    )
+    return ModelInfo(
+        name=model.name,
+        sha256=model.sha256,
+        size_bytes=model.size_bytes,
+        gzip_bytes=manifest.gzip_bytes if manifest else None,
+        quantization=manifest.quantization if manifest else None,
+        sparsity=sparsity,
+        accuracy=accuracy if accuracy is not None else model.accuracy,
+        accuracy_source=source,
+    )
+
+
+def bench_on_session(
+    session: DeviceSession,
+    models: list[LocalModel],
+    options: BenchOptions,
+    store: ResultsStore,
+    run_id: int,
+    *,
+    inputs: BenchInputs | None = None,
+    deploy_progress: DeployProgress | None = None,
+    step: StepProgress | None = None,
+) -> DeviceBench:
+    """The whole bench loop on one open device."""
+    name = session.device.name
+    agent = session.agent
+    outcome = DeviceBench(device=name)
+
+    def tell(what: str, done: int) -> None:
+        if step:
+            step(name, what, done, len(models))
+
+    tell("deploying", 0)
+    outcome.deployed = deploy_to_session(session, models, deploy_progress)
+    inputs_ref = None
+    if inputs is not None:
+        inputs_ref = f"{inputs.sha256}.{inputs.suffix}"  # the agent's name for admitted inputs
+        if inputs_ref not in agent.has([inputs_ref]):
+            send_file(session, inputs.path, inputs.sha256, kind="inputs", label=inputs.path.name)
+    jobs: list[tuple[LocalModel, str]] = []
+    for model in models:
+        job_id = agent.submit(
+            model.sha256, options, job_id=new_job_id(), label=model.name[:200], inputs=inputs_ref
+        )
+        jobs.append((model, job_id))
+    tell("queued", 0)
+    status = agent.status()
+    outcome.daemon_running = bool((status.get("daemon") or {}).get("running"))
+    per_job = options.timeout_s + 60
+    if outcome.daemon_running:
+        fetched = []
+        for index, (model, job_id) in enumerate(jobs):
+            tell("measuring", index)
+            # the daemon may be busy with other jobs first: allow for all of ours
+            fetched.append(
+                (model, job_id, agent.wait(job_id, timeout=per_job * (len(jobs) - index)))
+            )
+    else:
+        tell("measuring (serve --once)", 0)
+        agent.serve_once(timeout=per_job * len(jobs) + 120)
+        fetched = []
+        for model, job_id in jobs:
+            result = agent.result(job_id)
+            if result is None:
+                raise DeviceError(
+                    f"device {name}: job {job_id} ({model.name}) left no result after serve --once"
+                )
+            fetched.append((model, job_id, result))
+    for index, (model, job_id, result) in enumerate(fetched):
+        outcome.rows_stored += store.add_result(
+            run_id, name, result, model_info(model, result, inputs)
+        )
+        agent.ack(job_id)
+        outcome.results.append((model, result))
+        tell("stored", index + 1)
+    return outcome
+
+
+def run_bench(
+    devices: list[Device],
+    models: list[LocalModel],
+    options: BenchOptions,
+    store: ResultsStore,
+    *,
+    inputs: BenchInputs | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    connect: ConnectOptions | None = None,
+    deploy_progress: DeployProgress | None = None,
+    step: StepProgress | None = None,
+    command: str = "bench",
+) -> tuple[int, GroupResult[DeviceBench]]:
+    """Bench every model on every device (devices in parallel); returns (run id, outcomes)."""
+    options.validate()
+    run_id = store.begin_run(
+        command,
+        {
+            "options": options.__dict__,
+            "models": [m.name for m in models],
+            "devices": [d.name for d in devices],
+            "inputs": str(inputs.path) if inputs else None,
+        },
+    )
+
+    def work(device: Device) -> DeviceBench:
+        with DeviceSession.open(device, connect) as session:
+            return bench_on_session(
+                session,
+                models,
+                options,
+                store,
+                run_id,
+                inputs=inputs,
+                deploy_progress=deploy_progress,
+                step=step,
+            )
+
+    return run_id, fan_out(devices, work, concurrency)

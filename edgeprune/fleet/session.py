@@ -1,0 +1,70 @@
+"""One open device: its transport, its spool (as an absolute device path) and its agent."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from edgeprune.fleet.agent_client import AgentClient
+from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.local_transport import LocalTransport
+from edgeprune.fleet.transport import Transport
+
+
+@dataclass
+class ConnectOptions:
+    """How to connect: host-key policy is the only knob the user turns per command."""
+
+    accept_new_host_key: bool = False
+
+
+def open_transport(device: Device, options: ConnectOptions | None = None) -> Transport:
+    """A connected transport for `device` (SSH, or subprocesses for `local`)."""
+    if device.is_local:
+        return LocalTransport(device.name)
+    from edgeprune.fleet.ssh_transport import SshTransport  # paramiko only when needed
+
+    return SshTransport(
+        device, accept_new_host_key=(options or ConnectOptions()).accept_new_host_key
+    )
+
+
+class DeviceSession:
+    """Everything the commands need for one device; close it when done (or use `with`)."""
+
+    def __init__(self, device: Device, transport: Transport) -> None:
+        self.device = device
+        self.transport = transport
+        self.spool = transport.expand_path(device.spool)
+        self.agent = AgentClient(
+            transport, self.agent_python, self.spool, command_timeout=device.command_timeout
+        )
+
+    @classmethod
+    def open(cls, device: Device, options: ConnectOptions | None = None) -> DeviceSession:
+        transport = open_transport(device, options)
+        try:
+            return cls(device, transport)
+        except BaseException:
+            transport.close()
+            raise
+
+    @property
+    def agent_python(self) -> str:
+        """The interpreter that runs the agent: the spool's venv on a board, ours for `local`."""
+        if self.device.is_local:
+            return self.device.python
+        return self.path("venv", "bin", "python")
+
+    def path(self, *parts: str) -> str:
+        """A path inside the spool."""
+        return posixpath.join(self.spool, *parts)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> DeviceSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,136 @@
+"""The one interface between edgeprune and a device: run a command, move a file, look at a path.
+
+Two implementations (`SshTransport`, `LocalTransport`) and everything above them is shared,
+so the `local` device exercises the same deploy and bench code as a board over SSH.
+Commands are argument lists, never shell strings: the SSH side quotes every word.
+"""
+
+from __future__ import annotations
+
+import abc
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from edgeprune.errors import DeviceError
+
+Progress = Callable[[int, int], None]
+"""progress(bytes_done, bytes_total), called as an upload advances."""
+
+
+class ConnectionLost(DeviceError):
+    """The connection dropped or could not be made for a reason worth retrying."""
+
+
+class ConnectionRefusedByPolicy(DeviceError):
+    """Host key unknown or changed, or authentication failed: retrying cannot help."""
+
+
+class CommandTimeout(DeviceError):
+    """A command on the device ran past its time limit (it was stopped)."""
+
+
+class DiskFull(DeviceError):
+    """The device's spool has no room for a file."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command left behind."""
+
+    argv: tuple[str, ...]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def last_error_line(self) -> str:
+        """The agent's one-line `error: ...` (or the last stderr line) for messages."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        for line in reversed(lines):
+            if line.startswith("error:"):
+                return line[len("error:") :].strip()
+        return lines[-1] if lines else f"exit code {self.exit_code}"
+
+
+def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """One quoted shell line for `argv` (with `env` assignments in front)."""
+    words = [f"{key}={shlex.quote(value)}" for key, value in (env or {}).items()]
+    for key in env or {}:
+        if not key.isidentifier():
+            raise ValueError(f"environment name {key!r} is not allowed")
+    words.extend(shlex.quote(str(arg)) for arg in argv)
+    return " ".join(words)
+
+
+class Transport(abc.ABC):
+    """How to reach one device. Paths are device paths (absolute after `expand_path`)."""
+
+    device_name: str
+
+    @abc.abstractmethod
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run a command to completion; `CommandTimeout` past `timeout` seconds."""
+
+    @abc.abstractmethod
+    def upload(
+        self,
+        local_path: str,
+        remote_path: str,
+        *,
+        offset: int = 0,
+        progress: Progress | None = None,
+    ) -> None:
+        """Copy a local file to `remote_path` (mode 0600); from byte `offset` to resume a part."""
+
+    @abc.abstractmethod
+    def read_bytes(self, remote_path: str, limit: int = 1 << 20) -> bytes:
+        """A small file's contents (at most `limit` bytes)."""
+
+    @abc.abstractmethod
+    def file_size(self, remote_path: str) -> int | None:
+        """Size of a file, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def remove(self, remote_path: str) -> None:
+        """Delete a file; no error when it is already gone."""
+
+    @abc.abstractmethod
+    def makedirs(self, remote_path: str, mode: int = 0o700) -> None:
+        """Create a directory and its parents (no error when they exist)."""
+
+    @abc.abstractmethod
+    def rename(self, source: str, target: str) -> None:
+        """Rename within one filesystem, replacing `target` (POSIX rename)."""
+
+    @abc.abstractmethod
+    def free_bytes(self, remote_path: str) -> int:
+        """Free space for an unprivileged user on the filesystem holding `remote_path`."""
+
+    @abc.abstractmethod
+    def expand_path(self, path: str) -> str:
+        """`~/x` or a relative path -> an absolute device path."""
+
+    def reconnect(self) -> None:
+        """Drop the current connection and open a new one (after `ConnectionLost`)."""
+        return None
+
+    def close(self) -> None:
+        """Release the connection."""
+        return None
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,74 @@
+"""Plots for the report: latency against size and against accuracy, one series per device.
+
+matplotlib is imported here only, lazily, with the Agg backend: commands that do not
+plot never pay for it, and no display is needed.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def scatter_png(
+    rows: list[dict[str, Any]],
+    x_key: str,
+    x_label: str,
+    title: str,
+    x_scale: float = 1.0,
+) -> bytes | None:
+    """PNG bytes of p50 latency against `x_key`, a series per (device, threads); None if no points."""
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    for row in rows:
+        x, y = row.get(x_key), row.get("p50_ms")
+        if row.get("status") != "ok" or x is None or y is None:
+            continue
+        label = f"{row['device']} · {row['threads']} thr" + (
+            "" if row.get("xnnpack", True) else " · no xnnpack"
+        )
+        points.setdefault(label, []).append((float(x) * x_scale, float(y), str(row["model"])))
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    try:
+        for label, series in sorted(points.items()):
+            series.sort()
+            xs = [p[0] for p in series]
+            ys = [p[1] for p in series]
+            ax.plot(xs, ys, marker="o", linestyle="-", label=label)
+            for x, y, model in series:
+                ax.annotate(model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel("p50 latency (ms)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def report_plots(rows: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
+    """(title, png) pairs: latency vs size, latency vs accuracy (when any accuracy is known)."""
+    plots = []
+    size = scatter_png(rows, "size_bytes", "model size (MB)", "Latency against model size", 1e-6)
+    if size:
+        plots.append(("Latency against model size", size))
+    accuracy = scatter_png(rows, "accuracy", "accuracy (top-1)", "Latency against accuracy")
+    if accuracy:
+        plots.append(("Latency against accuracy", accuracy))
+    return plots

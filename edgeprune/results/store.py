@@ -1,0 +1,314 @@
+"""The results store: every measurement ever brought home, in one SQLite file.
+
+WAL mode and a busy timeout let two `bench` commands write at once; a DB that stays
+locked, is corrupt, or comes from a newer edgeprune is a one-line UserError. The schema
+is versioned with `PRAGMA user_version`. One row per (device, job, thread count):
+storing the same result twice (a retry after a lost `ack`) changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from device_agents.protocol import Result
+from edgeprune.errors import UserError
+from edgeprune.results.rows import ModelInfo, rows_of_result
+
+SCHEMA_VERSION = 1
+DB_ENV = "EDGEPRUNE_RESULTS_DB"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    label TEXT NOT NULL DEFAULT '',
+    command TEXT NOT NULL DEFAULT '',
+    options_json TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    device TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    model_sha256 TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    threads INTEGER NOT NULL,
+    xnnpack INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    p50_ms REAL, p90_ms REAL, p99_ms REAL, mean_ms REAL, std_ms REAL, min_ms REAL,
+    runs INTEGER,
+    init_ms REAL, first_invoke_ms REAL, peak_rss_kb INTEGER,
+    size_bytes INTEGER, gzip_bytes INTEGER, quantization TEXT, sparsity REAL,
+    accuracy REAL, accuracy_source TEXT,
+    runtime TEXT, runtime_version TEXT, sparse_path INTEGER,
+    device_model TEXT, warnings TEXT,
+    started_at REAL, finished_at REAL,
+    result_json TEXT NOT NULL,
+    UNIQUE (device, job_id, threads, xnnpack)
+);
+CREATE INDEX IF NOT EXISTS measurements_run ON measurements(run_id);
+CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model_sha256);
+"""
+
+COLUMNS = (
+    "id",
+    "run_id",
+    "device",
+    "job_id",
+    "model_sha256",
+    "model_name",
+    "threads",
+    "xnnpack",
+    "status",
+    "error",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "min_ms",
+    "runs",
+    "init_ms",
+    "first_invoke_ms",
+    "peak_rss_kb",
+    "size_bytes",
+    "gzip_bytes",
+    "quantization",
+    "sparsity",
+    "accuracy",
+    "accuracy_source",
+    "runtime",
+    "runtime_version",
+    "sparse_path",
+    "device_model",
+    "warnings",
+    "started_at",
+    "finished_at",
+)
+
+
+def default_db_path() -> Path:
+    """`$EDGEPRUNE_RESULTS_DB`, else <data dir>/results.db (XDG_DATA_HOME respected)."""
+    env = os.environ.get(DB_ENV)
+    if env:
+        return Path(env).expanduser()
+    from edgeprune.fleet.inventory import data_dir
+
+    return data_dir() / "results.db"
+
+
+class ResultsStore:
+    """Open with `ResultsStore(path)`; every method opens its own short connection (thread-safe)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = True,
+        busy_timeout: float = 15.0,
+    ) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.busy_timeout = busy_timeout
+        if self.path.is_dir():
+            raise UserError(f"results DB {str(self.path)!r} is a directory; give a file name")
+        if not self.path.exists():
+            if not create:
+                raise UserError(
+                    f"no results yet: {str(self.path)!r} does not exist (run edgeprune bench first, or pass --db)"
+                )
+            if self.path == default_db_path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            elif not self.path.parent.is_dir():
+                raise UserError(
+                    f"results DB directory {str(self.path.parent)!r} does not exist; create it first"
+                )
+        with self._connect() as conn:
+            self._migrate(conn)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._friendly(exc) from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._friendly(exc) from None
+        finally:
+            conn.close()
+
+    def _friendly(self, exc: sqlite3.Error) -> UserError:
+        text = str(exc)
+        where = f"results DB {str(self.path)!r}"
+        if "locked" in text or "busy" in text:
+            return UserError(
+                f"{where} is locked by another process (waited {self.busy_timeout:g} s); "
+                "try again when it has finished"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        ):
+            return UserError(
+                f"{where} is corrupt or not a SQLite file ({text}); move it away "
+                f"(mv {self.path} {self.path}.bad) and a new one is made"
+            )
+        if "readonly" in text or "unable to open" in text:
+            return UserError(
+                f"{where} cannot be written ({text}); check its permissions or pass --db"
+            )
+        return UserError(f"{where}: {text}")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"results DB {str(self.path)!r} has schema version {version}, newer than this "
+                f"edgeprune understands ({SCHEMA_VERSION}); upgrade edgeprune"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ writing
+
+    def begin_run(
+        self, command: str = "", options: dict[str, Any] | None = None, label: str = ""
+    ) -> int:
+        """A new run (one bench command); its id groups the measurements."""
+        with self._connect() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (created_at, label, command, options_json) VALUES (?, ?, ?, ?)",
+                (time.time(), label, command, json.dumps(options or {}, sort_keys=True)),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def add_result(self, run_id: int, device: str, result: Result, model: ModelInfo) -> int:
+        """Store every measurement of one Result; returns how many rows were new."""
+        rows = list(rows_of_result(run_id, device, result, model))
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = conn.total_changes
+                conn.executemany(
+                    f"INSERT OR IGNORE INTO measurements ({', '.join(_INSERT_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})",
+                    [tuple(row[c] for c in _INSERT_COLUMNS) for row in rows],
+                )
+                added = conn.total_changes - before
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        return added
+
+    # ------------------------------------------------------------------ reading
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, with their devices, models and row counts."""
+        query = (
+            "SELECT r.id, r.created_at, r.label, r.command, COUNT(m.id) AS rows, "
+            "SUM(m.status = 'ok') AS ok_rows, "
+            "GROUP_CONCAT(DISTINCT m.device) AS devices, "
+            "COUNT(DISTINCT m.model_sha256) AS models "
+            "FROM runs r LEFT JOIN measurements m ON m.run_id = r.id "
+            "GROUP BY r.id ORDER BY r.id DESC"
+        )
+        params: tuple[Any, ...] = ()
+        if limit:
+            query += " LIMIT ?"
+            params = (limit,)
+        with self._connect() as conn:
+            out = []
+            for row in conn.execute(query, params):
+                item = dict(row)
+                item["devices"] = (
+                    sorted((item["devices"] or "").split(",")) if item["devices"] else []
+                )
+                item["ok_rows"] = item["ok_rows"] or 0
+                out.append(item)
+            return out
+
+    def resolve_run(self, ref: str) -> int:
+        """A run id from `12`, `latest` / `last`, or `latest~1` (the one before)."""
+        text = ref.strip().lower()
+        back = 0
+        if text.startswith(("latest", "last")):
+            base, _, tail = text.partition("~")
+            if base not in ("latest", "last") or (tail and not tail.isdigit()):
+                raise UserError(f"run {ref!r}: use a run id, 'latest' or 'latest~N'")
+            back = int(tail or 0)
+            ids = [r["id"] for r in self.runs()]
+            if back >= len(ids):
+                raise UserError(f"run {ref!r}: the DB holds only {len(ids)} run(s)")
+            return int(ids[back])
+        if not text.isdigit():
+            raise UserError(
+                f"run {ref!r}: use a run id (see edgeprune results list), 'latest' or 'latest~N'"
+            )
+        with self._connect() as conn:
+            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (int(text),)).fetchone() is None:
+                raise UserError(
+                    f"run {ref} is not in {str(self.path)!r}; see edgeprune results list"
+                )
+        return int(text)
+
+    def measurements(
+        self,
+        run_ids: list[int] | None = None,
+        device: str | None = None,
+        model: str | None = None,
+        with_json: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts, oldest first; filter by runs, device name and model name or sha prefix."""
+        columns = list(COLUMNS) + (["result_json"] if with_json else [])
+        query = f"SELECT {', '.join(columns)} FROM measurements WHERE 1=1"
+        params: list[Any] = []
+        if run_ids:
+            query += f" AND run_id IN ({', '.join('?' for _ in run_ids)})"
+            params += run_ids
+        if device:
+            query += " AND device = ?"
+            params.append(device)
+        if model:
+            query += " AND (model_name = ? OR model_sha256 LIKE ?)"
+            params += [model, model.lower() + "%"]
+        query += " ORDER BY run_id, id"
+        with self._connect() as conn:
+            rows = [dict(r) for r in conn.execute(query, params)]
+        for row in rows:
+            row["xnnpack"] = bool(row["xnnpack"])
+            row["sparse_path"] = None if row["sparse_path"] is None else bool(row["sparse_path"])
+            row["warnings"] = json.loads(row["warnings"] or "[]")
+            if with_json:
+                row["result"] = json.loads(row.pop("result_json"))
+        return rows
+
+
+_INSERT_COLUMNS = [c for c in COLUMNS if c != "id"] + ["result_json"]
