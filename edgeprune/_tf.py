@@ -7,6 +7,7 @@ it (devices, results, agent) must not pay for it, and `--json` output must stay 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -44,15 +45,19 @@ def keras() -> Any:
 
 @contextlib.contextmanager
 def quiet_native_output() -> Iterator[list[str]]:
-    """Send fd 1 and 2 (C++ logs, converter prints) to a temp file for the block's duration.
+    """Silence a noisy TensorFlow call at both levels for the block's duration.
 
-    Yields a list that is filled with the captured lines after the block, so a caller can
-    show them when the block failed. Keeps stdout clean for `--json`.
+    C++ logs go to file descriptors 1 and 2; Keras' export also `print`s ("Saved artifact
+    at ...") through `sys.stdout`, which need not be fd 1 (an in-process CLI run, a
+    notebook). Both are captured, so `--json` prints exactly one document. Yields a list
+    that holds the captured lines once the block has ended, for showing when it failed.
+    Set EDGEPRUNE_VERBOSE=1 to let everything through.
     """
     captured: list[str] = []
     if os.environ.get("EDGEPRUNE_VERBOSE"):
         yield captured
         return
+    python_level = io.StringIO()
     sys.stdout.flush()
     sys.stderr.flush()
     with tempfile.TemporaryFile(mode="w+b") as sink:
@@ -60,7 +65,8 @@ def quiet_native_output() -> Iterator[list[str]]:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield captured
+            with contextlib.redirect_stdout(python_level), contextlib.redirect_stderr(python_level):
+                yield captured
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -70,3 +76,4 @@ def quiet_native_output() -> Iterator[list[str]]:
                 os.close(fd)
             sink.seek(0)
             captured.extend(sink.read().decode("utf-8", "replace").splitlines())
+            captured.extend(python_level.getvalue().splitlines())

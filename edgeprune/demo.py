@@ -35,7 +35,7 @@ def build_demo_model(
     x = layers.UpSampling2D(2, name="upsample")(x)
     x = layers.ZeroPadding2D(1, name="stem_pad")(x)
     x = layers.Conv2D(width, 3, strides=2, padding="valid", use_bias=False, name="stem_conv")(x)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_relu")(x)
 
     def block(x: Any, filters: int, stride: int, name: str) -> Any:
@@ -46,10 +46,10 @@ def build_demo_model(
             )(x)
         else:
             x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-        x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_dw_bn")(x)
         x = layers.ReLU(6.0, name=f"{name}_dw_relu")(x)
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
-        x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_pw_bn")(x)
         return layers.ReLU(6.0, name=f"{name}_pw_relu")(x)
 
     x = block(x, 2 * width, 1, "block1")

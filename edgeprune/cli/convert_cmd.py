@@ -1,9 +1,65 @@
-"""CLI module (not yet implemented)."""
+"""`edgeprune convert`: Keras / SavedModel -> quantized `.tflite` with a manifest."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
+
+from edgeprune.cli.common import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `convert` to the app."""
+
+    @app.command("convert")
+    def convert_command(
+        model: str = typer.Argument(..., help="Keras model (.keras/.h5) or SavedModel directory."),
+        output: str = typer.Option(..., "--output", "-o", help="Output .tflite path."),
+        quantize: str = typer.Option(
+            "none", "--quantize", "-q", help="none | dynamic | float16 | int8."
+        ),
+        sparse_weights: Optional[bool] = typer.Option(
+            None,
+            "--sparse-weights/--dense-weights",
+            help="Store weights in TFLite's sparse format (default: on when kernels are >= 50% zero).",
+        ),
+        data: Optional[str] = typer.Option(
+            None, "--data", help="Dataset for int8 calibration and accuracy (digits, .npz, folder)."
+        ),
+        io: str = typer.Option(
+            "float", "--io", help="Input/output type of an int8 model: float | int8."
+        ),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Convert a model to .tflite, quantized and with sparse weights when it pays."""
+        from edgeprune.tflite.conversion import convert
+
+        report = convert(
+            model, output, quantize=quantize, sparse_weights=sparse_weights, dataset=data, io=io
+        )
+        if json_output:
+            print_json(report.to_dict())
+            return
+        sparse = "sparse" if report.sparse_weights else "dense"
+        console.print(
+            f"wrote {report.output} ({report.size_bytes:,} bytes, {report.gzip_bytes:,} gzipped) "
+            f"in {report.seconds:.1f} s"
+        )
+        console.print(
+            f"  quantize {report.quantize}, io {report.io}, weights {sparse}: "
+            f"{report.sparse_weights_reason}"
+        )
+        if report.sparse_weights:
+            console.print(
+                f"  {report.sparse_tensors} tensor(s) stored sparse, {report.densify_ops} DENSIFY op(s)"
+            )
+        if report.accuracy and "top1" in report.accuracy:
+            acc = report.accuracy
+            line = f"  top-1 {acc['top1']:.4f} on {acc['dataset']} ({acc['samples']} validation samples)"
+            if "source_top1" in acc:
+                line += f"; source model {acc['source_top1']:.4f}"
+            console.print(line)
+        for note in report.notes:
+            console.print(f"  note: {note}")
+        console.print(f"  manifest {report.manifest}")

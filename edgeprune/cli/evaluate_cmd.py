@@ -1,9 +1,55 @@
-"""CLI module (not yet implemented)."""
+"""`edgeprune evaluate`: accuracy of any model on a dataset, and parity with a reference."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
+
+from edgeprune.cli.common import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `evaluate` to the app."""
+
+    @app.command("evaluate")
+    def evaluate_command(
+        model: str = typer.Argument(..., help=".tflite, .keras/.h5 or SavedModel directory."),
+        data: str = typer.Option(
+            ..., "--data", help="Dataset: digits, an .npz or an image folder."
+        ),
+        reference: Optional[str] = typer.Option(
+            None, "--reference", help="Another model to compare outputs with (any format)."
+        ),
+        batch_size: int = typer.Option(64, "--batch-size", help="Samples per invoke for .tflite."),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Top-1 (and top-5) on the validation split; with --reference, output parity."""
+        from edgeprune.errors import UserError
+        from edgeprune.tflite.evaluation import evaluate
+
+        if batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, not {batch_size}")
+        report = evaluate(model, data, reference=reference, batch_size=batch_size)
+        if json_output:
+            print_json(report.to_dict())
+            return
+        line = f"{report.model}: top-1 {report.top1:.4f}"
+        if report.top5 is not None:
+            line += f", top-5 {report.top5:.4f}"
+        console.print(
+            f"{line} on {report.dataset} ({report.samples} {report.split} samples, "
+            f"{report.classes} classes)"
+        )
+        if report.runtime:
+            rt = report.runtime
+            console.print(f"  runtime {rt['name']} {rt['version']}, {rt['delegate']} kernels")
+        parity = report.reference
+        if parity is not None:
+            console.print(
+                f"  vs {parity.reference} (top-1 {parity.reference_top1:.4f}): max |diff| "
+                f"{parity.max_abs_diff:.3g}, mean |diff| {parity.mean_abs_diff:.3g}, "
+                f"top-1 agreement {parity.top1_agreement:.4f}"
+            )
+        for note in report.notes:
+            console.print(f"  note: {note}")

@@ -1,0 +1,297 @@
+"""Keras / SavedModel -> `.tflite`, quantized and optionally with weights stored sparse.
+
+Sparse storage (`EXPERIMENTAL_SPARSITY`, DENSIFY ops in the graph) is what lets XNNPACK
+take its sparse path. Measured with TF 2.21 + ai-edge-litert 2.3 on the digits CNN:
+
+| quantize | sparse storage converts | runs under the default XNNPACK delegate |
+|---|---|---|
+| none     | yes (DENSIFY, fp32 values)  | yes |
+| float16  | yes (DENSIFY, fp16 values)  | yes |
+| dynamic  | yes (DENSIFY, int8 values)  | no: "failed to delegate CONV_2D" |
+| int8     | yes (DENSIFY, int8 values)  | no: "failed to delegate FULLY_CONNECTED" |
+
+XNNPACK's sparse path is fp32/fp16 only anyway, so the automatic choice stores weights
+sparse only for none/float16; an explicit request for the others is tried and, like every
+conversion, must pass a smoke run on the host runtime before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune import _tf
+from edgeprune._tf import quiet_native_output as quiet
+from edgeprune.data import Dataset, check_fits
+from edgeprune.errors import UserError
+from edgeprune.files import atomic_output, check_output_path
+from edgeprune.manifest import build_manifest, manifest_path, write_manifest
+from edgeprune.tflite.evaluation import dataset_for, top_k_accuracy
+from edgeprune.tflite.flatbuffer import read_model
+from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
+from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
+from edgeprune.tflite.sources import ConversionSource, open_source
+
+QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
+IO_TYPES = ("float", "int8")
+SPARSE_AUTO_THRESHOLD = 0.5
+SPARSE_RUNNABLE = ("none", "float16")
+CALIBRATION_SAMPLES = 200
+
+
+@dataclass
+class ConvertReport:
+    output: str
+    manifest: str
+    source: str
+    quantize: str
+    io: str
+    sparse_weights: bool
+    sparse_weights_choice: str  # "auto" | "requested" | "refused"
+    sparse_weights_reason: str
+    source_sparsity: float
+    sparse_tensors: int
+    densify_ops: int
+    size_bytes: int
+    gzip_bytes: int
+    seconds: float
+    accuracy: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_options(
+    quantize: str, io: str, has_dataset: bool, calibration_samples: int = CALIBRATION_SAMPLES
+) -> None:
+    """Fail fast, before any model is loaded, on options that cannot work together."""
+    if quantize not in QUANTIZE_MODES:
+        raise UserError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZE_MODES)}")
+    if io not in IO_TYPES:
+        raise UserError(f"--io {io!r} is not one of {', '.join(IO_TYPES)}")
+    if calibration_samples < 1:
+        raise UserError(f"calibration_samples must be at least 1, not {calibration_samples}")
+    if io == "int8" and quantize != "int8":
+        raise UserError("--io int8 needs --quantize int8 (only a full-integer model has int8 I/O)")
+    if quantize == "int8" and not has_dataset:
+        raise UserError(
+            "--quantize int8 needs calibration data; add --data DATASET (e.g. --data digits)"
+        )
+
+
+def convert(
+    source: str | os.PathLike[str] | Any,
+    output: str | os.PathLike[str],
+    *,
+    quantize: str = "none",
+    sparse_weights: bool | None = None,
+    dataset: Dataset | str | os.PathLike[str] | None = None,
+    io: str = "float",
+    calibration_samples: int = CALIBRATION_SAMPLES,
+) -> ConvertReport:
+    """Convert `source` to `output` (.tflite) plus its manifest; nothing is written on failure.
+
+    `sparse_weights=None` stores weights sparse when the prunable kernels are >= 50 % zero
+    and the quantization can run sparse weights (none, float16).
+    """
+    start = time.perf_counter()
+    check_options(quantize, io, dataset is not None, calibration_samples)
+    target = check_output_path(output, (".tflite",), "output model")
+    if manifest_path(target).is_dir():
+        raise UserError(
+            f"{manifest_path(target)} is a directory, but the manifest goes there; move it away"
+        )
+    model = open_source(source)
+    data = None
+    if dataset is not None:
+        data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())
+        _check_data(model, data, quantize)
+    sparse, choice, reason = _decide_sparse(sparse_weights, quantize, model.sparsity["overall"])
+    options = {
+        "quantize": quantize,
+        "io": io,
+        "sparse_weights": sparse,
+        "sparse_weights_choice": choice,
+        "dataset": data.name if data is not None else None,
+        "calibration_samples": calibration_samples if quantize == "int8" else None,
+    }
+    content = _run_converter(model, quantize, sparse, io, data, calibration_samples)
+
+    notes: list[str] = []
+    with atomic_output(target) as tmp:
+        tmp.write_bytes(content)
+        _smoke_run(tmp, str(target), quantize, sparse, choice)
+        parsed = read_model(tmp, name=str(target))
+        sparse_tensors = sum(1 for t in parsed.main.tensors if t.sparsity is not None)
+        densify_ops = parsed.op_counts().get("DENSIFY", 0)
+        if sparse and sparse_tensors == 0:
+            notes.append("the converter found no weight tensor worth storing sparse")
+        accuracy = _accuracy(tmp, str(target), model, data) if data is not None else None
+        manifest = build_manifest(
+            tmp,
+            step="convert",
+            options=options,
+            source=model.path,
+            sparsity=model.sparsity,
+            quantization=quantize,
+            accuracy=accuracy,
+            extra={
+                "sparse_weights_reason": reason,
+                "sparse_tensors": sparse_tensors,
+                "densify_ops": densify_ops,
+                "source_kind": model.kind,
+                "source_label": model.label,
+            },
+        )
+        manifest.file = target.name
+    try:
+        written = write_manifest(target, manifest)
+    except BaseException:  # a model without its manifest (or with a stale one) is never left
+        for leftover in (target, manifest_path(target)):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
+    return ConvertReport(
+        output=str(target),
+        manifest=str(written),
+        source=model.label,
+        quantize=quantize,
+        io=io,
+        sparse_weights=sparse,
+        sparse_weights_choice=choice,
+        sparse_weights_reason=reason,
+        source_sparsity=float(model.sparsity["overall"]),
+        sparse_tensors=sparse_tensors,
+        densify_ops=densify_ops,
+        size_bytes=manifest.size_bytes,
+        gzip_bytes=manifest.gzip_bytes,
+        seconds=time.perf_counter() - start,
+        accuracy=accuracy,
+        notes=notes,
+    )
+
+
+def _check_data(model: ConversionSource, data: Dataset, quantize: str) -> None:
+    if len(model.input_shapes) != 1:
+        raise UserError(
+            f"{model.label!r} has {len(model.input_shapes)} inputs; --data supports one-input models"
+        )
+    check_fits(data, model.input_shapes[0], repr(model.label))
+    if quantize == "int8" and len(data.x_train) == 0:
+        raise UserError(f"dataset {data.name!r} has no training samples to calibrate with")
+
+
+def _decide_sparse(requested: bool | None, quantize: str, sparsity: float) -> tuple[bool, str, str]:
+    """(store sparse?, how it was decided, why) — the why goes to the report and manifest."""
+    if requested is not None:
+        why = "--sparse-weights" if requested else "--dense-weights"
+        return requested, "requested", f"{why} given"
+    if sparsity < SPARSE_AUTO_THRESHOLD:
+        return (
+            False,
+            "auto",
+            (f"prunable kernels are {sparsity:.0%} zero, below {SPARSE_AUTO_THRESHOLD:.0%}"),
+        )
+    if quantize not in SPARSE_RUNNABLE:
+        return (
+            False,
+            "refused",
+            (
+                f"kernels are {sparsity:.0%} zero, but weights stay dense for {quantize}: XNNPACK's "
+                "sparse path is fp32/fp16 only and its delegate cannot prepare sparse-stored "
+                f"{quantize} weights"
+            ),
+        )
+    return (
+        True,
+        "auto",
+        f"prunable kernels are {sparsity:.0%} zero (>= {SPARSE_AUTO_THRESHOLD:.0%})",
+    )
+
+
+def _run_converter(
+    model: ConversionSource,
+    quantize: str,
+    sparse: bool,
+    io: str,
+    data: Dataset | None,
+    calibration_samples: int,
+) -> bytes:
+    tf = _tf.tf()
+    converter = model.converter()
+    optimizations = [] if quantize == "none" else [tf.lite.Optimize.DEFAULT]
+    if sparse:
+        optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+    converter.optimizations = optimizations
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        assert data is not None  # check_options guarantees it
+        samples = data.calibration(calibration_samples).astype(np.float32)
+
+        def representative() -> Any:
+            for sample in samples:
+                yield [sample[np.newaxis]]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if io == "int8":
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    try:
+        with quiet() as captured, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Statistics for quantized inputs were expected"
+            return bytes(converter.convert())
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        raise UserError(
+            f"TFLite conversion of {model.label!r} ({quantize}) failed: {_converter_message(exc, captured)}"
+        ) from None
+
+
+def _converter_message(exc: Exception, captured: list[str]) -> str:
+    lines = [line.strip() for line in [*str(exc).splitlines(), *captured] if line.strip()]
+    for line in lines:
+        if "error:" in line.lower():
+            return line[line.lower().index("error:") + 6 :].strip()[:300]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def _smoke_run(path: Path, label: str, quantize: str, sparse: bool, choice: str) -> None:
+    """One invoke under the default delegate: a model that cannot run is never written."""
+    try:
+        runner = TFLiteRunner(path, label=label)
+        runner.run(*(np.zeros((1, *s.shape[1:]), dtype=np.float32) for s in runner.inputs))
+    except ModelRunError as exc:
+        hint = (
+            f"; convert with --dense-weights (sparse {quantize} weights are the cause)"
+            if sparse and choice == "requested"
+            else ""
+        )
+        raise UserError(f"the converted model does not run: {exc}{hint}") from None
+
+
+def _accuracy(path: Path, label: str, model: ConversionSource, data: Dataset) -> dict[str, Any]:
+    """Top-1/top-5 of the new .tflite (and of the source, for the drop) on the validation split."""
+    outputs = TFLitePredictor(path, label).predict(data.x_val)
+    if outputs.ndim != 2 or outputs.shape[1] < data.num_classes:
+        return {"dataset": data.name, "note": f"outputs {outputs.shape[1:]} are not class scores"}
+    result: dict[str, Any] = {
+        "dataset": data.name,
+        "split": "validation",
+        "samples": len(data.y_val),
+        "top1": top_k_accuracy(outputs, data.y_val, 1),
+    }
+    if outputs.shape[1] > 5:
+        result["top5"] = top_k_accuracy(outputs, data.y_val, 5)
+    if model.keras_model is not None:
+        source_outputs = KerasPredictor(model.keras_model, model.label).predict(data.x_val)
+        result["source_top1"] = top_k_accuracy(source_outputs, data.y_val, 1)
+    return result
