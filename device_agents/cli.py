@@ -8,6 +8,7 @@ Parsing and printing only; commands.py does the work. Every command takes `--spo
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -33,7 +34,12 @@ def _int_list(text: str) -> List[int]:
         low, dash, high = part.partition("-")
         try:
             if dash and low:
-                values.extend(range(int(low), int(high) + 1))
+                first, last = int(low), int(high)
+                if not 0 <= last - first < 4096:  # a range is CPUs or threads: keep it small
+                    raise argparse.ArgumentTypeError(
+                        f"{text!r}: a range must go upwards and span at most 4096 numbers"
+                    )
+                values.extend(range(first, last + 1))
             else:
                 values.append(int(part))
         except ValueError:
@@ -149,6 +155,7 @@ def run(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(argv: List[str], as_json: bool) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -164,14 +171,33 @@ def _run(argv: List[str], as_json: bool) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130, as_json)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and getattr(args, "spool", None):
+            return _fail(_disk_full(args.spool), 1, as_json)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return _fail(f"{exc.strerror or exc}{where}", 1, as_json)
     if args.command != "serve":
-        if as_json:
-            print(json.dumps(document, indent=2, sort_keys=True, allow_nan=False))
-        elif text:
-            print(text)
+        try:
+            if as_json:
+                print(json.dumps(document, indent=2, sort_keys=True, allow_nan=False))
+            elif text:
+                print(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left (a dropped SSH link, `| head`): no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
     return code
+
+
+def _disk_full(spool_root: str) -> str:
+    """ENOSPC as a user can act on it: where, how much is free, what to do."""
+    from .spool import Spool
+
+    spool = Spool(spool_root)
+    free = spool.free_bytes()
+    room = "unknown space" if free is None else f"{free / 1e6:.1f} MB"
+    return (
+        f"the spool's disk is full ({room} free in {spool.root}); free space on the board and retry"
+    )
 
 
 def _command_names() -> List[str]:

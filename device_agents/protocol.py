@@ -38,9 +38,10 @@ from typing import Any, Dict, List, Optional
 
 SCHEMA_VERSION = 1
 
-JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
-INPUTS_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}\.(npz|npy)$")
+# \Z, not $: `$` also matches before a trailing newline ("abc\n" must not be a name)
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
+INPUTS_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}\.(npz|npy)\Z")
 RUNTIME_NAMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
 STATUSES = ("ok", "error")
 # A result must name a model; when a job file is too broken to say which, this stands in.
@@ -62,6 +63,7 @@ ERROR_KINDS = (
     "write_failed",  # the full result could not be written (e.g. disk full)
 )
 MAX_THREADS = 256
+MAX_THREAD_COUNTS = 64  # one measurement (and one stored row) per entry: bounded
 MAX_LABEL = 200
 
 
@@ -107,6 +109,8 @@ def _expect(obj: Dict[str, Any], key: str, types: tuple, where: str, optional: b
         )
     if isinstance(value, float) and not math.isfinite(value):
         raise ProtocolError(f"{where}: field {key!r} must be a finite number")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        raise ProtocolError(f"{where}: field {key!r} is out of range (a 64-bit integer)")
     return value
 
 
@@ -143,6 +147,12 @@ def _load_object(text: Any, what: str) -> Dict[str, Any]:
         obj = text
     if not isinstance(obj, dict):
         raise ProtocolError(f"{what} must be a JSON object")
+    try:  # "\ud800" escapes decode to text that cannot be stored or printed anywhere
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(f"{what} holds text that is not valid Unicode") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"{what} is not plain JSON data ({type(exc).__name__})") from None
     schema = obj.get("schema")
     if isinstance(schema, bool) or not isinstance(schema, int):
         raise ProtocolError(f"{what} has no integer 'schema' field")
@@ -180,8 +190,10 @@ class BenchOptions:
     runtime: Optional[str] = None
 
     def validate(self, where: str = "options") -> BenchOptions:
-        if not isinstance(self.threads, list) or not self.threads:
-            raise ProtocolError(f"{where}: threads must be a non-empty list of integers")
+        if not isinstance(self.threads, list) or not 1 <= len(self.threads) <= MAX_THREAD_COUNTS:
+            raise ProtocolError(
+                f"{where}: threads must be a list of 1 to {MAX_THREAD_COUNTS} integers"
+            )
         for value in self.threads:
             if (
                 isinstance(value, bool)
@@ -212,7 +224,7 @@ class BenchOptions:
         if not isinstance(self.xnnpack, bool):
             raise ProtocolError(f"{where}: xnnpack must be true or false")
         if self.cpus is not None:
-            if not isinstance(self.cpus, list) or not self.cpus:
+            if not isinstance(self.cpus, list) or not 1 <= len(self.cpus) <= 4096:
                 raise ProtocolError(f"{where}: cpus must be a non-empty list of CPU numbers")
             for cpu in self.cpus:
                 if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < 4096:

@@ -151,7 +151,7 @@ def parse_manifest(raw: bytes | str, where: str = "manifest") -> Manifest:
     known = set(Manifest.__dataclass_fields__)
     unknown = sorted(set(obj) - known)
     if unknown:
-        raise UserError(f"{where} has unknown field(s): {', '.join(unknown)}")
+        raise UserError(f"{where} has unknown field(s): {', '.join(map(repr, unknown))}")
     required = ("file", "format", "sha256", "size_bytes", "gzip_bytes", "step")
     missing = [k for k in required if k not in obj]
     if missing:

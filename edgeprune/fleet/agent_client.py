@@ -2,6 +2,8 @@
 
 Every call is `<python> -m device_agents <command> ... --spool <spool> --json` through the
 device's transport, so the `local` device and a board over SSH are driven by the same code.
+Commands that are safe to repeat (doctor, has, status, wait, result, ack) are retried after a
+dropped connection; `submit` is retried only when the job id shows it did not arrive.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from typing import Any
 
 from device_agents.protocol import BenchOptions, ProtocolError, Result
 from edgeprune.errors import DeviceError
-from edgeprune.fleet.transport import CommandResult, Transport
+from edgeprune.fleet.retry import retry_on_drop
+from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
 
 AGENT_MODULE = "device_agents"
+# Running these twice changes nothing on the device: retried after a dropped connection.
+IDEMPOTENT = frozenset({"doctor", "has", "status", "wait", "result", "ack"})
 
 
 class AgentError(DeviceError):
@@ -53,12 +58,18 @@ class AgentClient:
     """Talks to the agent of one device: `python -m device_agents ... --spool SPOOL --json`."""
 
     def __init__(
-        self, transport: Transport, python: str, spool: str, command_timeout: float = 600.0
+        self,
+        transport: Transport,
+        python: str,
+        spool: str,
+        command_timeout: float = 600.0,
+        retries: int = 0,
     ) -> None:
         self.transport = transport
         self.python = python
         self.spool = spool
         self.command_timeout = command_timeout
+        self.retries = retries
 
     @property
     def device_name(self) -> str:
@@ -89,9 +100,13 @@ class AgentClient:
         benchmarked; wait/result for an error Result); a document holding this key is
         returned rather than raised.
         """
-        result = self.transport.run(
-            self.argv(command, *args), timeout=timeout or self.command_timeout
-        )
+        argv = self.argv(command, *args)
+
+        def once() -> CommandResult:
+            return self.transport.run(argv, timeout=timeout or self.command_timeout)
+
+        retries = self.retries if command in IDEMPOTENT else 0
+        result = retry_on_drop(self.transport, retries, once)
         self._check_installed(result)
         payload = self._parse(command, result)
         if (
@@ -172,22 +187,54 @@ class AgentClient:
             args += ["--id", job_id]
         if label:
             args += ["--label", label]
-        payload = self.call("submit", *args, timeout=120)
-        return str(payload["job_id"])
+        if job_id is None:
+            return str(self.call("submit", *args, timeout=120)["job_id"])
+        attempt = 0
+        while True:  # a dropped link may or may not have queued it: the id tells
+            try:
+                return str(self.call("submit", *args, timeout=120)["job_id"])
+            except ConnectionLost:
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+            if self.knows(job_id):
+                return job_id
+
+    def knows(self, job_id: str) -> bool:
+        """Is this job queued, running or finished on the device?"""
+        status = self.status()
+        return any(job_id in status.get(key, []) for key in ("queued", "running", "results"))
 
     def status(self) -> dict[str, Any]:
         return self.call("status", timeout=60)
 
-    def wait(self, job_id: str, timeout: float) -> Result:
-        payload = self.call(
-            "wait",
-            job_id,
-            "--timeout",
-            repr(float(timeout)),
-            timeout=timeout + 60,
-            report_key="job_id",
-        )
+    def wait(self, job_id: str, timeout: float, pending_ok: bool = False) -> Result | None:
+        """The job's Result once it exists; with `pending_ok`, None if it is still queued or
+        running when `timeout` runs out (else that is an AgentError, as is an unknown job)."""
+        try:
+            payload = self.call(
+                "wait",
+                job_id,
+                "--timeout",
+                repr(float(timeout)),
+                timeout=timeout + 60,
+                report_key="job_id",
+            )
+        except AgentError as exc:
+            if not pending_ok or exc.agent_exit_code != 1:
+                raise
+            if self.pending(job_id):
+                return None
+            finished = self.result(job_id)  # it may have finished since the wait gave up
+            if finished is None:
+                raise
+            return finished
         return self._result(payload)
+
+    def pending(self, job_id: str) -> bool:
+        """Is this job still queued or running on the device?"""
+        status = self.status()
+        return any(job_id in status.get(key, []) for key in ("queued", "running"))
 
     def result(self, job_id: str) -> Result | None:
         try:

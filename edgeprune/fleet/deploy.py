@@ -22,6 +22,7 @@ from edgeprune.fleet.agent_client import AgentError
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
 from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.retry import backoff, retry_on_drop
 from edgeprune.fleet.session import ConnectOptions, DeviceSession
 from edgeprune.fleet.transport import ConnectionLost, DiskFull
 
@@ -81,18 +82,30 @@ def send_file(
         if progress:
             progress(device, label, done, total)
 
-    try:
+    def prepare() -> int:
         transport.makedirs(session.spool)
         transport.makedirs(incoming)
-        free = transport.free_bytes(incoming)
+        return transport.free_bytes(incoming)
+
+    try:
+        free = retry_on_drop(transport, retries, prepare)
         if free < size + _FREE_MARGIN:
             raise DiskFull(
                 f"device {device}: not enough disk for {label}: {_mb(free)} free in "
                 f"{session.spool}, {_mb(size)} needed; free space on the board or choose another spool"
             )
         hash_retry_used = False
+        recovering = False
         while True:
             try:
+                if recovering:  # after a drop: reconnect, then see what reached the device
+                    transport.reconnect()
+                    if kind == "model" and sha256 in session.agent.has([sha256]):
+                        admitted = True  # the admit went through before the drop
+                        break
+                    done = transport.file_size(part) or 0
+                    offset = done if done <= size else 0
+                    recovering = False
                 transport.upload(str(local_path), part, offset=offset, progress=report)
                 session.agent.admit(part, sha256, kind=kind)
                 admitted = True
@@ -101,13 +114,8 @@ def send_file(
                 attempts += 1
                 if attempts > retries:
                     raise
-                time.sleep(min(0.25 * 2 ** (attempts - 1), 4.0))
-                transport.reconnect()
-                if kind == "model" and sha256 in session.agent.has([sha256]):
-                    admitted = True  # the admit went through before the drop
-                    break
-                done = transport.file_size(part) or 0
-                offset = done if done <= size else 0
+                time.sleep(backoff(attempts))
+                recovering = True
             except AgentError as exc:
                 # admit deletes a file whose hash is wrong; a resumed copy gets one fresh try
                 if "sha256" in str(exc).lower() and offset and not hash_retry_used:

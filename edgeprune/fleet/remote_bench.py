@@ -3,12 +3,14 @@
 Per device: deploy → submit → (a running daemon measures; otherwise `serve --once` drains
 the queue in the foreground) → fetch each result → store it → `ack` it. A result is
 acknowledged only after it is in the store, so a crash in between loses nothing (the
-next fetch stores the same rows again, which the store ignores). Nothing polls the board
-while it measures: `wait` blocks inside the agent.
+next fetch stores the same rows again, which the store ignores). While the board measures,
+`wait` blocks inside the agent, in slices growing to a minute; a dropped link is
+reconnected and the results (kept in the spool until acknowledged) are asked for again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable
@@ -20,11 +22,14 @@ from device_agents.integrity import sha256_file
 from device_agents.protocol import BenchOptions, Result
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path
+from edgeprune.fleet.agent_client import AgentClient, AgentError
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
 from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
 from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.retry import backoff
 from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.transport import ConnectionLost
 from edgeprune.results.rows import ModelInfo
 from edgeprune.results.store import ResultsStore
 
@@ -71,6 +76,7 @@ class DeviceBench:
     results: list[tuple[LocalModel, Result]] = field(default_factory=list)
     rows_stored: int = 0
     daemon_running: bool = False
+    measured_once: bool = False
 
     @property
     def errors(self) -> list[str]:
@@ -149,28 +155,18 @@ def bench_on_session(
         )
         jobs.append((model, job_id))
     tell("queued", 0)
-    status = agent.status()
-    outcome.daemon_running = bool((status.get("daemon") or {}).get("running"))
-    per_job = options.timeout_s + 60
-    if outcome.daemon_running:
-        fetched = []
-        for index, (model, job_id) in enumerate(jobs):
-            tell("measuring", index)
-            # the daemon may be busy with other jobs first: allow for all of ours
-            fetched.append(
-                (model, job_id, agent.wait(job_id, timeout=per_job * (len(jobs) - index)))
-            )
-    else:
-        tell("measuring (serve --once)", 0)
-        agent.serve_once(timeout=per_job * len(jobs) + 120)
-        fetched = []
-        for model, job_id in jobs:
-            result = agent.result(job_id)
-            if result is None:
-                raise DeviceError(
-                    f"device {name}: job {job_id} ({model.name}) left no result after serve --once"
-                )
-            fetched.append((model, job_id, result))
+    attempt = 0
+    while True:  # the results wait in the spool: after a dropped link, reconnect and ask again
+        try:
+            fetched = _measure(session, jobs, options, outcome, tell)
+            break
+        except ConnectionLost:
+            attempt += 1
+            if attempt > session.device.retries:
+                raise
+            time.sleep(backoff(attempt))
+            with contextlib.suppress(ConnectionLost):
+                session.transport.reconnect()
     for index, (model, job_id, result) in enumerate(fetched):
         outcome.rows_stored += store.add_result(
             run_id, name, result, model_info(model, result, inputs)
@@ -179,6 +175,77 @@ def bench_on_session(
         outcome.results.append((model, result))
         tell("stored", index + 1)
     return outcome
+
+
+def _measure(
+    session: DeviceSession,
+    jobs: list[tuple[LocalModel, str]],
+    options: BenchOptions,
+    outcome: DeviceBench,
+    tell: Callable[[str, int], None],
+) -> list[tuple[LocalModel, str, Result]]:
+    """Have the device run the queued jobs and return their results.
+
+    With no agent serving the spool, `serve --once` drains the queue in the foreground;
+    otherwise (a daemon, another bench command's `serve --once`, or one left running by a
+    dropped link) `wait` blocks on the board. Waits are cut in slices so that an agent
+    that exits before reaching our jobs is noticed and the queue drained here instead.
+    """
+    agent = session.agent
+    per_job = options.timeout_s + 60
+    serve_timeout = per_job * len(jobs) + 120
+    running = _agent_serving(agent)
+    if not outcome.measured_once:
+        outcome.daemon_running = running
+        outcome.measured_once = True
+    if not running:
+        tell("measuring (serve --once)", 0)
+        _serve_once(agent, serve_timeout)
+    fetched = []
+    for index, (model, job_id) in enumerate(jobs):
+        tell("measuring", index)
+        # the board may be busy with other jobs first: allow for all of ours
+        budget = per_job * (len(jobs) - index)
+        fetched.append((model, job_id, _await_result(session, job_id, budget, serve_timeout)))
+    return fetched
+
+
+WAIT_SLICES_S = (5.0, 10.0, 20.0, 40.0, 60.0)
+
+
+def _await_result(
+    session: DeviceSession, job_id: str, budget: float, serve_timeout: float
+) -> Result:
+    """`wait` for one job in growing slices; between slices, drain the queue if nobody serves."""
+    agent = session.agent
+    deadline = time.monotonic() + budget
+    slices = iter(WAIT_SLICES_S)
+    while True:
+        left = deadline - time.monotonic()
+        slice_s = next(slices, WAIT_SLICES_S[-1])
+        result = agent.wait(job_id, timeout=max(0.0, min(slice_s, left)), pending_ok=True)
+        if result is not None:
+            return result
+        if left <= slice_s:
+            raise DeviceError(
+                f"device {session.device.name}: no result for job {job_id} after {budget:g} s; "
+                "it stays queued on the board (see edgeprune-agent status there)"
+            )
+        if not _agent_serving(agent):
+            _serve_once(agent, serve_timeout)
+
+
+def _agent_serving(agent: AgentClient) -> bool:
+    return bool((agent.status().get("daemon") or {}).get("running"))
+
+
+def _serve_once(agent: AgentClient, timeout: float) -> None:
+    """Drain the queue here, unless another agent got the spool's lock first (then it will)."""
+    try:
+        agent.serve_once(timeout=timeout)
+    except AgentError:
+        if not _agent_serving(agent):
+            raise
 
 
 def run_bench(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from edgeprune.fleet.agent_client import AgentClient
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.local_transport import LocalTransport
+from edgeprune.fleet.retry import retry_on_drop
 from edgeprune.fleet.transport import Transport
 
 
@@ -35,9 +36,15 @@ class DeviceSession:
     def __init__(self, device: Device, transport: Transport) -> None:
         self.device = device
         self.transport = transport
-        self.spool = transport.expand_path(device.spool)
+        self.spool = retry_on_drop(
+            transport, device.retries, lambda: transport.expand_path(device.spool)
+        )
         self.agent = AgentClient(
-            transport, self.agent_python, self.spool, command_timeout=device.command_timeout
+            transport,
+            self.agent_python,
+            self.spool,
+            command_timeout=device.command_timeout,
+            retries=device.retries,
         )
 
     @classmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
+import time
 
 import paramiko
 
@@ -17,6 +19,9 @@ from edgeprune.fleet.transport import ConnectionLost, ConnectionRefusedByPolicy
 _CIPHER_ORDER = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
 _KEEPALIVE_S = 15
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
+# paramiko logs a dropped link from its own thread ("Socket exception: ..."); our one-line
+# error already says it, so keep its records off the user's terminal.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport:
@@ -40,10 +45,18 @@ def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport
     )
     transport.banner_timeout = d.connect_timeout
     transport.handshake_timeout = d.connect_timeout
+    silent = ConnectionLost(
+        f"{where}: no SSH answer within {d.connect_timeout:g} s (the port takes connections "
+        "but no SSH server replies); is the board hung?"
+    )
+    started = time.monotonic()
     try:
         transport.start_client(timeout=d.connect_timeout)
+        server_key = transport.get_remote_server_key()  # "No existing session" if it timed out
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
+        if time.monotonic() - started >= d.connect_timeout * 0.9:
+            raise silent from None
         raise ConnectionLost(
             f"{where}: SSH handshake failed: {exc or type(exc).__name__}"
         ) from None
@@ -52,7 +65,7 @@ def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport
             d.name,
             d.hostname,
             d.port,
-            transport.get_remote_server_key(),
+            server_key,
             d.known_hosts,
             accept_new=accept_new_host_key,
         )
@@ -80,6 +93,10 @@ def authenticate(transport: paramiko.Transport, d: Device, where: str) -> None:
         try:
             keys.append((path, paramiko.PKey.from_path(path)))
         except paramiko.PasswordRequiredException:
+            problems.append(f"{path} is encrypted (load it with ssh-add)")
+        except TypeError as exc:  # paramiko 3 + cryptography say "password-protected" this way
+            if "password" not in str(exc).lower():
+                raise
             problems.append(f"{path} is encrypted (load it with ssh-add)")
         except (OSError, paramiko.SSHException, ValueError) as exc:
             problems.append(f"{path} cannot be read ({exc})")

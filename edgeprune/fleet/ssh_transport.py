@@ -104,7 +104,7 @@ class SshTransport(Transport):
         """Run an SFTP action; a dropped connection becomes ConnectionLost."""
         try:
             return action()
-        except (TimeoutError, EOFError, paramiko.SSHException) as exc:
+        except (TimeoutError, EOFError, ConnectionError, paramiko.SSHException) as exc:
             self._forget_connection()
             raise ConnectionLost(
                 f"device {self.device_name}: connection lost during {what}: {exc or type(exc).__name__}"
@@ -145,6 +145,9 @@ class SshTransport(Transport):
             channel.shutdown_write()
             out, err = self._collect(channel, timeout, argv)
             code = channel.recv_exit_status()
+            if code == -1 and not transport.is_active():
+                # no exit status and the link is gone: the command's fate is unknown
+                raise EOFError("the connection closed before the command finished")
         except CommandTimeout:
             raise
         except _TRANSIENT as exc:
@@ -152,6 +155,11 @@ class SshTransport(Transport):
             raise ConnectionLost(
                 f"device {self.device_name}: connection lost while running {argv[0]}: {exc or type(exc).__name__}"
             ) from None
+        if code == -1:  # a signal ended it (OOM killer, reboot): as transient as a dropped link
+            raise ConnectionLost(
+                f"device {self.device_name}: {os.path.basename(argv[0])} was killed on the "
+                "device before it finished (no exit status)"
+            )
         return CommandResult(
             tuple(argv), code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
@@ -217,8 +225,15 @@ class SshTransport(Transport):
                         done += len(chunk)
                         if progress:
                             progress(done, total)
+                # Send the buffered tail now: paramiko's close() waits for the pipelined
+                # writes *before* flushing its buffer and ignores errors of the close itself.
+                handle.flush()
             finally:
                 handle.close()
+            # so a link that died around the close could pass silently: check what landed
+            landed = sftp.stat(remote_path).st_size
+            if landed != total:
+                raise OSError(f"{remote_path} holds {landed} of {total} bytes after the upload")
 
         try:
             self._guard("upload", send)

@@ -8,14 +8,20 @@ stops them afterwards; `tiny_tflite` is a real, tiny .tflite (built once, cached
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.sshd import DeviceSpec, SshdFleet, sshd_available
+from device_agents.locks import daemon_state
+from support.sshd import DeviceSpec, SshDevice, SshdFleet, sshd_available
 
 TINY_MODEL_KEY_SOURCE = b"tiny-dense-v1: Input(4) -> Dense(3, softmax), seed 0"
 
@@ -75,3 +81,122 @@ def large_tflite(cached_artifact) -> Path:
     return cached_artifact(
         "large-dense.tflite", key, lambda p: build_tiny_tflite(p, units=2048, inputs=1280, seed=2)
     )
+
+
+def preinstall_agent(device: SshDevice) -> Path:
+    """What `edgeprune agent install` leaves behind, made in a blink: `<spool>/venv/bin/python`.
+
+    It is a wrapper that runs this repository's interpreter, so the board runs the real
+    device_agents code (the same files), without copying the package and building a venv for
+    every fault test. `agent install` itself is tested in tests/fleet and tests/faults/test_security.
+    """
+    bin_dir = Path(device.spool) / "venv" / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for part in (Path(device.spool), Path(device.spool) / "venv", bin_dir):
+        part.chmod(0o700)
+    wrapper = bin_dir / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o700)
+    return wrapper
+
+
+class BoardDaemon:
+    """The agent daemon of one device, started outside sshd as systemd would start it.
+
+    `kill9()` is a crash, `reboot()` a power cycle (daemon and its children die, sshd's sessions
+    drop, then both come back from clean processes); `start()` again after either.
+    """
+
+    def __init__(self, device: SshDevice, poll: float = 0.1) -> None:
+        self.device = device
+        self.poll = poll
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.log = Path(device.root) / "daemon.out"
+
+    def start(self) -> BoardDaemon:
+        python = Path(self.device.spool) / "venv" / "bin" / "python"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(python),
+                    *("-m", "device_agents", "serve", "--spool", str(self.device.spool)),
+                    *("--poll", str(self.poll)),
+                ],
+                stdout=out,
+                stderr=out,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.starts += 1
+        return self
+
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        """Until the daemon holds its lock (what `status` reports as running)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited: {self.log.read_text()[-800:]}")
+            if daemon_state(str(self.device.spool))["running"]:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"daemon did not start: {self.log.read_text()[-800:]}")
+
+    def kill9(self) -> None:
+        """SIGKILL to the daemon alone (its benchmark child dies by PDEATHSIG)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def reboot(self, down_seconds: float = 1.0) -> None:
+        """Power cycle: kill -9 every agent process of this board, drop sshd, wait, start sshd."""
+        for pid in board_processes(self.device):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.proc is not None:
+            self.proc.wait(30)
+        self.device.stop()
+        time.sleep(down_seconds)
+        self.device.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+
+
+def board_processes(device: SshDevice) -> list[int]:
+    """Pids whose command line names this device's spool: its daemon, `serve --once`, children."""
+    needle = str(device.spool).encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read()
+        except OSError:
+            continue
+        if needle in argv and b"device_agents" in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def padded_model_variants(base: Path, count: int, directory: Path) -> list[Path]:
+    """`count` distinct valid models (different sha256): `base` plus i+1 zero bytes of padding.
+
+    A flatbuffer may carry trailing bytes; every runtime loads these as `base`, so a load test
+    gets many models (one job each) without converting hundreds of them.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    data = base.read_bytes()
+    paths = []
+    for index in range(count):
+        path = directory / f"m{index:03d}.tflite"
+        path.write_bytes(data + b"\0" * (4 * (index + 1)))
+        paths.append(path)
+    return paths

@@ -4,6 +4,7 @@
     fleet.inventory_path, fleet.known_hosts_path           # give these to edgeprune
     fleet["dev1"].kill_connections()                      # fault injection: drop live sessions
     fleet["dev1"].stop(); fleet["dev1"].start()           # a board going away and coming back
+    fleet.proxy("dev1").plan_cut(after_bytes=3_000_000)   # a link that breaks (support.tcp_proxy)
     fleet.close()
 
 Each device has its own host key, its own user key (its `identity_file`), its own spool
@@ -39,7 +40,7 @@ def sshd_available() -> bool:
 
 @dataclass
 class DeviceSpec:
-    """What a test asks for: a name, tags, the device's python and an optional spool size limit."""
+    """What a test asks for: a name, tags, the device's python, a spool size limit, session env."""
 
     name: str
     tags: list[str] = field(default_factory=list)
@@ -47,6 +48,7 @@ class DeviceSpec:
     kind: str = "linux"
     spool_size_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # set in every session (sshd SetEnv)
 
 
 def _keygen(path: Path, comment: str) -> None:
@@ -113,6 +115,8 @@ class SshDevice:
             self._tmpfs = True
         self.python = spec.python or sys.executable
         self.port = free_port()
+        # The port the host dials when it differs from sshd's (a fault-injecting proxy in between).
+        self.dial_port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.log = root / "sshd.log"
 
@@ -121,8 +125,13 @@ class SshDevice:
         """`ssh-ed25519 AAAA...` (no comment)."""
         return " ".join(self.host_key.with_suffix(".pub").read_text().split()[:2])
 
+    @property
+    def public_port(self) -> int:
+        """The port in the inventory and known_hosts: sshd's own, or the proxy's in front of it."""
+        return self.dial_port or self.port
+
     def known_hosts_line(self) -> str:
-        return f"[127.0.0.1]:{self.port} {self.host_public_key}\n"
+        return f"[127.0.0.1]:{self.public_port} {self.host_public_key}\n"
 
     def _config(self) -> Path:
         config = self.root / "sshd_config"
@@ -145,7 +154,10 @@ class SshDevice:
             # Bash sources ~/.bashrc for ssh commands only at shell level 1; starting at 1
             # keeps this host's interactive profile (pyenv init etc.) out of every command,
             # as on a board whose .bashrc returns early for non-interactive shells.
-            "SetEnv SHLVL=1",
+            "SetEnv "
+            + " ".join(
+                f'"{key}={value}"' for key, value in {"SHLVL": "1", **self.spec.env}.items()
+            ),
         ]
         config.write_text("\n".join(lines) + "\n")
         return config
@@ -205,7 +217,7 @@ class SshDevice:
         entry: dict[str, Any] = {
             "name": self.name,
             "host": "127.0.0.1",
-            "port": self.port,
+            "port": self.public_port,
             "user": _current_user(),
             "identity_file": str(self.user_key),
             "kind": self.spec.kind,
@@ -238,6 +250,8 @@ class SshdFleet:
         self.devices = devices
         self.inventory_path = root / "devices.yaml"
         self.known_hosts_path = root / "known_hosts"
+        self.trusted: list[SshDevice] = []
+        self.proxies: list[Any] = []
 
     @classmethod
     def start(
@@ -273,8 +287,26 @@ class SshdFleet:
         raise KeyError(name)
 
     def write_known_hosts(self, devices: list[SshDevice]) -> None:
+        self.trusted = list(devices)
         self.known_hosts_path.write_text("".join(d.known_hosts_line() for d in devices))
         self.known_hosts_path.chmod(0o600)
+
+    def proxy(self, name: str) -> Any:
+        """Put a fault-injecting TCP proxy (support.tcp_proxy) in front of device `name`.
+
+        The inventory (and known_hosts, if the device was trusted) now name the proxy's port,
+        so edgeprune's every byte to that device goes through it. Closed with the fleet.
+        """
+        from support.tcp_proxy import TcpProxy
+
+        device = self[name]
+        proxy = TcpProxy(device.port).start()
+        self.proxies.append(proxy)
+        device.dial_port = proxy.port
+        if device in self.trusted:
+            self.write_known_hosts(self.trusted)
+        self.write_inventory()
+        return proxy
 
     def write_inventory(
         self, extra_devices: list[dict[str, Any]] | None = None, **top: Any
@@ -289,6 +321,9 @@ class SshdFleet:
         return self.inventory_path
 
     def close(self) -> None:
+        for proxy in self.proxies:
+            with contextlib.suppress(Exception):
+                proxy.close()
         for device in self.devices:
             with contextlib.suppress(Exception):
                 device.close()
