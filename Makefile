@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-MODEL ?= build/demo/pruned-sparse.tflite
+RECIPE ?= configs/recipes/demo.yaml
 DEVICES ?= local
 
 .PHONY: setup test lint format bench demo deploy-and-measure test-arm test-faults clean
@@ -35,20 +35,31 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
-## The main job end to end on the `local` device.
+## The main job end to end on the `local` device: train, sweep, measure, recommend
+## (stages cached under build/demo/; a second run trains and measures nothing).
 demo: $(STAMP)
-	$(BIN)/python -m edgeprune.demo_pipeline
+	$(BIN)/edgeprune run configs/recipes/demo.yaml
 
+## A recipe's variants built and measured on DEVICES (names or tags, comma-separated);
+## MODEL=file.tflite measures that one model instead.
 deploy-and-measure: $(STAMP)
+ifdef MODEL
 	$(BIN)/edgeprune deploy $(MODEL) --device $(DEVICES)
 	$(BIN)/edgeprune bench $(MODEL) --device $(DEVICES)
 	$(BIN)/edgeprune results report
+else
+	$(BIN)/edgeprune run $(RECIPE) --devices $(DEVICES)
+endif
 
+## The agent as arm64 code on emulated Pi 4 / Pi 5 / Jetson Nano boards over sshd (qemu
+## user-mode; needs qemu-user-static). One process: the sparse A/B timings share no CPU.
 test-arm: $(STAMP)
-	$(BIN)/python -m pytest -m arm tests/arm
+	$(BIN)/python -m pytest -m arm --durations=10 tests/arm
 
+## Faults, bad input, security and load (tests/faults), the heavy `faults` tier included;
+## prints the closing table (also: python tests/faults/figures.py).
 test-faults: $(STAMP)
-	$(BIN)/python -m pytest -m faults tests/faults
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "faults or not faults" --durations=10 tests/faults
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache tests/.cache

@@ -97,6 +97,12 @@ def register(app: typer.Typer) -> None:
         accept_new_host_key: bool = typer.Option(False, "--accept-new-host-key", help=ACCEPT_HELP),
         concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help=CONCURRENCY_HELP),
         as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        sparse_ab: bool = typer.Option(
+            False,
+            "--sparse-ab",
+            help="Per pruned model (.keras or .tflite): the same weights stored dense and "
+            "sparse, measured side by side; reports the sparse speed-up.",
+        ),
     ) -> None:
         """Deploy what is missing, run one job per model on each device, store and show the results."""
         from device_agents.protocol import BenchOptions, ProtocolError
@@ -117,6 +123,14 @@ def register(app: typer.Typer) -> None:
             ).validate("bench options")
         except ProtocolError as exc:
             raise UserError(str(exc)) from None
+        if sparse_ab:  # issue 5: edgeprune/xnnpack/sparse_ab.py
+            from edgeprune.cli.xnnpack_cmd import bench_sparse_ab
+
+            devices = select_devices(inventory, device, tag, all_)
+            bench_sparse_ab(
+                models, options, devices, inputs, db, concurrency, accept_new_host_key, as_json
+            )
+            return
         loaded = load_models(models)
         bench_inputs = BenchInputs.load(inputs) if inputs else None
         devices = select_devices(inventory, device, tag, all_)

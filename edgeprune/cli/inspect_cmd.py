@@ -19,11 +19,18 @@ def register(app: typer.Typer) -> None:
     def inspect_command(
         model: str = typer.Argument(..., help=".tflite, .keras/.h5 or SavedModel directory."),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+        pattern: str | None = typer.Option(
+            None, "--pattern", help="Check every weight tensor against N:M or block:RxC."
+        ),
     ) -> None:
         """Parameters, sparsity, sizes, ops, inputs/outputs and quantization of a model."""
         from edgeprune.tflite.inspection import inspect_model
+        from edgeprune.xnnpack.pattern_check import check_pattern_option, pattern_section
 
+        parsed = check_pattern_option(model, pattern)  # a bad --pattern fails before any work
         report = inspect_model(model)
+        if parsed is not None:
+            report["pattern"] = pattern_section(model, parsed)
         if json_output:
             print_json(report)
             return
@@ -47,6 +54,10 @@ def print_report(report: dict[str, Any]) -> None:
         _keras_table(report)
     _manifest(report.get("manifest"))
     _channels_change(report.get("manifest"))  # issue 6: before -> after from `channels`
+    from edgeprune.cli.xnnpack_cmd import print_pattern, print_sparse_path  # issue 5
+
+    print_sparse_path(report.get("xnnpack"))
+    print_pattern(report.get("pattern"))
 
 
 def _io_table(report: dict[str, Any]) -> None:

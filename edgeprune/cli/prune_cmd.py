@@ -34,13 +34,19 @@ def prune(
     exclude: list[str] = typer.Option(
         [], "--exclude", metavar="GLOB", help="Never prune layers matching this glob (repeatable)."
     ),
-    min_params: int = typer.Option(1024, "--min-params", help="Skip kernels with fewer weights."),
+    min_params: int = typer.Option(
+        1024, "--min-params", help="Skip kernels with fewer weights (0 with --policy xnnpack)."
+    ),
     pattern: str | None = typer.Option(
         None,
         "--pattern",
         help="N:M (e.g. 2:4, along input channels) or block:RxC (e.g. block:4x1).",
     ),
-    policy: str = typer.Option("all", "--policy", help="Which layers may be pruned."),
+    policy: str = typer.Option(
+        "all",
+        "--policy",
+        help="Which layers may be pruned: all | xnnpack (1x1 convs of XNNPACK sparse clusters).",
+    ),
     data: str | None = typer.Option(
         None, "--data", help="Dataset for gradual pruning: digits, an .npz or an image folder."
     ),
@@ -140,3 +146,8 @@ def _print_run(run: Any) -> None:
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}")
+    if run.options.get("policy") == "xnnpack":  # issue 5: the sparse path needs sparse storage
+        console.print(
+            "next: edgeprune convert OUT -o OUT.tflite --sparse-weights, then edgeprune "
+            "inspect OUT.tflite (section 'XNNPACK sparse path')"
+        )

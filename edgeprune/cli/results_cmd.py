@@ -164,6 +164,11 @@ def register(app: typer.Typer) -> None:
             check_output_path(html, (".html", ".htm"), what="report")
         store = _store(db)
         run_ids = _runs(store, runs)
+        if len(run_ids) == 1:  # a recipe run (`edgeprune run`) gets its recipe report
+            from edgeprune.cli.run_cmd import show_recipe_report
+
+            if show_recipe_report(store, run_ids[0], html):
+                return
         rows = store.measurements(run_ids)
         if html:
             target = write_report(rows, html, run_ids)

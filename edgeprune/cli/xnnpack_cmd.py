@@ -1,9 +1,209 @@
-"""CLI module (not yet implemented)."""
+"""`edgeprune xnnpack-fix`, and how `inspect` / `bench --sparse-ab` print XNNPACK findings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.table import Table
+
+from edgeprune.cli.common import console, print_json
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `xnnpack-fix`."""
+
+    @app.command("xnnpack-fix")
+    def xnnpack_fix(
+        model: str = typer.Argument(
+            ..., help="Keras model (.keras/.h5), e.g. a stock MobileNetV2."
+        ),
+        output: str = typer.Option(..., "-o", "--output", help="Fixed model to write (.keras)."),
+        data: str | None = typer.Option(
+            None, "--data", help="Measure the output change on this dataset (default: noise)."
+        ),
+        samples: int = typer.Option(16, "--samples", help="Inputs to compare outputs on."),
+        json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ) -> None:
+        """Rewrite asymmetric stride-2 padding so XNNPACK's sparse path can take the model."""
+        from edgeprune.xnnpack.fix_file import fix_model_file
+
+        run = fix_model_file(model, output, data=data, samples=samples)
+        if json_output:
+            print_json(run.to_dict())
+            return
+        _print_fix(run)
+
+
+def _print_fix(run: Any) -> None:
+    if run.rewrites:
+        table = Table(title=f"xnnpack-fix {run.source}: {len(run.rewrites)} rewrite(s)")
+        table.add_column("layer")
+        table.add_column("change")
+        for rewrite in run.rewrites:
+            table.add_row(rewrite.layer, rewrite.change)
+        console.print(table)
+    for note in run.notes:
+        console.print(note)
+    change = run.change
+    if change is None:
+        console.print(f"outputs: {run.inputs}")
+    else:
+        agreement = (
+            f", top-1 agreement {change['top1_agreement']:.1%}"
+            if change["top1_agreement"] is not None
+            else ""
+        )
+        console.print(
+            f"outputs moved: max |Δ| {change['max_abs']:.4g}, mean |Δ| {change['mean_abs']:.4g} "
+            f"({change['relative']:.1%} of the mean |output|){agreement} on {run.inputs}; "
+            "fine-tune it: edgeprune prune OUT --policy xnnpack --data DATASET"
+        )
+    if run.cluster_ready:
+        console.print("XNNPACK sparse path: a sparse cluster can now form")
+    else:
+        console.print(f"XNNPACK sparse path: still no sparse cluster: {run.remaining[0]}")
+    console.print(f"wrote {run.output} and {run.manifest}")
+
+
+def print_sparse_path(section: dict[str, Any] | None) -> None:
+    """The "XNNPACK sparse path" section of `inspect` (.tflite verdict or Keras prediction)."""
+    if not section:
+        return
+    if section.get("predicted"):
+        if section["cluster_ready"]:
+            fraction = section.get("zero_fraction")
+            zeros = f"; its 1x1 weights are {fraction:.1%} zero" if fraction is not None else ""
+            console.print(
+                f"XNNPACK sparse path (predicted from the layers): {section['formed']} cluster(s) "
+                f"can form over {len(section['pointwise_layers'])} 1x1 conv(s){zeros} "
+                "(needs > 66.7 % and weights stored sparse)"
+            )
+        else:
+            first = section["problems"][0]["text"] if section["problems"] else "no cluster"
+            console.print(f"XNNPACK sparse path (predicted from the layers): not possible: {first}")
+        return
+    colour = "green" if section["eligible"] else "yellow"
+    console.print(f"[bold]XNNPACK sparse path[/bold]: [{colour}]{section['verdict']}[/{colour}]")
+    for reason in section["reasons"][1:6]:
+        console.print(f"  also: {reason}")
+    if len(section["reasons"]) > 6:
+        console.print(f"  ... {len(section['reasons']) - 6} more (see --json)")
+    fraction = section.get("zero_fraction")
+    stored = "sparse" if section["sparse_weights_stored"] else "dense"
+    clusters = section["clusters"]
+    formed = sum(1 for c in clusters if c["structure_ok"])
+    console.print(
+        f"  weights stored {stored}; {formed} of {len(clusters)} cluster(s) well formed; "
+        + (f"1x1 weights {fraction:.1%} zero (needs > 66.7 %)" if fraction is not None else "")
+    )
+    for note in section.get("notes", []):
+        console.print(f"  note: {note}")
+
+
+def print_pattern(section: dict[str, Any] | None) -> None:
+    """`inspect --pattern`: one row per weight tensor."""
+    if not section:
+        return
+    table = Table(title=f"pattern {section['pattern']}", title_justify="left")
+    for column in ("op", "shape", "zeros", section["unit"] + "s", "violations", "result"):
+        table.add_column(column, justify="left" if column in ("op", "result") else "right")
+    for row in section["tensors"]:
+        if not row["applies"]:
+            result, units, bad = f"n/a: {row['reason']}", "", ""
+        else:
+            result = "ok" if row["satisfied"] else "[red]violated[/red]"
+            units, bad = f"{row['units']:,}", f"{row['violations']:,}"
+        table.add_row(
+            row["op"],
+            "×".join(map(str, row["shape"])),
+            f"{row['sparsity']:.1%}",
+            units,
+            bad,
+            result,
+        )
+    console.print(table)
+    console.print(
+        f"pattern {section['pattern']}: {section['satisfied']} of {section['checked']} tensor(s) "
+        f"satisfy it; {section['not_applicable']} not applicable"
+    )
+
+
+def bench_sparse_ab(
+    models: list[str],
+    options: Any,
+    devices: list[Any],
+    inputs: str | None,
+    db: str | None,
+    concurrency: int,
+    accept_new_host_key: bool,
+    as_json: bool,
+) -> None:
+    """`bench --sparse-ab`: make the dense/sparse pairs, bench them, print the speed-ups."""
+    from edgeprune.cli.deploy_cmd import ByteProgress
+    from edgeprune.cli.devices_cmd import connect_options, err_console, report_failures
+    from edgeprune.errors import DeviceError
+    from edgeprune.fleet.remote_bench import BenchInputs
+    from edgeprune.results.store import ResultsStore
+    from edgeprune.xnnpack.sparse_ab import make_pairs, run_sparse_ab
+
+    bench_inputs = BenchInputs.load(inputs) if inputs else None
+    store = ResultsStore(db)
+    if not as_json:
+        err_console.print("making the dense- and sparse-stored files ...")
+    pairs = make_pairs(models)
+
+    def step(device_name: str, what: str, done: int, total: int) -> None:
+        if not as_json:
+            err_console.print(f"{device_name}: {what} {done}/{total}")
+
+    with ByteProgress(enabled=not as_json) as progress:
+        report, group = run_sparse_ab(
+            pairs,
+            devices,
+            options,
+            store,
+            inputs=bench_inputs,
+            concurrency=concurrency,
+            connect=connect_options(accept_new_host_key),
+            deploy_progress=progress,
+            step=step,
+        )
+    if as_json:
+        print_json({**report.to_dict(), "db": str(store.path)})
+    else:
+        print_sparse_ab(report)
+        console.print(f"stored in {store.path} as run {report.run_id}")
+    report_failures(group, "bench")
+    failed = [r for r in report.rows if r.error]
+    if failed:
+        raise DeviceError(
+            f"{len(failed)} of {len(report.rows)} A/B measurement(s) failed; first: "
+            f"{failed[0].source} on {failed[0].device}: {failed[0].error}"
+        )
+
+
+def print_sparse_ab(report: Any) -> None:
+    table = Table(title=f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
+    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up"):
+        table.add_column(column, justify="left" if column in ("model", "device") else "right")
+    notes: list[str] = []
+    for row in report.rows:
+        table.add_row(
+            Path(row.source).name,
+            row.device,
+            str(row.threads),
+            "–" if row.dense_p50_ms is None else f"{row.dense_p50_ms:.3f}",
+            "–" if row.sparse_p50_ms is None else f"{row.sparse_p50_ms:.3f}",
+            "–" if row.speedup is None else f"{row.speedup:.2f}×",
+        )
+        for text in (row.error, row.note):
+            line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
+            if line and line not in notes:
+                notes.append(line)
+    console.print(table)
+    for pair in report.pairs:
+        console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
+    for note in notes:
+        console.print(f"note: {note}")

@@ -63,7 +63,9 @@ class PruneOptions:
                 f"max-layer-sparsity {cap:g} is below the target sparsity {target:g}, so the "
                 "target cannot be reached; raise the cap or lower the sparsity"
             )
-        get_policy(policy)  # an unknown name fails here, before any model work
+        chosen = get_policy(policy)  # an unknown name fails here, before any model work
+        if min_params == DEFAULT_MIN_PARAMS:  # left at the default: the policy may lower it
+            min_params = getattr(chosen, "default_min_params", min_params)
         return cls(
             sparsity=target,
             scope=scope,

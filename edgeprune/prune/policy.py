@@ -147,7 +147,10 @@ PolicyFactory = Callable[[], PrunePolicy] | str
 
 # name -> a factory, or "module:attribute" imported on first use (so a policy that needs
 # TensorFlow-heavy code costs nothing until it is asked for).
-_POLICIES: dict[str, PolicyFactory] = {"all": AllPrunableKernels}
+_POLICIES: dict[str, PolicyFactory] = {
+    "all": AllPrunableKernels,
+    "xnnpack": "edgeprune.xnnpack.policy:XnnpackSparsePolicy",  # 1x1 convs of sparse clusters
+}
 
 
 def register_policy(name: str, factory: PolicyFactory) -> None:

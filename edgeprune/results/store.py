@@ -255,6 +255,19 @@ class ResultsStore:
                 out.append(item)
             return out
 
+    def run_info(self, run_id: int) -> dict[str, Any] | None:
+        """One run's command, label and options (e.g. a recipe run's record), or None."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT id, created_at, label, command, options_json FROM runs WHERE id = ?",
+                (run_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        info = dict(row)
+        info["options"] = json.loads(info.pop("options_json") or "{}")
+        return info
+
     def resolve_run(self, ref: str) -> int:
         """A run id from `12`, `latest` / `last`, or `latest~1` (the one before)."""
         text = ref.strip().lower()

@@ -114,7 +114,7 @@ def convert(
     if dataset is not None:
         data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())
         _check_data(model, data, quantize)
-    sparse, choice, reason = _decide_sparse(sparse_weights, quantize, model.sparsity["overall"])
+    sparse, choice, reason = _decide_sparse(sparse_weights, quantize, _sparsest_kernel(model))
     options = {
         "quantize": quantize,
         "io": io,
@@ -189,6 +189,17 @@ def _check_data(model: ConversionSource, data: Dataset, quantize: str) -> None:
         raise UserError(f"dataset {data.name!r} has no training samples to calibrate with")
 
 
+def _sparsest_kernel(model: ConversionSource) -> float:
+    """The zero fraction of the sparsest prunable kernel.
+
+    Per kernel, not overall: a policy such as `xnnpack` prunes only the 1x1 convs, and a
+    large dense classifier must not talk the converter out of storing those sparse (the
+    converter itself stores only tensors that are sparse enough).
+    """
+    layers = model.sparsity.get("layers") or {}
+    return max(layers.values(), default=model.sparsity.get("overall", 0.0))
+
+
 def _decide_sparse(requested: bool | None, quantize: str, sparsity: float) -> tuple[bool, str, str]:
     """(store sparse?, how it was decided, why) — the why goes to the report and manifest."""
     if requested is not None:
@@ -198,14 +209,14 @@ def _decide_sparse(requested: bool | None, quantize: str, sparsity: float) -> tu
         return (
             False,
             "auto",
-            (f"prunable kernels are {sparsity:.0%} zero, below {SPARSE_AUTO_THRESHOLD:.0%}"),
+            (f"no prunable kernel is {SPARSE_AUTO_THRESHOLD:.0%} zero (at most {sparsity:.0%})"),
         )
     if quantize not in SPARSE_RUNNABLE:
         return (
             False,
             "refused",
             (
-                f"kernels are {sparsity:.0%} zero, but weights stay dense for {quantize}: XNNPACK's "
+                f"kernels are up to {sparsity:.0%} zero, but weights stay dense for {quantize}: XNNPACK's "
                 "sparse path is fp32/fp16 only and its delegate cannot prepare sparse-stored "
                 f"{quantize} weights"
             ),
@@ -213,7 +224,7 @@ def _decide_sparse(requested: bool | None, quantize: str, sparsity: float) -> tu
     return (
         True,
         "auto",
-        f"prunable kernels are {sparsity:.0%} zero (>= {SPARSE_AUTO_THRESHOLD:.0%})",
+        f"prunable kernels are up to {sparsity:.0%} zero (>= {SPARSE_AUTO_THRESHOLD:.0%})",
     )
 
 

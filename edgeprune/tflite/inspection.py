@@ -35,7 +35,11 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
         return inspect_tflite(path)
     if fmt == "savedmodel":
         return inspect_saved_model(path)
-    report = inspect_keras_model(load_keras_model(path))
+    keras_model = load_keras_model(path)
+    report = inspect_keras_model(keras_model)
+    from edgeprune.xnnpack.policy import predicted_sparse_path  # issue 5
+
+    report["xnnpack"] = predicted_sparse_path(keras_model)
     return {**_file_info(Path(path), fmt), **report}
 
 
@@ -79,7 +83,15 @@ def inspect_tflite(path: str | os.PathLike[str]) -> dict[str, Any]:
             "constant_tensors": sum(1 for t in graph.tensors if model.is_constant(t)),
         },
         "quantized_activations": quantized,
+        "xnnpack": _xnnpack_section(model),
     }
+
+
+def _xnnpack_section(model: TFLiteModel) -> dict[str, Any]:
+    """XNNPACK sparse path verdict (issue 5; owned by edgeprune/xnnpack)."""
+    from edgeprune.xnnpack.verifier import check_sparse_path
+
+    return check_sparse_path(model).to_dict()
 
 
 def tensor_stats(model: TFLiteModel, graph: Subgraph, tensor: Tensor) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +39,8 @@ from device_agents.protocol import (
 from edgeprune.errors import UserError
 
 from .harness import time_limit
+
+REPO = Path(__file__).resolve().parents[2]
 
 TIERS = [
     pytest.param(150, id="quick"),
@@ -453,12 +456,35 @@ def test_agent_command_line_every_option_with_every_bad_value(tmp_path, monkeypa
     figures("bad input", grid_inputs=tried)
 
 
-@pytest.mark.skip(
-    reason="recipe loader (issue 7) does not exist yet: add its property test here "
-    "(any YAML -> Recipe or UserError naming file and field), as test_inventory_loader does"
-)
-def test_recipe_loader():  # pragma: no cover - placeholder until edgeprune/recipes.py lands
-    raise AssertionError
+@pytest.mark.parametrize("examples", TIERS)
+def test_recipe_loader(examples, tmp_path, figures):
+    """Any YAML (mutated real recipes, text, bytes) -> a Recipe or one UserError naming the file."""
+    from edgeprune.recipes.loader import load_recipe
+
+    valid = yaml.safe_load((REPO / "configs" / "recipes" / "demo.yaml").read_text())
+    valid["pipelines"]["pruned"]["prune"]["sparsity"] = [0.5, 0.8]
+    path = tmp_path / "recipe.yaml"
+
+    def check(value: Any) -> None:
+        if isinstance(value, bytes):
+            path.write_bytes(value)
+        else:
+            path.write_text(value if isinstance(value, str) else yaml.safe_dump(value))
+        try:
+            recipe = load_recipe(path)
+        except UserError as exc:
+            one_line(exc)
+            assert str(path) in str(exc), str(exc)
+            return
+        assert recipe.variants, "a loaded recipe has at least one variant"
+        assert len({v.name for v in recipe.variants}) == len(recipe.variants)
+        for variant in recipe.variants:
+            assert recipe.variant(variant.name) is variant
+
+    yaml_texts = mutated(valid).map(lambda d: yaml.safe_dump(d, sort_keys=False))
+    strategy = yaml_texts | mutated(valid) | st.text(max_size=200) | st.binary(max_size=100)
+    count = run_property(strategy, check, examples)
+    figures("bad input", hypothesis_examples=count)
 
 
 def test_agent_output_to_a_reader_that_left_is_no_traceback(tmp_path):

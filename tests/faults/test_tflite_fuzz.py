@@ -21,10 +21,6 @@ from .harness import REPO
 
 DRIVER = Path(__file__).with_name("fuzz_tflite_driver.py")
 AGENT_TESTS = REPO / "tests" / "agent"
-# Findings in code another engineer is still writing (issue 5's XNNPACK verifier, called by
-# inspect_tflite): the test reports them as xfail with the place and a reproducer, so any
-# other finding still fails it. Empty this tuple once edgeprune/xnnpack is committed.
-KNOWN_PENDING = ("edgeprune/xnnpack/",)
 TIERS = [
     pytest.param(1500, id="quick"),
     pytest.param(50000, id="deep", marks=pytest.mark.faults),
@@ -66,17 +62,9 @@ def test_mutated_models_never_crash_the_readers(count, seed_models, tmp_path, fi
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["mutations"] == count
     problems = summary["problems"]
-    pending = [p for p in problems if p.get("where", "").startswith(KNOWN_PENDING)]
-    assert len(problems) == len(pending), json.dumps(problems[:10], indent=1)
+    assert not problems, json.dumps(problems[:10], indent=1)
     rejected = sum(v for k, v in summary["counts"].items() if k.endswith(":rejected"))
     parsed = sum(v for k, v in summary["counts"].items() if k.endswith(":parsed"))
     assert rejected > count // 4  # the mutants were hostile enough to be refused, often
     figures("fuzz", mutations=count, reader_calls=summary["calls"], rejected=rejected,
             parsed=parsed, crashes=0, uncaught=summary["problem_count"])  # fmt: skip
-    if pending:  # found in code still being written by its owner: reported, not hidden
-        places = sorted({p["where"] for p in pending})
-        pytest.xfail(
-            f"{summary['problem_count']} of {count} mutants raise {pending[0]['error']} in "
-            f"{', '.join(places)} (not committed yet; reported to its owner); e.g. "
-            f"{pending[0]['file']}"
-        )

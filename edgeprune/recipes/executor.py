@@ -1,0 +1,354 @@
+"""`run_recipe`: plan, build the missing stages, measure on the devices, report.
+
+Order: every variant's host stages (shared stages once), then the bench stage on all
+devices in parallel, then the report. A stage that fails marks its variant failed (with
+the reason) and the sweep goes on; the base model failing stops the run, since every
+variant needs it. A device that fails is reported and the others finish. Whatever
+finished is cached, so a re-run after a crash or after adding a sweep value does only
+the missing work.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeprune.errors import UserError
+from edgeprune.fleet.session import ConnectOptions
+from edgeprune.recipes.cache import StageCache, StageRecord, workdir_lock
+from edgeprune.recipes.devices import resolve_devices
+from edgeprune.recipes.loader import Recipe
+from edgeprune.recipes.plan import Plan, PlannedStage, VariantPlan, make_plan, plan_bench
+from edgeprune.recipes.report import RUN_COMMAND, RecipeReport, build_report, referenced_runs
+
+
+@dataclass
+class StageEvent:
+    """Progress: variant × stage, and what happened to it."""
+
+    variant: str
+    stage: str
+    state: str  # running | done | cached | failed | skipped | measuring ...
+    index: int = 0  # 1-based position of the variant
+    total: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+
+Progress = Callable[[StageEvent], None]
+
+
+@dataclass
+class RunOutcome:
+    plan: Plan
+    report: RecipeReport | None
+    grid: dict[str, dict[str, str]]  # variant -> stage -> state
+    failures: dict[str, str]  # variant -> first error
+    device_errors: dict[str, str]
+    run_id: int | None
+    db: Path | None
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+    trained: int = 0  # stages that trained or built a model in this run
+    measured: int = 0  # (variant, device) measurements made in this run
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recipe": str(self.plan.recipe.path),
+            "name": self.plan.recipe.name,
+            "workdir": str(self.plan.workdir),
+            "run_id": self.run_id,
+            "db": str(self.db) if self.db else None,
+            "seconds": round(self.seconds, 2),
+            "stages_built": self.trained,
+            "measurements_made": self.measured,
+            "grid": self.grid,
+            "failures": self.failures,
+            "device_errors": self.device_errors,
+            "files": {k: str(v) for k, v in self.files.items()},
+            "report": self.report.to_dict() if self.report else None,
+        }
+
+
+def plan_recipe(
+    recipe: Recipe,
+    *,
+    workdir: str | os.PathLike[str] | None = None,
+    devices: list[str] | None = None,
+    inventory: str | None = None,
+    db: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """The plan with cache status of every stage (what `--dry-run` prints); touches nothing."""
+    chosen = resolve_devices(recipe, devices, inventory)
+    plan = make_plan(recipe, recipe.workdir(workdir), chosen)
+    plan_bench(plan, _existing_store(db))
+    return plan
+
+
+def _existing_store(db: str | os.PathLike[str] | None) -> Any | None:
+    from edgeprune.results.store import ResultsStore, default_db_path
+
+    path = Path(db).expanduser() if db is not None else default_db_path()
+    return ResultsStore(path, create=False) if path.is_file() else None
+
+
+def run_recipe(
+    recipe: Recipe,
+    *,
+    workdir: str | os.PathLike[str] | None = None,
+    devices: list[str] | None = None,
+    inventory: str | None = None,
+    db: str | os.PathLike[str] | None = None,
+    strategy: str = "default",
+    accuracy_budget: float | None = None,
+    progress: Progress | None = None,
+    connect: ConnectOptions | None = None,
+    concurrency: int = 8,
+) -> RunOutcome:
+    """Build, evaluate, measure and report every variant; returns what happened."""
+    from edgeprune.recipes.context import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if accuracy_budget is not None and not 0 <= accuracy_budget <= 100:
+        raise UserError(f"--accuracy-budget {accuracy_budget:g} must be in [0, 100] points")
+    start = time.perf_counter()
+    chosen = resolve_devices(recipe, devices, inventory)
+    root = recipe.workdir(workdir)
+    from edgeprune.results.store import ResultsStore
+
+    store = ResultsStore(db)  # checked (and created) before any slow work
+    with workdir_lock(root):
+        cache = StageCache(root)
+        cache.clean_partials()
+        plan = make_plan(recipe, root, chosen, cache)
+        builder = _HostStages(plan, strategy, progress or (lambda event: None))
+        builder.run()
+        outcome = RunOutcome(plan, None, builder.grid, builder.failures, {}, None, store.path)
+        outcome.trained = builder.built
+        _bench_and_report(plan, builder, store, outcome, accuracy_budget, connect, concurrency)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+class _HostStages:
+    """Runs the host stages of every variant in order, each shared stage once."""
+
+    def __init__(self, plan: Plan, strategy: str, progress: Progress) -> None:
+        from edgeprune.recipes.context import StageContext
+
+        self.plan = plan
+        self.progress = progress
+        self.ctx = StageContext(plan.recipe, strategy)
+        self.grid: dict[str, dict[str, str]] = {}
+        self.failures: dict[str, str] = {}
+        self.failed_keys: dict[tuple[str, str], str] = {}
+        self.built = 0
+        self.built_keys: set[tuple[str, str]] = set()
+
+    def run(self) -> None:
+        total = len(self.plan.variants)
+        for index, variant_plan in enumerate(self.plan.variants, start=1):
+            row = self.grid.setdefault(variant_plan.name, {})
+            parent: Path | None = None
+            failed: str | None = None
+            for stage in variant_plan.stages:
+                event = StageEvent(variant_plan.name, stage.kind, "", index, total)
+                if failed is not None:
+                    row[stage.kind] = "skipped"
+                    self.progress(_with(event, "skipped"))
+                    continue
+                if stage.record is None and (stage.kind, stage.key) in self.failed_keys:
+                    failed = self.failed_keys[(stage.kind, stage.key)]
+                elif stage.record is None:
+                    failed = self._build(stage, parent, variant_plan, event)
+                else:
+                    was_built = (stage.kind, stage.key) in self.built_keys
+                    row[stage.kind] = "done" if was_built else "cached"
+                    self.progress(_with(event, "shared" if was_built else "cached"))
+                if failed is not None:
+                    row[stage.kind] = "failed"
+                    self.failures.setdefault(variant_plan.name, f"{stage.kind}: {failed}")
+                    continue
+                assert stage.record is not None
+                row[stage.kind] = row.get(stage.kind) or "done"
+                parent = stage.record.output(self.plan.cache, _output_name(stage.kind))
+                if stage.kind == "base":
+                    shape = stage.record.metrics.get("input_shape")
+                    self.ctx.input_shape = tuple(shape) if shape else None
+
+    def _build(
+        self, stage: PlannedStage, parent: Path | None, variant_plan: VariantPlan, event: StageEvent
+    ) -> str | None:
+        from edgeprune.recipes.stages import STAGE_RUNNERS, run_base
+
+        self.progress(_with(event, "running"))
+        began = time.perf_counter()
+        try:
+            with self.plan.cache.building(stage.kind, stage.key) as folder:
+                if stage.kind == "base":
+                    metrics = run_base(self.ctx, folder)
+                else:
+                    assert parent is not None
+                    metrics = STAGE_RUNNERS[stage.kind](self.ctx, parent, folder, stage.options)
+                record = StageRecord(
+                    stage.kind,
+                    stage.key,
+                    {_output_name(stage.kind): _file_name(stage.kind)},
+                    _plain(metrics),
+                    round(time.perf_counter() - began, 3),
+                )
+                self.plan.cache.save(folder, record)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            if stage.kind == "base":  # every variant needs it: stop here
+                raise
+            message = _one_line(exc)
+            self._log_failure(variant_plan.name, stage.kind, exc)
+            self.failed_keys[(stage.kind, stage.key)] = message
+            self.progress(_with(event, "failed", time.perf_counter() - began, message))
+            return message
+        stage.record = record
+        self.built += 1
+        self.built_keys.add((stage.kind, stage.key))
+        self.progress(_with(event, "done", record.seconds))
+        return None
+
+    def _log_failure(self, variant: str, kind: str, exc: Exception) -> None:
+        log = self.plan.workdir / "errors.log"
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {variant} × {kind}\n")
+            handle.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def _bench_and_report(
+    plan: Plan,
+    builder: _HostStages,
+    store: Any,
+    outcome: RunOutcome,
+    accuracy_budget: float | None,
+    connect: ConnectOptions | None,
+    concurrency: int,
+) -> None:
+    from edgeprune.recipes.benching import bench_missing, publish_variant, write_inputs
+    from edgeprune.recipes.report_html import write_report_files
+
+    converted = [v for v in plan.variants if v.converted is not None]
+    for variant_plan in converted:
+        publish_variant(plan, variant_plan)
+    if plan.inputs_path is not None and converted and not plan.inputs_path.is_file():
+        data = builder.ctx.data.training(builder.ctx.input_shape)
+        write_inputs(plan, data.x_val, data.y_val)
+    plan_bench(plan, store)
+    budget = plan.recipe.spec.accuracy_budget if accuracy_budget is None else accuracy_budget
+    record = run_record(plan, outcome.failures, budget)
+    outcome.run_id = store.begin_run(RUN_COMMAND, record, label=plan.recipe.name)
+
+    def step(device: str, what: str, done: int, total: int) -> None:
+        builder.progress(StageEvent("*", f"bench@{device}", what, done, total))
+
+    for variant_plan in plan.variants:
+        for device, bench in variant_plan.bench.items():
+            state = "cached" if bench.cached else "pending" if bench.key else "skipped"
+            outcome.grid.setdefault(variant_plan.name, {})[f"bench@{device}"] = state
+    group = bench_missing(
+        plan, store, outcome.run_id, connect=connect, step=step, concurrency=concurrency
+    )
+    for device_outcome in group:
+        name = device_outcome.device.name
+        if not device_outcome.ok:
+            outcome.device_errors[name] = device_outcome.message
+            for variant_plan in plan.variants:
+                if outcome.grid[variant_plan.name].get(f"bench@{name}") == "pending":
+                    outcome.grid[variant_plan.name][f"bench@{name}"] = "failed"
+            continue
+        run = device_outcome.value
+        assert run is not None
+        outcome.measured += len(run.measured)
+        for variant in run.measured:
+            outcome.grid[variant][f"bench@{name}"] = "done"
+        for variant, error in run.failed.items():
+            outcome.grid[variant][f"bench@{name}"] = "failed"
+            outcome.failures.setdefault(variant, f"bench@{name}: {error}")
+    final = run_record(plan, outcome.failures, budget)
+    final["device_errors"] = outcome.device_errors
+    rows = store.measurements(run_ids=referenced_runs(final, outcome.run_id))
+    outcome.report = build_report(final, rows, outcome.run_id)
+    outcome.files = write_report_files(outcome.report, plan.workdir)
+
+
+def run_record(plan: Plan, failures: dict[str, str], budget: float | None) -> dict[str, Any]:
+    """What the results store keeps about a recipe run, enough to rebuild its report."""
+    base = plan.variants[0].stages[0].record if plan.variants else None
+    variants = []
+    for variant_plan in plan.variants:
+        record = variant_plan.converted
+        metrics = record.metrics if record else {}
+        variants.append(
+            {
+                "name": variant_plan.name,
+                "steps": variant_plan.variant.describe(),
+                "sha256": metrics.get("sha256"),
+                "top1": metrics.get("top1"),
+                "size_bytes": metrics.get("size_bytes"),
+                "gzip_bytes": metrics.get("gzip_bytes"),
+                "quantize": metrics.get("quantize"),
+                "sparsity": metrics.get("sparsity"),
+                "sparse_weights": metrics.get("sparse_weights"),
+                "error": failures.get(variant_plan.name) if record is None else None,
+            }
+        )
+    measurements: dict[str, dict[str, list[Any]]] = {}
+    for variant_plan in plan.variants:
+        for device, bench in variant_plan.bench.items():
+            if bench.record is not None:
+                measurements.setdefault(device, {})[variant_plan.name] = [
+                    bench.record["run_id"],
+                    bench.record["job_id"],
+                ]
+    return {
+        "recipe": str(plan.recipe.path),
+        "name": plan.recipe.name,
+        "workdir": str(plan.workdir),
+        "accuracy_budget": budget,
+        "baseline_top1": base.metrics.get("top1") if base else None,
+        "bench_options": plan.bench_options.__dict__,
+        "devices": [d.name for d in plan.devices],
+        "variants": variants,
+        "measurements": measurements,
+    }
+
+
+def _output_name(kind: str) -> str:
+    return "tflite" if kind == "convert" else "model"
+
+
+def _file_name(kind: str) -> str:
+    from edgeprune.recipes.stages import MODEL_FILE, TFLITE_FILE
+
+    return TFLITE_FILE if kind == "convert" else MODEL_FILE
+
+
+def _with(event: StageEvent, state: str, seconds: float = 0.0, message: str = "") -> StageEvent:
+    return StageEvent(event.variant, event.stage, state, event.index, event.total, seconds, message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, UserError):
+        return text
+    return f"unexpected {type(exc).__name__}: {text}"[:300]
+
+
+def _plain(value: Any) -> Any:
+    import json
+
+    return json.loads(
+        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    )

@@ -1,0 +1,295 @@
+"""The recipe report as files: Markdown and HTML, with matplotlib PNGs (also saved alone).
+
+Per device one plot of accuracy against latency: every variant, the Pareto front as a
+line, the budget as a shaded band, the recommendation starred. One more plot puts the
+variants' latency side by side across devices.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+from edgeprune.files import atomic_output
+from edgeprune.recipes.formatting import pct
+from edgeprune.recipes.report import TABLE_HEADERS, DeviceReport, RecipeReport, table_cells
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f3f3f3; } td:first-child { text-align: left; }
+tr.pick td { background: #eaf6ea; font-weight: 600; } tr.over td { color: #888; }
+tr.error td { color: #a00; } img { max-width: 100%; }
+.rec { background: #f6f9ff; border-left: 4px solid #3a6fd8; padding: 0.6em 1em; }
+.note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label_offsets(
+    points: list[tuple[float, float]], span: tuple[float, float]
+) -> list[tuple[int, int]]:
+    """Text offsets that keep labels of neighbouring points from printing over each other."""
+    placed: list[tuple[float, float, int]] = []
+    offsets = []
+    for x, y in points:
+        near = [
+            dy
+            for px, py, dy in placed
+            if abs(px - x) < 0.2 * span[0] and abs(py - y) < 0.06 * span[1]
+        ]
+        dy = 4
+        while dy in near:
+            dy -= 12
+        placed.append((x, y, dy))
+        offsets.append((6, dy))
+    return offsets
+
+
+def pareto_png(device: DeviceReport, baseline: float | None, budget: float | None) -> bytes | None:
+    """Accuracy against p50 latency for one device; None when no variant has both."""
+    points = [
+        (r["p50_ms"], r["top1_host"] if r["top1_host"] is not None else r["top1_device"], r)
+        for r in device.rows
+        if r["status"] == "ok" and r["p50_ms"] is not None
+    ]
+    points = [(x, y * 100.0, r) for x, y, r in points if y is not None]
+    if not points:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    try:
+        ys = [y for _, y, _ in points] + ([baseline * 100] if baseline is not None else [])
+        floor = baseline * 100 - budget if baseline is not None and budget is not None else None
+        if floor is not None and floor >= min(ys) - 2.0:
+            ys.append(floor)  # show the budget line when it is near the points
+        pad = max(0.3, 0.15 * (max(ys) - min(ys)))
+        low, high = min(ys) - pad, max(ys) + pad
+        if baseline is not None:
+            ax.axhline(baseline * 100, color="#555", linestyle=":", linewidth=1, label="baseline")
+        if floor is not None:
+            ax.axhspan(
+                max(floor, low),
+                high,
+                color="#3a6fd8",
+                alpha=0.07,
+                label=f"within {budget:g} point(s) of the baseline",
+            )
+            if floor >= low:
+                ax.axhline(floor, color="#3a6fd8", linestyle="--", linewidth=1)
+        front = sorted((x, y) for x, y, r in points if r["pareto"])
+        if front:
+            ax.step(
+                [p[0] for p in front],
+                [p[1] for p in front],
+                where="post",
+                color="#d8823a",
+                linewidth=1.5,
+                label="Pareto front",
+            )
+        span = (max(x for x, _, _ in points) or 1.0, high - low)
+        offsets = _label_offsets([(x, y) for x, y, _ in points], span)
+        for (x, y, row), offset in zip(points, offsets, strict=True):
+            label = f"{row['variant']}" + (f" ·{row['threads']}t" if _many_threads(device) else "")
+            if row["recommended"]:
+                ax.scatter(
+                    [x], [y], marker="*", s=260, color="#2a9d3a", zorder=5, label="recommended"
+                )
+            color = "#3a6fd8" if row["in_budget"] else "#aaaaaa"
+            ax.scatter([x], [y], s=36, color=color, zorder=6)
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+        ax.set_xlabel("p50 latency (ms), lower is better")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(f"{device.device}: accuracy against latency")
+        ax.set_xlim(left=0, right=max(x for x, _, _ in points) * 1.25)
+        ax.set_ylim(low, high)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def latency_png(report: RecipeReport) -> bytes | None:
+    """p50 latency of every variant, one bar group per variant, one bar per device."""
+    names = [v["name"] for v in report.variants]
+    series: dict[str, list[float]] = {}
+    for device in report.devices:
+        best: dict[str, float] = {}
+        for row in device.rows:
+            if row["status"] == "ok" and row["p50_ms"] is not None:
+                best[row["variant"]] = min(best.get(row["variant"], float("inf")), row["p50_ms"])
+        if best:
+            series[device.device] = [best.get(n, 0.0) for n in names]
+    if not series:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
+    try:
+        width = 0.8 / len(series)
+        for i, (device, values) in enumerate(series.items()):
+            xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(names))]
+            ax.bar(xs, values, width=width, label=device)
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("p50 latency (ms, best thread count)")
+        ax.set_title(f"{report.name}: latency by variant")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def _many_threads(device: DeviceReport) -> bool:
+    return len({r["threads"] for r in device.rows}) > 1
+
+
+def report_plots(report: RecipeReport) -> list[tuple[str, str, bytes]]:
+    """(file stem, title, png) for every plot the report has."""
+    plots = []
+    for device in report.devices:
+        png = pareto_png(device, report.baseline_top1, report.budget)
+        if png:
+            plots.append(
+                (
+                    f"pareto-{_safe(device.device)}",
+                    f"{device.device}: accuracy against latency",
+                    png,
+                )
+            )
+    bars = latency_png(report)
+    if bars:
+        plots.append(("latency", "Latency by variant", bars))
+    return plots
+
+
+def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> str:
+    by_stem = {stem: (title, png) for stem, title, png in plots}
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>edgeprune: {esc(report.name)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Recipe {esc(report.name)}</h1>",
+        "<p class='note'>"
+        + esc(
+            f"baseline top-1 {pct(report.baseline_top1)} · budget "
+            + ("none" if report.budget is None else f"{report.budget:g} point(s)")
+            + f" · speed-up against {report.reference or '–'}"
+            + (f" · results run {report.run_id}" if report.run_id else "")
+        )
+        + "</p>",
+    ]
+    for variant in report.variants:
+        if variant.get("error"):
+            parts.append(
+                f"<p class='note'>variant {esc(variant['name'])} failed: {esc(variant['error'])}</p>"
+            )
+    for device, error in report.device_errors.items():
+        parts.append(f"<p class='note'>device {esc(device)} failed: {esc(error)}</p>")
+    for device in report.devices:
+        rec = device.recommendation
+        parts.append(f"<h2>{esc(device.device)}</h2><div class='rec'>")
+        if rec.choice:
+            parts.append(
+                f"<p><b>Recommended: {esc(rec.choice.variant)}</b> — {esc(rec.reason)}.</p>"
+            )
+            if rec.runner_up:
+                parts.append(
+                    f"<p>Runner-up: {esc(rec.runner_up.variant)} — {esc(rec.runner_up_reason)}.</p>"
+                )
+        else:
+            parts.append(f"<p><b>No recommendation</b> — {esc(rec.reason)}.</p>")
+        parts.append(f"<p>Pareto front: {esc(', '.join(rec.pareto) or '–')}</p></div>")
+        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADERS) + "</tr>")
+        for row in device.rows:
+            css = (
+                "error"
+                if row["status"] != "ok"
+                else "pick"
+                if row["recommended"]
+                else ""
+                if row["in_budget"]
+                else "over"
+            )
+            parts.append(
+                f"<tr class='{css}'>"
+                + "".join(f"<td>{esc(c)}</td>" for c in table_cells(row))
+                + "</tr>"
+            )
+        parts.append("</table>")
+        for variant, why in device.missing.items():
+            parts.append(f"<p class='note'>{esc(variant)}: not measured ({esc(why)})</p>")
+        stem = f"pareto-{_safe(device.device)}"
+        if stem in by_stem:
+            parts.append(_img(*by_stem[stem]))
+    if "latency" in by_stem:
+        parts.append("<h2>Latency by variant</h2>" + _img(*by_stem["latency"]))
+    parts.append(
+        "<p class='note'>★ recommended · ◆ on the Pareto front (no variant is both faster and more accurate)</p>"
+    )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _img(title: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode()
+    return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+
+
+def write_report_files(report: RecipeReport, folder: Path) -> dict[str, Path]:
+    """report.md, report.html and plots/*.png in `folder`; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plots = report_plots(report)
+    written: dict[str, Path] = {}
+    plot_dir = folder / "plots"
+    plot_dir.mkdir(exist_ok=True)
+    links: dict[str, str] = {}
+    for stem, _title, png in plots:
+        path = plot_dir / f"{stem}.png"
+        _write_bytes(path, png)
+        written[stem] = path
+        if stem.startswith("pareto-"):
+            device = next(
+                (d.device for d in report.devices if f"pareto-{_safe(d.device)}" == stem), None
+            )
+            if device:
+                links[device] = f"plots/{stem}.png"
+    markdown = folder / "report.md"
+    _write_bytes(markdown, report.to_markdown(links).encode())
+    page = folder / "report.html"
+    _write_bytes(page, render_html(report, plots).encode())
+    written.update({"markdown": markdown, "html": page})
+    return written
+
+
+def write_html(report: RecipeReport, target: Path) -> Path:
+    """Only the HTML page (what `results report --html OUT` writes)."""
+    _write_bytes(target, render_html(report, report_plots(report)).encode())
+    return target
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)

@@ -1,0 +1,268 @@
+"""The recipe file's shape: pydantic models, strict types, no unknown keys.
+
+Validation errors become one-line `UserError`s that start with ``file:line`` and the dotted
+path of the key at fault (see `yaml_source.LineIndex`). Step options (`prune`,
+`channels`, `finetune`, `convert`) are validated per variant in `sweep.py`, because any of
+them may be a list that the sweep expands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgeprune.recipes.yaml_source import LineIndex, PathKey
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    """No unknown keys, no silent conversions ('0.5' is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class TrainSpec(_Strict):
+    """Train the base model on `data.train` before the sweep (from scratch for demo/application)."""
+
+    epochs: int = Field(ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
+    learning_rate: float = Field(1e-3, gt=0, lt=10)
+    seed: int = Field(0, ge=0)
+
+
+class ModelSpec(_Strict):
+    """Exactly one source: the digits `demo` CNN, a model `file`, or a keras.applications name."""
+
+    demo: bool = False
+    width: int | None = Field(None, ge=1, le=4096)
+    file: str | None = None
+    application: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    weights: str | None = None
+    input_shape: list[int] | None = Field(None, min_length=1, max_length=4)
+    classes: int | None = Field(None, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+    train: TrainSpec | None = None
+    seed: int = Field(0, ge=0)
+
+
+class DataSpec(_Strict):
+    """Dataset specs (`digits`, an .npz, an image folder); paths are relative to the recipe."""
+
+    train: str = Field(min_length=1)
+    validation: str | None = None
+    calibration: str | None = None
+    calibration_samples: int = Field(200, ge=1, le=100_000)
+    image_size: list[int] | None = Field(None, min_length=2, max_length=2)
+
+
+class BenchSpec(_Strict):
+    """Bench options (as `device_agents.protocol.BenchOptions`) plus whether to ship inputs."""
+
+    threads: list[int] = Field(default_factory=lambda: [1], min_length=1)
+    runs: int | None = Field(30, ge=1, le=1_000_000)
+    min_seconds: float | None = Field(None, gt=0, le=86400)
+    warmup: int = Field(3, ge=0, le=100_000)
+    xnnpack: bool = True
+    cpus: list[int] | None = None
+    delay_ms: float = Field(0.0, ge=0, le=60_000)
+    timeout_s: float = Field(600.0, gt=0, le=7 * 86400)
+    seed: int = Field(0, ge=0, lt=2**32)
+    runtime: Literal["ai_edge_litert", "tflite_runtime", "tensorflow"] | None = None
+    inputs: bool = True
+
+
+class RecipeFile(_Strict):
+    """The whole file. Give `steps` (one pipeline) or `pipelines` (name -> steps)."""
+
+    name: str | None = Field(None, pattern=NAME_PATTERN)
+    description: str | None = None
+    workdir: str | None = None
+    model: ModelSpec
+    data: DataSpec | None = None
+    steps: dict[str, Any] | None = None
+    pipelines: dict[str, Any] | None = None
+    devices: list[str] = Field(default_factory=lambda: ["local"], min_length=1)
+    inventory: str | None = None
+    bench: BenchSpec = Field(default_factory=BenchSpec)
+    accuracy_budget: float | None = Field(1.0, ge=0, le=100)
+
+
+# ---------------------------------------------------------------- step options
+
+
+class PruneStep(_Strict):
+    """Unstructured magnitude pruning; `gradual` fine-tunes on data.train while pruning."""
+
+    method: Literal["gradual", "oneshot"] = "gradual"
+    sparsity: float | None = None
+    scope: Literal["local", "global", "balanced"] = "local"
+    max_layer_sparsity: float | None = None
+    policy: str = "all"
+    pattern: str | None = None
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    min_params: int = Field(1024, ge=0)
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    begin_step: int = Field(0, ge=0)
+    end_step: int | None = Field(None, ge=1)
+    frequency: int | None = Field(None, ge=1)
+    initial_sparsity: float = Field(0.0, ge=0, lt=1)
+    power: float = Field(3.0, gt=0)
+    epochs: int = Field(8, ge=1, le=100_000)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, lt=10)
+    seed: int = Field(0, ge=0)
+
+
+class ChannelsStep(_Strict):
+    """Structured filter pruning (TAO's options); give `ratio` or `threshold`."""
+
+    ratio: float | None = None
+    threshold: float | None = None
+    criterion: Literal["l1", "l2"] = "l1"
+    normalizer: Literal["max", "l2"] = "max"
+    granularity: int = Field(8, ge=1)
+    min_filters: int = Field(16, ge=1)
+    exclude: list[str] = Field(default_factory=list)
+    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "union"
+
+
+class FinetuneStep(_Strict):
+    """Train the model on data.train; zeros left by an earlier prune step stay zero."""
+
+    epochs: int = Field(3, ge=1, le=100_000)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, lt=10)
+    seed: int = Field(0, ge=0)
+
+
+class ConvertStep(_Strict):
+    """TFLite conversion; `sparse_weights: auto` stores weights sparse when >= 50 % zero."""
+
+    quantize: Literal["none", "dynamic", "float16", "int8"] = "none"
+    sparse_weights: bool | Literal["auto"] = "auto"
+    io: Literal["float", "int8"] = "float"
+    calibration_samples: int | None = Field(None, ge=1, le=100_000)
+
+
+STEP_MODELS: dict[str, type[_Strict]] = {
+    "prune": PruneStep,
+    "channels": ChannelsStep,
+    "finetune": FinetuneStep,
+    "convert": ConvertStep,
+}
+
+
+def is_list_field(model: type[BaseModel], name: str) -> bool:
+    """Whether the option itself is a list (then a sweep over it is a list of lists)."""
+    annotation = model.model_fields[name].annotation
+    return any(typing.get_origin(m) is list for m in _union_members(annotation))
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def validate_part(
+    model: type[BaseModel],
+    raw: Any,
+    index: LineIndex,
+    base: PathKey = (),
+    rename: dict[str, PathKey] | None = None,
+) -> Any:
+    """`model.model_validate(raw)`, with a failure turned into a file:line UserError.
+
+    `rename` maps a top-level option name to the path it really came from (a sweep value
+    `sparsity[1]` is validated as plain `sparsity`).
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _user_error(exc, model, raw, index, base, rename or {}) from None
+
+
+def _user_error(
+    exc: ValidationError,
+    model: type[BaseModel],
+    raw: Any,
+    index: LineIndex,
+    base: PathKey,
+    rename: dict[str, PathKey],
+) -> Exception:
+    errors = exc.errors()
+    first = errors[0]
+    loc = _existing_path(raw, first["loc"]) if first["type"] != "missing" else tuple(first["loc"])
+    if first["type"] == "extra_forbidden":
+        loc = tuple(first["loc"])
+    real = _real_path(base, loc, rename)
+    if first["type"] == "extra_forbidden":
+        known = list(_model_at(model, loc[:-1]).model_fields)
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, known, n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+        message = f"unknown key {key!r}{maybe}; known keys: {', '.join(known)}"
+        return index.error(real, message, shown=real[:-1])
+    if first["type"] == "missing":
+        parent = _real_path(base, loc[:-1], rename)
+        return index.error(parent, f"required key {str(loc[-1])!r} is missing")
+    same = [e for e in errors if _existing_path(raw, e["loc"]) == loc]
+    messages = list(dict.fromkeys(_short(e["msg"]) for e in same))
+    shown = " or ".join(messages)
+    if all(e["msg"].startswith("Input should be ") for e in same):
+        shown = "should be " + shown
+    return index.error(real, f"{shown} (got {first.get('input')!r})")
+
+
+def _short(message: str) -> str:
+    """'Input should be a valid number' -> 'a valid number' (the caller adds 'should be')."""
+    message = message.removeprefix("Value error, ")
+    return message.removeprefix("Input should be ")
+
+
+def _existing_path(raw: Any, loc: tuple[Any, ...]) -> PathKey:
+    """The longest prefix of a pydantic `loc` that exists in the data (drops union tags)."""
+    out: list[Any] = []
+    node = raw
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        else:
+            break
+        out.append(part)
+    return tuple(out)
+
+
+def _real_path(base: PathKey, loc: PathKey, rename: dict[str, PathKey]) -> PathKey:
+    if loc and isinstance(loc[0], str) and loc[0] in rename:
+        return (*rename[loc[0]], *loc[1:])
+    return (*base, *loc)
+
+
+def _model_at(model: type[BaseModel], path: PathKey) -> type[BaseModel]:
+    """The nested model class at `path` (for listing its known keys)."""
+    current = model
+    for part in path:
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return current
+        nested = [
+            m
+            for m in _union_members(field.annotation)
+            if isinstance(m, type) and issubclass(m, BaseModel)
+        ]
+        if not nested:
+            return current
+        current = nested[0]
+    return current

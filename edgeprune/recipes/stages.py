@@ -1,0 +1,313 @@
+"""What each host stage does: make the base model, prune, remove channels, fine-tune, convert.
+
+Every stage reads its parent's file and writes its own (a `.keras` or a `.tflite` with
+its manifest) into a fresh directory, returning the numbers the report needs. Anything
+that trains or creates weights runs under the run's `tf.distribute` strategy, so a user
+with several GPUs passes `--strategy mirrored` and the same recipe uses them all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune import _tf
+from edgeprune.data import Dataset, check_fits
+from edgeprune.manifest import build_manifest, write_manifest
+from edgeprune.recipes.context import StageContext
+from edgeprune.recipes.loader import Recipe
+
+MODEL_FILE = "model.keras"
+TFLITE_FILE = "model.tflite"
+
+
+# ------------------------------------------------------------------ the stages
+
+
+def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
+    """Build (demo / application) or load (file) the model, train it if asked, save it."""
+    from edgeprune.models import load_keras_model, save_keras_model
+
+    spec = ctx.recipe.spec.model
+    metrics: dict[str, Any] = {}
+    with ctx.scope():
+        if spec.demo:
+            from edgeprune.demo import build_demo_model
+
+            data = ctx.data.training()
+            model = build_demo_model(
+                data.sample_shape, data.num_classes, width=spec.width or 32, seed=spec.seed
+            )
+        elif spec.application:
+            model = _application(ctx.recipe)
+        else:
+            assert spec.file is not None
+            model = load_keras_model(ctx.recipe.resolve(spec.file))
+        ctx.input_shape = tuple(model.input_shape)
+        if spec.train is not None:
+            data = ctx.data.training(ctx.input_shape)
+            metrics["train"] = _fit(model, data, spec.train.model_dump())
+            metrics["strategy"] = ctx.strategy_info()
+        if ctx.recipe.spec.data is not None:
+            metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
+        metrics["params"] = int(model.count_params())
+        metrics["input_shape"] = list(model.input_shape)
+        save_keras_model(model, out / MODEL_FILE)
+    _manifest(out / MODEL_FILE, "base", ctx, {"model": spec.model_dump()}, metrics)
+    return metrics
+
+
+def _application(recipe: Recipe) -> Any:
+    keras = _tf.keras()
+    spec = recipe.spec.model
+    builder = getattr(keras.applications, str(spec.application), None)
+    if builder is None or not callable(builder):
+        raise recipe.lines.error(
+            ("model", "application"),
+            f"keras.applications has no model {spec.application!r}; e.g. MobileNetV2, ResNet50",
+        )
+    weights = spec.weights
+    if weights not in (None, "imagenet"):
+        weights = str(recipe.resolve(weights))
+    kwargs: dict[str, Any] = {"weights": weights, "input_shape": tuple(spec.input_shape or ())}
+    if spec.classes is not None:
+        kwargs["classes"] = spec.classes
+    try:
+        with _tf.quiet_native_output():
+            return builder(**kwargs, **spec.options)
+    except Exception as exc:  # bad options, no weights file, no network for 'imagenet'...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise recipe.lines.error(
+            ("model", "application"), f"{spec.application} cannot be built: {first}"
+        ) from None
+
+
+def _fit(model: Any, data: Dataset, options: dict[str, Any]) -> dict[str, Any]:
+    from edgeprune.prune.training import check_classes, classification_loss, output_kind
+
+    keras = _tf.keras()
+    check_fits(data, tuple(model.input_shape))
+    kind = output_kind(model, data.x_val)
+    check_classes(model, data, kind)
+    model.compile(
+        optimizer=keras.optimizers.Adam(options["learning_rate"]),
+        loss=classification_loss(kind),
+        metrics=["accuracy"],
+    )
+    keras.utils.set_random_seed(options["seed"])
+    with _tf.quiet_native_output():
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            epochs=options["epochs"],
+            batch_size=options["batch_size"],
+            shuffle=True,
+            verbose=0,
+        )
+    return {"epochs": options["epochs"], "loss": float(history.history["loss"][-1])}
+
+
+def _top1(model: Any, data: Dataset) -> float:
+    from edgeprune.prune.training import output_kind, top1_accuracy
+
+    with _tf.quiet_native_output():
+        return top1_accuracy(model, data.x_val, data.y_val, output_kind(model, data.x_val))
+
+
+def run_prune(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Magnitude pruning, gradual (fine-tunes while pruning) or one-shot."""
+    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.prune import PruneOptions, prune_gradually, prune_with_options
+
+    shared = {
+        "scope": options["scope"],
+        "include": options["include"],
+        "exclude": options["exclude"],
+        "min_params": options["min_params"],
+        "pattern": options["pattern"],
+        "policy": options["policy"],
+    }
+    if options["max_layer_sparsity"] is not None:
+        shared["max_layer_sparsity"] = options["max_layer_sparsity"]
+    metrics: dict[str, Any] = {}
+    with ctx.scope():
+        model = load_keras_model(source)
+        if options["method"] == "gradual":
+            data = ctx.data.training(ctx.input_shape)
+            with _tf.quiet_native_output():
+                result = prune_gradually(
+                    model,
+                    data,
+                    options["sparsity"],
+                    schedule=options["schedule"],
+                    begin_step=options["begin_step"],
+                    end_step=options["end_step"],
+                    frequency=options["frequency"],
+                    initial_sparsity=options["initial_sparsity"],
+                    power=options["power"],
+                    epochs=options["epochs"],
+                    batch_size=options["batch_size"],
+                    learning_rate=options["learning_rate"],
+                    seed=options["seed"],
+                    **shared,
+                )
+            report = result.report
+            metrics["top1"] = result.accuracy
+            metrics["strategy"] = ctx.strategy_info()
+        else:
+            report = prune_with_options(model, PruneOptions.create(options["sparsity"], **shared))
+            if ctx.recipe.spec.data is not None:
+                metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
+        metrics["sparsity"] = report.overall
+        metrics["pruned_kernels"] = len(report.kernels)
+        save_keras_model(model, out / MODEL_FILE)
+    _manifest(out / MODEL_FILE, "prune", ctx, options, metrics, source, report.manifest_sparsity())
+    return metrics
+
+
+def run_channels(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Remove whole filters (a smaller dense model); accuracy recovers in a finetune step."""
+    from edgeprune.channels import prune_channels
+    from edgeprune.models import load_keras_model, save_keras_model
+
+    with ctx.scope():
+        model = load_keras_model(source)
+        with _tf.quiet_native_output():
+            pruned, report = prune_channels(model, **options)
+        metrics: dict[str, Any] = {
+            "params_before": report.params_before,
+            "params_after": report.params_after,
+            "macs_before": report.macs_before,
+            "macs_after": report.macs_after,
+            "removed_fraction": report.removed_fraction,
+        }
+        if ctx.recipe.spec.data is not None:
+            metrics["top1"] = _top1(pruned, ctx.data.training(ctx.input_shape))
+        save_keras_model(pruned, out / MODEL_FILE)
+    extra = {"channels": report.to_dict()}
+    _manifest(out / MODEL_FILE, "channels", ctx, options, metrics, source, extra=extra)
+    return metrics
+
+
+def run_finetune(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Train on data.train; weights that are exactly zero stay zero (sparsity survives)."""
+    from edgeprune.channels.finetune import finetune
+    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.prune.constraint import strip_pruning
+
+    with ctx.scope():
+        model = load_keras_model(source)
+        data = ctx.data.training(ctx.input_shape)
+        kept = _keep_zeros(model)
+        try:
+            result = finetune(
+                model,
+                data,
+                epochs=options["epochs"],
+                batch_size=options["batch_size"],
+                learning_rate=options["learning_rate"],
+                seed=options["seed"],
+            )
+        finally:
+            strip_pruning(model)
+        metrics = {
+            "top1": result["top1"],
+            "loss": result["loss"],
+            "masked_kernels": kept,
+            "strategy": ctx.strategy_info(),
+        }
+        save_keras_model(model, out / MODEL_FILE)
+    _manifest(out / MODEL_FILE, "finetune", ctx, options, metrics, source)
+    return metrics
+
+
+def _keep_zeros(model: Any) -> int:
+    """Mask every prunable kernel that holds exact zeros, so training cannot revive them."""
+    from edgeprune.prune.constraint import install_masks, mask_variables
+    from edgeprune.prune.policy import prunable_kernels
+
+    targets = [t for t in prunable_kernels(model) if np.any(np.asarray(t.variable) == 0)]
+    if not targets:
+        return 0
+    masks = mask_variables(targets)
+    for target, mask in zip(targets, masks, strict=True):
+        mask.assign((np.asarray(target.variable) != 0).astype(np.asarray(mask).dtype))
+    install_masks(targets, masks)
+    return len(targets)
+
+
+def run_convert(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The .tflite (+ manifest); with data, its top-1 on the validation samples."""
+    from edgeprune.tflite import convert
+
+    sparse = options["sparse_weights"]
+    dataset = ctx.data.for_convert(ctx.input_shape) if ctx.recipe.spec.data is not None else None
+    report = convert(
+        str(source),
+        out / TFLITE_FILE,
+        quantize=options["quantize"],
+        sparse_weights=None if sparse == "auto" else bool(sparse),
+        dataset=dataset,
+        io=options["io"],
+        calibration_samples=options["calibration_samples"] or 200,
+    )
+    _tf.keras().backend.clear_session()
+    from device_agents.integrity import sha256_file
+
+    accuracy = report.accuracy or {}
+    return {
+        "sha256": sha256_file(out / TFLITE_FILE),
+        "size_bytes": report.size_bytes,
+        "gzip_bytes": report.gzip_bytes,
+        "quantize": report.quantize,
+        "sparse_weights": report.sparse_weights,
+        "sparsity": report.source_sparsity,
+        "densify_ops": report.densify_ops,
+        "top1": accuracy.get("top1"),
+        "samples": accuracy.get("samples"),
+        "notes": report.notes,
+    }
+
+
+def _manifest(
+    path: Path,
+    step: str,
+    ctx: StageContext,
+    options: dict[str, Any],
+    metrics: dict[str, Any],
+    source: Path | None = None,
+    sparsity: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    accuracy = None
+    if metrics.get("top1") is not None:
+        accuracy = {"top1": metrics["top1"], "split": "validation", "framework": "keras"}
+    manifest = build_manifest(
+        path,
+        step=step,
+        options=options,
+        source=source,
+        sparsity=sparsity,
+        accuracy=accuracy,
+        recipe={"name": ctx.recipe.name, "path": str(ctx.recipe.path)},
+        extra=extra,
+    )
+    write_manifest(path, manifest)
+
+
+STAGE_RUNNERS = {
+    "prune": run_prune,
+    "channels": run_channels,
+    "finetune": run_finetune,
+    "convert": run_convert,
+}
