@@ -8,7 +8,7 @@ PYTEST_WORKERS ?= 2
 RECIPE ?= configs/recipes/demo.yaml
 DEVICES ?= local
 
-.PHONY: setup test lint format bench demo deploy-and-measure test-arm test-faults clean
+.PHONY: setup test lint format bench demo deploy-and-measure test-arm test-faults test-faults-heavy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,13 +53,19 @@ endif
 
 ## The agent as arm64 code on emulated Pi 4 / Pi 5 / Jetson Nano boards over sshd (qemu
 ## user-mode; needs qemu-user-static). One process: the sparse A/B timings share no CPU.
+## ARM_BOARDS=pi4-ai-edge-litert,pi4-tflite-runtime runs a subset (what CI runs).
+ARM_BOARDS ?=
 test-arm: $(STAMP)
-	$(BIN)/python -m pytest -m arm --durations=10 tests/arm
+	EDGEPRUNE_ARM_BOARDS=$(ARM_BOARDS) $(BIN)/python -m pytest -m arm --durations=10 tests/arm
 
 ## Faults, bad input, security and load (tests/faults), the heavy `faults` tier included;
 ## prints the closing table (also: python tests/faults/figures.py).
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "faults or not faults" --durations=10 tests/faults
+
+## Only the heavy tier (`make test` already ran the quick one): what CI runs after it.
+test-faults-heavy: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m faults --durations=10 tests/faults
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache tests/.cache

@@ -218,7 +218,7 @@ def run_child(
     if budget_s <= 0:
         return failed("timeout", f"not started: the job's timeout ({timeout_s:g} s) ran out")
     argv = [
-        child_python(),
+        sys.executable,
         "-m",
         "device_agents.bench_child",
         "--parent",
@@ -310,15 +310,6 @@ def _measurement(raw: Dict[str, Any], threads: int, xnnpack: bool) -> Measuremen
         outputs=raw.get("outputs"),
         cpu_affinity=raw.get("cpu_affinity"),
     )
-
-
-def child_python() -> str:
-    """The interpreter for benchmark children: this one, unless the launcher names another.
-
-    Under qemu user-mode (tools/emulated_board.py) an emulated process cannot exec an arm64
-    binary, only a host script; the emulator's wrapper exports EDGEPRUNE_AGENT_PYTHON.
-    """
-    return os.environ.get("EDGEPRUNE_AGENT_PYTHON") or sys.executable
 
 
 def _child_env() -> Dict[str, str]:

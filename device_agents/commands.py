@@ -13,9 +13,6 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .bench import benchmark_model
-from .daemon import Daemon
-from .doctor import doctor_fatal, doctor_report
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
 from .integrity import sha256_file
@@ -72,6 +69,8 @@ def _result_outcome(text: str) -> Outcome:
 
 
 def cmd_doctor(args: argparse.Namespace) -> Outcome:
+    from .doctor import doctor_fatal, doctor_report  # probes and runtimes: only doctor needs them
+
     report = doctor_report(Spool(args.spool))
     return report, format_doctor(report), 1 if doctor_fatal(report) else 0
 
@@ -228,6 +227,8 @@ def cmd_run(args: argparse.Namespace) -> Outcome:
         print(f"note: {exc}; benchmarking without the board lock", file=sys.stderr)
         locking = False
 
+    from .bench import benchmark_model
+
     def measure() -> Result:
         return benchmark_model(
             args.model,
@@ -253,6 +254,8 @@ def cmd_serve(args: argparse.Namespace) -> Outcome:
         raise BadInput("--poll must be > 0 seconds")
     if args.write_retry < 0:
         raise BadInput("--write-retry must be >= 0 seconds")
+    from .daemon import Daemon
+
     daemon = Daemon(
         Spool(args.spool), poll_s=args.poll, once=args.once, write_retry_s=args.write_retry
     )

@@ -12,9 +12,11 @@ shared/notes/arm64-emulation.md.
 
 Each (profile, runtime) gets a wrapper script `python` that a device in the inventory can
 use as its interpreter, so `edgeprune agent install/deploy/bench` run the agent as arm64
-code over a real sshd. Wrappers export EDGEPRUNE_AGENT_PYTHON=<the wrapper itself>:
-without binfmt_misc an emulated process cannot exec an arm64 binary, but it can exec a
-host script, so the agent starts its benchmark children through the wrapper.
+code over a real sshd. Without binfmt_misc an emulated process cannot exec an arm64
+binary, only a host script; so the wrapper hands qemu its own name as argv[0] (`-0 "$0"`).
+Python then reports the wrapper as sys.executable (the agent starts its benchmark
+children through it), and a venv made from it links back to the wrapper and is found
+through that link, as a venv on a board is.
 """
 
 from __future__ import annotations
@@ -299,10 +301,8 @@ def build_wrapper(root: Path, profile: BoardProfile, runtime: str) -> Path:
 export QEMU_LD_PREFIX={rootfs}
 export QEMU_CPU={profile.qemu_cpu}
 export PYTHONPATH={site}${{PYTHONPATH:+:$PYTHONPATH}}
-export PYTHONHOME=/usr
 export PYTHONDONTWRITEBYTECODE=1
-export EDGEPRUNE_AGENT_PYTHON={wrapper}
-exec {qemu_binary()} -cpu {profile.qemu_cpu} {rootfs}/usr/bin/python3.11 "$@"
+exec {qemu_binary()} -0 "$0" -cpu {profile.qemu_cpu} {rootfs}/usr/bin/python3.11 "$@"
 """
     tmp = wrapper.with_name("python.tmp")
     tmp.write_text(script)

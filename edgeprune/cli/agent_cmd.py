@@ -82,19 +82,41 @@ def register(app: typer.Typer) -> None:
             )
         else:
             table = Table(title="agent install")
-            for column in ("device", "agent", "python", "runtime", "from", "service"):
+            columns = (
+                "device",
+                "board",
+                "agent",
+                "python",
+                "runtime",
+                "from",
+                "sparse path",
+                "service",
+            )
+            for column in columns:
                 table.add_column(column)
             for o in group:
                 r = o.value
                 if r is None:
-                    table.add_row(o.device.name, "[red]failed[/red]", "–", "–", "–", "–")
+                    table.add_row(o.device.name, "[red]failed[/red]", *["–"] * (len(columns) - 2))
                     continue
                 rt = (
                     f"{r.runtime.get('name')} {r.runtime.get('version', '')}"
                     if r.runtime
                     else "none"
                 )
-                table.add_row(r.device, r.agent_version, r.python, rt, r.runtime_source, r.service)
+                sparse = (
+                    "–" if r.sparse_path is None else ("yes" if r.sparse_path["capable"] else "no")
+                )
+                table.add_row(
+                    r.device,
+                    r.board or r.machine,
+                    r.agent_version,
+                    r.python,
+                    rt,
+                    r.runtime_source,
+                    sparse,
+                    r.service,
+                )
             console.print(table)
             for o in group.succeeded:
                 if o.value.hint:

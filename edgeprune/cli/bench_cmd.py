@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -65,6 +67,26 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         console.print(note)
 
 
+@contextlib.contextmanager
+def bench_run_settings(
+    as_json: bool, accept_new_host_key: bool, concurrency: int
+) -> Iterator[dict[str, Any]]:
+    """run_bench's keyword arguments from the CLI: per-step lines and byte progress on stderr."""
+    from edgeprune.cli.deploy_cmd import ByteProgress
+
+    def step(device_name: str, what: str, done: int, total: int) -> None:
+        if not as_json:
+            err_console.print(f"{device_name}: {what} {done}/{total}")
+
+    with ByteProgress(enabled=not as_json) as progress:
+        yield {
+            "concurrency": concurrency,
+            "connect": connect_options(accept_new_host_key),
+            "deploy_progress": progress,
+            "step": step,
+        }
+
+
 def register(app: typer.Typer) -> None:
     """Add `bench`."""
 
@@ -106,7 +128,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Deploy what is missing, run one job per model on each device, store and show the results."""
         from device_agents.protocol import BenchOptions, ProtocolError
-        from edgeprune.cli.deploy_cmd import ByteProgress
         from edgeprune.errors import UserError
         from edgeprune.fleet.artifacts import load_models
         from edgeprune.fleet.remote_bench import BenchInputs, run_bench
@@ -136,21 +157,9 @@ def register(app: typer.Typer) -> None:
         devices = select_devices(inventory, device, tag, all_)
         store = ResultsStore(db)
 
-        def step(device_name: str, what: str, done: int, total: int) -> None:
-            if not as_json:
-                err_console.print(f"{device_name}: {what} {done}/{total}")
-
-        with ByteProgress(enabled=not as_json) as progress:
+        with bench_run_settings(as_json, accept_new_host_key, concurrency) as settings:
             run_id, group = run_bench(
-                devices,
-                loaded,
-                options,
-                store,
-                inputs=bench_inputs,
-                concurrency=concurrency,
-                connect=connect_options(accept_new_host_key),
-                deploy_progress=progress,
-                step=step,
+                devices, loaded, options, store, inputs=bench_inputs, **settings
             )
         rows = summary_rows(store.measurements([run_id]), baseline_sha256=loaded[0].sha256)
         if as_json:

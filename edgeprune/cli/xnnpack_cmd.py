@@ -141,8 +141,8 @@ def bench_sparse_ab(
     as_json: bool,
 ) -> None:
     """`bench --sparse-ab`: make the dense/sparse pairs, bench them, print the speed-ups."""
-    from edgeprune.cli.deploy_cmd import ByteProgress
-    from edgeprune.cli.devices_cmd import connect_options, err_console, report_failures
+    from edgeprune.cli.bench_cmd import bench_run_settings
+    from edgeprune.cli.devices_cmd import err_console, report_failures
     from edgeprune.errors import DeviceError
     from edgeprune.fleet.remote_bench import BenchInputs
     from edgeprune.results.store import ResultsStore
@@ -154,21 +154,9 @@ def bench_sparse_ab(
         err_console.print("making the dense- and sparse-stored files ...")
     pairs = make_pairs(models)
 
-    def step(device_name: str, what: str, done: int, total: int) -> None:
-        if not as_json:
-            err_console.print(f"{device_name}: {what} {done}/{total}")
-
-    with ByteProgress(enabled=not as_json) as progress:
+    with bench_run_settings(as_json, accept_new_host_key, concurrency) as settings:
         report, group = run_sparse_ab(
-            pairs,
-            devices,
-            options,
-            store,
-            inputs=bench_inputs,
-            concurrency=concurrency,
-            connect=connect_options(accept_new_host_key),
-            deploy_progress=progress,
-            step=step,
+            pairs, devices, options, store, inputs=bench_inputs, **settings
         )
     if as_json:
         print_json({**report.to_dict(), "db": str(store.path)})

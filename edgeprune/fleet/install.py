@@ -97,6 +97,10 @@ class InstallReport:
     python: str = ""
     agent_version: str = ""
     runtime: dict[str, Any] | None = None
+    machine: str = ""
+    board: str = ""
+    cpu_model: str = ""
+    sparse_path: dict[str, Any] | None = None  # can this runtime take XNNPACK's sparse path here
     runtime_source: str = ""  # "system" | "pip" | "offline" | "host"
     venv: str = ""
     venv_created: bool = False
@@ -161,6 +165,11 @@ def _finish(session: DeviceSession, report: InstallReport) -> InstallReport:
     doctor = session.agent.doctor()
     report.agent_version = str(doctor.get("agent_version", ""))
     report.runtime = doctor.get("runtime")
+    device = doctor.get("device") or {}
+    report.machine = str(device.get("arch") or "")
+    report.board = str(device.get("board") or "")
+    report.cpu_model = str(device.get("cpu_model") or "")
+    report.sparse_path = doctor.get("sparse_path")
     report.problems = [str(p) for p in doctor.get("problems", [])]
     if not report.python:
         report.python = str(doctor.get("python", ""))

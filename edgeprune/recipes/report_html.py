@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
-from typing import Any
 
 from edgeprune.files import atomic_output
 from edgeprune.recipes.formatting import pct
 from edgeprune.recipes.report import TABLE_HEADERS, DeviceReport, RecipeReport, table_cells
+from edgeprune.results.plots import figure_png, pyplot
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
@@ -27,15 +26,6 @@ tr.error td { color: #a00; } img { max-width: 100%; }
 .rec { background: #f6f9ff; border-left: 4px solid #3a6fd8; padding: 0.6em 1em; }
 .note { color: #666; font-size: 0.9em; }
 """
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _label_offsets(
@@ -68,7 +58,7 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
     points = [(x, y * 100.0, r) for x, y, r in points if y is not None]
     if not points:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     try:
         ys = [y for _, y, _ in points] + ([baseline * 100] if baseline is not None else [])
@@ -117,10 +107,7 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
         ax.set_ylim(low, high)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return figure_png(fig)
     finally:
         plt.close(fig)
 
@@ -138,7 +125,7 @@ def latency_png(report: RecipeReport) -> bytes | None:
             series[device.device] = [best.get(n, 0.0) for n in names]
     if not series:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     try:
         width = 0.8 / len(series)
@@ -150,10 +137,7 @@ def latency_png(report: RecipeReport) -> bytes | None:
         ax.set_title(f"{report.name}: latency by variant")
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return figure_png(fig)
     finally:
         plt.close(fig)
 

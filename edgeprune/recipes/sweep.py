@@ -10,6 +10,7 @@ the recipe's variants are the union over pipelines. Each variant's options are v
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,9 @@ from edgeprune.recipes.schema import STEP_MODELS, ConvertStep, RecipeFile, is_li
 from edgeprune.recipes.schema import validate_part as validate
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 
+# Each variant is trained, converted and measured on every device: a typo such as a list
+# of 1,000 sparsities should be refused before any work starts.
+MAX_VARIANTS_PER_PIPELINE = 256
 QUANTIZE_LABELS = {"none": "fp32", "float16": "fp16", "dynamic": "dyn", "int8": "int8"}
 OPTION_LABELS = {"sparsity": "sp", "ratio": "ch", "threshold": "th", "epochs": "ep"}
 NEEDS_DATA = {
@@ -125,7 +129,21 @@ def _expand_pipeline(
                     (*step_path, option),
                     "an empty list makes 0 variants; give at least one value",
                 )
+            if len(value) > MAX_VARIANTS_PER_PIPELINE:
+                raise index.error(
+                    (*step_path, option),
+                    f"{len(value):,} sweep values; at most {MAX_VARIANTS_PER_PIPELINE} per list",
+                )
+            _no_repeats(value, (*step_path, option), index)
             axes.append((kind, option, (*step_path, option), value))
+
+    count = math.prod(len(values) for *_, values in axes)
+    if count > MAX_VARIANTS_PER_PIPELINE:
+        raise index.error(
+            path,
+            f"the sweep makes {count:,} variants (the product of its lists); at most "
+            f"{MAX_VARIANTS_PER_PIPELINE} per pipeline: shorten the lists or split the recipe",
+        )
 
     variants = []
     for combo in itertools.product(*(range(len(values)) for *_, values in axes)):
@@ -139,6 +157,17 @@ def _expand_pipeline(
         axis_values = {f"{k}.{o}": chosen[(k, o)][0] for k, o, *_ in axes}
         variants.append(Variant(_name(name, axes, axis_values, steps), name, steps, axis_values))
     return variants
+
+
+def _no_repeats(values: list[Any], path: PathKey, index: LineIndex) -> None:
+    """The same sweep value twice would build and measure the same variant twice."""
+    seen: list[Any] = []
+    for position, value in enumerate(values):
+        if value in seen:
+            raise index.error(
+                (*path, position), f"{value!r} is listed twice; each sweep value once", path
+            )
+        seen.append(value)
 
 
 def _step(

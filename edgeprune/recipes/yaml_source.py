@@ -19,6 +19,7 @@ import yaml
 from edgeprune.errors import UserError
 
 PathKey = tuple[Any, ...]
+_PLAIN_KEY = re.compile(r"[\w.+-]+\Z")
 
 
 class _RecipeLoader(yaml.SafeLoader):
@@ -63,7 +64,12 @@ def dotted_path(path: PathKey) -> str:
     """('steps', 'prune', 'sparsity', 1) -> 'steps.prune.sparsity[1]'."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.match(str(part)):  # a name with spaces or control characters
+            text += f"[{str(part)!r}]"
+        else:
+            text += f".{part}" if text else str(part)
     return text
 
 

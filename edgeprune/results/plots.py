@@ -10,13 +10,22 @@ import io
 from typing import Any
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend: no display on a build host or in CI."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def figure_png(fig: Any) -> bytes:
+    """The figure laid out and rendered as PNG bytes (the caller still closes it)."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def scatter_png(
@@ -38,7 +47,7 @@ def scatter_png(
         points.setdefault(label, []).append((float(x) * x_scale, float(y), str(row["model"])))
     if not points:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     try:
         for label, series in sorted(points.items()):
@@ -54,10 +63,7 @@ def scatter_png(
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return figure_png(fig)
     finally:
         plt.close(fig)
 

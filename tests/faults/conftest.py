@@ -11,6 +11,7 @@ import time
 import pytest
 from support.fixtures import (  # noqa: F401
     BoardDaemon,
+    isolated_host_state,
     large_tflite,
     preinstall_agent,
     sshd_fleet,
@@ -22,16 +23,6 @@ from support.sshd import DeviceSpec
 from .figures import latest_rows, record, table
 
 _SESSION_START = time.time()
-
-
-@pytest.fixture(autouse=True)
-def isolated_host_state(tmp_path, monkeypatch):
-    """Keep every test's inventory, local spool, results DB and known_hosts inside tmp_path."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.delenv("EDGEPRUNE_INVENTORY", raising=False)
-    monkeypatch.delenv("EDGEPRUNE_RESULTS_DB", raising=False)
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
 
 
 @pytest.fixture

@@ -227,6 +227,7 @@ def test_the_installed_unit_is_a_user_unit_that_never_runs_as_root(tmp_path, fig
     keys = {line.split("=", 1)[0] for line in service if "=" in line and not line.startswith("#")}
     assert not keys & {"User", "Group", "DynamicUser"}  # a user unit: it runs as its user
     assert "UMask=0077" in service and "NoNewPrivileges=yes" in service
+    assert "RestrictAddressFamilies=AF_UNIX" in service  # no network port, not even by mistake
     assert f"ExecStart={python} -m device_agents serve --spool {spool}" in service
     assert "WantedBy=default.target" in lines  # the user manager's target, not multi-user
     assert not any(line.startswith("ExecStart=") and "sudo" in line for line in service)

@@ -6,16 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from support.fixtures import sshd_fleet  # noqa: F401  (real sshd "boards" for device tests)
-
-
-@pytest.fixture(autouse=True)
-def isolated_host_state(tmp_path, monkeypatch):
-    """Keep every test's inventory, local spool and results DB inside tmp_path."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.delenv("EDGEPRUNE_INVENTORY", raising=False)
-    monkeypatch.delenv("EDGEPRUNE_RESULTS_DB", raising=False)
+from support.fixtures import (  # noqa: F401  (real sshd "boards" for device tests)
+    isolated_host_state,
+    sshd_fleet,
+)
 
 
 @pytest.fixture

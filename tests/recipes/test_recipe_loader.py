@@ -158,6 +158,33 @@ def test_a_list_valued_option_is_one_value_not_a_sweep(write_recipe):
         (BASE + "steps: {\n", 4, r"not valid YAML"),
         ("- just\n- a list\n", 1, r"a recipe must be a mapping"),
         (BASE + "steps: {}\npipelines: {a: {}}\n", 4, r"give either 'steps'"),
+        (
+            BASE
+            + "steps:\n  prune:\n    method: oneshot\n    sparsity:\n      - 0.5\n      - 0.5\n",
+            8,
+            r"steps\.prune\.sparsity: 0\.5 is listed twice",
+        ),
+        (
+            BASE
+            + "steps:\n  prune: {method: oneshot, sparsity: ["
+            + ", ".join(str(i / 1000) for i in range(300))
+            + "]}\n",
+            4,
+            r"steps\.prune\.sparsity: 300 sweep values; at most 256",
+        ),
+        (
+            BASE
+            + "steps:\n  prune: {method: oneshot, sparsity: ["
+            + ", ".join(str(i / 1000) for i in range(100))
+            + "]}\n  convert: {quantize: [none, int8, float16, dynamic]}\n",
+            3,
+            r"steps: the sweep makes 400 variants \(the product of its lists\); at most 256",
+        ),
+        (
+            BASE + 'pipelines:\n  "a\\x1fb": {}\n',
+            4,
+            r"pipelines\['a\\x1fb'\]: a pipeline name must be",
+        ),
     ],
 )
 def test_mistakes_name_the_file_and_line(write_recipe, text, line, pattern):

@@ -26,6 +26,19 @@ from support.sshd import DeviceSpec, SshDevice, SshdFleet, sshd_available
 TINY_MODEL_KEY_SOURCE = b"tiny-dense-v1: Input(4) -> Dense(3, softmax), seed 0"
 
 
+@pytest.fixture(autouse=True)
+def isolated_host_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's inventory, local spool, results DB and known_hosts inside tmp_path.
+
+    Autouse wherever a conftest imports it: `from support.fixtures import isolated_host_state`.
+    """
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("EDGEPRUNE_INVENTORY", raising=False)
+    monkeypatch.delenv("EDGEPRUNE_RESULTS_DB", raising=False)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+
+
 @pytest.fixture
 def sshd_fleet(tmp_path: Path) -> Iterator:
     """Factory: sshd_fleet(count=2, *, devices=None, trust=True) -> SshdFleet (closed at teardown)."""
