@@ -120,4 +120,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{row['board']:12} {row['runtime']:22} dense {row['dense_p50_ms']:9.1f} ms  "
             f"sparse {row['sparse_p50_ms']:9.1f} ms  {row['speedup']:5.2f}x  "
             f"(expected {row['expected']})"
+            + (
+                f"  attempts {', '.join(f'{a:.2f}x' for a in row['attempts'])}"
+                if len(row.get("attempts", [])) > 1
+                else ""
+            )
         )
