@@ -32,7 +32,6 @@ COMMAND_MODULES = (
     "bench_cmd",
     "results_cmd",
     "run_cmd",
-    "demo_cmd",
 )
 
 

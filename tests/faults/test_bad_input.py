@@ -164,9 +164,6 @@ def run_property(strategy, check, examples: int) -> int:
         max_examples=examples,
         deadline=None,
         database=None,
-        # The same examples on every run, so CI is repeatable; EDGEPRUNE_HYPOTHESIS_RANDOM=1
-        # explores new ones (how the recipe loader's last two bugs were found).
-        derandomize=not os.environ.get("EDGEPRUNE_HYPOTHESIS_RANDOM"),
         suppress_health_check=list(HealthCheck),
     )
     @given(strategy)
