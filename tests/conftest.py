@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.cache_keys import source_key
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
@@ -47,13 +47,6 @@ def digits():
     return load_dataset("digits")
 
 
-def _source_key(*relative: str) -> str:
-    digest = hashlib.sha256()
-    for name in relative:
-        digest.update((REPO / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
 def cached_artifact() -> Iterator:
     """cached_artifact(name, key, build) -> Path: build once per source version, shared by workers.
@@ -88,5 +81,5 @@ def demo_model_path(cached_artifact, digits) -> Path:
         model = train_demo_model(digits, epochs=20)
         model.save(path)
 
-    key = _source_key("edgeprune/demo.py", "edgeprune/data.py")
+    key = source_key("edgeprune/demo.py", "edgeprune/data.py")
     return cached_artifact("demo-dense.keras", key, build)

@@ -30,20 +30,13 @@ from edgeprune.channels.weighted_rules import (
     PerChannelRule,
     SeparableConvRule,
 )
+from edgeprune.layer_kinds import INFERENCE_IDENTITY_LAYERS
 
 _PASS_THROUGH = [
     "ReLU",
     "LeakyReLU",
     "ELU",
-    "Identity",
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "ActivityRegularization",
+    *INFERENCE_IDENTITY_LAYERS,
     "ZeroPadding1D",
     "ZeroPadding2D",
     "ZeroPadding3D",

@@ -53,30 +53,23 @@ class RecipeData:
 
     def training(self, input_shape: tuple[Any, ...] | None = None) -> Dataset:
         """Train samples from data.train, validation samples from data.validation (or train's split)."""
-        size = _image_size(input_shape)
-        train = self._load("train", size)
-        validation = self._load("validation", size)
-        return Dataset(
-            train.name,
-            train.x_train,
-            train.y_train,
-            validation.x_val,
-            validation.y_val,
-            train.class_names,
-        )
+        return self._with_validation("train", input_shape)
 
     def for_convert(self, input_shape: tuple[Any, ...] | None = None) -> Dataset:
         """Calibration samples as the 'train' part, validation samples for accuracy."""
+        return self._with_validation("calibration", input_shape)
+
+    def _with_validation(self, part: str, input_shape: tuple[Any, ...] | None) -> Dataset:
         size = _image_size(input_shape)
-        calibration = self._load("calibration", size)
+        samples = self._load(part, size)
         validation = self._load("validation", size)
         return Dataset(
-            calibration.name,
-            calibration.x_train,
-            calibration.y_train,
+            samples.name,
+            samples.x_train,
+            samples.y_train,
             validation.x_val,
             validation.y_val,
-            calibration.class_names,
+            samples.class_names,
         )
 
 

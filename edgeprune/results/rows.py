@@ -91,14 +91,6 @@ def _empty_measurement(result: Result) -> dict[str, Any]:
     }
 
 
-def _sparse_expected(info: dict[str, Any]) -> Any:
-    """Did the agent expect XNNPACK's sparse path for this model on this board?"""
-    for key in ("taken", "expected"):
-        if key in info:
-            return info[key]
-    return None
-
-
 def _bool_or_none(value: Any) -> int | None:
     return None if value is None else int(bool(value))
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeprune import _tf
+from edgeprune.layer_kinds import INFERENCE_IDENTITY_LAYERS
 from edgeprune.xnnpack import rules
 from edgeprune.xnnpack.clusters import Node
 from edgeprune.xnnpack.rules import NCHW, Verdict
@@ -39,17 +40,7 @@ _ACTIVATIONS: dict[str, str | None] = {
     "gelu": "GELU",
     "exponential": "EXP",
 }
-_TRANSPARENT = {
-    "Dropout",
-    "SpatialDropout1D",
-    "SpatialDropout2D",
-    "SpatialDropout3D",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "ActivityRegularization",
-    "Identity",
-}
+_TRANSPARENT = set(INFERENCE_IDENTITY_LAYERS)
 _FOLDS_BATCHNORM = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"}
 _OTHER_OPS = {
     "Dense": "FULLY_CONNECTED",

@@ -9,7 +9,6 @@ a board. The userland is built once and cached (~/.cache/edgeprune/arm64, about 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.cache_keys import source_key
 from support.emulated import BOARDS, REPO, TOOL
 from support.fixtures import tiny_tflite  # noqa: F401
 from support.sshd import DeviceSpec, SshdFleet, sshd_available
@@ -97,11 +97,7 @@ def xnnpack_pruned_model(cached_artifact) -> Path:
         shutil.move(str(pruned), str(path))
         shutil.rmtree(work, ignore_errors=True)
 
-    source = b"".join(
-        (REPO / name).read_bytes()
-        for name in ("edgeprune/xnnpack/fix.py", "edgeprune/xnnpack/policy.py")
-    )
-    key = hashlib.sha256(source + b"mobilenetv2-0.35-96-p85").hexdigest()[:16]
+    key = source_key("edgeprune/xnnpack/fix.py", "edgeprune/xnnpack/policy.py")
     # A .keras name so the CLI sees a Keras model (the cache adds its key in front).
     return cached_artifact("mobilenetv2-xnnpack-p85.keras", key, build)
 

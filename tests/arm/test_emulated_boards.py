@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +65,7 @@ def edgeprune(*args: str, env: dict[str, str], expect_ok: bool = True) -> dict[s
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory, emulated_fleet) -> Iterator[dict[str, Any]]:
+def host(tmp_path_factory: pytest.TempPathFactory, emulated_fleet) -> dict[str, Any]:
     """The host's environment (its own config, data and results DB) and the inventory."""
     root = tmp_path_factory.mktemp("arm-host")
     env = dict(os.environ)
@@ -77,7 +76,7 @@ def host(tmp_path_factory: pytest.TempPathFactory, emulated_fleet) -> Iterator[d
         EDGEPRUNE_RESULTS_DB=str(root / "results.db"),
     )
     env.pop("SSH_AUTH_SOCK", None)
-    yield {"env": env, "db": root / "results.db"}
+    return {"env": env, "db": root / "results.db"}
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,20 @@ def documents(valid: dict[str, Any]) -> st.SearchStrategy[Any]:
     )
 
 
+def yaml_files(valid: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Everything a YAML file reader (inventory, recipe) may be handed."""
+    texts = mutated(valid).map(lambda d: yaml.safe_dump(d, sort_keys=False))
+    return texts | mutated(valid) | st.text(max_size=200) | st.binary(max_size=100)
+
+
+def write_input(path, value: Any) -> None:
+    """Put one example from `yaml_files` on disk as a file a user could have written."""
+    if isinstance(value, bytes):
+        path.write_bytes(value)
+    else:
+        path.write_text(value if isinstance(value, str) else yaml.safe_dump(value))
+
+
 def run_property(strategy, check, examples: int) -> int:
     """Run `check` on `examples` inputs from `strategy` (each under a time limit); how many ran."""
     count = 0
@@ -355,10 +369,7 @@ def test_inventory_loader(examples, tmp_path, figures):
     path = tmp_path / "devices.yaml"
 
     def check(value: Any) -> None:
-        if isinstance(value, bytes):
-            path.write_bytes(value)
-        else:
-            path.write_text(value if isinstance(value, str) else yaml.safe_dump(value))
+        write_input(path, value)
         try:
             inventory = load_inventory(path)
         except UserError as exc:
@@ -374,9 +385,7 @@ def test_inventory_loader(examples, tmp_path, figures):
         except UserError as exc:
             one_line(exc)
 
-    yaml_texts = mutated(valid).map(lambda d: yaml.safe_dump(d, sort_keys=False))
-    strategy = yaml_texts | mutated(valid) | st.text(max_size=200) | st.binary(max_size=100)
-    count = run_property(strategy, check, examples)
+    count = run_property(yaml_files(valid), check, examples)
     figures("bad input", hypothesis_examples=count)
 
 
@@ -466,10 +475,7 @@ def test_recipe_loader(examples, tmp_path, figures):
     path = tmp_path / "recipe.yaml"
 
     def check(value: Any) -> None:
-        if isinstance(value, bytes):
-            path.write_bytes(value)
-        else:
-            path.write_text(value if isinstance(value, str) else yaml.safe_dump(value))
+        write_input(path, value)
         try:
             recipe = load_recipe(path)
         except UserError as exc:
@@ -481,9 +487,7 @@ def test_recipe_loader(examples, tmp_path, figures):
         for variant in recipe.variants:
             assert recipe.variant(variant.name) is variant
 
-    yaml_texts = mutated(valid).map(lambda d: yaml.safe_dump(d, sort_keys=False))
-    strategy = yaml_texts | mutated(valid) | st.text(max_size=200) | st.binary(max_size=100)
-    count = run_property(strategy, check, examples)
+    count = run_property(yaml_files(valid), check, examples)
     figures("bad input", hypothesis_examples=count)
 
 

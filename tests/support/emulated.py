@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,7 +53,7 @@ def selected_boards() -> list[Board]:
         return every
     unknown = sorted(set(wanted) - {b.name for b in every})
     if unknown:
-        raise SystemExit(
+        raise pytest.UsageError(
             f"EDGEPRUNE_ARM_BOARDS names unknown boards {unknown}; "
             f"choose from {', '.join(b.name for b in every)}"
         )

@@ -4,7 +4,6 @@
     proxy.plan_cut(after_bytes=3_000_000)                  # the next connection breaks mid-way
     proxy.set_delay(0.01)                                  # every chunk waits 10 ms (a slow link)
     proxy.freeze()                                         # live links stop moving bytes (drop)
-    proxy.thaw()                                           # ... and move again
     proxy.hang_new_connections(True)                       # accept TCP, never say a word
     proxy.retarget(other.port)                             # new connections go elsewhere (MITM)
     proxy.cut_all()                                        # reset every live connection now
@@ -209,14 +208,6 @@ class TcpProxy:
         with self.lock:
             self._planned.extend(PlannedCut(after_bytes, direction) for _ in range(count))
 
-    def cut_live_after(self, more_bytes: int, direction: str = "up") -> int:
-        """Every live connection breaks once it carries `more_bytes` more bytes; returns how many."""
-        links = self._live()
-        for link in links:
-            with link._lock:
-                link.cut = PlannedCut(link.carried[direction] + more_bytes, direction)
-        return len(links)
-
     def set_delay(self, seconds: float) -> None:
         """Every forwarded chunk waits this long (a slow, high-latency link)."""
         self.delay_s = seconds
@@ -227,11 +218,6 @@ class TcpProxy:
         for link in links:
             link.frozen.set()
         return len(links)
-
-    def thaw(self) -> None:
-        """Frozen links move bytes again."""
-        for link in self._live():
-            link.frozen.clear()
 
     def _live(self) -> list[_Link]:
         with self.lock:
@@ -255,11 +241,6 @@ class TcpProxy:
         for link in links:
             link.close(reset=True)
         return len(links)
-
-    def live_connections(self) -> int:
-        with self.lock:
-            self._links = [link for link in self._links if not link.closed.is_set()]
-            return len(self._links)
 
 
 def hung_listener() -> tuple[socket.socket, int]:
