@@ -61,7 +61,7 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # standalone mode always ends here, usage errors included
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgepruneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.in_flags()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

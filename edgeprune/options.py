@@ -1,0 +1,52 @@
+"""One definition of each stage's options: defaults, bounds and help text, validated once.
+
+A stage's options are a `StageOptions` subclass (a frozen, strict pydantic model). The CLI
+builds its flags from the fields (`edgeprune.cli.options.flag`), a recipe step validates its
+keys against the same class, and the Python verbs take the field names as keywords, so a
+default or a bound is written in one place only. Validation errors are `UserError`s that
+name the parameter (`ratio`), which the CLI turns into its flag (`--ratio`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edgeprune.errors import UserError
+
+OptionsT = TypeVar("OptionsT", bound="StageOptions")
+
+
+class StageOptions(BaseModel):
+    """Base of every stage's options: no unknown names, no silent conversions, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    stage: ClassVar[str] = ""
+    """The stage's name as the CLI command and the recipe step spell it."""
+
+    @classmethod
+    def create(cls: type[OptionsT], **values: Any) -> OptionsT:
+        """Validated options from keywords; a bad value is one `UserError` naming it."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise options_error(exc, cls) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (what manifests, recipes' cache keys and `--json` show)."""
+        return self.model_dump(mode="json")
+
+
+def options_error(exc: ValidationError, cls: type[BaseModel]) -> UserError:
+    """The first pydantic error as one line in parameter names: `ratio: ... (got 1.5)`."""
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "options"
+    param = str(first["loc"][0]) if first["loc"] else None
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(cls.model_fields)
+        return UserError(f"unknown option {name!r}; known options: {known}", params=())
+    message = str(first["msg"]).removeprefix("Value error, ")
+    got = f" (got {first['input']!r})" if "input" in first and first["type"] != "missing" else ""
+    return UserError(f"{name}: {message}{got}", params=(param,) if param else ())
