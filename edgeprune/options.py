@@ -50,3 +50,31 @@ def options_error(exc: ValidationError, cls: type[BaseModel]) -> UserError:
     message = str(first["msg"]).removeprefix("Value error, ")
     got = f" (got {first['input']!r})" if "input" in first and first["type"] != "missing" else ""
     return UserError(f"{name}: {message}{got}", params=(param,) if param else ())
+
+
+STAGES: dict[str, str] = {
+    "prune": "edgeprune.prune.options:PruneOptions",
+    "channels": "edgeprune.channels.options:ChannelOptions",
+    "xnnpack_fix": "edgeprune.xnnpack.fix_options:FixOptions",
+    "convert": "edgeprune.tflite.options:ConvertOptions",
+    "evaluate": "edgeprune.tflite.options:EvaluateOptions",
+    "bench": "edgeprune.fleet.options:BenchOptions",
+    "deploy": "edgeprune.fleet.options:DeployOptions",
+}
+"""Every stage's options class, by stage name (`module:Class`, imported on demand)."""
+
+
+def stage_options(stage: str) -> type[StageOptions]:
+    """The options class of `stage` (a key of `STAGES`)."""
+    import importlib
+
+    try:
+        module, name = STAGES[stage].split(":")
+    except KeyError:
+        raise UserError(
+            f"unknown stage {stage!r}; known stages: {', '.join(STAGES)}", params=()
+        ) from None
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and issubclass(cls, StageOptions)):
+        raise TypeError(f"{STAGES[stage]} is not a StageOptions subclass")
+    return cls
