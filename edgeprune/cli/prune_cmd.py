@@ -7,6 +7,9 @@ from typing import Any
 import typer
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.given import given_options
+from edgeprune.cli.options import flag
+from edgeprune.prune.options import PruneOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -15,93 +18,36 @@ def register(app: typer.Typer) -> None:
 
 
 def prune(
+    ctx: typer.Context,
     model: str = typer.Argument(..., help="Keras model to prune (.keras or .h5)."),
     output: str = typer.Option(..., "-o", "--output", help="Pruned model to write (.keras)."),
-    sparsity: float | None = typer.Option(
-        None,
-        "--sparsity",
-        help="Target fraction of zeros in [0, 0.99]; may be left out with --pattern N:M.",
-    ),
-    scope: str = typer.Option(
-        "local", "--scope", help="local (every layer at S) | global (one threshold) | balanced."
-    ),
-    max_layer_sparsity: float | None = typer.Option(
-        None, "--max-layer-sparsity", help="Cap per layer for --scope balanced (default 0.95)."
-    ),
-    include: list[str] = typer.Option(
-        [], "--include", metavar="GLOB", help="Prune only layers matching this glob (repeatable)."
-    ),
-    exclude: list[str] = typer.Option(
-        [], "--exclude", metavar="GLOB", help="Never prune layers matching this glob (repeatable)."
-    ),
-    min_params: int = typer.Option(
-        1024, "--min-params", help="Skip kernels with fewer weights (0 with --policy xnnpack)."
-    ),
-    pattern: str | None = typer.Option(
-        None,
-        "--pattern",
-        help="N:M (e.g. 2:4, along input channels) or block:RxC (e.g. block:4x1).",
-    ),
-    policy: str = typer.Option(
-        "all",
-        "--policy",
-        help="Which layers may be pruned: all | xnnpack (1x1 convs of XNNPACK sparse clusters).",
-    ),
-    data: str | None = typer.Option(
-        None, "--data", help="Dataset for gradual pruning: digits, an .npz or an image folder."
-    ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Fine-tuning epochs (default 8)."),
-    schedule: str | None = typer.Option(
-        None, "--schedule", help="constant | polynomial (default polynomial)."
-    ),
-    begin_step: int | None = typer.Option(
-        None, "--begin-step", help="First pruning step (default 0)."
-    ),
-    end_step: int | None = typer.Option(
-        None, "--end-step", help="Last pruning step (default: half of training)."
-    ),
-    frequency: int | None = typer.Option(
-        None, "--frequency", help="Steps between mask updates (default: about 20 updates)."
-    ),
-    initial_sparsity: float | None = typer.Option(
-        None, "--initial-sparsity", help="Sparsity at begin-step (polynomial, default 0)."
-    ),
-    power: float | None = typer.Option(
-        None, "--power", help="Polynomial ramp exponent (default 3)."
-    ),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (default 32)."),
-    learning_rate: float | None = typer.Option(
-        None, "--learning-rate", help="Adam learning rate (default 0.001)."
-    ),
+    sparsity: float | None = flag(PruneOptions, "sparsity"),
+    scope: str = flag(PruneOptions, "scope"),
+    max_layer_sparsity: float | None = flag(PruneOptions, "max_layer_sparsity"),
+    include: list[str] = flag(PruneOptions, "include", default=[], metavar="GLOB"),
+    exclude: list[str] = flag(PruneOptions, "exclude", default=[], metavar="GLOB"),
+    min_params: int = flag(PruneOptions, "min_params"),
+    pattern: str | None = flag(PruneOptions, "pattern"),
+    policy: str = flag(PruneOptions, "policy"),
+    data: str | None = flag(PruneOptions, "data"),
+    epochs: int = flag(PruneOptions, "epochs", show_default=False),
+    schedule: str = flag(PruneOptions, "schedule", show_default=False),
+    begin_step: int = flag(PruneOptions, "begin_step", show_default=False),
+    end_step: int | None = flag(PruneOptions, "end_step"),
+    frequency: int | None = flag(PruneOptions, "frequency"),
+    initial_sparsity: float = flag(PruneOptions, "initial_sparsity", show_default=False),
+    power: float = flag(PruneOptions, "power", show_default=False),
+    batch_size: int = flag(PruneOptions, "batch_size", show_default=False),
+    learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
+    seed: int = flag(PruneOptions, "seed", show_default=False),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Zero the smallest weights of a Keras model; writes OUT and OUT.json (manifest)."""
-    from edgeprune.prune.model_file import TrainingOptions, prune_model_file
+    from edgeprune.prune.model_file import prune_model_file
 
-    run = prune_model_file(
-        model,
-        output,
-        sparsity,
-        scope=scope,
-        max_layer_sparsity=max_layer_sparsity,
-        include=include,
-        exclude=exclude,
-        min_params=min_params,
-        pattern=pattern,
-        policy=policy,
-        training=TrainingOptions(
-            data=data,
-            epochs=epochs,
-            schedule=schedule,
-            begin_step=begin_step,
-            end_step=end_step,
-            frequency=frequency,
-            initial_sparsity=initial_sparsity,
-            power=power,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-        ),
-    )
+    values = dict(locals())
+    chosen = given_options(ctx, {k: v for k, v in values.items() if k in PruneOptions.model_fields})
+    run = prune_model_file(model, output, **chosen)
     if json_output:
         print_json(run.to_dict())
         return

@@ -15,7 +15,6 @@ saves as a plain Keras model. The class is built on first use so that importing
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,13 +26,10 @@ from edgeprune.prune.constraint import (
     mask_variables,
     strip_pruning,
 )
-from edgeprune.prune.options import DEFAULT_MAX_LAYER_SPARSITY, PruneOptions
-from edgeprune.prune.patterns import Pattern
+from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.plan import PrunePlan, apply_masks
-from edgeprune.prune.policy import PrunePolicy
 from edgeprune.prune.report import PruneReport
 from edgeprune.prune.schedules import PruningSchedule
-from edgeprune.prune.selection import DEFAULT_MIN_PARAMS
 
 _CLASS: Any = None
 
@@ -58,26 +54,16 @@ def _define(keras: Any) -> Any:
             self,
             schedule: PruningSchedule,
             *,
-            scope: str = "local",
-            max_layer_sparsity: float = DEFAULT_MAX_LAYER_SPARSITY,
-            include: Sequence[str] | str | None = None,
-            exclude: Sequence[str] | str | None = None,
-            min_params: int = DEFAULT_MIN_PARAMS,
-            pattern: str | Pattern | None = None,
-            policy: str | PrunePolicy = "all",
+            options: PruneOptions | None = None,
             plan: PrunePlan | None = None,
+            **keywords: Any,
         ) -> None:
+            """`options` (or the `PruneOptions` selection fields as keywords) pick the kernels."""
             super().__init__()
             self.schedule = schedule
-            self.options = PruneOptions.create(
-                schedule.final_sparsity,
-                scope=scope,
-                max_layer_sparsity=max_layer_sparsity,
-                include=include,
-                exclude=exclude,
-                min_params=min_params,
-                pattern=pattern,
-                policy=policy,
+            self.options = PruneOptions.from_parts(
+                options,
+                {"sparsity": schedule.final_sparsity if options is None else None, **keywords},
             )
             self.plan = plan
             self.step = 0

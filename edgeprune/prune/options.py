@@ -1,97 +1,266 @@
-"""The options every pruning entry point shares, validated once with errors a user can act on."""
+"""Every pruning option, one-shot and gradual, defined and validated once: `PruneOptions`.
+
+The CLI's flags, the recipe's `prune` step and the Python verbs (`prune_model`,
+`prune_gradually`, `prune_model_file`) all take these fields, so a default, a bound or a
+help text lives here only. Errors name the parameter (`max_layer_sparsity`); the CLI shows
+the flag (`--max-layer-sparsity`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
+
 from edgeprune.errors import UserError
+from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
-from edgeprune.prune.schedules import check_sparsity
+from edgeprune.prune.schedules import SCHEDULES, check_sparsity
 from edgeprune.prune.selection import DEFAULT_MIN_PARAMS
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
 
+GRADUAL_ONLY = (
+    "epochs",
+    "schedule",
+    "begin_step",
+    "end_step",
+    "frequency",
+    "initial_sparsity",
+    "power",
+    "batch_size",
+    "learning_rate",
+    "seed",
+)
+"""Options that shape fine-tuning, so they mean something only with a dataset."""
 
-@dataclass(frozen=True)
-class PruneOptions:
-    """What to prune and how far; build with `PruneOptions.create` (it validates)."""
+SELECTION = (
+    "sparsity",
+    "scope",
+    "max_layer_sparsity",
+    "include",
+    "exclude",
+    "min_params",
+    "pattern",
+    "policy",
+)
+"""Options that say which weights go: all a one-shot prune needs."""
 
-    sparsity: float
-    scope: str = "local"
-    max_layer_sparsity: float = DEFAULT_MAX_LAYER_SPARSITY
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    min_params: int = DEFAULT_MIN_PARAMS
-    pattern: Pattern | None = None
-    policy: str | PrunePolicy = "all"
+
+class PruneOptions(StageOptions):
+    """What to prune, how far, and (with `data`) how to fine-tune while pruning.
+
+    Build with `PruneOptions.create(sparsity, scope=...)`; after validation `sparsity` is
+    the target (fixed by an N:M pattern), `max_layer_sparsity` the cap, `pattern` a parsed
+    pattern and `min_params` the one the policy calls for when left at the default.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    stage = "prune"
+
+    sparsity: float | None = Field(
+        None,
+        description="Target fraction of zeros in [0, 0.99]; may be left out with --pattern N:M.",
+    )
+    scope: str = Field(
+        "local", description="local (every layer at S) | global (one threshold) | balanced."
+    )
+    max_layer_sparsity: float | None = Field(
+        None, description="Cap per layer for --scope balanced (default 0.95)."
+    )
+    policy: Any = Field(
+        "all",
+        description="Which layers may be pruned: all | xnnpack (1x1 convs of XNNPACK sparse clusters).",
+    )
+    pattern: Any = Field(
+        None, description="N:M (e.g. 2:4, along input channels) or block:RxC (e.g. block:4x1)."
+    )
+    include: tuple[str, ...] = Field(
+        (), description="Prune only layers matching this glob (repeatable)."
+    )
+    exclude: tuple[str, ...] = Field(
+        (), description="Never prune layers matching this glob (repeatable)."
+    )
+    min_params: int = Field(
+        DEFAULT_MIN_PARAMS,
+        ge=0,
+        description="Skip kernels with fewer weights (0 with --policy xnnpack).",
+    )
+    data: str | None = Field(
+        None, description="Dataset for gradual pruning: digits, an .npz or an image folder."
+    )
+    schedule: str = Field("polynomial", description="constant | polynomial (default polynomial).")
+    begin_step: int = Field(0, ge=0, description="First pruning step (default 0).")
+    end_step: int | None = Field(
+        None, ge=1, description="Last pruning step (default: half of training)."
+    )
+    frequency: int | None = Field(
+        None, ge=1, description="Steps between mask updates (default: about 20 updates)."
+    )
+    initial_sparsity: float = Field(
+        0.0, ge=0, lt=1, description="Sparsity at begin-step (polynomial, default 0)."
+    )
+    power: float = Field(3.0, gt=0, description="Polynomial ramp exponent (default 3).")
+    epochs: int = Field(8, ge=1, le=100_000, description="Fine-tuning epochs (default 8).")
+    batch_size: int = Field(32, ge=1, description="Batch size (default 32).")
+    learning_rate: float = Field(
+        1e-3, gt=0, lt=10, description="Adam learning rate (default 0.001)."
+    )
+    seed: int = Field(0, ge=0, description="Random seed of fine-tuning (default 0).")
+
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
 
     @classmethod
-    def create(
-        cls,
-        sparsity: float | None,
-        *,
-        scope: str = "local",
-        max_layer_sparsity: float = DEFAULT_MAX_LAYER_SPARSITY,
-        include: Sequence[str] | str | None = None,
-        exclude: Sequence[str] | str | None = None,
-        min_params: int = DEFAULT_MIN_PARAMS,
-        pattern: str | Pattern | None = None,
-        policy: str | PrunePolicy = "all",
-    ) -> PruneOptions:
-        parsed = parse_pattern(pattern)
+    def create(cls, *args: Any, **values: Any) -> PruneOptions:  # type: ignore[override]
+        """Validated options; `sparsity` may come first as a positional value."""
+        if len(args) > 1:
+            raise TypeError("PruneOptions.create takes sparsity as its only positional argument")
+        if args:
+            values["sparsity"] = args[0]
+        return super().create(**values)
+
+    @classmethod
+    def from_parts(cls, options: PruneOptions | None, values: Mapping[str, Any]) -> PruneOptions:
+        """`options` as given, or built from keywords; both at once is a mistake."""
+        given = {k: v for k, v in values.items() if k != "sparsity" or v is not None}
+        if options is None:
+            return cls.create(**given)
+        if given:
+            names = ", ".join(given)
+            raise UserError(
+                f"{names}: give these inside options or as keywords, not both",
+                params=tuple(given),
+            )
+        return options
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate(cls, data: Any, handler: Any) -> Any:
+        if isinstance(data, PruneOptions):
+            return data
+        if not isinstance(data, dict):
+            return handler(data)
+        given = frozenset(k for k, v in data.items() if k in cls.model_fields)
+        resolved = cls._resolve(dict(data))
+        self = handler(resolved)
+        self._check_training(given)
+        self._given = given
+        return self
+
+    @classmethod
+    def _resolve(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The selection checks and the values they settle, in today's words and order."""
+        scope = data.get("scope", "local")
+        parsed = parse_pattern(data.get("pattern"))
         if scope not in SCOPES:
-            raise UserError(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
-        target = resolve_sparsity(sparsity, parsed)
+            raise UserError(f"scope {scope!r} is not one of {', '.join(SCOPES)}", params=("scope",))
+        target = resolve_sparsity(data.get("sparsity"), parsed)
         if isinstance(parsed, NMPattern) and scope != "local":
             raise UserError(
                 f"pattern {parsed} fixes every layer at sparsity {parsed.fixed_sparsity:g}, so "
-                f"scope {scope!r} has no meaning; use scope 'local'"
+                f"scope {scope!r} has no meaning; use scope 'local'",
+                params=("scope",),
             )
+        raw_cap = data.get("max_layer_sparsity")
+        raw_cap = DEFAULT_MAX_LAYER_SPARSITY if raw_cap is None else raw_cap
+        if isinstance(raw_cap, bool):
+            raw_cap = str(raw_cap)
         try:
-            cap = float(max_layer_sparsity)
+            cap = float(raw_cap)
         except (TypeError, ValueError):
-            raise UserError(f"max-layer-sparsity {max_layer_sparsity!r} is not a number") from None
+            raise UserError(
+                f"max_layer_sparsity {raw_cap!r} is not a number", params=("max_layer_sparsity",)
+            ) from None
         if not 0.0 < cap <= 1.0:
-            raise UserError(f"max-layer-sparsity {max_layer_sparsity} must be in (0, 1]")
+            raise UserError(
+                f"max_layer_sparsity {raw_cap} must be in (0, 1]", params=("max_layer_sparsity",)
+            )
         if scope == "balanced" and cap < target:
             raise UserError(
-                f"max-layer-sparsity {cap:g} is below the target sparsity {target:g}, so the "
-                "target cannot be reached; raise the cap or lower the sparsity"
+                f"max_layer_sparsity {cap:g} is below the target sparsity {target:g}, so the "
+                "target cannot be reached; raise the cap or lower the sparsity",
+                params=("max_layer_sparsity",),
             )
+        policy = data.get("policy", "all")
         chosen = get_policy(policy)  # an unknown name fails here, before any model work
-        if min_params == DEFAULT_MIN_PARAMS:  # left at the default: the policy may lower it
+        min_params = data.get("min_params", DEFAULT_MIN_PARAMS)
+        if min_params == DEFAULT_MIN_PARAMS and not isinstance(min_params, bool):
             min_params = getattr(chosen, "default_min_params", min_params)
-        return cls(
+        data.update(
             sparsity=target,
-            scope=scope,
             max_layer_sparsity=cap,
-            include=_globs(include),
-            exclude=_globs(exclude),
-            min_params=min_params,
             pattern=parsed,
-            policy=policy,
+            min_params=min_params,
+            include=_globs(data.get("include")),
+            exclude=_globs(data.get("exclude")),
         )
+        return data
+
+    def _check_training(self, given: frozenset[str]) -> None:
+        """Gradual-only options need a dataset; the schedule's options must fit together."""
+        if not self.trains():
+            extra = [name for name in GRADUAL_ONLY if name in given]
+            if extra:
+                raise self._without_data(extra)
+            return
+        if self.schedule not in SCHEDULES:
+            raise UserError(
+                f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}",
+                params=("schedule",),
+            )
+        if self.schedule == "constant":
+            shaped = [n for n in ("initial_sparsity", "power") if n in given]
+            if shaped:
+                raise UserError(
+                    f"{', '.join(shaped)} shape the polynomial schedule only; "
+                    "drop them or use the polynomial schedule",
+                    params=tuple(shaped),
+                )
+        if self.end_step is not None and self.end_step <= self.begin_step:
+            raise UserError(
+                f"end_step {self.end_step} must be greater than begin_step {self.begin_step}",
+                params=("end_step", "begin_step"),
+            )
+
+    def trains(self) -> bool:
+        """Whether these options fine-tune while pruning (they name a dataset)."""
+        return self.data is not None
+
+    def _without_data(self, names: Sequence[str]) -> UserError:
+        return UserError(
+            f"{', '.join(names)}: only for gradual pruning, which needs data DATASET; "
+            "add data or leave them out for one-shot pruning",
+            params=(*names, "data"),
+        )
+
+    @field_serializer("pattern")
+    def _pattern_text(self, value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    @field_serializer("policy")
+    def _policy_text(self, value: Any) -> str:
+        return value.name if isinstance(value, PrunePolicy) else str(value)
+
+    @property
+    def given(self) -> frozenset[str]:
+        """The option names the caller set (the rest are defaults)."""
+        return self._given
 
     @property
     def policy_name(self) -> str:
         return self.policy.name if isinstance(self.policy, PrunePolicy) else str(self.policy)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sparsity": self.sparsity,
-            "scope": self.scope,
-            "max_layer_sparsity": self.max_layer_sparsity,
-            "include": list(self.include),
-            "exclude": list(self.exclude),
-            "min_params": self.min_params,
-            "pattern": None if self.pattern is None else str(self.pattern),
-            "policy": self.policy_name,
-        }
+    def selection_dict(self) -> dict[str, Any]:
+        """The selection options as manifests record them."""
+        return {name: value for name, value in self.to_dict().items() if name in SELECTION}
+
+    def training_keywords(self) -> dict[str, Any]:
+        """The gradual-only options, as `prune_gradually` takes them."""
+        return {name: getattr(self, name) for name in GRADUAL_ONLY}
 
 
 def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
@@ -102,15 +271,15 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
         if sparsity is not None and abs(check_sparsity(sparsity) - fixed) > NM_TOLERANCE:
             raise UserError(
                 f"pattern {pattern} fixes sparsity at {fixed:.4g} but {sparsity} was asked; "
-                f"pass sparsity {fixed:.4g} or leave it out"
+                f"pass sparsity {fixed:.4g} or leave it out",
             )
         return fixed
     if sparsity is None:
-        raise UserError("no sparsity given; pass one in [0, 0.99], e.g. --sparsity 0.8")
+        raise UserError("no sparsity given; pass one in [0, 0.99], e.g. 0.8", params=())
     return check_sparsity(sparsity)
 
 
-def _globs(value: Sequence[str] | str | None) -> tuple[str, ...]:
+def _globs(value: Iterable[str] | str | None) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):

@@ -168,7 +168,10 @@ def get_policy(policy: str | PrunePolicy) -> PrunePolicy:
         return policy
     factory = _POLICIES.get(str(policy))
     if factory is None:
-        raise UserError(f"policy {policy!r} is not known; choose from {', '.join(policy_names())}")
+        raise UserError(
+            f"policy {policy!r} is not known; choose from {', '.join(policy_names())}",
+            params=("policy",),
+        )
     if isinstance(factory, str):
         module_name, _, attribute = factory.partition(":")
         factory = getattr(importlib.import_module(module_name), attribute)

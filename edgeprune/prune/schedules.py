@@ -21,10 +21,20 @@ def check_sparsity(value: float, what: str = "sparsity") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{what} {value!r} is not a number; give a fraction like 0.8") from None
+        raise UserError(
+            f"{what} {value!r} is not a number; give a fraction like 0.8", params=_named(what)
+        ) from None
     if not 0.0 <= number <= MAX_SPARSITY:
-        raise UserError(f"{what} {value} is outside [0, {MAX_SPARSITY}]; give a fraction like 0.8")
+        raise UserError(
+            f"{what} {value} is outside [0, {MAX_SPARSITY}]; give a fraction like 0.8",
+            params=_named(what),
+        )
     return number
+
+
+def _named(what: str) -> tuple[str, ...]:
+    """`what` as a parameter when it is one (`sparsity`), else nothing to turn into a flag."""
+    return (what,) if what.isidentifier() else ()
 
 
 class PruningSchedule(ABC):
