@@ -9,6 +9,7 @@ name the parameter (`ratio`), which the CLI turns into its flag (`--ratio`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,6 +34,25 @@ class StageOptions(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise options_error(exc, cls) from None
+
+    @classmethod
+    def from_parts(
+        cls: type[OptionsT], options: OptionsT | None, values: Mapping[str, Any]
+    ) -> OptionsT:
+        """What a verb taking `options=` or keywords uses: `options`, or `create(**values)`.
+
+        Values that are None count as not given; giving both `options` and keywords is a
+        mistake (which one would win is not obvious).
+        """
+        given = {k: v for k, v in values.items() if v is not None}
+        if options is None:
+            return cls.create(**given)
+        if given:
+            raise UserError(
+                f"{', '.join(given)}: give these inside options or as keywords, not both",
+                params=tuple(given),
+            )
+        return options
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (what manifests, recipes' cache keys and `--json` show)."""

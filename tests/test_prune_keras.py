@@ -149,8 +149,9 @@ def test_include_exclude_and_min_params(keras):
         prune_model(model, 0.5, exclude=["bn"])
     with pytest.raises(UserError, match="no layer is left to prune"):
         prune_model(model, 0.5, min_params=10**9)
-    with pytest.raises(UserError, match="min-params"):
+    with pytest.raises(UserError, match="^min_params: ") as caught:
         prune_model(model, 0.5, min_params=-1)
+    assert caught.value.in_flags().startswith("--min-params: ")
 
 
 def test_every_check_runs_before_any_weight_changes(keras):

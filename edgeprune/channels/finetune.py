@@ -79,11 +79,14 @@ def finetune(
 ) -> dict[str, float]:
     """Train `model` in place; returns the final training loss and the validation top-1."""
     if epochs < 1:
-        raise UserError(f"--epochs must be >= 1, got {epochs}")
+        raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
     if batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}", params=("batch_size",))
     if not (learning_rate > 0 and np.isfinite(learning_rate)):
-        raise UserError(f"--learning-rate must be a positive number, got {learning_rate}")
+        raise UserError(
+            f"learning_rate must be a positive number, got {learning_rate}",
+            params=("learning_rate",),
+        )
     check_data_fits(model, dataset)
     keras = _tf.keras()
     keras.utils.set_random_seed(seed)

@@ -6,72 +6,53 @@ rebuild a smaller dense model. Nothing is changed on the model that was passed i
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from edgeprune.channels.criteria import (
-    CRITERIA,
-    EQUALIZATIONS,
-    NORMALIZERS,
-    build_groups,
-    score_groups,
-    select_channels,
-)
+from edgeprune.channels.criteria import build_groups, score_groups, select_channels
 from edgeprune.channels.graph import apply_exclusions, trace_channels
+from edgeprune.channels.options import ChannelOptions, check_selection
 from edgeprune.channels.report import ChannelReport, GroupReport
 from edgeprune.channels.surgery import rebuild_model
-from edgeprune.errors import UserError
 from edgeprune.keras_stats import model_stats
 
-MAX_RATIO = 0.95
-DEFAULT_THRESHOLD = 0.1  # TAO's -pth default
+check_options = check_selection
+"""Deprecated name of `check_selection` (the selection checks of `ChannelOptions`)."""
 
 
 def prune_channels(
     model: Any,
     *,
-    ratio: float | None = None,
-    threshold: float | None = None,
-    criterion: str = "l1",
-    normalizer: str = "max",
-    granularity: int = 8,
-    min_filters: int = 16,
-    exclude: Iterable[str] = (),
-    equalization: str = "union",
+    options: ChannelOptions | None = None,
+    **keywords: Any,
 ) -> tuple[Any, ChannelReport]:
     """Remove whole filters from `model`; returns (smaller model, report).
 
-    Give `ratio` (remove about that fraction of each group's filters, lowest scores first) or
-    `threshold` (remove filters whose normalized norm is at or below it; the default when
-    neither is given is 0.1, as TAO). Channels tied by element-wise ops or depthwise convs are
-    removed together; model outputs, unknown layers and `exclude` globs keep their channels.
+    Give `options` or the `ChannelOptions` fields as keywords: `ratio` (remove about that
+    fraction of each group's filters, lowest scores first) or `threshold` (remove filters
+    whose normalized norm is at or below it; the default when neither is given is 0.1, as
+    TAO). Channels tied by element-wise ops or depthwise convs are removed together; model
+    outputs, unknown layers and `exclude` globs keep their channels.
     """
-    options = check_options(
-        ratio=ratio,
-        threshold=threshold,
-        criterion=criterion,
-        normalizer=normalizer,
-        granularity=granularity,
-        min_filters=min_filters,
-        exclude=exclude,
-        equalization=equalization,
-    )
+    chosen = ChannelOptions.from_parts(options, keywords)
     graph = trace_channels(model)
-    apply_exclusions(graph, tuple(options["exclude"]))
+    apply_exclusions(graph, tuple(chosen.exclude))
     groups = build_groups(graph)
     score_groups(
-        graph, groups, criterion=criterion, normalizer=normalizer, equalization=equalization
+        graph,
+        groups,
+        criterion=chosen.criterion,
+        normalizer=chosen.normalizer,
+        equalization=chosen.equalization,
     )
     select_channels(
         groups,
         graph,
-        ratio=options["ratio"],
-        threshold=options["threshold"],
-        granularity=granularity,
-        min_filters=min_filters,
+        ratio=chosen.ratio,
+        threshold=chosen.threshold,
+        granularity=chosen.granularity,
+        min_filters=chosen.min_filters,
     )
     removed_roots = np.concatenate(
         [g.roots[~g.keep] for g in groups] or [np.zeros(0, dtype=np.int64)]
@@ -88,7 +69,7 @@ def prune_channels(
             + ", ".join(reused)
         )
     report = ChannelReport(
-        options=options,
+        options=chosen.selection_dict(),
         groups=[_group_report(g) for g in groups],
         layers=_layer_counts(graph, keep_id),
         skipped_layers=[
@@ -104,76 +85,6 @@ def prune_channels(
     if not any(g.status == "pruned" for g in report.groups):
         report.notes.append("no filter was removed")
     return new_model, report
-
-
-def check_options(
-    *,
-    ratio: float | None,
-    threshold: float | None,
-    criterion: str,
-    normalizer: str,
-    granularity: int,
-    min_filters: int,
-    exclude: Iterable[str],
-    equalization: str,
-) -> dict[str, Any]:
-    """Validate every option up front; returns them as the manifest records them."""
-    if ratio is not None and threshold is not None:
-        raise UserError("give --ratio or --threshold, not both")
-    if ratio is not None:
-        ratio = _number(ratio, "--ratio")
-        if not 0.0 <= ratio <= MAX_RATIO:
-            raise UserError(
-                f"--ratio {ratio:g} is outside [0, {MAX_RATIO}]; give the fraction of prunable "
-                "filters to remove, e.g. --ratio 0.5"
-            )
-    else:
-        threshold = DEFAULT_THRESHOLD if threshold is None else _number(threshold, "--threshold")
-        if threshold < 0:
-            raise UserError(
-                f"--threshold {threshold:g} is negative; normalized norms are in [0, 1], "
-                "e.g. --threshold 0.1"
-            )
-    _choice(criterion, CRITERIA, "--criterion")
-    _choice(normalizer, NORMALIZERS, "--normalizer")
-    _choice(equalization, EQUALIZATIONS, "--equalization")
-    for value, option in ((granularity, "--granularity"), (min_filters, "--min-filters")):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise UserError(f"{option} must be a whole number >= 1, got {value!r}")
-    if isinstance(exclude, str):
-        exclude = [exclude]
-    patterns = [str(p) for p in exclude]
-    if any(not p.strip() for p in patterns):
-        raise UserError(
-            "--exclude got an empty name; give a layer name or glob, e.g. 'predictions'"
-        )
-    return {
-        "ratio": ratio,
-        "threshold": None if ratio is not None else threshold,
-        "criterion": criterion,
-        "normalizer": normalizer,
-        "granularity": int(granularity),
-        "min_filters": int(min_filters),
-        "exclude": patterns,
-        "equalization": equalization,
-    }
-
-
-def _number(value: Any, option: str) -> float:
-    if isinstance(value, bool):
-        raise UserError(f"{option} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{option} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise UserError(f"{option} must be a finite number, got {value!r}")
-    return number
-
-
-def _choice(value: Any, allowed: tuple[str, ...], option: str) -> None:
-    if value not in allowed:
-        raise UserError(f"{option} {value!r} is not one of: {', '.join(allowed)}")
 
 
 def _group_report(group: Any) -> GroupReport:

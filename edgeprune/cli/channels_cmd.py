@@ -7,7 +7,10 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
+from edgeprune.channels.options import ChannelOptions
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.given import given_options
+from edgeprune.cli.options import flag
 
 SHOWN_GROUPS = 30
 
@@ -17,69 +20,33 @@ def register(app: typer.Typer) -> None:
 
     @app.command("channels")
     def channels_command(
+        ctx: typer.Context,
         model: str = typer.Argument(..., help="Keras model (.keras or .h5)."),
         output: str = typer.Option(..., "--output", "-o", help="Output .keras (or .h5) path."),
-        ratio: Optional[float] = typer.Option(
-            None, "--ratio", help="Remove about this fraction of each group's filters (0-0.95)."
-        ),
-        threshold: Optional[float] = typer.Option(
-            None,
-            "--threshold",
-            help="Remove filters whose normalized norm is at or below this (TAO -pth; default 0.1).",
-        ),
-        criterion: str = typer.Option("l1", "--criterion", help="Filter norm: l1 | l2."),
-        normalizer: str = typer.Option(
-            "max", "--normalizer", help="Divide norms by the layer's max | l2 norm (TAO -n)."
-        ),
-        granularity: int = typer.Option(
-            8, "--granularity", help="Keep a multiple of this many filters (TAO -pg)."
-        ),
-        min_filters: int = typer.Option(
-            16, "--min-filters", help="Keep at least this many filters per group (TAO -nf)."
-        ),
-        exclude: list[str] = typer.Option(
-            [],
-            "--exclude",
-            help="Layer name or glob to leave unpruned (TAO -el); repeat or comma-separate.",
-        ),
-        equalization: str = typer.Option(
-            "union",
-            "--equalization",
-            help="How tied layers vote: union | intersection | arithmetic_mean | geometric_mean (TAO -eq).",
-        ),
-        data: Optional[str] = typer.Option(
-            None, "--data", help="Fine-tune after pruning on this dataset (digits, .npz, folder)."
-        ),
-        epochs: Optional[int] = typer.Option(
-            None, "--epochs", help="Fine-tuning epochs (default 3 when --data is given)."
-        ),
-        batch_size: int = typer.Option(32, "--batch-size", help="Fine-tuning batch size."),
-        learning_rate: float = typer.Option(
-            1e-3, "--learning-rate", help="Fine-tuning learning rate (Adam)."
-        ),
+        ratio: Optional[float] = flag(ChannelOptions, "ratio"),
+        threshold: Optional[float] = flag(ChannelOptions, "threshold"),
+        criterion: str = flag(ChannelOptions, "criterion"),
+        normalizer: str = flag(ChannelOptions, "normalizer"),
+        granularity: int = flag(ChannelOptions, "granularity"),
+        min_filters: int = flag(ChannelOptions, "min_filters"),
+        exclude: list[str] = flag(ChannelOptions, "exclude", default=[]),
+        equalization: str = flag(ChannelOptions, "equalization"),
+        data: Optional[str] = flag(ChannelOptions, "data"),
+        epochs: int = flag(ChannelOptions, "epochs", show_default=False),
+        batch_size: int = flag(ChannelOptions, "batch_size"),
+        learning_rate: float = flag(ChannelOptions, "learning_rate"),
+        seed: int = flag(ChannelOptions, "seed"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Remove whole filters over dependency groups and save a smaller dense model."""
         from edgeprune.channels.pipeline import prune_channels_file
         from edgeprune.manifest import manifest_path
 
-        patterns = [p.strip() for item in exclude for p in item.split(",")]
-        target, report = prune_channels_file(
-            model,
-            output,
-            ratio=ratio,
-            threshold=threshold,
-            criterion=criterion,
-            normalizer=normalizer,
-            granularity=granularity,
-            min_filters=min_filters,
-            exclude=patterns,
-            equalization=equalization,
-            data=data,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-        )
+        values = {k: v for k, v in locals().items() if k in ChannelOptions.model_fields}
+        chosen = given_options(ctx, values)
+        if "exclude" in chosen:
+            chosen["exclude"] = [p.strip() for item in exclude for p in item.split(",")]
+        target, report = prune_channels_file(model, output, **chosen)
         if json_output:
             print_json(
                 {"output": str(target), "manifest": str(manifest_path(target)), **report.to_dict()}

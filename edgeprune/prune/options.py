@@ -8,7 +8,7 @@ the flag (`--max-layer-sparsity`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
@@ -122,20 +122,6 @@ class PruneOptions(StageOptions):
         if args:
             values["sparsity"] = args[0]
         return super().create(**values)
-
-    @classmethod
-    def from_parts(cls, options: PruneOptions | None, values: Mapping[str, Any]) -> PruneOptions:
-        """`options` as given, or built from keywords; both at once is a mistake."""
-        given = {k: v for k, v in values.items() if k != "sparsity" or v is not None}
-        if options is None:
-            return cls.create(**given)
-        if given:
-            names = ", ".join(given)
-            raise UserError(
-                f"{names}: give these inside options or as keywords, not both",
-                params=tuple(given),
-            )
-        return options
 
     @model_validator(mode="wrap")
     @classmethod

@@ -20,28 +20,31 @@ def toy():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"ratio": -0.1}, r"--ratio -0.1 is outside \[0, 0.95\]"),
-        ({"ratio": 0.96}, r"--ratio 0.96 is outside \[0, 0.95\]"),
+        ({"ratio": -0.1}, r"^ratio -0.1 is outside \[0, 0.95\]"),
+        ({"ratio": 0.96}, r"^ratio 0.96 is outside \[0, 0.95\]"),
         ({"ratio": 1.0}, r"outside \[0, 0.95\]"),
         ({"ratio": math.nan}, "finite number"),
-        ({"ratio": "half"}, "--ratio must be a number"),
-        ({"ratio": True}, "--ratio must be a number"),
+        ({"ratio": "half"}, "^ratio must be a number"),
+        ({"ratio": True}, "^ratio must be a number"),
         ({"ratio": 0.5, "threshold": 0.1}, "not both"),
-        ({"threshold": -0.5}, "--threshold -0.5 is negative"),
+        ({"threshold": -0.5}, "^threshold -0.5 is negative"),
         ({"threshold": math.inf}, "finite number"),
-        ({"criterion": "l3"}, "--criterion 'l3' is not one of: l1, l2"),
-        ({"normalizer": "mean"}, "--normalizer 'mean' is not one of: max, l2"),
-        ({"equalization": "sum"}, "--equalization 'sum' is not one of: union, intersection"),
-        ({"granularity": 0}, "--granularity must be a whole number >= 1"),
-        ({"granularity": 2.5}, "--granularity must be a whole number >= 1"),
-        ({"min_filters": 0}, "--min-filters must be a whole number >= 1"),
+        ({"criterion": "l3"}, "^criterion 'l3' is not one of: l1, l2"),
+        ({"normalizer": "mean"}, "^normalizer 'mean' is not one of: max, l2"),
+        ({"equalization": "sum"}, "^equalization 'sum' is not one of: union, intersection"),
+        ({"granularity": 0}, "^granularity must be a whole number >= 1"),
+        ({"granularity": 2.5}, "^granularity must be a whole number >= 1"),
+        ({"min_filters": 0}, "^min_filters must be a whole number >= 1"),
         ({"exclude": ["no_such_layer*"]}, r"--exclude 'no_such_layer\*' matches no layer"),
         ({"exclude": [""]}, "empty name"),
     ],
 )
 def test_bad_options_are_user_errors(toy, options, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=message) as caught:
         prune_channels(toy, **options)
+    flags = caught.value.in_flags()
+    for name in caught.value.params:
+        assert "--" + name.replace("_", "-") in flags, flags
 
 
 def test_subclassed_model_suggests_the_functional_api():
