@@ -85,6 +85,9 @@ class ChannelOptions(StageOptions):
         if isinstance(data, ChannelOptions) or not isinstance(data, dict):
             return handler(data)
         given = frozenset(k for k in data if k in cls.model_fields)
+        epochs = data.get("epochs")
+        if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs < 1:
+            raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
         resolved = {**data, **check_selection(**{k: data[k] for k in SELECTION if k in data})}
         self = handler(resolved)
         if "epochs" in given and self.data is None:
