@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.options import flag
+from edgeprune.tflite.options import ConvertOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -16,27 +18,26 @@ def register(app: typer.Typer) -> None:
     def convert_command(
         model: str = typer.Argument(..., help="Keras model (.keras/.h5) or SavedModel directory."),
         output: str = typer.Option(..., "--output", "-o", help="Output .tflite path."),
-        quantize: str = typer.Option(
-            "none", "--quantize", "-q", help="none | dynamic | float16 | int8."
+        quantize: str = flag(ConvertOptions, "quantize", "--quantize", "-q"),
+        sparse_weights: Optional[bool] = flag(
+            ConvertOptions, "sparse_weights", "--sparse-weights/--dense-weights"
         ),
-        sparse_weights: Optional[bool] = typer.Option(
-            None,
-            "--sparse-weights/--dense-weights",
-            help="Store weights in TFLite's sparse format (default: on when kernels are >= 50% zero).",
-        ),
-        data: Optional[str] = typer.Option(
-            None, "--data", help="Dataset for int8 calibration and accuracy (digits, .npz, folder)."
-        ),
-        io: str = typer.Option(
-            "float", "--io", help="Input/output type of an int8 model: float | int8."
-        ),
+        data: Optional[str] = flag(ConvertOptions, "data"),
+        io: str = flag(ConvertOptions, "io"),
+        calibration_samples: int = flag(ConvertOptions, "calibration_samples"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Convert a model to .tflite, quantized and with sparse weights when it pays."""
         from edgeprune.tflite.conversion import convert
 
         report = convert(
-            model, output, quantize=quantize, sparse_weights=sparse_weights, dataset=data, io=io
+            model,
+            output,
+            quantize=quantize,
+            sparse_weights=sparse_weights,
+            data=data,
+            io=io,
+            calibration_samples=calibration_samples,
         )
         if json_output:
             print_json(report.to_dict())

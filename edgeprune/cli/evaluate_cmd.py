@@ -7,6 +7,8 @@ from typing import Optional
 import typer
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.options import flag
+from edgeprune.tflite.options import EvaluateOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -15,21 +17,14 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_command(
         model: str = typer.Argument(..., help=".tflite, .keras/.h5 or SavedModel directory."),
-        data: str = typer.Option(
-            ..., "--data", help="Dataset: digits, an .npz or an image folder."
-        ),
-        reference: Optional[str] = typer.Option(
-            None, "--reference", help="Another model to compare outputs with (any format)."
-        ),
-        batch_size: int = typer.Option(64, "--batch-size", help="Samples per invoke for .tflite."),
+        data: str = flag(EvaluateOptions, "data"),
+        reference: Optional[str] = flag(EvaluateOptions, "reference"),
+        batch_size: int = flag(EvaluateOptions, "batch_size"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Top-1 (and top-5) on the validation split; with --reference, output parity."""
-        from edgeprune.errors import UserError
         from edgeprune.tflite.evaluation import evaluate
 
-        if batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, not {batch_size}")
         report = evaluate(model, data, reference=reference, batch_size=batch_size)
         if json_output:
             print_json(report.to_dict())

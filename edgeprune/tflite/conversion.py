@@ -17,7 +17,6 @@ conversion, must pass a smoke run on the host runtime before anything is written
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 import warnings
@@ -29,21 +28,23 @@ import numpy as np
 
 from edgeprune import _tf
 from edgeprune._tf import quiet_native_output as quiet
+from edgeprune.artifacts import artifact
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
-from edgeprune.files import atomic_output, check_output_path
-from edgeprune.manifest import build_manifest, manifest_path, write_manifest
+from edgeprune.files import check_output_path
+from edgeprune.manifest import manifest_path
 from edgeprune.tflite.evaluation import dataset_for, top_k_accuracy
 from edgeprune.tflite.flatbuffer import read_model
+from edgeprune.tflite.options import (
+    CALIBRATION_SAMPLES,
+    ConvertOptions,
+)
 from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
 from edgeprune.tflite.sources import ConversionSource, open_source
 
-QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
-IO_TYPES = ("float", "int8")
 SPARSE_AUTO_THRESHOLD = 0.5
 SPARSE_RUNNABLE = ("none", "float16")
-CALIBRATION_SAMPLES = 200
 
 
 @dataclass
@@ -71,39 +72,39 @@ class ConvertReport:
 
 def check_options(
     quantize: str, io: str, has_dataset: bool, calibration_samples: int = CALIBRATION_SAMPLES
-) -> None:
+) -> ConvertOptions:
     """Fail fast, before any model is loaded, on options that cannot work together."""
-    if quantize not in QUANTIZE_MODES:
-        raise UserError(f"--quantize {quantize!r} is not one of {', '.join(QUANTIZE_MODES)}")
-    if io not in IO_TYPES:
-        raise UserError(f"--io {io!r} is not one of {', '.join(IO_TYPES)}")
-    if calibration_samples < 1:
-        raise UserError(f"calibration_samples must be at least 1, not {calibration_samples}")
-    if io == "int8" and quantize != "int8":
-        raise UserError("--io int8 needs --quantize int8 (only a full-integer model has int8 I/O)")
+    options = ConvertOptions.create(
+        quantize=quantize, io=io, calibration_samples=calibration_samples
+    )
     if quantize == "int8" and not has_dataset:
         raise UserError(
-            "--quantize int8 needs calibration data; add --data DATASET (e.g. --data digits)"
+            "quantize int8 needs calibration data; add data DATASET (e.g. data digits)",
+            params=("quantize", "data"),
         )
+    return options
 
 
 def convert(
     source: str | os.PathLike[str] | Any,
     output: str | os.PathLike[str],
     *,
-    quantize: str = "none",
-    sparse_weights: bool | None = None,
+    options: ConvertOptions | None = None,
     dataset: Dataset | str | os.PathLike[str] | None = None,
-    io: str = "float",
-    calibration_samples: int = CALIBRATION_SAMPLES,
+    **keywords: Any,
 ) -> ConvertReport:
     """Convert `source` to `output` (.tflite) plus its manifest; nothing is written on failure.
 
-    `sparse_weights=None` stores weights sparse when the prunable kernels are >= 50 % zero
-    and the quantization can run sparse weights (none, float16).
+    Give `options` or the `ConvertOptions` fields as keywords; `dataset` may be a loaded
+    `Dataset` (otherwise `data` names one). `sparse_weights=None` stores weights sparse
+    when the prunable kernels are >= 50 % zero and the quantization can run sparse weights
+    (none, float16).
     """
     start = time.perf_counter()
-    check_options(quantize, io, dataset is not None, calibration_samples)
+    chosen = ConvertOptions.from_parts(options, keywords)
+    dataset = chosen.data if dataset is None else dataset
+    check_options(chosen.quantize, chosen.io, dataset is not None, chosen.calibration_samples)
+    quantize, io, calibration_samples = chosen.quantize, chosen.io, chosen.calibration_samples
     target = check_output_path(output, (".tflite",), "output model")
     if manifest_path(target).is_dir():
         raise UserError(
@@ -114,7 +115,9 @@ def convert(
     if dataset is not None:
         data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())
         _check_data(model, data, quantize)
-    sparse, choice, reason = _decide_sparse(sparse_weights, quantize, _sparsest_kernel(model))
+    sparse, choice, reason = _decide_sparse(
+        chosen.sparse_weights, quantize, _sparsest_kernel(model)
+    )
     options = {
         "quantize": quantize,
         "io": io,
@@ -126,7 +129,8 @@ def convert(
     content = _run_converter(model, quantize, sparse, io, data, calibration_samples)
 
     notes: list[str] = []
-    with atomic_output(target) as tmp:
+    with artifact(target) as art:
+        tmp = art.path
         tmp.write_bytes(content)
         _smoke_run(tmp, str(target), quantize, sparse, choice)
         parsed = read_model(tmp, name=str(target))
@@ -135,8 +139,7 @@ def convert(
         if sparse and sparse_tensors == 0:
             notes.append("the converter found no weight tensor worth storing sparse")
         accuracy = _accuracy(tmp, str(target), model, data) if data is not None else None
-        manifest = build_manifest(
-            tmp,
+        manifest = art.describe(
             step="convert",
             options=options,
             source=model.path,
@@ -151,14 +154,7 @@ def convert(
                 "source_label": model.label,
             },
         )
-        manifest.file = target.name
-    try:
-        written = write_manifest(target, manifest)
-    except BaseException:  # a model without its manifest (or with a stale one) is never left
-        for leftover in (target, manifest_path(target)):
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        raise
+    written = manifest_path(target)
     return ConvertReport(
         output=str(target),
         manifest=str(written),

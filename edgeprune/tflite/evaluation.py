@@ -14,6 +14,7 @@ import numpy as np
 
 from edgeprune.data import Dataset, check_fits, load_dataset
 from edgeprune.errors import UserError
+from edgeprune.tflite.options import EvaluateOptions
 from edgeprune.tflite.predictors import Predictor, load_predictor
 
 
@@ -84,6 +85,7 @@ def evaluate(
     batch_size: int = 64,
 ) -> EvaluationReport:
     """Top-1 (and top-5 when there are more than 5 classes) of `model` on the validation split."""
+    EvaluateOptions.create(data=dataset, reference=reference, batch_size=batch_size)
     predictor = load_predictor(model)
     data = dataset_for(dataset, predictor.input_shape)
     if hasattr(predictor, "batch_size"):

@@ -1,0 +1,91 @@
+"""The options of `convert` and `evaluate`, defined and validated once.
+
+The CLI's flags, the recipe's `convert` step and the Python verbs take these fields.
+Errors name the parameter (`quantize`); the CLI shows the flag (`--quantize`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ConfigDict, Field, model_validator
+
+from edgeprune.errors import UserError
+from edgeprune.options import StageOptions
+
+QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
+IO_TYPES = ("float", "int8")
+CALIBRATION_SAMPLES = 200
+
+
+class ConvertOptions(StageOptions):
+    """How to convert to .tflite. `sparse_weights` None: sparse when kernels are >= 50 % zero.
+
+    Whether int8 has its calibration data is checked where the dataset is known
+    (`conversion.check_options`), since a recipe gives it in its `data` section.
+    """
+
+    stage = "convert"
+
+    quantize: str = Field("none", description="none | dynamic | float16 | int8.")
+    sparse_weights: bool | None = Field(
+        None,
+        description="Store weights in TFLite's sparse format (default: on when kernels are >= 50% zero).",
+    )
+    data: str | None = Field(
+        None, description="Dataset for int8 calibration and accuracy (digits, .npz, folder)."
+    )
+    io: str = Field("float", description="Input/output type of an int8 model: float | int8.")
+    calibration_samples: int = Field(
+        CALIBRATION_SAMPLES,
+        ge=1,
+        le=100_000,
+        description="Training samples that calibrate an int8 model.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _choices(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            quantize, io = data.get("quantize", "none"), data.get("io", "float")
+            if quantize not in QUANTIZE_MODES:
+                raise UserError(
+                    f"quantize {quantize!r} is not one of {', '.join(QUANTIZE_MODES)}",
+                    params=("quantize",),
+                )
+            if io not in IO_TYPES:
+                raise UserError(f"io {io!r} is not one of {', '.join(IO_TYPES)}", params=("io",))
+            samples = data.get("calibration_samples", CALIBRATION_SAMPLES)
+            if isinstance(samples, int) and not isinstance(samples, bool) and samples < 1:
+                raise UserError(
+                    f"calibration_samples must be at least 1, not {samples}",
+                    params=("calibration_samples",),
+                )
+            if io == "int8" and quantize != "int8":
+                raise UserError(
+                    "io int8 needs quantize int8 (only a full-integer model has int8 I/O)",
+                    params=("io", "quantize"),
+                )
+        return data
+
+
+class EvaluateOptions(StageOptions):
+    """What to evaluate on and against. `data` and `reference` may also be loaded objects."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    stage = "evaluate"
+
+    data: Any = Field(description="Dataset: digits, an .npz or an image folder.")
+    reference: Any = Field(None, description="Another model to compare outputs with (any format).")
+    batch_size: int = Field(64, ge=1, description="Samples per invoke for .tflite.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            size = data.get("batch_size", 64)
+            if isinstance(size, int) and not isinstance(size, bool) and size < 1:
+                raise UserError(
+                    f"batch_size must be at least 1, not {size}", params=("batch_size",)
+                )
+        return data
