@@ -13,6 +13,8 @@ from edgeprune.cli.common import console, print_json
 
 def register(app: typer.Typer) -> None:
     """Add `xnnpack-fix`."""
+    from edgeprune.cli.options import flag
+    from edgeprune.xnnpack.fix_options import FixOptions
 
     @app.command("xnnpack-fix")
     def xnnpack_fix(
@@ -20,16 +22,15 @@ def register(app: typer.Typer) -> None:
             ..., help="Keras model (.keras/.h5), e.g. a stock MobileNetV2."
         ),
         output: str = typer.Option(..., "-o", "--output", help="Fixed model to write (.keras)."),
-        data: str | None = typer.Option(
-            None, "--data", help="Measure the output change on this dataset (default: noise)."
-        ),
-        samples: int = typer.Option(16, "--samples", help="Inputs to compare outputs on."),
+        data: str | None = flag(FixOptions, "data"),
+        samples: int = flag(FixOptions, "samples"),
+        seed: int = flag(FixOptions, "seed"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Rewrite asymmetric stride-2 padding so XNNPACK's sparse path can take the model."""
         from edgeprune.xnnpack.fix_file import fix_model_file
 
-        run = fix_model_file(model, output, data=data, samples=samples)
+        run = fix_model_file(model, output, data=data, samples=samples, seed=seed)
         if json_output:
             print_json(run.to_dict())
             return

@@ -5,7 +5,7 @@ Nothing here imports TensorFlow at import time; each function imports it when it
 
 from __future__ import annotations
 
-from edgeprune.tflite.conversion import IO_TYPES, QUANTIZE_MODES, ConvertReport, convert
+from edgeprune.tflite.conversion import ConvertReport, convert
 from edgeprune.tflite.evaluation import (
     EvaluationReport,
     Parity,
@@ -31,14 +31,17 @@ from edgeprune.tflite.inspection import (
     inspect_tflite,
     tensor_stats,
 )
+from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions, EvaluateOptions
 from edgeprune.tflite.predictors import load_predictor
 from edgeprune.tflite.runner import ModelRunError, TensorSpec, TFLiteRunner
 
 __all__ = [
     "IO_TYPES",
     "QUANTIZE_MODES",
+    "ConvertOptions",
     "ConvertReport",
     "DimensionMetadata",
+    "EvaluateOptions",
     "EvaluationReport",
     "ModelRunError",
     "Operator",

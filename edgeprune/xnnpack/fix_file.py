@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.errors import UserError
+from edgeprune.artifacts import save_keras_artifact
 from edgeprune.files import check_output_path
-from edgeprune.manifest import build_manifest, manifest_path, write_manifest
-from edgeprune.models import load_keras_model, save_keras_model
+from edgeprune.manifest import manifest_path
+from edgeprune.models import load_keras_model
 from edgeprune.xnnpack.fix import Rewrite, fix_model, output_change
+from edgeprune.xnnpack.fix_options import FixOptions
 from edgeprune.xnnpack.policy import plan_keras_model
 
-DEFAULT_SAMPLES = 16
+DEFAULT_SAMPLES = FixOptions.model_fields["samples"].default
 
 
 @dataclass
@@ -53,13 +54,15 @@ def fix_model_file(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
-    data: str | None = None,
-    samples: int = DEFAULT_SAMPLES,
-    seed: int = 0,
+    options: FixOptions | None = None,
+    **keywords: Any,
 ) -> FixRun:
-    """Rewrite `source` for XNNPACK's sparse path, measure how far the outputs moved, write."""
-    if samples < 1:
-        raise UserError(f"--samples {samples} must be at least 1")
+    """Rewrite `source` for XNNPACK's sparse path, measure how far the outputs moved, write.
+
+    Give `options` or the `FixOptions` fields (`data`, `samples`, `seed`) as keywords.
+    """
+    chosen = FixOptions.from_parts(options, keywords)
+    data, samples, seed = chosen.data, chosen.samples, chosen.seed
     target = check_output_path(output, (".keras",), "output model")
     source_path = Path(source)
     model = load_keras_model(source_path)
@@ -82,24 +85,19 @@ def fix_model_file(
         remaining=remaining,
         notes=notes,
     )
-    save_keras_model(fixed.model, target)
-    try:
-        manifest = build_manifest(
-            target,
-            step="xnnpack-fix",
-            options={"data": data, "samples": samples, "seed": seed},
-            source=source_path,
-            extra={
-                "rewrites": [r.to_dict() for r in fixed.rewrites],
-                "output_change": change,
-                "cluster_ready": run.cluster_ready,
-                "remaining": remaining,
-            },
-        )
-        run.manifest = write_manifest(target, manifest)
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
+    run.manifest = save_keras_artifact(
+        fixed.model,
+        target,
+        step="xnnpack-fix",
+        options=chosen.to_dict(),
+        source=source_path,
+        extra={
+            "rewrites": [r.to_dict() for r in fixed.rewrites],
+            "output_change": change,
+            "cluster_ready": run.cluster_ready,
+            "remaining": remaining,
+        },
+    )
     return run
 
 
