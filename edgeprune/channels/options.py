@@ -57,8 +57,10 @@ class ChannelOptions(StageOptions):
     normalizer: str = Field(
         "max", description="Divide norms by the layer's max | l2 norm (TAO -n)."
     )
-    granularity: int = Field(8, description="Keep a multiple of this many filters (TAO -pg).")
-    min_filters: int = Field(16, description="Keep at least this many filters per group (TAO -nf).")
+    granularity: int = Field(8, ge=1, description="Keep a multiple of this many filters (TAO -pg).")
+    min_filters: int = Field(
+        16, ge=1, description="Keep at least this many filters per group (TAO -nf)."
+    )
     exclude: list[str] = Field(
         default_factory=list,
         description="Layer name or glob to leave unpruned (TAO -el); repeat or comma-separate.",

@@ -79,11 +79,11 @@ class PruneOptions(StageOptions):
     pattern: Any = Field(
         None, description="N:M (e.g. 2:4, along input channels) or block:RxC (e.g. block:4x1)."
     )
-    include: tuple[str, ...] = Field(
-        (), description="Prune only layers matching this glob (repeatable)."
+    include: list[str] = Field(
+        default_factory=list, description="Prune only layers matching this glob (repeatable)."
     )
-    exclude: tuple[str, ...] = Field(
-        (), description="Never prune layers matching this glob (repeatable)."
+    exclude: list[str] = Field(
+        default_factory=list, description="Never prune layers matching this glob (repeatable)."
     )
     min_params: int = Field(
         DEFAULT_MIN_PARAMS,
@@ -265,9 +265,9 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
     return check_sparsity(sparsity)
 
 
-def _globs(value: Iterable[str] | str | None) -> tuple[str, ...]:
+def _globs(value: Iterable[str] | str | None) -> list[str]:
     if value is None:
-        return ()
+        return []
     if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+        return [value]
+    return list(value)

@@ -8,14 +8,24 @@ them may be a list that the sweep expands.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
+from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
+from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
+from edgeprune.channels.options import ChannelOptions
+from edgeprune.options import StageOptions
+from edgeprune.prune.masks import SCOPES
+from edgeprune.prune.options import PruneOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
+from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -95,59 +105,71 @@ class RecipeFile(_Strict):
 # ---------------------------------------------------------------- step options
 
 
-class PruneStep(_Strict):
-    """Unstructured magnitude pruning; `gradual` fine-tunes on data.train while pruning."""
-
-    method: Literal["gradual", "oneshot"] = "gradual"
-    sparsity: float | None = None
-    scope: Literal["local", "global", "balanced"] = "local"
-    max_layer_sparsity: float | None = None
-    policy: str = "all"
-    pattern: str | None = None
-    include: list[str] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    min_params: int = Field(1024, ge=0)
-    schedule: Literal["polynomial", "constant"] = "polynomial"
-    begin_step: int = Field(0, ge=0)
-    end_step: int | None = Field(None, ge=1)
-    frequency: int | None = Field(None, ge=1)
-    initial_sparsity: float = Field(0.0, ge=0, lt=1)
-    power: float = Field(3.0, gt=0)
-    epochs: int = Field(8, ge=1, le=100_000)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-3, gt=0, lt=10)
-    seed: int = Field(0, ge=0)
+def step_model(
+    name: str,
+    options: type[StageOptions],
+    keys: Sequence[str],
+    doc: str,
+    *,
+    first: dict[str, tuple[Any, Any]] | None = None,
+    types: dict[str, Any] | None = None,
+) -> type[_Strict]:
+    """A recipe step made of `keys` of a stage's options class: the same defaults, bounds
+    and help text. `first` adds recipe-only keys in front; `types` spells a key as YAML
+    gives it (a list where the options keep a tuple, a closed set of names as a Literal).
+    Cross-field rules are the options class's own, checked per variant in `sweep.py`."""
+    fields: dict[str, Any] = dict(first or {})
+    for key in keys:
+        info = copy.copy(options.model_fields[key])
+        fields[key] = ((types or {}).get(key, info.annotation), info)
+    model = create_model(name, __base__=_Strict, __doc__=doc, **fields)
+    return model
 
 
-class ChannelsStep(_Strict):
-    """Structured filter pruning (TAO's options); give `ratio` or `threshold`."""
+PruneStep = step_model(
+    "PruneStep",
+    PruneOptions,
+    [k for k in PruneOptions.model_fields if k != "data"],
+    "Unstructured magnitude pruning; `gradual` fine-tunes on data.train while pruning.",
+    first={"method": (Literal["gradual", "oneshot"], "gradual")},
+    types={
+        "scope": Literal[SCOPES],
+        "policy": str,
+        "pattern": str | None,
+        "schedule": Literal["polynomial", "constant"],
+    },
+)
 
-    ratio: float | None = None
-    threshold: float | None = None
-    criterion: Literal["l1", "l2"] = "l1"
-    normalizer: Literal["max", "l2"] = "max"
-    granularity: int = Field(8, ge=1)
-    min_filters: int = Field(16, ge=1)
-    exclude: list[str] = Field(default_factory=list)
-    equalization: Literal["union", "intersection", "arithmetic_mean", "geometric_mean"] = "union"
+ChannelsStep = step_model(
+    "ChannelsStep",
+    ChannelOptions,
+    CHANNEL_SELECTION,
+    "Structured filter pruning (TAO's options); give `ratio` or `threshold`.",
+    types={
+        "criterion": Literal[CRITERIA],
+        "normalizer": Literal[NORMALIZERS],
+        "equalization": Literal[EQUALIZATIONS],
+    },
+)
 
+FinetuneStep = step_model(
+    "FinetuneStep",
+    ChannelOptions,
+    CHANNEL_FINETUNE,
+    "Train the model on data.train; zeros left by an earlier prune step stay zero.",
+)
 
-class FinetuneStep(_Strict):
-    """Train the model on data.train; zeros left by an earlier prune step stay zero."""
-
-    epochs: int = Field(3, ge=1, le=100_000)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-3, gt=0, lt=10)
-    seed: int = Field(0, ge=0)
-
-
-class ConvertStep(_Strict):
-    """TFLite conversion; `sparse_weights: auto` stores weights sparse when >= 50 % zero."""
-
-    quantize: Literal["none", "dynamic", "float16", "int8"] = "none"
-    sparse_weights: bool | Literal["auto"] = "auto"
-    io: Literal["float", "int8"] = "float"
-    calibration_samples: int | None = Field(None, ge=1, le=100_000)
+ConvertStep = step_model(
+    "ConvertStep",
+    ConvertOptions,
+    [k for k in ConvertOptions.model_fields if k != "data"],
+    "TFLite conversion; `sparse_weights: auto` (or unset) stores weights sparse when >= 50 % zero.",
+    types={
+        "quantize": Literal[QUANTIZE_MODES],
+        "sparse_weights": bool | Literal["auto"] | None,
+        "io": Literal[IO_TYPES],
+    },
+)
 
 
 STEP_MODELS: dict[str, type[_Strict]] = {
@@ -157,11 +179,14 @@ STEP_MODELS: dict[str, type[_Strict]] = {
     "convert": ConvertStep,
 }
 
+RECIPE_ONLY: dict[str, tuple[str, ...]] = {"prune": ("method",)}
+"""Step keys that are not options of the stage (how the recipe runs it)."""
+
 
 def is_list_field(model: type[BaseModel], name: str) -> bool:
     """Whether the option itself is a list (then a sweep over it is a list of lists)."""
     annotation = model.model_fields[name].annotation
-    return any(typing.get_origin(m) is list for m in _union_members(annotation))
+    return any(typing.get_origin(m) in (list, tuple) for m in _union_members(annotation))
 
 
 def _union_members(annotation: Any) -> tuple[Any, ...]:

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from edgeprune import _tf
+from edgeprune.artifacts import save_keras_artifact
 from edgeprune.data import Dataset, check_fits
-from edgeprune.manifest import build_manifest, write_manifest
 from edgeprune.recipes.context import StageContext
 from edgeprune.recipes.loader import Recipe
 
@@ -28,7 +28,7 @@ TFLITE_FILE = "model.tflite"
 
 def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
     """Build (demo / application) or load (file) the model, train it if asked, save it."""
-    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.models import load_keras_model
 
     spec = ctx.recipe.spec.model
     metrics: dict[str, Any] = {}
@@ -54,8 +54,7 @@ def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
             metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
         metrics["params"] = int(model.count_params())
         metrics["input_shape"] = list(model.input_shape)
-        save_keras_model(model, out / MODEL_FILE)
-    _manifest(out / MODEL_FILE, "base", ctx, {"model": spec.model_dump()}, metrics)
+        _save(model, out, "base", ctx, {"model": spec.model_dump()}, metrics)
     return metrics
 
 
@@ -120,52 +119,31 @@ def run_prune(
     ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Magnitude pruning, gradual (fine-tunes while pruning) or one-shot."""
-    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.models import load_keras_model
     from edgeprune.prune import PruneOptions, prune_gradually, prune_with_options
+    from edgeprune.prune.options import SELECTION
 
-    shared = {
-        "scope": options["scope"],
-        "include": options["include"],
-        "exclude": options["exclude"],
-        "min_params": options["min_params"],
-        "pattern": options["pattern"],
-        "policy": options["policy"],
-    }
-    if options["max_layer_sparsity"] is not None:
-        shared["max_layer_sparsity"] = options["max_layer_sparsity"]
     metrics: dict[str, Any] = {}
     with ctx.scope():
         model = load_keras_model(source)
         if options["method"] == "gradual":
             data = ctx.data.training(ctx.input_shape)
+            chosen = PruneOptions.create(
+                **{k: v for k, v in options.items() if k != "method"}, data=data.name
+            )
             with _tf.quiet_native_output():
-                result = prune_gradually(
-                    model,
-                    data,
-                    options["sparsity"],
-                    schedule=options["schedule"],
-                    begin_step=options["begin_step"],
-                    end_step=options["end_step"],
-                    frequency=options["frequency"],
-                    initial_sparsity=options["initial_sparsity"],
-                    power=options["power"],
-                    epochs=options["epochs"],
-                    batch_size=options["batch_size"],
-                    learning_rate=options["learning_rate"],
-                    seed=options["seed"],
-                    **shared,
-                )
+                result = prune_gradually(model, data, options=chosen)
             report = result.report
             metrics["top1"] = result.accuracy
             metrics["strategy"] = ctx.strategy_info()
         else:
-            report = prune_with_options(model, PruneOptions.create(options["sparsity"], **shared))
+            chosen = PruneOptions.create(**{k: options[k] for k in SELECTION})
+            report = prune_with_options(model, chosen)
             if ctx.recipe.spec.data is not None:
                 metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
         metrics["sparsity"] = report.overall
         metrics["pruned_kernels"] = len(report.kernels)
-        save_keras_model(model, out / MODEL_FILE)
-    _manifest(out / MODEL_FILE, "prune", ctx, options, metrics, source, report.manifest_sparsity())
+        _save(model, out, "prune", ctx, options, metrics, source, report.manifest_sparsity())
     return metrics
 
 
@@ -174,12 +152,13 @@ def run_channels(
 ) -> dict[str, Any]:
     """Remove whole filters (a smaller dense model); accuracy recovers in a finetune step."""
     from edgeprune.channels import prune_channels
-    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.channels.options import ChannelOptions
+    from edgeprune.models import load_keras_model
 
     with ctx.scope():
         model = load_keras_model(source)
         with _tf.quiet_native_output():
-            pruned, report = prune_channels(model, **options)
+            pruned, report = prune_channels(model, options=ChannelOptions.create(**options))
         metrics: dict[str, Any] = {
             "params_before": report.params_before,
             "params_after": report.params_after,
@@ -189,9 +168,8 @@ def run_channels(
         }
         if ctx.recipe.spec.data is not None:
             metrics["top1"] = _top1(pruned, ctx.data.training(ctx.input_shape))
-        save_keras_model(pruned, out / MODEL_FILE)
-    extra = {"channels": report.to_dict()}
-    _manifest(out / MODEL_FILE, "channels", ctx, options, metrics, source, extra=extra)
+        extra = {"channels": report.to_dict()}
+        _save(pruned, out, "channels", ctx, options, metrics, source, extra=extra)
     return metrics
 
 
@@ -200,7 +178,7 @@ def run_finetune(
 ) -> dict[str, Any]:
     """Train on data.train; weights that are exactly zero stay zero (sparsity survives)."""
     from edgeprune.channels.finetune import finetune
-    from edgeprune.models import load_keras_model, save_keras_model
+    from edgeprune.models import load_keras_model
     from edgeprune.prune.constraint import strip_pruning
 
     with ctx.scope():
@@ -224,8 +202,7 @@ def run_finetune(
             "masked_kernels": kept,
             "strategy": ctx.strategy_info(),
         }
-        save_keras_model(model, out / MODEL_FILE)
-    _manifest(out / MODEL_FILE, "finetune", ctx, options, metrics, source)
+        _save(model, out, "finetune", ctx, options, metrics, source)
     return metrics
 
 
@@ -256,10 +233,10 @@ def run_convert(
         str(source),
         out / TFLITE_FILE,
         quantize=options["quantize"],
-        sparse_weights=None if sparse == "auto" else bool(sparse),
+        sparse_weights=None if sparse in (None, "auto") else bool(sparse),
         dataset=dataset,
         io=options["io"],
-        calibration_samples=options["calibration_samples"] or 200,
+        calibration_samples=options["calibration_samples"],
     )
     _tf.keras().backend.clear_session()
     from device_agents.integrity import sha256_file
@@ -279,8 +256,9 @@ def run_convert(
     }
 
 
-def _manifest(
-    path: Path,
+def _save(
+    model: Any,
+    out: Path,
     step: str,
     ctx: StageContext,
     options: dict[str, Any],
@@ -292,8 +270,9 @@ def _manifest(
     accuracy = None
     if metrics.get("top1") is not None:
         accuracy = {"top1": metrics["top1"], "split": "validation", "framework": "keras"}
-    manifest = build_manifest(
-        path,
+    save_keras_artifact(
+        model,
+        out / MODEL_FILE,
         step=step,
         options=options,
         source=source,
@@ -302,7 +281,6 @@ def _manifest(
         recipe={"name": ctx.recipe.name, "path": str(ctx.recipe.path)},
         extra=extra,
     )
-    write_manifest(path, manifest)
 
 
 STAGE_RUNNERS = {

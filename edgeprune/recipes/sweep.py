@@ -192,7 +192,9 @@ def _step(
     try:
         _check_step(kind, values, spec)
     except UserError as exc:
-        option = _option_named(str(exc), values)
+        option = next((p for p in exc.params if p in values), None) or _option_named(
+            str(exc), values
+        )
         where = rename.get(option) if option else None
         raise index.error(
             where or (path if option is None else (*path, option)), str(exc)
@@ -204,28 +206,26 @@ def _check_step(kind: str, values: dict[str, Any], spec: RecipeFile) -> None:
     """What the library would refuse later, refused now (same checks, same messages)."""
     has_data = spec.data is not None
     if kind == "prune":
-        from edgeprune.prune.options import PruneOptions
+        from edgeprune.prune.options import SELECTION, PruneOptions
 
-        PruneOptions.create(
-            values["sparsity"],
-            scope=values["scope"],
-            max_layer_sparsity=values["max_layer_sparsity"] or 0.95,
-            include=values["include"],
-            exclude=values["exclude"],
-            min_params=values["min_params"],
-            pattern=values["pattern"],
-            policy=values["policy"],
-        )
+        if values["method"] == "gradual" and spec.data is not None:
+            options = {k: v for k, v in values.items() if k != "method"}
+            PruneOptions.create(**options, data=spec.data.train)
+        else:
+            PruneOptions.create(**{k: values[k] for k in SELECTION})
         if values["max_layer_sparsity"] is not None and values["scope"] != "balanced":
-            raise UserError("max_layer_sparsity applies to scope balanced only")
+            raise UserError(
+                "max_layer_sparsity applies to scope balanced only",
+                params=("max_layer_sparsity", "scope"),
+            )
     elif kind == "channels":
-        from edgeprune.channels import check_options
+        from edgeprune.channels.options import ChannelOptions
 
-        check_options(**values)
+        ChannelOptions.create(**values)
     elif kind == "convert":
         from edgeprune.tflite.conversion import check_options as check_convert
 
-        check_convert(values["quantize"], values["io"], has_data)
+        check_convert(values["quantize"], values["io"], has_data, values["calibration_samples"])
 
 
 def _option_named(message: str, values: dict[str, Any]) -> str | None:

@@ -79,8 +79,8 @@ def check_options(
     )
     if quantize == "int8" and not has_dataset:
         raise UserError(
-            "quantize int8 needs calibration data; add data DATASET (e.g. data digits)",
-            params=("quantize", "data"),
+            "quantize int8 needs calibration data; add --data DATASET (e.g. --data digits)",
+            params=("quantize",),
         )
     return options
 
