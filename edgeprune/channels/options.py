@@ -86,7 +86,9 @@ class ChannelOptions(StageOptions):
     def _validate(cls, data: Any, handler: Any) -> Any:
         if isinstance(data, ChannelOptions) or not isinstance(data, dict):
             return handler(data)
-        given = frozenset(k for k in data if k in cls.model_fields)
+        if set(data) - set(cls.model_fields):
+            return handler(data)  # pydantic names the unknown option
+        given = frozenset(data)
         epochs = data.get("epochs")
         if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs < 1:
             raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))

@@ -32,6 +32,7 @@ from edgeprune.prune.training import (
 )
 
 RAMP_FRACTION = 1 / 2
+DEFAULT_SCHEDULE = PruneOptions.model_fields["schedule"].default
 MASK_UPDATES = 20
 MAX_DEFAULT_FREQUENCY = 100
 
@@ -111,7 +112,7 @@ def prune_gradually(
     sparsity: float | None = None,
     *,
     options: PruneOptions | None = None,
-    schedule: str | PruningSchedule | None = None,
+    schedule: str | PruningSchedule = "polynomial",
     evaluate: bool = True,
     **keywords: Any,
 ) -> GradualPruneResult:
@@ -123,9 +124,8 @@ def prune_gradually(
     (dense) and after. `schedule` is 'polynomial', 'constant' or a PruningSchedule (then the
     step options are taken from it). The model stays a plain Keras model.
     """
-    keras = _tf.keras()
     custom = schedule if isinstance(schedule, PruningSchedule) else None
-    if schedule is not None and custom is None:
+    if custom is None and (options is None or schedule != DEFAULT_SCHEDULE):
         keywords["schedule"] = schedule
     if options is None:
         keywords.setdefault("data", dataset.name)
@@ -149,6 +149,7 @@ def prune_gradually(
     if custom is not None:
         options = options.model_copy(update={"sparsity": custom.final_sparsity})
     _check_input(model, dataset)
+    keras = _tf.keras()
     kind = output_kind(model, dataset.x_val)
     check_classes(model, dataset, kind)
     plan = PrunePlan.for_model(model, options)

@@ -130,7 +130,9 @@ class PruneOptions(StageOptions):
             return data
         if not isinstance(data, dict):
             return handler(data)
-        given = frozenset(k for k, v in data.items() if k in cls.model_fields)
+        if set(data) - set(cls.model_fields):
+            return handler(data)  # pydantic names the unknown option
+        given = frozenset(data)
         resolved = cls._resolve(dict(data))
         self = handler(resolved)
         self._check_training(given)
