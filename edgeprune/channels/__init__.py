@@ -6,6 +6,7 @@ small, report = prune_channels(model, ratio=0.5)
 
 from __future__ import annotations
 
+from edgeprune.channels.options import ChannelOptions
 from edgeprune.channels.prune import check_options, prune_channels
 from edgeprune.channels.report import (
     ChannelReport,
@@ -15,6 +16,7 @@ from edgeprune.channels.report import (
 )
 
 __all__ = [
+    "ChannelOptions",
     "ChannelReport",
     "GroupReport",
     "check_options",

@@ -6,6 +6,7 @@ rebuild a smaller dense model. Nothing is changed on the model that was passed i
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,15 @@ from edgeprune.channels.report import ChannelReport, GroupReport
 from edgeprune.channels.surgery import rebuild_model
 from edgeprune.keras_stats import model_stats
 
-check_options = check_selection
-"""Deprecated name of `check_selection` (the selection checks of `ChannelOptions`)."""
+
+def check_options(**options: Any) -> dict[str, Any]:
+    """Deprecated: use `ChannelOptions.create` (or `channels.options.check_selection`)."""
+    warnings.warn(
+        "edgeprune.channels.check_options is deprecated; use ChannelOptions.create",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return check_selection(**options)
 
 
 def prune_channels(

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         ),
         data: Optional[str] = flag(ConvertOptions, "data"),
         io: str = flag(ConvertOptions, "io"),
-        calibration_samples: int = flag(ConvertOptions, "calibration_samples"),
+        calibration_samples: Optional[int] = flag(ConvertOptions, "calibration_samples"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Convert a model to .tflite, quantized and with sparse weights when it pays."""

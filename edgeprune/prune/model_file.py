@@ -8,6 +8,7 @@ selection are checked before any work, and the model and its manifest are writte
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,14 @@ class TrainingOptions:
     power: float | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        warnings.warn(
+            "TrainingOptions is deprecated; pass data, epochs, ... to prune_model_file as "
+            "keywords or in PruneOptions",
+            DeprecationWarning,
+            stacklevel=3,
+        )
 
     def keywords(self) -> dict[str, Any]:
         """The options that were set, as `PruneOptions` fields."""

@@ -71,7 +71,7 @@ class ConvertReport:
 
 
 def check_options(
-    quantize: str, io: str, has_dataset: bool, calibration_samples: int = CALIBRATION_SAMPLES
+    quantize: str, io: str, has_dataset: bool, calibration_samples: int | None = None
 ) -> ConvertOptions:
     """Fail fast, before any model is loaded, on options that cannot work together."""
     options = ConvertOptions.create(
@@ -104,7 +104,8 @@ def convert(
     chosen = ConvertOptions.from_parts(options, keywords)
     dataset = chosen.data if dataset is None else dataset
     check_options(chosen.quantize, chosen.io, dataset is not None, chosen.calibration_samples)
-    quantize, io, calibration_samples = chosen.quantize, chosen.io, chosen.calibration_samples
+    quantize, io = chosen.quantize, chosen.io
+    calibration_samples = chosen.calibration_samples or CALIBRATION_SAMPLES
     target = check_output_path(output, (".tflite",), "output model")
     if manifest_path(target).is_dir():
         raise UserError(

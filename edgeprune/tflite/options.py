@@ -36,11 +36,12 @@ class ConvertOptions(StageOptions):
         None, description="Dataset for int8 calibration and accuracy (digits, .npz, folder)."
     )
     io: str = Field("float", description="Input/output type of an int8 model: float | int8.")
-    calibration_samples: int = Field(
-        CALIBRATION_SAMPLES,
+    calibration_samples: int | None = Field(
+        None,
         ge=1,
         le=100_000,
-        description="Training samples that calibrate an int8 model.",
+        description="Training samples that calibrate an int8 model (default 200; in a recipe, "
+        "its data.calibration_samples).",
     )
 
     @model_validator(mode="before")
@@ -55,7 +56,7 @@ class ConvertOptions(StageOptions):
                 )
             if io not in IO_TYPES:
                 raise UserError(f"io {io!r} is not one of {', '.join(IO_TYPES)}", params=("io",))
-            samples = data.get("calibration_samples", CALIBRATION_SAMPLES)
+            samples = data.get("calibration_samples")
             if isinstance(samples, int) and not isinstance(samples, bool) and samples < 1:
                 raise UserError(
                     f"calibration_samples must be at least 1, not {samples}",
