@@ -104,6 +104,10 @@ class ChannelOptions(StageOptions):
         """The option names the caller set (the rest are defaults)."""
         return self._given
 
+    def finetune_keywords(self) -> dict[str, Any]:
+        """The fine-tuning options, as `channels.finetune.finetune` takes them."""
+        return {name: getattr(self, name) for name in FINETUNE}
+
     def selection_dict(self) -> dict[str, Any]:
         """The filter-selection options as manifests and reports record them."""
         return {name: value for name, value in self.to_dict().items() if name in SELECTION}

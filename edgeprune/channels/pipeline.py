@@ -49,14 +49,7 @@ def prune_channels_file(
     if dataset is not None:
         before = top1(model, dataset)
         pruned_top1 = top1(pruned, dataset)
-        result = finetune(
-            pruned,
-            dataset,
-            epochs=chosen.epochs,
-            batch_size=chosen.batch_size,
-            learning_rate=chosen.learning_rate,
-            seed=chosen.seed,
-        )
+        result = finetune(pruned, dataset, **chosen.finetune_keywords())
         report.accuracy = {
             "dataset": dataset.name,
             "top1": result["top1"],

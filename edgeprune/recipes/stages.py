@@ -186,14 +186,7 @@ def run_finetune(
         data = ctx.data.training(ctx.input_shape)
         kept = _keep_zeros(model)
         try:
-            result = finetune(
-                model,
-                data,
-                epochs=options["epochs"],
-                batch_size=options["batch_size"],
-                learning_rate=options["learning_rate"],
-                seed=options["seed"],
-            )
+            result = finetune(model, data, **options)
         finally:
             strip_pruning(model)
         metrics = {

@@ -18,6 +18,13 @@ IO_TYPES = ("float", "int8")
 CALIBRATION_SAMPLES = 200
 
 
+def at_least_one(data: Any, name: str, message: str) -> None:
+    """Refuse a whole number below 1 for `name` with `message` ({value} is filled in)."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+        raise UserError(message.format(value=value), params=(name,))
+
+
 class ConvertOptions(StageOptions):
     """How to convert to .tflite. `sparse_weights` None: sparse when kernels are >= 50 % zero.
 
@@ -56,12 +63,9 @@ class ConvertOptions(StageOptions):
                 )
             if io not in IO_TYPES:
                 raise UserError(f"io {io!r} is not one of {', '.join(IO_TYPES)}", params=("io",))
-            samples = data.get("calibration_samples")
-            if isinstance(samples, int) and not isinstance(samples, bool) and samples < 1:
-                raise UserError(
-                    f"calibration_samples must be at least 1, not {samples}",
-                    params=("calibration_samples",),
-                )
+            at_least_one(
+                data, "calibration_samples", "calibration_samples must be at least 1, not {value}"
+            )
             if io == "int8" and quantize != "int8":
                 raise UserError(
                     "io int8 needs quantize int8 (only a full-integer model has int8 I/O)",
@@ -83,10 +87,5 @@ class EvaluateOptions(StageOptions):
     @model_validator(mode="before")
     @classmethod
     def _batch(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            size = data.get("batch_size", 64)
-            if isinstance(size, int) and not isinstance(size, bool) and size < 1:
-                raise UserError(
-                    f"batch_size must be at least 1, not {size}", params=("batch_size",)
-                )
+        at_least_one(data, "batch_size", "batch_size must be at least 1, not {value}")
         return data

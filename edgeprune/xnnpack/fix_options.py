@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from edgeprune.errors import UserError
 from edgeprune.options import StageOptions
+from edgeprune.tflite.options import at_least_one
 
 
 class FixOptions(StageOptions):
@@ -24,8 +24,5 @@ class FixOptions(StageOptions):
     @model_validator(mode="before")
     @classmethod
     def _samples(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            samples = data.get("samples", 16)
-            if isinstance(samples, int) and not isinstance(samples, bool) and samples < 1:
-                raise UserError(f"samples {samples} must be at least 1", params=("samples",))
+        at_least_one(data, "samples", "samples {value} must be at least 1")
         return data
