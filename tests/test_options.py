@@ -229,3 +229,14 @@ def test_cli_errors_name_the_flag(run_cli, tmp_path, argv, message):
     lines = outcome.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.keras"]
+
+
+MINIMAL = {"prune": {"sparsity": 0.5}, "evaluate": {"data": "digits"}}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_options_read_back_from_to_dict_validate_again(stage):
+    options = _options(stage)
+    first = options.create(**MINIMAL.get(stage, {}))
+    again = options.create(**first.to_dict())
+    assert again.to_dict() == first.to_dict()

@@ -94,7 +94,7 @@ class ChannelOptions(StageOptions):
             raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
         resolved = {**data, **check_selection(**{k: data[k] for k in SELECTION if k in data})}
         self = handler(resolved)
-        if "epochs" in given and self.data is None:
+        if "epochs" in given and data["epochs"] != _DEFAULT_EPOCHS and self.data is None:
             raise UserError("epochs needs data DATASET to fine-tune on", params=("epochs", "data"))
         self._given = given
         return self
@@ -111,6 +111,9 @@ class ChannelOptions(StageOptions):
     def selection_dict(self) -> dict[str, Any]:
         """The filter-selection options as manifests and reports record them."""
         return {name: value for name, value in self.to_dict().items() if name in SELECTION}
+
+
+_DEFAULT_EPOCHS = ChannelOptions.model_fields["epochs"].default
 
 
 def check_selection(

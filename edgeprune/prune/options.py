@@ -135,7 +135,7 @@ class PruneOptions(StageOptions):
         given = frozenset(data)
         resolved = cls._resolve(dict(data))
         self = handler(resolved)
-        self._check_training(given)
+        self._check_training(frozenset(k for k in given if _changed(cls, k, data[k])))
         self._given = given
         return self
 
@@ -189,7 +189,11 @@ class PruneOptions(StageOptions):
         return data
 
     def _check_training(self, given: frozenset[str]) -> None:
-        """Gradual-only options need a dataset; the schedule's options must fit together."""
+        """Gradual-only options need a dataset; the schedule's options must fit together.
+
+        `given` are the options set to other than their default, so options read back
+        from `to_dict()` validate again.
+        """
         if not self.trains():
             extra = [name for name in GRADUAL_ONLY if name in given]
             if extra:
@@ -265,6 +269,11 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
     if sparsity is None:
         raise UserError("no sparsity given; pass one in [0, 0.99], e.g. 0.8", params=())
     return check_sparsity(sparsity)
+
+
+def _changed(cls: type[StageOptions], name: str, value: Any) -> bool:
+    """Whether `value` differs from the default of field `name`."""
+    return value != cls.model_fields[name].get_default(call_default_factory=True)
 
 
 def _globs(value: Iterable[str] | str | None) -> list[str]:
