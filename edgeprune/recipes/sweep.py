@@ -186,6 +186,8 @@ def _step(
             rename[option] = value_path
     model = validate(STEP_MODELS[kind], concrete, index, path, rename)
     values = model.model_dump()
+    if kind == "convert" and values["sparse_weights"] == "auto":
+        values["sparse_weights"] = None  # 'auto' is the recipe's spelling of "unset"
     needs = NEEDS_DATA.get(kind)
     if needs and spec.data is None and not (kind == "prune" and values["method"] == "oneshot"):
         raise index.error(path, needs)
