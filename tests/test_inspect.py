@@ -6,6 +6,7 @@ import json
 import random
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -100,7 +101,7 @@ def test_inspect_tflite_counts_sparse_storage_and_zeros(zoo):
     assert report["manifest"]["step"] == "convert"
 
 
-def test_the_workflow_adds_xnnpack_to_the_file_facts(zoo):
+def test_the_workflow_adds_xnnpack_to_the_file_facts(zoo: Any) -> None:
     """The format layer reports file facts only; the workflow's document adds XNNPACK's verdict."""
     path = zoo.path("pruned-sparse")
     file_facts = inspect_tflite(path)

@@ -23,14 +23,6 @@ Slots = np.ndarray  # one channel id per position of a tensor's last axis
 Masks = Sequence[np.ndarray | None]
 
 
-def first(masks: Masks) -> np.ndarray:
-    """The keep-mask of the first tensor: a rule that traced a call always has it."""
-    mask = masks[0]
-    if mask is None:
-        raise ValueError("a channel rule was asked to slice a tensor it never traced")
-    return mask
-
-
 # Activations that mix channels: removing one changes the others.
 MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
 
@@ -188,6 +180,14 @@ def weight_array(layer: Any, name: str) -> np.ndarray:
         if weight_name(weight) == name:
             return np.asarray(weight.numpy())
     raise NotApplicable(f"no weight {name!r}")
+
+
+def first(masks: Masks) -> np.ndarray:
+    """The keep-mask of the first tensor: a rule that traced a call always has it."""
+    mask = masks[0]
+    if mask is None:
+        raise ValueError("a channel rule was asked to slice a tensor it never traced")
+    return mask
 
 
 def known_slots(call: LayerCall) -> list[Slots]:
