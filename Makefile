@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/vermin --target=3.8- --no-tips --violations --eval-annotations device_agents/
+	$(BIN)/mypy edgeprune device_agents
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -12,7 +12,7 @@ three models interleaved round by round:
   exactly the pruned widths costs. MobileNetV2(alpha=0.5) is timed too, for reference only:
   its widths differ (it keeps 1280 final features and rounds layer widths differently).
 
-Goals (issue 6): dense / pruned >= 2.2; pruned / same-shape <= 1.10. Ratios are medians of
+Goals (channel pruning must pay for itself on the clock): dense / pruned >= 2.2; pruned / same-shape <= 1.10. Ratios are medians of
 per-round ratios, so a neighbour's burst spoils a round, not the claim.
 """
 

@@ -3,7 +3,7 @@
 Real parts: 8 OpenSSH sshd "devices" on 127.0.0.1 (tests/support/sshd.py), the real agent
 installed on each (`admit` verifies every byte), a real 20 MB TFLite model. Each round
 removes the model from the devices' spools, then times `deploy` to one device and to all
-eight, alternating so drift hits both alike. Goals (issue 4): 8 devices ≤ 1.5× one device;
+eight, alternating so drift hits both alike. Goals (a fleet deploy must run in parallel, a re-deploy must send nothing): 8 devices ≤ 1.5× one device;
 an unchanged re-deploy ≤ 0.3 s per device (connect + `has`, nothing sent).
 
 On a laptop-sized host the 8 uploads share its cores with 8 sshd processes, so the ratio

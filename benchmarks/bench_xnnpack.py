@@ -8,7 +8,7 @@ the fleet code. Measured on
   is ~1.0 by design (no goal);
 - an emulated Raspberry Pi 5 (arm64 userland under qemu, tools/emulated_board.py, with
   ai-edge-litert), when that userland is built: the sparse path is real there. Wall-clock
-  under emulation is slow, only the ratio means anything (goal >= 1.5, issue 8's bar).
+  under emulation is slow, only the ratio means anything (goal >= 1.5: below it the sparse path is not worth a pruning run).
 """
 
 from __future__ import annotations

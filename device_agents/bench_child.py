@@ -165,7 +165,7 @@ def _timed_runs(
     record = latencies.append
     gc.disable()
     try:
-        if min_seconds is None and len(samples) == 1 and delay_s == 0:
+        if runs is not None and min_seconds is None and len(samples) == 1 and delay_s == 0:
             for _ in range(runs):  # the plain case: nothing but the clock around invoke()
                 begin = clock()
                 invoke()

@@ -171,10 +171,12 @@ def _run(argv: List[str], as_json: bool) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted", 130, as_json)
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and getattr(args, "spool", None):
-            return _fail(_disk_full(args.spool), 1, as_json)
+        spool = getattr(args, "spool", None)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and spool:
+            return _fail(_disk_full(spool), 1, as_json)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         return _fail(f"{exc.strerror or exc}{where}", 1, as_json)
+    assert args is not None  # parse_args ran: every way out of the try without it returned
     if args.command != "serve":
         try:
             if as_json:

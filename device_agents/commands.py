@@ -149,7 +149,7 @@ def validate_or_new_id(value: Optional[str]) -> str:
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
     spool = Spool(args.spool)
-    doc = {
+    doc: Dict[str, Any] = {
         "queued": spool.list_ids("queued"),
         "running": spool.list_ids("running"),
         "results": spool.list_ids("results"),

@@ -48,9 +48,9 @@ def setup_logging(spool: Spool, to_stderr: bool = True) -> None:
     logging.raiseExceptions = False  # a full disk must not turn log lines into tracebacks
     log.setLevel(logging.INFO)
     log.propagate = False
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
-        handler.close()
+    for old in list(log.handlers):
+        log.removeHandler(old)
+        old.close()
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     path = spool.path("logs", "agent.log")
     try:

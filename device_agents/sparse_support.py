@@ -1,4 +1,4 @@
-"""Can this board's runtime take XNNPACK's sparse path? (see shared/notes/xnnpack-and-runtimes.md)
+"""Can this board's runtime take XNNPACK's sparse path? (only what was measured says yes)
 
 What was measured (2026-11, MobileNetV2-style model with 85 % zero 1x1 weights):
 - x86 with AVX: XNNPACK never takes the sparse path ("dense is expected to be faster").

@@ -162,8 +162,8 @@ def _image_folder(path: Path, image_size: tuple[int, int] | None) -> Dataset:
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             try:
-                with Image.open(file) as image:
-                    image = image.convert("RGB")
+                with Image.open(file) as opened:
+                    image = opened.convert("RGB")
                     if image_size is not None:
                         image = image.resize((image_size[1], image_size[0]))
                     images.append(np.asarray(image, dtype=np.float32) / 255.0)

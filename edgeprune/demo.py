@@ -18,7 +18,7 @@ DEMO_CLASSES = 10
 
 
 def build_demo_model(
-    input_shape: tuple[int, int, int] = DEMO_INPUT_SHAPE,
+    input_shape: tuple[int, ...] = DEMO_INPUT_SHAPE,
     classes: int = DEMO_CLASSES,
     width: int = 32,
     seed: int = 0,

@@ -28,7 +28,7 @@ def test_sparse_weights_shrink_the_gzipped_model(zoo):
         _gz(zoo.path(n))
         for n in ("dense", "pruned-dense", "pruned-sparse", "pruned-default-sparse")
     )
-    # Issue 2's bound (<= 0.35x the dense, unpruned model) holds with its default layer
+    # The size bound (<= 0.35x the dense, unpruned model) holds with the default layer
     # selection (every conv/dense/depthwise kernel of >= 1024 values at 80 %) ...
     assert default <= 0.35 * dense, (default, dense)
     # ... and misses narrowly (measured 0.352) when only the 1x1 convs and the classifier

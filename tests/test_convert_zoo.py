@@ -50,7 +50,7 @@ def _pointwise_and_dense(layer: Any) -> bool:
 
 
 def _issue_default(layer: Any) -> bool:
-    """Issue 2's default selection: conv/dense/depthwise kernels of at least 1024 values."""
+    """The layer selection the size bound was set with: conv/dense/depthwise kernels of >= 1024 values."""
     kind = layer.__class__.__name__
     return (
         kind in ("Conv2D", "Dense", "DepthwiseConv2D")

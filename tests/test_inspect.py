@@ -6,14 +6,19 @@ import json
 import random
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from test_convert_zoo import PRUNE_FRACTION, get_zoo
 
 from edgeprune.errors import NotAModelError
+from edgeprune.models import load_keras_model
 from edgeprune.tflite import inspect_model, inspect_tflite, read_model
 from edgeprune.tflite.inspection import quantization_kind
+from edgeprune.workflows import inspection as workflow
+from edgeprune.xnnpack.policy import predicted_sparse_path
+from edgeprune.xnnpack.verifier import check_sparse_path
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +99,30 @@ def test_inspect_tflite_counts_sparse_storage_and_zeros(zoo):
     assert not dense["sparse_weights_stored"]
     assert report["gzip_bytes"] < report["size_bytes"]
     assert report["manifest"]["step"] == "convert"
+
+
+def test_the_workflow_adds_xnnpack_to_the_file_facts(zoo: Any) -> None:
+    """The format layer reports file facts only; the workflow's document adds XNNPACK's verdict."""
+    path = zoo.path("pruned-sparse")
+    file_facts = inspect_tflite(path)
+    full = workflow.inspect_model(path)
+    assert "xnnpack" not in file_facts
+    assert list(full)[-1] == "xnnpack"
+    assert {k: v for k, v in full.items() if k != "xnnpack"} == file_facts
+    assert full["xnnpack"] == check_sparse_path(read_model(path)).to_dict()
+    assert workflow.inspect_tflite(path) == full
+    keras_path = zoo.path("pruned")
+    keras_full = workflow.inspect_model(keras_path)
+    keras_facts = inspect_model(keras_path)
+    assert "xnnpack" not in keras_facts
+    # Keras names a loaded model's tensors from a process-wide counter: compare the rest
+    names = ("xnnpack", "inputs", "outputs")
+    assert {k: v for k, v in keras_full.items() if k not in names} == {
+        k: v for k, v in keras_facts.items() if k not in names
+    }
+    for kind in ("inputs", "outputs"):
+        assert [io["shape"] for io in keras_full[kind]] == [io["shape"] for io in keras_facts[kind]]
+    assert keras_full["xnnpack"] == predicted_sparse_path(load_keras_model(keras_path))
 
 
 def test_inspect_reports_quantization_per_tensor(zoo):

@@ -3,8 +3,8 @@
 No board is needed to run the real arm64 code a board runs: Debian bookworm's arm64
 Python 3.11, the aarch64 wheels of tflite-runtime and ai-edge-litert, and XNNPACK's NEON
 kernels, under qemu user-mode on an x86 host. This is how the project proves what x86
-cannot show (XNNPACK's sparse path is off on x86 with AVX). Recipe and measurements:
-shared/notes/arm64-emulation.md.
+cannot show (XNNPACK's sparse path is off on x86 with AVX). The recipe is `build` below;
+the measurements are in tests/arm.
 
     python tools/emulated_board.py build [--profile pi4|pi5|jetson-nano|all]
     python tools/emulated_board.py python pi5 ai-edge-litert   # prints the wrapper's path

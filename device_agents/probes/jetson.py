@@ -220,11 +220,11 @@ def jetson_facts(root: str = "/", runner: ToolRunner = run_tool) -> Optional[Dic
     }
     errors = []
     nvpmodel = runner(["nvpmodel", "-q"])
-    facts["power_mode"] = parse_nvpmodel(nvpmodel.text) if nvpmodel.ok else None
+    facts["power_mode"] = parse_nvpmodel(nvpmodel.text) if nvpmodel.text is not None else None
     if nvpmodel.error:
         errors.append(nvpmodel.error)
     clocks = runner(["jetson_clocks", "--show"])
-    facts["clocks"] = parse_jetson_clocks(clocks.text) if clocks.ok else None
+    facts["clocks"] = parse_jetson_clocks(clocks.text) if clocks.text is not None else None
     if clocks.error:
         errors.append(clocks.error + " (it usually needs root)")
     facts["tegrastats"] = sample_tegrastats()

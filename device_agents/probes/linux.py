@@ -178,8 +178,8 @@ def x86_throttle_count(root: str = "/") -> Optional[int]:
     return total
 
 
-def parse_meminfo(text: str) -> Dict[str, int]:
-    values = {}
+def parse_meminfo(text: str) -> Dict[str, Optional[int]]:
+    values: Dict[str, int] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
         parts = rest.split()

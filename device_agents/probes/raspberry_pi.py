@@ -69,8 +69,8 @@ def throttle_state(runner: ToolRunner = run_tool) -> Dict[str, Any]:
     temp = runner(["vcgencmd", "measure_temp"])
     throttled = runner(["vcgencmd", "get_throttled"])
     state: Dict[str, Any] = {
-        "temperature_c": parse_measure_temp(temp.text) if temp.ok else None,
-        "throttled": parse_get_throttled(throttled.text) if throttled.ok else None,
+        "temperature_c": parse_measure_temp(temp.text) if temp.text is not None else None,
+        "throttled": parse_get_throttled(throttled.text) if throttled.text is not None else None,
     }
     errors = [out.error for out in (temp, throttled) if out.error]
     if errors:
@@ -85,7 +85,7 @@ def raspberry_pi_facts(root: str = "/", runner: ToolRunner = run_tool) -> Option
     clock = runner(["vcgencmd", "measure_clock", "arm"])
     facts: Dict[str, Any] = {"model": device_tree_model(root)}
     facts.update(throttle_state(runner))
-    facts["arm_clock_hz"] = parse_measure_clock(clock.text) if clock.ok else None
+    facts["arm_clock_hz"] = parse_measure_clock(clock.text) if clock.text is not None else None
     if not clock.ok and "error" not in facts:
         facts["error"] = clock.error
     return facts

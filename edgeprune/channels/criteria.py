@@ -76,9 +76,9 @@ def build_groups(graph: ChannelGraph) -> list[ChannelGroup]:
             if key in layers and entry.path not in layers[key]:
                 layers[key].append(entry.path)
     groups = []
-    for key, roots in members.items():
-        reason = next((fixed_roots[r] for r in roots if r in fixed_roots), None)
-        groups.append(ChannelGroup(np.asarray(roots, dtype=np.int64), layers[key], reason))
+    for key, member_roots in members.items():
+        why = next((fixed_roots[r] for r in member_roots if r in fixed_roots), None)
+        groups.append(ChannelGroup(np.asarray(member_roots, dtype=np.int64), layers[key], why))
     return groups
 
 

@@ -141,7 +141,7 @@ class ChannelTracer:
                 return rule.trace(self, call)
             except NotApplicable as why:
                 reason, unknown = str(why), False
-        elif rule is not None:
+        elif rule is not None and rule.mixing_reason is not None:
             reason, unknown = rule.mixing_reason, False
         else:
             reason, unknown = "unknown layer type: its channels are left as they are", True
@@ -226,7 +226,7 @@ def check_has_graph(model: Any) -> None:
         )
 
 
-def _keras_model_class() -> type:
+def _keras_model_class() -> Any:
     from edgeprune import _tf
 
     return _tf.keras().Model

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 Slots = np.ndarray  # one channel id per position of a tensor's last axis
 Masks = Sequence[np.ndarray | None]
 
+
 # Activations that mix channels: removing one changes the others.
 MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax"})
 
@@ -98,32 +99,30 @@ class MergeRule(LayerRule):
     def trace(self, tracer: ChannelTracer, call: LayerCall) -> list[Slots | None]:
         if any(_is_array_constant(arg) for arg in _flat(call.args)):
             raise NotApplicable("a per-channel constant operand")
-        if any(s is None for s in call.in_slots):
-            raise NotApplicable("an input without a known channel axis")
+        inputs = known_slots(call)
         width = last_dim(call.out_shapes[0])
-        full = [s for s in call.in_slots if len(s) == width]
-        if not full or any(len(s) not in (width, 1) for s in call.in_slots):
+        full = [s for s in inputs if len(s) == width]
+        if not full or any(len(s) not in (width, 1) for s in inputs):
             raise NotApplicable("inputs of different channel counts")
         for other in full[1:]:
             tracer.tie(full[0], other)
-        for narrow in (s for s in call.in_slots if len(s) != width):
+        for narrow in (s for s in inputs if len(s) != width):
             tracer.fix(narrow, f"{call.path} broadcasts a single channel")
         return [full[0]]
 
 
 class ConcatenateRule(LayerRule):
     def trace(self, tracer: ChannelTracer, call: LayerCall) -> list[Slots | None]:
-        if any(s is None for s in call.in_slots):
-            raise NotApplicable("an input without a known channel axis")
+        inputs = known_slots(call)
         rank = len(call.out_shapes[0])
         axis = call.layer.axis
         if axis in (-1, rank - 1):
-            return [np.concatenate(call.in_slots)]
-        if len({len(s) for s in call.in_slots}) != 1:
+            return [np.concatenate(inputs)]
+        if len({len(s) for s in inputs}) != 1:
             raise NotApplicable("inputs of different channel counts")
-        for other in call.in_slots[1:]:
-            tracer.tie(call.in_slots[0], other)
-        return [call.in_slots[0]]
+        for other in inputs[1:]:
+            tracer.tie(inputs[0], other)
+        return [inputs[0]]
 
 
 class FlattenRule(LayerRule):
@@ -134,9 +133,10 @@ class FlattenRule(LayerRule):
         spatial = call.in_shapes[0][1:-1]
         if getattr(call.layer, "data_format", "channels_last") != "channels_last" and spatial:
             raise NotApplicable("channels_first data format")
-        if any(d is None for d in spatial):
+        sizes = [d for d in spatial if d is not None]
+        if len(sizes) != len(spatial):
             raise NotApplicable("spatial size unknown")
-        return [np.tile(slots, int(np.prod(spatial, dtype=np.int64)))]
+        return [np.tile(slots, int(np.prod(sizes, dtype=np.int64)))]
 
 
 class ReshapeRule(LayerRule):
@@ -151,7 +151,7 @@ class ReshapeRule(LayerRule):
 
     def new_config(self, config: dict[str, Any], in_masks: Masks, out_masks: Masks) -> dict:
         target = list(config["target_shape"])
-        target[-1] = int(np.count_nonzero(out_masks[0]))
+        target[-1] = int(np.count_nonzero(first(out_masks)))
         return {**config, "target_shape": tuple(target)}
 
 
@@ -180,6 +180,22 @@ def weight_array(layer: Any, name: str) -> np.ndarray:
         if weight_name(weight) == name:
             return np.asarray(weight.numpy())
     raise NotApplicable(f"no weight {name!r}")
+
+
+def first(masks: Masks) -> np.ndarray:
+    """The keep-mask of the first tensor: a rule that traced a call always has it."""
+    mask = masks[0]
+    if mask is None:
+        raise ValueError("a channel rule was asked to slice a tensor it never traced")
+    return mask
+
+
+def known_slots(call: LayerCall) -> list[Slots]:
+    """Every input's channel ids; an input without a known channel axis stops the rule."""
+    inputs = [s for s in call.in_slots if s is not None]
+    if len(inputs) != len(call.in_slots):
+        raise NotApplicable("an input without a known channel axis")
+    return inputs
 
 
 def single_input(call: LayerCall) -> Slots:

@@ -15,6 +15,7 @@ from edgeprune.channels.rules import (
     NotApplicable,
     Slots,
     activation_name,
+    first,
     single_input,
     weight_array,
 )
@@ -48,18 +49,18 @@ class ConvRule(LayerRule):
         return [ids]
 
     def new_config(self, config: dict[str, Any], in_masks: Masks, out_masks: Masks) -> dict:
-        return {**config, self.size_key: int(np.count_nonzero(out_masks[0]))}
+        return {**config, self.size_key: int(np.count_nonzero(first(out_masks)))}
 
     def new_weights(
         self, weights: dict[str, np.ndarray], in_masks: Masks, out_masks: Masks
     ) -> dict[str, np.ndarray]:
         kernel = weights["kernel"]
         in_axis, out_axis = (-1, -2) if self.transposed else (-2, -1)
-        kernel = np.compress(in_masks[0], kernel, axis=in_axis)
-        kernel = np.compress(out_masks[0], kernel, axis=out_axis)
+        kernel = np.compress(first(in_masks), kernel, axis=in_axis)
+        kernel = np.compress(first(out_masks), kernel, axis=out_axis)
         result = {**weights, "kernel": kernel}
         if "bias" in weights:
-            result["bias"] = weights["bias"][out_masks[0]]
+            result["bias"] = weights["bias"][first(out_masks)]
         return result
 
 
@@ -99,22 +100,22 @@ class SeparableConvRule(LayerRule):
         return [ids]
 
     def new_config(self, config: dict[str, Any], in_masks: Masks, out_masks: Masks) -> dict:
-        return {**config, "filters": int(np.count_nonzero(out_masks[0]))}
+        return {**config, "filters": int(np.count_nonzero(first(out_masks)))}
 
     def new_weights(
         self, weights: dict[str, np.ndarray], in_masks: Masks, out_masks: Masks
     ) -> dict[str, np.ndarray]:
         depthwise = weights["depthwise_kernel"]
         multiplier = depthwise.shape[-1]
-        expanded = np.repeat(in_masks[0], multiplier)  # pointwise input c*m+k follows input c
+        expanded = np.repeat(first(in_masks), multiplier)  # pointwise input c*m+k follows input c
         pointwise = np.compress(expanded, weights["pointwise_kernel"], axis=-2)
         result = {
             **weights,
-            "depthwise_kernel": np.compress(in_masks[0], depthwise, axis=-2),
-            "pointwise_kernel": np.compress(out_masks[0], pointwise, axis=-1),
+            "depthwise_kernel": np.compress(first(in_masks), depthwise, axis=-2),
+            "pointwise_kernel": np.compress(first(out_masks), pointwise, axis=-1),
         }
         if "bias" in weights:
-            result["bias"] = weights["bias"][out_masks[0]]
+            result["bias"] = weights["bias"][first(out_masks)]
         return result
 
 
@@ -138,9 +139,9 @@ class DepthwiseRule(LayerRule):
     def new_weights(
         self, weights: dict[str, np.ndarray], in_masks: Masks, out_masks: Masks
     ) -> dict[str, np.ndarray]:
-        result = {**weights, "kernel": np.compress(in_masks[0], weights["kernel"], axis=-2)}
+        result = {**weights, "kernel": np.compress(first(in_masks), weights["kernel"], axis=-2)}
         if "bias" in weights:
-            result["bias"] = weights["bias"][out_masks[0]]
+            result["bias"] = weights["bias"][first(out_masks)]
         return result
 
 
@@ -162,7 +163,7 @@ class PerChannelRule(LayerRule):
     def new_weights(
         self, weights: dict[str, np.ndarray], in_masks: Masks, out_masks: Masks
     ) -> dict[str, np.ndarray]:
-        mask = out_masks[0]
+        mask = first(out_masks)
         return {
             name: value[..., mask] if value.ndim and value.shape[-1] == len(mask) else value
             for name, value in weights.items()

@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
             ).validate("bench options")
         except ProtocolError as exc:
             raise UserError(str(exc)) from None
-        if sparse_ab:  # issue 5: edgeprune/xnnpack/sparse_ab.py
+        if sparse_ab:  # the A/B itself lives in edgeprune/xnnpack/sparse_ab.py
             from edgeprune.cli.xnnpack_cmd import bench_sparse_ab
 
             devices = select_devices(inventory, device, tag, all_)

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Parameters, sparsity, sizes, ops, inputs/outputs and quantization of a model."""
-        from edgeprune.tflite.inspection import inspect_model
+        from edgeprune.workflows.inspection import inspect_model
         from edgeprune.xnnpack.pattern_check import check_pattern_option, pattern_section
 
         parsed = check_pattern_option(model, pattern)  # a bad --pattern fails before any work
@@ -53,8 +53,8 @@ def print_report(report: dict[str, Any]) -> None:
     else:
         _keras_table(report)
     _manifest(report.get("manifest"))
-    _channels_change(report.get("manifest"))  # issue 6: before -> after from `channels`
-    from edgeprune.cli.xnnpack_cmd import print_pattern, print_sparse_path  # issue 5
+    _channels_change(report.get("manifest"))  # before -> after, recorded by `channels`
+    from edgeprune.cli.xnnpack_cmd import print_pattern, print_sparse_path
 
     print_sparse_path(report.get("xnnpack"))
     print_pattern(report.get("pattern"))

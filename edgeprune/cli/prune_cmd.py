@@ -92,7 +92,7 @@ def _print_run(run: Any) -> None:
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}")
-    if run.options.get("policy") == "xnnpack":  # issue 5: the sparse path needs sparse storage
+    if run.options.get("policy") == "xnnpack":  # the sparse path needs sparse storage
         console.print(
             "next: edgeprune convert OUT -o OUT.tflite --sparse-weights, then edgeprune "
             "inspect OUT.tflite (section 'XNNPACK sparse path')"

@@ -52,15 +52,15 @@ def output_kind(model: Any, sample: np.ndarray | None = None) -> str:
     outputs that are non-negative rows summing to 1 count as probabilities.
     """
     layer = output_layer(model)
-    units = int(model.output_shape[-1]) if layer is not None else None
     if layer is None:
         if sample is None:
             raise UserError("cannot tell whether the model outputs logits or probabilities")
         out = np.asarray(model(sample[:8], training=False))
-        units = out.shape[-1]
+        units = int(out.shape[-1])
         is_probability = bool(np.all(out >= 0) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
         name = ("softmax" if units > 1 else "sigmoid") if is_probability else "linear"
     else:
+        units = int(model.output_shape[-1])
         name = _activation_name(layer)
     if name == "softmax" and units > 1:
         return PROBABILITIES

@@ -74,8 +74,8 @@ class RecipeReport:
         failed = [v for v in self.variants if v.get("error")]
         for variant in failed:
             lines.append(f"- variant **{variant['name']}** failed: {variant['error']}")
-        for device, error in self.device_errors.items():
-            lines.append(f"- device **{device}** failed: {error}")
+        for name, error in self.device_errors.items():
+            lines.append(f"- device **{name}** failed: {error}")
         for device in self.devices:
             rec = device.recommendation
             lines += ["", f"## {device.device}", ""]
@@ -93,8 +93,8 @@ class RecipeReport:
             ]
             for row in device.rows:
                 lines.append("| " + " | ".join(table_cells(row)) + " |")
-            for variant, why in device.missing.items():
-                lines.append(f"\n{variant}: not measured ({why})")
+            for missing, why in device.missing.items():
+                lines.append(f"\n{missing}: not measured ({why})")
             if plots and device.device in plots:
                 lines += ["", f"![{device.device}: latency vs accuracy]({plots[device.device]})"]
         return "\n".join(lines) + "\n"

@@ -7,25 +7,14 @@ variants' latency side by side across devices.
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
+from typing import Any
 
 from edgeprune.files import atomic_output
+from edgeprune.html import esc, page, png_img, table
 from edgeprune.recipes.formatting import pct
 from edgeprune.recipes.report import TABLE_HEADERS, DeviceReport, RecipeReport, table_cells
 from edgeprune.results.plots import figure_png, pyplot
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
-table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
-th { background: #f3f3f3; } td:first-child { text-align: left; }
-tr.pick td { background: #eaf6ea; font-weight: 600; } tr.over td { color: #888; }
-tr.error td { color: #a00; } img { max-width: 100%; }
-.rec { background: #f6f9ff; border-left: 4px solid #3a6fd8; padding: 0.6em 1em; }
-.note { color: #666; font-size: 0.9em; }
-"""
 
 
 def _label_offsets(
@@ -129,9 +118,9 @@ def latency_png(report: RecipeReport) -> bytes | None:
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     try:
         width = 0.8 / len(series)
-        for i, (device, values) in enumerate(series.items()):
+        for i, (device_name, values) in enumerate(series.items()):
             xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(names))]
-            ax.bar(xs, values, width=width, label=device)
+            ax.bar(xs, values, width=width, label=device_name)
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("p50 latency (ms, best thread count)")
         ax.set_title(f"{report.name}: latency by variant")
@@ -166,11 +155,9 @@ def report_plots(report: RecipeReport) -> list[tuple[str, str, bytes]]:
 
 
 def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> str:
+    """The recipe's page: per device the recommendation, the table and its plot."""
     by_stem = {stem: (title, png) for stem, title, png in plots}
-    esc = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>edgeprune: {esc(report.name)}</title><style>{_STYLE}</style></head><body>",
+    body = [
         f"<h1>Recipe {esc(report.name)}</h1>",
         "<p class='note'>"
         + esc(
@@ -183,59 +170,51 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
     ]
     for variant in report.variants:
         if variant.get("error"):
-            parts.append(
+            body.append(
                 f"<p class='note'>variant {esc(variant['name'])} failed: {esc(variant['error'])}</p>"
             )
-    for device, error in report.device_errors.items():
-        parts.append(f"<p class='note'>device {esc(device)} failed: {esc(error)}</p>")
+    for name, error in report.device_errors.items():
+        body.append(f"<p class='note'>device {esc(name)} failed: {esc(error)}</p>")
     for device in report.devices:
-        rec = device.recommendation
-        parts.append(f"<h2>{esc(device.device)}</h2><div class='rec'>")
-        if rec.choice:
-            parts.append(
-                f"<p><b>Recommended: {esc(rec.choice.variant)}</b> — {esc(rec.reason)}.</p>"
-            )
-            if rec.runner_up:
-                parts.append(
-                    f"<p>Runner-up: {esc(rec.runner_up.variant)} — {esc(rec.runner_up_reason)}.</p>"
-                )
-        else:
-            parts.append(f"<p><b>No recommendation</b> — {esc(rec.reason)}.</p>")
-        parts.append(f"<p>Pareto front: {esc(', '.join(rec.pareto) or '–')}</p></div>")
-        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in TABLE_HEADERS) + "</tr>")
-        for row in device.rows:
-            css = (
-                "error"
-                if row["status"] != "ok"
-                else "pick"
-                if row["recommended"]
-                else ""
-                if row["in_budget"]
-                else "over"
-            )
-            parts.append(
-                f"<tr class='{css}'>"
-                + "".join(f"<td>{esc(c)}</td>" for c in table_cells(row))
-                + "</tr>"
-            )
-        parts.append("</table>")
-        for variant, why in device.missing.items():
-            parts.append(f"<p class='note'>{esc(variant)}: not measured ({esc(why)})</p>")
-        stem = f"pareto-{_safe(device.device)}"
-        if stem in by_stem:
-            parts.append(_img(*by_stem[stem]))
+        body += _device_section(device, by_stem)
     if "latency" in by_stem:
-        parts.append("<h2>Latency by variant</h2>" + _img(*by_stem["latency"]))
-    parts.append(
+        body.append("<h2>Latency by variant</h2>" + png_img(*by_stem["latency"]))
+    body.append(
         "<p class='note'>★ recommended · ◆ on the Pareto front (no variant is both faster and more accurate)</p>"
     )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return page(f"edgeprune: {report.name}", body)
 
 
-def _img(title: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode()
-    return f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+def _device_section(device: DeviceReport, by_stem: dict[str, tuple[str, bytes]]) -> list[str]:
+    """One device's recommendation box, table, unmeasured variants and accuracy plot."""
+    rec = device.recommendation
+    lines = [f"<h2>{esc(device.device)}</h2><div class='rec'>"]
+    if rec.choice:
+        lines.append(f"<p><b>Recommended: {esc(rec.choice.variant)}</b> — {esc(rec.reason)}.</p>")
+        if rec.runner_up:
+            lines.append(
+                f"<p>Runner-up: {esc(rec.runner_up.variant)} — {esc(rec.runner_up_reason)}.</p>"
+            )
+    else:
+        lines.append(f"<p><b>No recommendation</b> — {esc(rec.reason)}.</p>")
+    lines.append(f"<p>Pareto front: {esc(', '.join(rec.pareto) or '–')}</p></div>")
+    rows = ((_row_class(row), table_cells(row)) for row in device.rows)
+    lines += table(TABLE_HEADERS, rows, text_columns=(0,))
+    for variant, why in device.missing.items():
+        lines.append(f"<p class='note'>{esc(variant)}: not measured ({esc(why)})</p>")
+    stem = f"pareto-{_safe(device.device)}"
+    if stem in by_stem:
+        lines.append(png_img(*by_stem[stem]))
+    return lines
+
+
+def _row_class(row: dict[str, Any]) -> str:
+    """error, pick (the recommendation), "" (within budget) or over (outside it)."""
+    if row["status"] != "ok":
+        return "error"
+    if row["recommended"]:
+        return "pick"
+    return "" if row["in_budget"] else "over"
 
 
 def write_report_files(report: RecipeReport, folder: Path) -> dict[str, Path]:

@@ -155,12 +155,14 @@ def _index_node(
                     f"{seen[key]}); keep one"
                 )
             seen[key] = line
-            index.lines[(*path, key)] = line
-            _index_node(loader, value_node, (*path, key), index, parents)
+            child = (*path, key)  # a name, not `lines[(*path, key)]`: mypy reads that as 3.11-only
+            index.lines[child] = line
+            _index_node(loader, value_node, child, index, parents)
     elif isinstance(node, yaml.SequenceNode):
         for position, item in enumerate(node.value):
-            index.lines[(*path, position)] = item.start_mark.line + 1
-            _index_node(loader, item, (*path, position), index, parents)
+            child = (*path, position)
+            index.lines[child] = item.start_mark.line + 1
+            _index_node(loader, item, child, index, parents)
     if not path:
         index.lines.setdefault((), node.start_mark.line + 1)
 

@@ -25,6 +25,7 @@ from edgeprune.tflite.graph import (
     TFLiteModel,
 )
 from edgeprune.tflite.inspection import (
+    inspect_keras_file,
     inspect_keras_model,
     inspect_model,
     inspect_saved_model,
@@ -56,6 +57,7 @@ __all__ = [
     "TensorSpec",
     "convert",
     "evaluate",
+    "inspect_keras_file",
     "inspect_keras_model",
     "inspect_model",
     "inspect_saved_model",

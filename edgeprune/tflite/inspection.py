@@ -1,8 +1,11 @@
 """What is inside a model file: parameters, sparsity, sizes, ops, I/O and quantization.
 
 `inspect_model(path)` handles `.tflite`, `.keras`/`.h5` and SavedModel directories and
-returns one JSON-ready dict. The Keras part (`inspect_keras_model`) takes a model object,
-so other steps (e.g. channel pruning's before/after view) can reuse it.
+returns one JSON-ready dict of file facts only. The Keras part (`inspect_keras_model`) takes
+a model object, so other steps (e.g. channel pruning's before/after view) can reuse it.
+XNNPACK's verdict on a model is a transform's opinion, not a file fact: the workflow
+`edgeprune.workflows.inspection.inspect_model` adds it, so this format layer needs no
+transform.
 """
 
 from __future__ import annotations
@@ -29,23 +32,28 @@ _PASS_THROUGH = ("DENSIFY", "DEQUANTIZE")
 
 
 def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Inspect any supported model file or SavedModel directory."""
+    """Inspect any supported model file or SavedModel directory (no XNNPACK section)."""
     fmt = model_format(path)
     if fmt == "tflite":
         return inspect_tflite(path)
     if fmt == "savedmodel":
         return inspect_saved_model(path)
-    keras_model = load_keras_model(path)
-    report = inspect_keras_model(keras_model)
-    from edgeprune.xnnpack.policy import predicted_sparse_path  # issue 5
-
-    report["xnnpack"] = predicted_sparse_path(keras_model)
-    return {**_file_info(Path(path), fmt), **report}
+    return inspect_keras_file(path, load_keras_model(path))
 
 
-def inspect_tflite(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Per-weight-tensor parameters and sparsity, op counts, I/O and quantization of a .tflite."""
-    model = read_model(path)
+def inspect_keras_file(path: str | os.PathLike[str], keras_model: Any) -> dict[str, Any]:
+    """File facts of a `.keras`/`.h5` plus its layers; takes the loaded model so callers load once."""
+    return {**_file_info(Path(path), model_format(path)), **inspect_keras_model(keras_model)}
+
+
+def inspect_tflite(
+    path: str | os.PathLike[str], *, model: TFLiteModel | None = None
+) -> dict[str, Any]:
+    """Per-weight-tensor parameters and sparsity, op counts, I/O and quantization of a .tflite.
+
+    `model` is the already parsed file, when the caller has it (the file is then not re-read).
+    """
+    model = read_model(path) if model is None else model
     graph = model.main
     weights = [
         tensor_stats(model, graph, t)
@@ -83,15 +91,7 @@ def inspect_tflite(path: str | os.PathLike[str]) -> dict[str, Any]:
             "constant_tensors": sum(1 for t in graph.tensors if model.is_constant(t)),
         },
         "quantized_activations": quantized,
-        "xnnpack": _xnnpack_section(model),
     }
-
-
-def _xnnpack_section(model: TFLiteModel) -> dict[str, Any]:
-    """XNNPACK sparse path verdict (issue 5; owned by edgeprune/xnnpack)."""
-    from edgeprune.xnnpack.verifier import check_sparse_path
-
-    return check_sparse_path(model).to_dict()
 
 
 def tensor_stats(model: TFLiteModel, graph: Subgraph, tensor: Tensor) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from edgeprune.tflite.runner import ModelRunError, TFLiteRunner, runtime_version
 class Predictor(Protocol):
     label: str
     kind: str  # "keras" | "savedmodel" | "tflite"
-    input_shape: tuple[int | None, ...]
     notes: list[str]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]: ...  # read from the model, never set
 
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
@@ -136,7 +138,7 @@ class TFLitePredictor:
 def load_predictor(model: str | os.PathLike[str] | Any, label: str | None = None) -> Predictor:
     """A predictor for a Keras model object or a model path of any supported format."""
     if not isinstance(model, (str, os.PathLike)):
-        return KerasPredictor(model, label or getattr(model, "name", "model"))
+        return KerasPredictor(model, label or str(getattr(model, "name", "model")))
     path = Path(model)
     label = label or str(model)
     fmt = model_format(path)

@@ -260,7 +260,8 @@ def _activation_op(layer: Any, kind: str, tensor: Any) -> tuple[str, Verdict]:
 
 
 def _binary(op: str, operands: list) -> Verdict:
-    ranks, shapes = [], []
+    ranks: list[int] = []
+    shapes: list[tuple[int, ...] | None] = []
     for operand in operands:
         if hasattr(operand, "shape") and not isinstance(operand, np.ndarray | float | int):
             ranks.append(len(operand.shape))
@@ -272,15 +273,20 @@ def _binary(op: str, operands: list) -> Verdict:
     return rules.binary_verdict(op, ranks, shapes)
 
 
+def _pair(values: Any) -> tuple[int, int]:
+    """A 2-D conv's (height, width) setting as ints (Keras keeps them as tuples or lists)."""
+    height, width = (int(v) for v in values)
+    return height, width
+
+
 def _conv(
     graph: KerasGraph, layer: Any, kind: str, ins: list[int], outs: list[int], channels: int, node
 ) -> None:
     if getattr(layer, "data_format", "channels_last") != "channels_last":
         node("CONV_2D", rules.unsupported("a channels_first conv"), ins, outs)
         return
-    kernel = tuple(int(k) for k in layer.kernel_size)
-    stride = tuple(int(s) for s in layer.strides)
-    dilation = tuple(int(d) for d in layer.dilation_rate)
+    kernel, stride = _pair(layer.kernel_size), _pair(layer.strides)
+    dilation = _pair(layer.dilation_rate)
     padding = rules.conv_padding(layer.padding == "same", kernel, stride, dilation)
     source, folded = ins[0], None
     pad = graph.pads.get(source)

@@ -106,7 +106,7 @@ SESSION_STARTED = time.time()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The sparse A/B table (issue 8's acceptance figures), when this run measured it."""
+    """The sparse A/B table (the figures that show ARM's sparse speed-up), when this run measured it."""
     figures = REPO / "build" / "arm-sparse-ab.json"
     if not figures.exists() or figures.stat().st_mtime < SESSION_STARTED:
         return

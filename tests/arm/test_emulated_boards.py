@@ -26,8 +26,9 @@ PRUNE_SPARSITY = 0.85  # as tests/arm/conftest.py prunes
 EDGEPRUNE = str(Path(sys.executable).parent / "edgeprune")
 FIGURES = REPO / "build" / "arm-sparse-ab.json"
 
-# Issue 8's bars. Boards whose runtime takes the sparse path must show it; where the runtime
-# cannot (tflite-runtime 2.14 without fp16 arithmetic), sparse storage must cost nothing.
+# The bars the sparse A/B must clear. Boards whose runtime takes the sparse path must show
+# it; where the runtime cannot (tflite-runtime 2.14 without fp16 arithmetic), sparse storage
+# must cost nothing.
 MIN_SPEEDUP = 1.5
 NEUTRAL = (0.8, 1.25)
 RUNS = 11  # per file; the models run in 0.1-0.3 s under qemu

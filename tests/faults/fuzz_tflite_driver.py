@@ -6,8 +6,9 @@ number and description to PROGRESS, so the parent can name the one that killed i
 
     python fuzz_tflite_driver.py SEED COUNT PROGRESS WORKDIR MODEL...
 
-Readers: edgeprune.tflite.inspect_tflite(path) (the host's inspector, via its flatbuffer
-reader) and device_agents.tflite_file.inspect_model(path) (the agent's pre-run check).
+Readers: edgeprune.workflows.inspection.inspect_tflite(path) (the host's inspector: its
+flatbuffer reader and XNNPACK's verdict) and device_agents.tflite_file.inspect_model(path)
+(the agent's pre-run check).
 Prints one JSON summary: counts per outcome and every unexpected exception or hang.
 """
 
@@ -91,10 +92,10 @@ def main(argv: list[str]) -> int:
     from device_agents.tflite_file import ModelFileError
     from device_agents.tflite_file import inspect_model as agent_inspect
     from edgeprune.errors import UserError
-    from edgeprune.tflite import inspect_tflite
+    from edgeprune.workflows.inspection import inspect_tflite
 
     readers = [
-        ("edgeprune.tflite.inspect_tflite", inspect_tflite, (UserError,)),
+        ("edgeprune.workflows.inspection.inspect_tflite", inspect_tflite, (UserError,)),
         (
             "device_agents.tflite_file.inspect_model",
             lambda p: agent_inspect(str(p)),

@@ -1,6 +1,6 @@
 """A fuzz run over the .tflite readers with mutated real models, in a child process.
 
-The host's inspector (edgeprune.tflite.inspect_tflite) and the agent's pre-run reader
+The host's inspector (edgeprune.workflows.inspection.inspect_tflite) and the agent's pre-run reader
 (device_agents.tflite_file) must answer or refuse with their own one-line error for any
 bytes; a crash of the process (segfault, abort), a hang or another exception is a finding.
 The child reports the mutant that killed it, so a crash is reproducible from the seed.

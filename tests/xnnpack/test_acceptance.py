@@ -1,4 +1,4 @@
-"""Issue 5's acceptance, through the CLI a user runs: prune --policy xnnpack -> convert -> inspect."""
+"""XNNPACK's sparse path end to end, through the CLI: prune --policy xnnpack -> convert -> inspect."""
 
 from __future__ import annotations
 
