@@ -16,6 +16,7 @@ from support import fixtures
 
 import edgeprune as ep
 from device_agents.integrity import sha256_file
+from edgeprune import errors as ep_errors
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -185,6 +186,8 @@ def test_bench_with_store_none_writes_no_results(tiny_tflite, tmp_path):
     assert run.run_id is None and run.db is None
     assert [r["threads"] for r in run.rows] == [1, 2] and all(r["run_id"] is None for r in run.rows)
     assert not default_db_path().exists()
+    # the only state left is the local device's own spool (as a board keeps its models)
+    assert [p.name for p in (tmp_path / "xdg-data" / "edgeprune").iterdir()] == ["local-spool"]
     assert "kept in memory" in repr(run)
     assert ep.compare(run).rows[0]["ratio"] == 1.0
 
@@ -252,3 +255,23 @@ def test_the_readme_script_runs_as_written(demo_model_path, tmp_path):
     from edgeprune.results.store import ResultsStore
 
     assert len(ResultsStore(tmp_path / "results.db", create=False).measurements([1])) == 3
+
+
+def test_a_failed_measurement_raises_unless_check_is_off(tiny_tflite, tmp_path):
+    broken = tmp_path / "broken.tflite"
+    data = bytearray(tiny_tflite.read_bytes())
+    data[64:] = bytes(len(data) - 64)  # keeps the TFL3 identifier, loses the model
+    broken.write_bytes(bytes(data))
+
+    with pytest.raises(ep_errors.DeviceError, match="broken.tflite on local"):
+        ep.bench([tiny_tflite, broken], runs=2, store=None)
+    run = ep.bench([tiny_tflite, broken], runs=2, store=None, check=False)
+    assert {r["model"]: r["status"] for r in run.rows} == {
+        tiny_tflite.name: "ok",
+        broken.name: "error",
+    }
+    assert len(run.failures) == 1 and run.failures[0].startswith("broken.tflite on local: ")
+    assert "failed: broken.tflite on local" in repr(run)
+    compared = {r["model"]: r for r in ep.compare(run).rows}
+    assert compared[broken.name]["p50_ms"] is None and compared[broken.name]["ratio"] is None
+    assert compared[tiny_tflite.name]["ratio"] == 1.0
