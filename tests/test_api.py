@@ -222,6 +222,22 @@ def test_recipes_load_and_check_their_options():
     assert bad.value.params == ("acuracy_budget",)
 
 
+def test_run_recipe_builds_measures_and_recommends(demo_model_path, tmp_path):
+    from edgeprune.results.store import default_db_path
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(
+        f"name: tiny\nmodel: {{file: {demo_model_path}}}\ndata: digits\n"
+        "pipelines:\n  dense:\n    convert: {quantize: none}\n"
+        "bench: {runs: 5, warmup: 0, inputs: false}\n"
+    )
+    result = ep.run_recipe(recipe, devices="local", workdir=tmp_path / "work")
+    assert result.recommendations == {"local": "dense-fp32"}
+    assert isinstance(result.run_id, int)
+    assert result.to_dict()["db"] == str(default_db_path())
+    assert "best on local: dense-fp32" in repr(result)
+
+
 def readme_script() -> str:
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Python API") :]
