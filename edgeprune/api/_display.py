@@ -28,9 +28,9 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = [row for row in ([*header], *rows)]
     return [
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in (header, *rows)
     ]
 
 

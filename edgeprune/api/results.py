@@ -24,7 +24,10 @@ class _Shown:
         raise NotImplementedError
 
     def _lines(self) -> list[str]:
-        return [f"{key}: {value}" for key, value in self._fields()]
+        header, rows = self._table()
+        if header is None:
+            return [f"{key}: {value}" for key, value in rows]
+        return text_table(header, [[str(cell) for cell in row] for row in rows])
 
     def _fields(self) -> list[tuple[str, object]]:
         return []
@@ -332,10 +335,6 @@ class DeployResult(_Shown):
                 )
         return ["device", "model", "status"], rows
 
-    def _lines(self) -> list[str]:
-        header, rows = self._table()
-        return text_table(header or [], [[str(c) for c in row] for row in rows])
-
 
 _BENCH_HEADER = ["model", "device", "threads", "p50", "p90", "speed-up"]
 
@@ -393,9 +392,7 @@ class BenchResult(_Shown):
         return _BENCH_HEADER, rows
 
     def _lines(self) -> list[str]:
-        _, rows = self._table()
-        lines = text_table(_BENCH_HEADER, [[str(c) for c in row] for row in rows])
-        return lines + [f"failed: {line}" for line in self.failures]
+        return super()._lines() + [f"failed: {line}" for line in self.failures]
 
 
 @dataclass(repr=False)
@@ -431,10 +428,6 @@ class Comparison(_Shown):
             for r in self.rows
         ]
         return header, rows
-
-    def _lines(self) -> list[str]:
-        header, rows = self._table()
-        return text_table(header or [], [[str(c) for c in row] for row in rows])
 
 
 @dataclass(repr=False)
