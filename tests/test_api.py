@@ -69,6 +69,18 @@ def test_prune_from_a_path_and_errors_in_parameter_names(demo_model_path):
     result = ep.prune(demo_model_path, sparsity=0.5, scope="global")
     assert result.report.scope == "global" and result.options["mode"] == "one-shot"
 
+    from edgeprune.prune.options import PruneOptions
+
+    given = PruneOptions.create(0.6, scope="balanced", max_layer_sparsity=0.9)
+    from_options = ep.prune(demo_model_path, options=given)
+    assert from_options.options == {**given.to_dict(), "mode": "one-shot"}
+    assert from_options.report.overall == pytest.approx(0.6, abs=0.01)
+    overridden = ep.prune(demo_model_path, 0.5, options=given, scope="global")
+    assert (overridden.report.sparsity, overridden.report.scope) == (0.5, "global")
+    with pytest.raises(ep.UserError) as not_options:
+        ep.prune(demo_model_path, options={"sparsity": 0.5})
+    assert not_options.value.params == ("options",)
+
     with pytest.raises(ep.UserError) as missing:
         ep.prune(demo_model_path)
     assert missing.value.params == ("sparsity",)
@@ -189,6 +201,8 @@ def test_bench_with_store_none_writes_no_results(tiny_tflite, tmp_path):
     # the only state left is the local device's own spool (as a board keeps its models)
     assert [p.name for p in (tmp_path / "xdg-data" / "edgeprune").iterdir()] == ["local-spool"]
     assert "kept in memory" in repr(run)
+    page = run._repr_html_()
+    assert "<th>p50</th>" in page and page.count("<tr>") == 3  # header + two thread counts
     assert ep.compare(run).rows[0]["ratio"] == 1.0
 
 

@@ -21,3 +21,27 @@ def check_known(options: dict[str, Any], known: set[str]) -> None:
             f"unknown option {unknown[0]!r}; known options: {', '.join(sorted(known))}",
             params=(unknown[0],),
         )
+
+
+def with_options(options: object, given: dict[str, Any]) -> dict[str, Any]:
+    """The values of a stage's options object (e.g. `ep.PruneOptions`), keywords given winning.
+
+    Values left unset (None) are dropped, so the verb's own defaults apply to them.
+    """
+    if options is None:
+        return dict(given)
+    to_dict = getattr(options, "to_dict", None)
+    if not callable(to_dict):
+        raise UserError(
+            f"options is a {type(options).__name__}; give a stage's options object "
+            "(e.g. ep.PruneOptions) or keywords",
+            params=("options",),
+        )
+    values = {key: value for key, value in dict(to_dict()).items() if value is not None}
+    return {**values, **given}
+
+
+def take(values: dict[str, Any], name: str, explicit: Any) -> Any:
+    """`name` out of `values`; a value passed as its own argument wins."""
+    found = values.pop(name, None)
+    return explicit if explicit is not None else found

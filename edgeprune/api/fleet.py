@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from device_agents.protocol import BenchOptions as AgentBenchOptions
 from device_agents.protocol import ProtocolError
+from edgeprune.api._params import take, with_options
 from edgeprune.api.results import BenchResult, Comparison, DeployResult
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.fleet.artifacts import LocalModel, load_models
@@ -94,17 +95,21 @@ def bench(
     accept_new_host_key: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     check: bool = True,
-    **options: Any,
+    options: object = None,
+    **given: Any,
 ) -> BenchResult:
     """Deploy what is missing, measure every model on every device, keep the numbers.
 
-    `options` are the agent's bench options (runs=50, warmup=5, threads=1 or [1, 4],
-    xnnpack, min_seconds, timeout_s, seed, ...). `store` is where the results go: the
+    Keywords are the agent's bench options (runs=50, warmup=5, threads=1 or [1, 4],
+    xnnpack, min_seconds, timeout_s, seed, ...); `options` (an `ep.BenchOptions`) gives
+    them all at once. `store` is where the results go: the
     default store, a path, a ResultsStore, or None to keep them in memory only (then
     `run_id` is None). `inputs` is an .npz (x[, y]) or .npy run instead of random data.
     With `check`, any failed device or measurement raises `DeviceError`.
     """
-    bench_options = _bench_options(options)
+    values = with_options(options, given)
+    inputs = take(values, "inputs", inputs)
+    bench_options = _bench_options(values)
     loaded = _models(models)
     bench_inputs = BenchInputs.load(str(inputs)) if inputs is not None else None
     chosen = _devices(devices, inventory)

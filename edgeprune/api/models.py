@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeprune.api._params import check_known, keywords
+from edgeprune.api._params import check_known, keywords, take, with_options
 from edgeprune.api.results import ConvertResult, EvaluateResult, InspectResult
 from edgeprune.errors import UserError
 
@@ -15,17 +15,25 @@ ModelLike = Any
 
 
 def convert(
-    model: ModelLike, output: str | os.PathLike[str], *, data: Any = None, **options: Any
+    model: ModelLike,
+    output: str | os.PathLike[str],
+    *,
+    data: Any = None,
+    options: object = None,
+    **given: Any,
 ) -> ConvertResult:
     """Convert `model` (a Keras model object or a path) to `output` (.tflite) with its manifest.
 
     `data` is what the CLI's `--data` takes (calibration for int8, and accuracy);
-    `options` are `edgeprune.tflite.convert`'s: quantize (none | dynamic | float16 | int8),
-    sparse_weights (None: automatic), io, calibration_samples.
+    keywords are `edgeprune.tflite.convert`'s: quantize (none | dynamic | float16 | int8),
+    sparse_weights (None: automatic), io, calibration_samples; `options` (an
+    `ep.ConvertOptions`) gives them all at once.
     """
     from edgeprune.manifest import read_manifest
     from edgeprune.tflite.conversion import convert as convert_file
 
+    options = with_options(options, given)
+    data = take(options, "data", data)
     known = keywords(convert_file, skip=("source", "output", "dataset"))
     check_known(options, known)
     report = convert_file(_source(model), output, dataset=data, **options)

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeprune.api._params import check_known, keywords
+from edgeprune.api._params import check_known, keywords, take, with_options
 from edgeprune.api.results import ChannelResult, FixResult, PruneResult
 from edgeprune.errors import UserError
 
@@ -23,21 +23,31 @@ DataLike = Any
 """What the CLI's `--data` takes: `"digits"`, an `.npz` path, an image folder (or a Dataset)."""
 
 CHANNEL_EPOCHS = 3
+CHANNEL_BATCH_SIZE = 32
+CHANNEL_LEARNING_RATE = 1e-3
 
 
 def prune(
-    model: ModelLike, sparsity: float | None = None, *, data: DataLike = None, **options: Any
+    model: ModelLike,
+    sparsity: float | None = None,
+    *,
+    data: DataLike = None,
+    options: object = None,
+    **given: Any,
 ) -> PruneResult:
     """Magnitude-prune a copy of `model`; with `data`, fine-tune it while pruning (gradual).
 
-    `options` are `prune_model`'s (scope, max_layer_sparsity, include, exclude, min_params,
+    Keywords are `prune_model`'s (scope, max_layer_sparsity, include, exclude, min_params,
     pattern, policy) and, with `data`, `prune_gradually`'s (epochs, schedule, batch_size,
-    learning_rate, ...).
+    learning_rate, ...); `options` (an `ep.PruneOptions`) gives them all at once.
     """
     from edgeprune.prune.gradual import prune_gradually
     from edgeprune.prune.oneshot import prune_model, prune_with_options
     from edgeprune.prune.options import PruneOptions
 
+    options = with_options(options, given)
+    sparsity = take(options, "sparsity", sparsity)
+    data = take(options, "data", data)
     if sparsity is None and options.get("pattern") is None:
         raise UserError(
             "no sparsity given; pass one in [0, 0.99], e.g. sparsity=0.8", params=("sparsity",)
@@ -45,6 +55,8 @@ def prune(
     oneshot = keywords(prune_model, skip=("model", "sparsity"))
     gradual = keywords(prune_gradually, skip=("model", "dataset", "sparsity", "evaluate"))
     check_known(options, oneshot | gradual)
+    if data is None:  # an options object's training values only matter with data
+        options = {k: v for k, v in options.items() if k in oneshot or k in given}
     training_only = sorted(set(options) - oneshot)
     if data is None and training_only:
         raise UserError(
@@ -87,23 +99,30 @@ def prune_channels(
     *,
     data: DataLike = None,
     epochs: int | None = None,
-    batch_size: int = 32,
-    learning_rate: float = 1e-3,
-    **options: Any,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    options: object = None,
+    **given: Any,
 ) -> ChannelResult:
     """Remove whole filters; returns a new, smaller model. With `data`, fine-tune it after.
 
-    `options` are `edgeprune.channels.prune_channels`' (ratio or threshold, criterion,
-    normalizer, granularity, min_filters, exclude, equalization).
+    Keywords are `edgeprune.channels.prune_channels`' (ratio or threshold, criterion,
+    normalizer, granularity, min_filters, exclude, equalization); `options` (an
+    `ep.ChannelOptions`) gives them all at once. Fine-tuning runs `epochs` (default 3).
     """
     from edgeprune.channels.finetune import check_data_fits, finetune, top1
     from edgeprune.channels.prune import prune_channels as channel_prune
 
-    check_known(options, keywords(channel_prune, skip=("model",)))
-    if epochs is not None and data is None:
+    if epochs is not None and data is None and getattr(options, "data", None) is None:
         raise UserError(
             "epochs needs data to fine-tune on; pass data=...", params=("epochs", "data")
         )
+    options = with_options(options, given)
+    data = take(options, "data", data)
+    epochs = take(options, "epochs", epochs)
+    batch_size = take(options, "batch_size", batch_size) or CHANNEL_BATCH_SIZE
+    learning_rate = take(options, "learning_rate", learning_rate) or CHANNEL_LEARNING_RATE
+    check_known(options, keywords(channel_prune, skip=("model",)))
     source = _load(model)
     dataset = None
     if data is not None:
