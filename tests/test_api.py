@@ -69,6 +69,9 @@ def test_prune_from_a_path_and_errors_in_parameter_names(demo_model_path):
     result = ep.prune(demo_model_path, sparsity=0.5, scope="global")
     assert result.report.scope == "global" and result.options["mode"] == "one-shot"
 
+    nm = ep.prune(demo_model_path, pattern="2:4")  # N:M fixes the sparsity: none needed
+    assert (nm.report.sparsity, nm.report.pattern_ok) == (0.5, True)
+
     from edgeprune.prune.options import PruneOptions
 
     given = PruneOptions.create(0.6, scope="balanced", max_layer_sparsity=0.9)
