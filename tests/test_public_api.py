@@ -66,7 +66,10 @@ def test_every_name_in_all_resolves(name: str):
 def test_dir_is_exactly_all():
     public = [name for name in dir(edgeprune) if not name.startswith("_")]
     assert sorted(public) == sorted(edgeprune.__all__)
-    assert edgeprune.__all__ == sorted(edgeprune.__all__)
+    assert edgeprune.__all__ == sorted(edgeprune.__all__) == sorted(edgeprune._LAZY)
+    assert edgeprune.__version__ in fresh_python(
+        "from edgeprune.cli.app import run; run(['--version'])"
+    )
     assert len(edgeprune.__all__) <= 27
 
 
