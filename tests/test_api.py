@@ -120,6 +120,11 @@ def test_prune_channels_and_xnnpack_fix_leave_the_input_untouched(model):
     assert slim.to_dict()["params"]["before"] == model.count_params()
     assert fixed.model is not model and fixed.cluster_ready is True
     assert fixed.to_dict()["rewrites"] == []
+    assert (
+        f"params: {model.count_params():,} -> " in repr(slim)
+        and "<td>MACs</td>" in slim._repr_html_()
+    )
+    assert "sparse clusters form: yes" in repr(fixed)
     with pytest.raises(ep.UserError) as bad:
         ep.prune_channels(model, ratio=0.5, epochs=2)
     assert bad.value.params == ("epochs", "data")
@@ -229,6 +234,7 @@ def test_bench_and_deploy_errors_name_parameters(tiny_tflite, tmp_path):
     assert (spool / "models" / f"{sha256_file(tiny_tflite)}.tflite").is_file()
     again = ep.deploy([tiny_tflite], devices=ep.load_inventory().select(["local"]))
     assert again.devices[0]["files"][0]["status"] == "present"
+    assert re.search(rf"local\s+{re.escape(tiny_tflite.name)}\s+already there", repr(again))
 
 
 def test_recipes_load_and_check_their_options():
