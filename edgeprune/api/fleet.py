@@ -1,0 +1,301 @@
+"""Models on boards: `deploy`, `bench` (into a results store, or memory only) and `compare`.
+
+`devices` is a device name (`"local"`, this machine through the same agent as a board), a
+comma-separated list of names, a `Device`, or a list of those; names other than `local`
+come from the inventory (`load_inventory()`: `$EDGEPRUNE_INVENTORY` or
+~/.config/edgeprune/devices.yaml).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from device_agents.protocol import BenchOptions as AgentBenchOptions
+from device_agents.protocol import ProtocolError
+from edgeprune.api._params import take, with_options
+from edgeprune.api.results import BenchResult, Comparison, DeployResult
+from edgeprune.errors import DeviceError, UserError
+from edgeprune.fleet.artifacts import LocalModel, load_models
+from edgeprune.fleet.inventory import Device, load_inventory
+from edgeprune.fleet.remote_bench import BenchInputs
+from edgeprune.fleet.session import ConnectOptions
+from edgeprune.results.store import ResultsStore
+
+__all__ = ["DEFAULT_STORE", "Device", "bench", "compare", "deploy", "load_inventory"]
+
+
+class _DefaultStore:
+    """Stands for the store `edgeprune results` reads (`$EDGEPRUNE_RESULTS_DB` or the default)."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT_STORE"
+
+
+DEFAULT_STORE: Final = _DefaultStore()
+
+StoreLike = str | os.PathLike[str] | ResultsStore | _DefaultStore | None
+DevicesLike = str | Device | Sequence[str | Device]
+ModelsLike = Any
+"""A .tflite path or a ConvertResult, or a list of those (the first is the baseline)."""
+
+DEFAULT_CONCURRENCY = 8
+
+
+def deploy(
+    models: ModelsLike,
+    devices: DevicesLike = "local",
+    *,
+    inventory: str | os.PathLike[str] | None = None,
+    accept_new_host_key: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    check: bool = True,
+) -> DeployResult:
+    """Upload the models each device lacks, verified by sha256 on the device.
+
+    With `check`, a device that failed raises `DeviceError` (after every other device ran).
+    """
+    from edgeprune.fleet.deploy import deploy as deploy_models
+
+    loaded = _models(models)
+    group = deploy_models(
+        _devices(devices, inventory),
+        loaded,
+        concurrency=concurrency,
+        connect=ConnectOptions(accept_new_host_key=accept_new_host_key),
+    )
+    result = DeployResult(
+        [
+            {
+                "device": o.device.name,
+                "ok": o.ok,
+                "error": None if o.ok else o.message,
+                "seconds": o.seconds,
+                "files": [f.to_dict() for f in o.value or []],
+            }
+            for o in group
+        ]
+    )
+    if check and result.failures:
+        raise DeviceError(f"deploy failed: {'; '.join(result.failures)}")
+    return result
+
+
+def bench(
+    models: ModelsLike,
+    devices: DevicesLike = "local",
+    *,
+    store: StoreLike = DEFAULT_STORE,
+    inputs: str | os.PathLike[str] | None = None,
+    inventory: str | os.PathLike[str] | None = None,
+    accept_new_host_key: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    check: bool = True,
+    options: object = None,
+    **given: Any,
+) -> BenchResult:
+    """Deploy what is missing, measure every model on every device, keep the numbers.
+
+    Keywords are the agent's bench options (runs=50, warmup=5, threads=1 or [1, 4],
+    xnnpack, min_seconds, timeout_s, seed, ...); `options` (an `ep.BenchOptions`) gives
+    them all at once. `store` is where the results go: the
+    default store, a path, a ResultsStore, or None to keep them in memory only (then
+    `run_id` is None). `inputs` is an .npz (x[, y]) or .npy run instead of random data.
+    With `check`, any failed device or measurement raises `DeviceError`.
+    """
+    values = with_options(options, given)
+    inputs = take(values, "inputs", inputs)
+    bench_options = _bench_options(values)
+    loaded = _models(models)
+    bench_inputs = BenchInputs.load(str(inputs)) if inputs is not None else None
+    chosen = _devices(devices, inventory)
+    connect = ConnectOptions(accept_new_host_key=accept_new_host_key)
+    if store is None:
+        with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
+            scratch = ResultsStore(Path(folder) / "results.db")
+            _, rows, outcomes = _bench_into_store(
+                chosen, loaded, bench_options, scratch, bench_inputs, connect, concurrency
+            )
+        for row in rows:
+            row["run_id"] = None
+        result = BenchResult(None, None, rows, outcomes, [m.name for m in loaded])
+    else:
+        kept = _store(store, create=True)
+        run_id, rows, outcomes = _bench_into_store(
+            chosen, loaded, bench_options, kept, bench_inputs, connect, concurrency
+        )
+        result = BenchResult(run_id, kept.path, rows, outcomes, [m.name for m in loaded])
+    if check and result.failures:
+        first = result.failures[0]
+        raise DeviceError(
+            f"{len(result.failures)} failure(s) in the bench run; first: {first} "
+            "(pass check=False to get the result anyway)"
+        )
+    return result
+
+
+def compare(
+    run: BenchResult | int | str = "latest",
+    *,
+    baseline: str | None = None,
+    store: StoreLike = DEFAULT_STORE,
+) -> Comparison:
+    """Each model's p50 next to the baseline's (the first model unless `baseline` names one),
+    per device and thread count.
+
+    `run` is a BenchResult, or a run id / reference (`latest`, `latest~1`) in `store`.
+    `baseline` is a model's file name or a sha256 prefix.
+    """
+    if isinstance(run, BenchResult):
+        rows, run_id = run.rows, run.run_id
+    else:
+        from edgeprune.results.tables import summary_rows
+
+        kept = _store(store, create=False)
+        run_id = kept.resolve_run(str(run))
+        rows = summary_rows(kept.measurements([run_id]))
+    if not rows:
+        raise UserError("the run has no measurements to compare", params=("run",))
+    base_sha = _baseline_sha(rows, baseline)
+    base_name = next(r["model"] for r in rows if r["model_sha256"] == base_sha)
+    base_p50 = {
+        (r["device"], r["threads"], r["xnnpack"]): r["p50_ms"]
+        for r in rows
+        if r["model_sha256"] == base_sha and r["status"] == "ok" and r["p50_ms"]
+    }
+    out = []
+    for row in rows:
+        reference = base_p50.get((row["device"], row["threads"], row["xnnpack"]))
+        p50 = row["p50_ms"] if row["status"] == "ok" else None
+        out.append(
+            {
+                "model": row["model"],
+                "model_sha256": row["model_sha256"],
+                "baseline": row["model_sha256"] == base_sha,
+                "device": row["device"],
+                "threads": row["threads"],
+                "xnnpack": row["xnnpack"],
+                "status": row["status"],
+                "p50_ms": p50,
+                "baseline_p50_ms": reference,
+                "ratio": p50 / reference if p50 and reference else None,
+                "speedup": reference / p50 if p50 and reference else None,
+            }
+        )
+    return Comparison(baseline=base_name, rows=out, run_id=run_id)
+
+
+def _bench_into_store(
+    devices: list[Device],
+    models: list[LocalModel],
+    options: AgentBenchOptions,
+    store: ResultsStore,
+    inputs: BenchInputs | None,
+    connect: ConnectOptions,
+    concurrency: int,
+) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Measure into `store`; (run id, the summary rows vs the first model, per-device outcomes).
+
+    The one place the API reaches into the bench orchestration.
+    """
+    from edgeprune.fleet.remote_bench import run_bench
+    from edgeprune.results.tables import summary_rows
+
+    run_id, group = run_bench(
+        devices, models, options, store, inputs=inputs, connect=connect, concurrency=concurrency
+    )
+    rows = summary_rows(store.measurements([run_id]), baseline_sha256=models[0].sha256)
+    outcomes = [
+        {
+            "device": o.device.name,
+            "ok": o.ok,
+            "error": None if o.ok else o.message,
+            "daemon_running": o.value.daemon_running if o.value else None,
+            "deployed": [f.to_dict() for f in o.value.deployed] if o.value else [],
+        }
+        for o in group
+    ]
+    return run_id, rows, outcomes
+
+
+def _bench_options(options: dict[str, Any]) -> AgentBenchOptions:
+    """The agent's options from keywords; a bad one is a UserError naming it."""
+    fields = {f.name for f in dataclasses.fields(AgentBenchOptions)} - {"inputs"}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise UserError(
+            f"unknown bench option {unknown[0]!r}; known options: {', '.join(sorted(fields))}",
+            params=(unknown[0],),
+        )
+    values = dict(options)
+    if isinstance(values.get("threads"), int) and not isinstance(values["threads"], bool):
+        values["threads"] = [values["threads"]]
+    elif isinstance(values.get("threads"), tuple):
+        values["threads"] = list(values["threads"])
+    try:
+        return AgentBenchOptions(**values).validate("bench options")
+    except ProtocolError as exc:
+        message = str(exc).removeprefix("bench options: ")
+        named = tuple(name for name in sorted(fields) if name in message.split()[:3])
+        raise UserError(message, params=named) from None
+
+
+def _models(models: ModelsLike) -> list[LocalModel]:
+    items = models if isinstance(models, (list, tuple)) else [models]
+    paths = []
+    for item in items:
+        path = getattr(item, "path", item)
+        if not isinstance(path, (str, os.PathLike)):
+            raise UserError(
+                f"models: a {type(item).__name__} is not a model file; give .tflite paths "
+                "or the results of ep.convert",
+                params=("models",),
+            )
+        paths.append(str(path))
+    return load_models(paths)
+
+
+def _devices(devices: DevicesLike, inventory: str | os.PathLike[str] | None) -> list[Device]:
+    items: list[str | Device] = [devices] if isinstance(devices, (str, Device)) else list(devices)
+    if not items:
+        raise UserError(
+            "devices: give at least one device (e.g. devices='local')", params=("devices",)
+        )
+    loaded = None
+    chosen: dict[str, Device] = {}
+    for item in items:
+        if isinstance(item, Device):
+            chosen.setdefault(item.name, item)
+            continue
+        if loaded is None:
+            loaded = load_inventory(inventory)
+        for device in loaded.select(names=[item]):
+            chosen.setdefault(device.name, device)
+    return list(chosen.values())
+
+
+def _store(store: StoreLike, *, create: bool) -> ResultsStore:
+    if isinstance(store, ResultsStore):
+        return store
+    if store is None:
+        raise UserError("store=None keeps no results to read; pass a store", params=("store",))
+    path = None if isinstance(store, _DefaultStore) else store
+    return ResultsStore(path, create=create)
+
+
+def _baseline_sha(rows: list[dict[str, Any]], baseline: str | None) -> str:
+    if baseline is None:
+        marked = [r["model_sha256"] for r in rows if r.get("baseline")]
+        return str(marked[0] if marked else rows[0]["model_sha256"])
+    for row in rows:
+        if row["model"] == baseline or row["model_sha256"].startswith(baseline):
+            return str(row["model_sha256"])
+    names = ", ".join(dict.fromkeys(r["model"] for r in rows))
+    raise UserError(
+        f"baseline {baseline!r} is not a model of the run; its models: {names}",
+        params=("baseline",),
+    )
