@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import UserError
+from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
 
 LOCAL_DEVICE = "local"
 INVENTORY_ENV = "EDGEPRUNE_INVENTORY"
@@ -161,12 +162,6 @@ def split_names(values: list[str]) -> list[str]:
             if part and part not in out:
                 out.append(part)
     return out
-
-
-def data_dir() -> Path:
-    """Where edgeprune keeps its own state on this host (XDG_DATA_HOME respected)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(base) / "edgeprune"
 
 
 def local_device() -> Device:

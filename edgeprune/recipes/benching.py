@@ -1,7 +1,7 @@
 """The bench stage of a recipe: the variants' .tflite files measured on every device.
 
 Through the fleet API (`bench_on_session`): deploy what the device lacks (by sha256),
-queue a job per model, bring the results home into the results store, then write one
+queue a job per model, bring the results home into the results store (`store_results`), then write one
 record per (model, device, options) under `bench/` so a re-run knows it is done. Devices
 run in parallel; a device that fails is recorded against that device and the others
 finish. Only ok results are recorded, so a re-run measures failures again.
@@ -29,6 +29,7 @@ from edgeprune.fleet.remote_bench import BenchInputs, bench_on_session
 from edgeprune.fleet.session import ConnectOptions, DeviceSession
 from edgeprune.manifest import read_manifest, write_manifest
 from edgeprune.recipes.plan import Plan, VariantPlan, bench_record_path
+from edgeprune.workflows.bench import store_results
 
 BenchStep = Callable[[str, str, int, int], None]
 
@@ -149,7 +150,12 @@ def _bench_group(
             models.append(model)
         by_sha.setdefault(model.sha256, []).append(variant_plan)
     result = bench_on_session(
-        session, models, plan.bench_options, store, run_id, inputs=inputs, step=step
+        session,
+        models,
+        plan.bench_options,
+        on_result=store_results(store, run_id, inputs),
+        inputs=inputs,
+        step=step,
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:

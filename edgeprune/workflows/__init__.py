@@ -1,0 +1,1 @@
+"""Workflows: several lower parts composed into one job (bench into a store, the sparse A/B, inspect with XNNPACK's verdict)."""
