@@ -61,15 +61,14 @@ def all_option(help: str = "Every device of the inventory.") -> Any:
     return typer.Option(False, "--all", help=help)
 
 
-def accept_option() -> Any:
+def accept_option(**overrides: Any) -> Any:
     """`--accept-new-host-key`: trust and record an unknown SSH host key."""
-    return flag(DeployOptions, "accept_new_host_key")
+    return flag(DeployOptions, "accept_new_host_key", **overrides)
 
 
-def concurrency_option(default: int | None = None) -> Any:
-    """`--concurrency`: devices worked on at once (a command may default lower)."""
-    extra = {} if default is None else {"default": default}
-    return flag(DeployOptions, "concurrency", min=1, max=64, **extra)
+def concurrency_option(**overrides: Any) -> Any:
+    """`--concurrency`: devices worked on at once (a command may default otherwise)."""
+    return flag(DeployOptions, "concurrency", min=1, max=64, **overrides)
 
 
 def deploy_options(concurrency: int, accept_new_host_key: bool) -> DeployOptions:

@@ -10,7 +10,6 @@ from edgeprune.cli.common import (
     accept_option,
     concurrency_option,
     db_option,
-    deploy_options,
     deprecated_flag,
     device_option,
     err_console,
@@ -57,8 +56,15 @@ def register(app: typer.Typer) -> None:
         ),
         db: str = db_option(),
         inventory: str = inventory_option(),
-        accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(),
+        accept_new_host_key: bool = accept_option(
+            help="Trust and record unknown SSH host keys (also: the recipe's "
+            "deploy.accept_new_host_key).",
+        ),
+        concurrency: int | None = concurrency_option(
+            default=None,
+            help="How many devices to work on at once (default: the recipe's "
+            "deploy.concurrency, else 8).",
+        ),
         as_json: bool = json_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""
@@ -74,7 +80,8 @@ def register(app: typer.Typer) -> None:
                 workdir,
                 db,
                 inventory,
-                deploy_options(concurrency, accept_new_host_key),
+                concurrency,
+                accept_new_host_key,
                 as_json,
             )
         except EdgepruneError as exc:
@@ -93,15 +100,15 @@ def _run(
     workdir: str | None,
     db: str | None,
     inventory: str | None,
-    deploy: object,
+    concurrency: int | None,
+    accept_new_host_key: bool,
     as_json: bool,
 ) -> None:
     from edgeprune.errors import DeviceError
     from edgeprune.fleet.inventory import split_names
-    from edgeprune.fleet.options import DeployOptions
+    from edgeprune.fleet.session import ConnectOptions
     from edgeprune.recipes import load_recipe, plan_recipe, run_recipe
 
-    assert isinstance(deploy, DeployOptions)
     loaded = load_recipe(recipe)
     names = split_names(devices) or None
     if dry_run:
@@ -125,8 +132,9 @@ def _run(
         strategy=strategy,
         accuracy_budget=accuracy_budget,
         progress=None if as_json else print_progress,
-        connect=deploy.connect(),
-        concurrency=deploy.concurrency,
+        # given flags win over the recipe's `deploy:` section
+        connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
+        concurrency=concurrency,
     )
     if as_json:
         print_json(outcome.to_dict())

@@ -7,13 +7,16 @@ into it with `to_protocol()` for the wire.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from device_agents import protocol
 from edgeprune.errors import UserError
 from edgeprune.options import StageOptions
+
+if TYPE_CHECKING:
+    from edgeprune.fleet.session import ConnectOptions
 
 ThreadCount = Annotated[int, Field(ge=1, le=protocol.MAX_THREADS)]
 CpuNumber = Annotated[int, Field(ge=0, lt=4096)]
@@ -77,7 +80,7 @@ class DeployOptions(StageOptions):
         "StrictHostKeyChecking=accept-new). A changed key is always refused.",
     )
 
-    def connect(self) -> object:
+    def connect(self) -> ConnectOptions:
         """The `ConnectOptions` a device session opens with."""
         from edgeprune.fleet.session import ConnectOptions
 
