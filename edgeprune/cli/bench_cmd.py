@@ -78,10 +78,8 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             runtime=runtime,
         )
-        deploy = deploy_options(concurrency, accept_new_host_key)
         settings = {
-            "concurrency": deploy.concurrency,
-            "connect": deploy.connect(),
+            "deploy": deploy_options(concurrency, accept_new_host_key),
             "progress": step_printer(as_json),
         }
         if sparse_ab:

@@ -24,10 +24,10 @@ from typing import Any
 
 import device_agents
 from edgeprune.errors import DeviceError, UserError
-from edgeprune.fleet.fanout import GroupResult, fan_out
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.probe import DeviceFacts, missing_runtime_message, probe_device
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.systemd import install_unit, systemd_hint
 from edgeprune.fleet.wheels import download_wheels
 
@@ -140,17 +140,12 @@ def install_agents(
     """
     check_runtime(runtime)
 
-    def work(device: Device) -> InstallReport:
-        with DeviceSession.open(device, connect) as session:
-            return install_agent(
-                session,
-                runtime=runtime,
-                offline=offline,
-                start_service=start_service,
-                say=on_note,
-            )
+    def work(session: DeviceSession) -> InstallReport:
+        return install_agent(
+            session, runtime=runtime, offline=offline, start_service=start_service, say=on_note
+        )
 
-    return fan_out(devices, work, concurrency)
+    return each_session(devices, work, connect=connect, concurrency=concurrency)
 
 
 def install_agent(

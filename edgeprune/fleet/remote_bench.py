@@ -26,10 +26,10 @@ from edgeprune.files import check_input_path
 from edgeprune.fleet.agent_client import AgentClient, AgentError
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.transport import ConnectionLost
 
 StepProgress = Callable[[str, str, int, int], None]
@@ -242,16 +242,15 @@ def run_bench(
     """
     options.validate()
 
-    def work(device: Device) -> DeviceBench:
-        with DeviceSession.open(device, connect) as session:
-            return bench_on_session(
-                session,
-                models,
-                options,
-                on_result=on_result,
-                inputs=inputs,
-                deploy_progress=deploy_progress,
-                step=step,
-            )
+    def work(session: DeviceSession) -> DeviceBench:
+        return bench_on_session(
+            session,
+            models,
+            options,
+            on_result=on_result,
+            inputs=inputs,
+            deploy_progress=deploy_progress,
+            step=step,
+        )
 
-    return fan_out(devices, work, concurrency)
+    return each_session(devices, work, connect=connect, concurrency=concurrency)

@@ -18,9 +18,9 @@ from device_agents.protocol import Result
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.artifacts import LocalModel, load_model, load_models
 from edgeprune.fleet.deploy import DeployProgress, require_success
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device, load_inventory, local_device
-from edgeprune.fleet.options import BenchOptions
+from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.fleet.remote_bench import (
     BenchInputs,
     DeviceBench,
@@ -29,7 +29,6 @@ from edgeprune.fleet.remote_bench import (
     device_accuracy,
     run_bench,
 )
-from edgeprune.fleet.session import ConnectOptions
 from edgeprune.results.rows import ModelInfo
 from edgeprune.results.store import ResultsStore
 from edgeprune.results.tables import summary_rows
@@ -158,15 +157,15 @@ def record_bench(
     options: BenchOptions,
     store: ResultsStore,
     *,
+    deploy: DeployOptions | None = None,
     inputs: BenchInputs | None = None,
     command: str = "bench",
-    concurrency: int = DEFAULT_CONCURRENCY,
-    connect: ConnectOptions | None = None,
     progress: StepProgress | None = None,
     deploy_progress: DeployProgress | None = None,
 ) -> tuple[int, GroupResult[DeviceBench]]:
     """Open a run in `store`, bench every model on every device into it: (run id, outcomes)."""
     wire = options.to_protocol()
+    deploy = deploy or DeployOptions()
     run_id = store.begin_run(
         command,
         {
@@ -182,8 +181,8 @@ def record_bench(
         wire,
         on_result=store_results(store, run_id, inputs),
         inputs=inputs,
-        concurrency=concurrency,
-        connect=connect,
+        concurrency=deploy.concurrency,
+        connect=deploy.connect(),
         deploy_progress=deploy_progress,
         step=progress,
     )
@@ -215,16 +214,16 @@ def bench_models(
     *,
     store: ResultsStore | str | os.PathLike[str] | None = DEFAULT_STORE,
     inputs: str | os.PathLike[str] | BenchInputs | None = None,
+    deploy: DeployOptions | None = None,
     progress: StepProgress | None = None,
     deploy_progress: DeployProgress | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    connect: ConnectOptions | None = None,
 ) -> BenchRun:
     """Deploy what is missing, measure each model on each device, record it: one `BenchRun`.
 
     The first model is the baseline of the speed-ups. `store`: a `ResultsStore` or a DB path;
     None keeps the results in memory only; not given, the default results DB. Devices
-    default to `local` (no inventory needed). Failures do not raise here: see
+    default to `local` (no inventory needed); `deploy` says how many at once and whether to
+    trust new host keys. Failures do not raise here: see
     `BenchRun.failures` and `raise_for_failures()`.
     """
     loaded = as_local_models(models)
@@ -236,9 +235,8 @@ def bench_models(
         chosen,
         options or BenchOptions(),
         results,
+        deploy=deploy,
         inputs=bench_inputs,
-        concurrency=concurrency,
-        connect=connect,
         progress=progress,
         deploy_progress=deploy_progress,
     )

@@ -23,10 +23,9 @@ from device_agents.integrity import sha256_file
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.fleet.artifacts import LocalModel, load_model
 from edgeprune.fleet.deploy import DeployProgress, require_success
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
-from edgeprune.fleet.options import BenchOptions
+from edgeprune.fleet.fanout import GroupResult
+from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.fleet.remote_bench import BenchInputs, DeviceBench, StepProgress
-from edgeprune.fleet.session import ConnectOptions
 from edgeprune.manifest import build_manifest, manifest_path, write_manifest
 from edgeprune.models import model_format
 from edgeprune.paths import cache_dir
@@ -312,13 +311,12 @@ def sparse_ab(
     work_dir: str | os.PathLike[str] | None = None,
     progress: StepProgress | None = None,
     deploy_progress: DeployProgress | None = None,
+    deploy: DeployOptions | None = None,
     on_note: Callable[[str], None] | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    connect: ConnectOptions | None = None,
 ) -> ABReport:
     """Per pruned model, the same weights stored dense and sparse, measured side by side.
 
-    `store`, `devices` and `inputs` as `workflows.bench.bench_models`; `on_note` hears what
+    `store`, `devices`, `inputs` and `deploy` as `workflows.bench.bench_models`; `on_note` hears what
     is being done before the devices are touched. Failures do not raise here: see
     `ABReport.failures` and `raise_for_failures()`.
     """
@@ -332,9 +330,8 @@ def sparse_ab(
         resolve_devices(devices),
         options or BenchOptions(),
         results,
+        deploy=deploy,
         inputs=bench_inputs,
         progress=progress,
         deploy_progress=deploy_progress,
-        concurrency=concurrency,
-        connect=connect,
     )
