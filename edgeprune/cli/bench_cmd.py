@@ -64,8 +64,6 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Deploy what is missing, run one job per model on each device, store and show the results."""
-        from edgeprune.results.store import ResultsStore
-
         options = BenchOptions.create(
             threads=parse_int_list(threads, "--threads", minimum=1),
             runs=runs,
@@ -78,53 +76,32 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             runtime=runtime,
         )
-        settings = {
-            "deploy": deploy_options(concurrency, accept_new_host_key),
-            "progress": step_printer(as_json),
-        }
-        if sparse_ab:
-            from edgeprune.workflows.sparse_ab import sparse_ab as run_sparse_ab
-
-            devices = select_devices(inventory, device, tag, all_)
-            with ByteProgress(enabled=not as_json) as progress:
-                report = run_sparse_ab(
-                    models,
-                    devices,
-                    options,
-                    store=ResultsStore(db),
-                    inputs=inputs,
-                    on_note=None if as_json else err_console.print,
-                    deploy_progress=progress,
-                    **settings,
-                )
-            if as_json:
-                print_json(report.to_dict())
-            else:
-                print_sparse_ab(report)
-            print_failed_devices(report.group)
-            report.raise_for_failures()
-            return
-        from edgeprune.fleet.artifacts import load_models
-        from edgeprune.fleet.remote_bench import BenchInputs
-        from edgeprune.workflows.bench import bench_models
-
-        loaded = load_models(models)  # every file and option checked before any device
-        bench_inputs = BenchInputs.load(inputs) if inputs else None
+        deploy = deploy_options(concurrency, accept_new_host_key)
         devices = select_devices(inventory, device, tag, all_)
-        store = ResultsStore(db)
+        from edgeprune.workflows.bench import DEFAULT_STORE
+
+        if sparse_ab:
+            from edgeprune.workflows.sparse_ab import sparse_ab as measure
+        else:
+            from edgeprune.workflows.bench import bench_models as measure
+        extra = {"on_note": None if as_json else err_console.print} if sparse_ab else {}
         with ByteProgress(enabled=not as_json) as progress:
-            run = bench_models(
-                loaded,
+            outcome = measure(
+                models,
                 devices,
                 options,
-                store=store,
-                inputs=bench_inputs,
+                store=db or DEFAULT_STORE,  # opened once the models and inputs are checked
+                inputs=inputs,
+                deploy=deploy,
+                progress=step_printer(as_json),
                 deploy_progress=progress,
-                **settings,
+                **extra,
             )
         if as_json:
-            print_json(run.to_dict())
+            print_json(outcome.to_dict())
+        elif sparse_ab:
+            print_sparse_ab(outcome)
         else:
-            print_bench_run(run)
-        print_failed_devices(run.group)
-        run.raise_for_failures()
+            print_bench_run(outcome)
+        print_failed_devices(outcome.group)
+        outcome.raise_for_failures()
