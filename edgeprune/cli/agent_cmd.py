@@ -9,8 +9,10 @@ from edgeprune.cli.common import (
     all_option,
     concurrency_option,
     deploy_options,
+    device_option,
     err_console,
     inventory_option,
+    joined,
     json_option,
     print_json,
     select_devices,
@@ -26,6 +28,7 @@ def register(app: typer.Typer) -> None:
     @agent_app.command("install")
     def install_cmd(
         names: list[str] = typer.Argument(None, help="Devices to install on."),
+        device: list[str] = device_option(),
         tag: list[str] = tag_option(),
         all_: bool = all_option(),
         runtime: str = typer.Option(
@@ -52,7 +55,7 @@ def register(app: typer.Typer) -> None:
 
         check_runtime(runtime)
         deploy = deploy_options(concurrency, accept_new_host_key)
-        devices = select_devices(inventory, names, tag, all_)
+        devices = select_devices(inventory, joined(names, device), tag, all_)
 
         def say(device: str, message: str) -> None:
             if not as_json:

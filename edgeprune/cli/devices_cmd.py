@@ -13,6 +13,7 @@ from edgeprune.cli.common import (
     deploy_options,
     device_option,
     inventory_option,
+    joined,
     json_option,
     print_json,
     select_devices,
@@ -96,7 +97,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Connect to each device: reachable, login, Python, runtime, agent, free disk, daemon."""
         _check(
-            list(names or []) + list(device or []),
+            joined(names, device),
             inventory,
             tag,
             all_,

@@ -142,13 +142,20 @@ def open_store(store: ResultsStore | str | os.PathLike[str] | None) -> ResultsSt
 
 
 def resolve_devices(devices: Sequence[DeviceRef] | None) -> list[Device]:
-    """Devices from names (looked up in the default inventory) or `Device`s; default `local`."""
+    """Devices from names (`"pi4"`, `"pi4,jetson"`: the default inventory) or `Device`s.
+
+    Default: the built-in `local`, so no inventory is needed. Each device once, in order.
+    """
     if not devices:
         return [local_device()]
-    names = [d for d in devices if isinstance(d, str)]
-    found = load_inventory(None).select(names, None, False) if names else []
-    by_name = {d.name: d for d in found}
-    return [by_name[d] if isinstance(d, str) else d for d in devices]
+    inventory = load_inventory(None) if any(isinstance(d, str) for d in devices) else None
+    chosen: dict[str, Device] = {}
+    for given in devices:
+        found = inventory.select([given]) if isinstance(given, str) and inventory else [given]
+        for device in found:
+            assert isinstance(device, Device)
+            chosen.setdefault(device.name, device)
+    return list(chosen.values())
 
 
 def record_bench(

@@ -120,3 +120,13 @@ def test_results_store_does_not_need_the_fleet():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_devices_by_name_or_object_each_once():
+    from edgeprune.fleet.inventory import local_device
+    from edgeprune.workflows.bench import resolve_devices
+
+    assert [d.name for d in resolve_devices(None)] == ["local"]
+    assert [d.name for d in resolve_devices(["local", local_device(), "local"])] == ["local"]
+    with pytest.raises(UserError, match="unknown device 'pi9'"):
+        resolve_devices(["local,pi9"])
