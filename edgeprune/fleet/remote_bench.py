@@ -4,9 +4,10 @@ Per device: deploy → submit → (a running daemon measures; otherwise `serve -
 the queue in the foreground) → fetch each result → hand it to `on_result` → `ack` it. A
 result is acknowledged only after `on_result` returned (the caller stores it there), so a
 crash in between loses nothing (the next fetch hands over the same result again, which the
-results store ignores). Where results go is the caller's business (`workflows.bench`). While the board measures,
-`wait` blocks inside the agent, in slices growing to a minute; a dropped link is
-reconnected and the results (kept in the spool until acknowledged) are asked for again.
+results store ignores); where results go is the caller's business (`workflows.bench`).
+While the board measures, `wait` blocks inside the agent, in slices growing to a minute; a
+dropped link is reconnected and the results (kept in the spool until acknowledged) are
+asked for again.
 """
 
 from __future__ import annotations
