@@ -130,3 +130,22 @@ def test_devices_by_name_or_object_each_once():
     assert [d.name for d in resolve_devices(["local", local_device(), "local"])] == ["local"]
     with pytest.raises(UserError, match="unknown device 'pi9'"):
         resolve_devices(["local,pi9"])
+
+
+def test_a_device_that_fails_fails_alone_and_fails_the_run(tiny_tflite, tmp_path: Path):
+    import yaml
+    from support.sshd import free_port
+
+    from edgeprune.fleet.inventory import load_inventory
+
+    inventory = tmp_path / "devices.yaml"
+    dead = {"name": "dead", "host": "127.0.0.1", "port": free_port(), "retries": 0}
+    inventory.write_text(yaml.safe_dump({"devices": [dead]}))
+    devices = load_inventory(str(inventory)).select(["dead", "local"])
+    run = bench_models([tiny_tflite], devices, QUICK, store=None)
+    assert run.failed_devices == ["dead"] and run.failures == [] and not run.ok
+    assert [r["device"] for r in run.rows] == ["local"]
+    by_device = {d["device"]: d for d in run.to_dict()["devices"]}
+    assert by_device["local"]["ok"] and not by_device["dead"]["ok"] and by_device["dead"]["error"]
+    with pytest.raises(DeviceError, match=r"bench failed on 1 of 2 device\(s\): dead"):
+        run.raise_for_failures()
