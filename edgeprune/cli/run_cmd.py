@@ -9,6 +9,7 @@ import typer
 from edgeprune.cli.common import (
     accept_option,
     concurrency_option,
+    console,
     db_option,
     deprecated_flag,
     device_option,
@@ -139,8 +140,6 @@ def _run(
     if as_json:
         print_json(outcome.to_dict())
     else:
-        from edgeprune.cli.common import console
-
         print_grid(outcome.grid)
         if outcome.report is not None:
             print_report(outcome.report)
