@@ -49,7 +49,7 @@ ifdef MODEL
 	$(BIN)/edgeprune bench $(MODEL) --device $(DEVICES)
 	$(BIN)/edgeprune results report
 else
-	$(BIN)/edgeprune run $(RECIPE) --devices $(DEVICES)
+	$(BIN)/edgeprune run $(RECIPE) --device $(DEVICES)
 endif
 
 ## The agent as arm64 code on emulated Pi 4 / Pi 5 / Jetson Nano boards over sshd (qemu

@@ -1,17 +1,95 @@
-"""What every command module shares: output helpers and list parsing."""
+"""What every command module shares: output helpers, list parsing and the shared options.
+
+An option several commands take (`--json`, `--db`, `--device`, `--tag`, `--inventory`,
+`--accept-new-host-key`, `--concurrency`) is defined here once, so it has the same name and
+help everywhere. Commands import this module and the presenters; never the other way.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
+from edgeprune.cli.options import flag
 from edgeprune.errors import UserError
+from edgeprune.fleet.options import DeployOptions
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+INVENTORY_HELP = (
+    "Inventory YAML (default: $EDGEPRUNE_INVENTORY or ~/.config/edgeprune/devices.yaml)."
+)
+DEVICE_HELP = "Device name (repeat, or comma-separate: --device pi4,jetson)."
+TAG_HELP = "Every device with this tag (repeatable)."
+DB_HELP = "Results DB (default: $EDGEPRUNE_RESULTS_DB or ~/.local/share/edgeprune/results.db)."
+
+
+def json_option() -> Any:
+    """`--json`: one JSON document on stdout, nothing else."""
+    return typer.Option(False, "--json", help="One JSON document on stdout.")
+
+
+def db_option() -> Any:
+    """`--db`: the results store."""
+    return typer.Option(None, "--db", help=DB_HELP)
+
+
+def inventory_option() -> Any:
+    """`--inventory`: the devices file."""
+    return typer.Option(None, "--inventory", help=INVENTORY_HELP)
+
+
+def device_option(help: str = DEVICE_HELP) -> Any:
+    """`--device`/`-d`: device names (repeatable, comma-separated)."""
+    return typer.Option(None, "--device", "-d", help=help)
+
+
+def tag_option() -> Any:
+    """`--tag`/`-t`: every device with this tag."""
+    return typer.Option(None, "--tag", "-t", help=TAG_HELP)
+
+
+def all_option(help: str = "Every device of the inventory.") -> Any:
+    """`--all`: every device of the inventory."""
+    return typer.Option(False, "--all", help=help)
+
+
+def accept_option(**overrides: Any) -> Any:
+    """`--accept-new-host-key`: trust and record an unknown SSH host key."""
+    return flag(DeployOptions, "accept_new_host_key", **overrides)
+
+
+def concurrency_option(**overrides: Any) -> Any:
+    """`--concurrency`: devices worked on at once (a command may default otherwise)."""
+    return flag(DeployOptions, "concurrency", min=1, max=64, **overrides)
+
+
+def deploy_options(concurrency: int, accept_new_host_key: bool) -> DeployOptions:
+    """The flags' values as `DeployOptions` (one validation for every fleet command)."""
+    return DeployOptions.create(concurrency=concurrency, accept_new_host_key=accept_new_host_key)
+
+
+def select_devices(
+    inventory_path: str | None,
+    names: list[str] | None,
+    tags: list[str] | None,
+    all_: bool,
+    default_all: bool = False,
+) -> list[Any]:
+    """Load the inventory and pick devices (all of them when nothing is named and default_all)."""
+    from edgeprune.fleet.inventory import load_inventory
+
+    inventory = load_inventory(inventory_path)
+    if default_all and not (names or tags or all_):
+        all_ = True
+    return inventory.select(names, tags, all_)
 
 
 def print_json(payload: Any) -> None:
@@ -51,3 +129,13 @@ def parse_int_list(text: str, option: str, minimum: int | None = None) -> list[i
     if not values:
         raise UserError(f"{option}: give at least one number (e.g. {option} 1,4)")
     return values
+
+
+def deprecated_flag(old: str, new: str) -> None:
+    """One line on stderr for a spelling that still works: `note: --old is deprecated; use --new`."""
+    print(f"note: {old} is deprecated; use {new}", file=sys.stderr)
+
+
+def joined(*parts: Iterable[str] | None) -> list[str]:
+    """Several repeatable options' values as one list."""
+    return [value for part in parts for value in (part or [])]

@@ -8,9 +8,9 @@ import time
 import typer
 from rich.table import Table
 
-from edgeprune.cli.common import console, print_json
-
-DB_HELP = "Results DB (default: $EDGEPRUNE_RESULTS_DB or ~/.local/share/edgeprune/results.db)."
+from edgeprune.cli.common import console, db_option, json_option, print_json
+from edgeprune.cli.present_bench import print_summary
+from edgeprune.cli.present_recipe import show_recipe_report
 
 
 def _store(db: str | None):  # type: ignore[no-untyped-def]
@@ -40,8 +40,8 @@ def register(app: typer.Typer) -> None:
     @results_app.command("list")
     def list_cmd(
         limit: int = typer.Option(20, "--limit", min=1, help="Newest runs to show."),
-        db: str = typer.Option(None, "--db", help=DB_HELP),
-        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        db: str = db_option(),
+        as_json: bool = json_option(),
     ) -> None:
         """Runs, newest first: when, devices, models, measurements."""
         store = _store(db)
@@ -73,11 +73,10 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(
             None, "--model", help="Only this model (file name or sha256 prefix)."
         ),
-        db: str = typer.Option(None, "--db", help=DB_HELP),
-        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        db: str = db_option(),
+        as_json: bool = json_option(),
     ) -> None:
         """The table of one or more runs: p50, p90, speed-up against the first model, size, accuracy."""
-        from edgeprune.cli.bench_cmd import print_summary
         from edgeprune.results.tables import summary_rows
 
         store = _store(db)
@@ -91,8 +90,8 @@ def register(app: typer.Typer) -> None:
     @results_app.command("compare")
     def compare_cmd(
         runs: list[str] = typer.Argument(..., help="Two or more run ids (or latest, latest~1)."),
-        db: str = typer.Option(None, "--db", help=DB_HELP),
-        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        db: str = db_option(),
+        as_json: bool = json_option(),
     ) -> None:
         """p50 of the same model, device and threads across runs, side by side."""
         from edgeprune.errors import UserError
@@ -130,7 +129,7 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option(
             None, "--format", help="csv or json (default: from --out's suffix; csv on stdout)."
         ),
-        db: str = typer.Option(None, "--db", help=DB_HELP),
+        db: str = db_option(),
     ) -> None:
         """Every measurement as CSV or JSON (JSON carries the agent's full result)."""
         from edgeprune.results.export import format_for, render, write_export
@@ -152,10 +151,9 @@ def register(app: typer.Typer) -> None:
         html: str = typer.Option(
             None, "--html", help="Write an HTML page with plots and the table here."
         ),
-        db: str = typer.Option(None, "--db", help=DB_HELP),
+        db: str = db_option(),
     ) -> None:
         """The latest run's table in the terminal, or an HTML page (plots of latency against size and accuracy)."""
-        from edgeprune.cli.bench_cmd import print_summary
         from edgeprune.files import check_output_path
         from edgeprune.results.report import write_report
         from edgeprune.results.tables import summary_rows
@@ -164,11 +162,9 @@ def register(app: typer.Typer) -> None:
             check_output_path(html, (".html", ".htm"), what="report")
         store = _store(db)
         run_ids = _runs(store, runs)
-        if len(run_ids) == 1:  # a recipe run (`edgeprune run`) gets its recipe report
-            from edgeprune.cli.run_cmd import show_recipe_report
-
-            if show_recipe_report(store, run_ids[0], html):
-                return
+        # a recipe run (`edgeprune run`) gets its recipe report
+        if len(run_ids) == 1 and show_recipe_report(store, run_ids[0], html):
+            return
         rows = store.measurements(run_ids)
         if html:
             target = write_report(rows, html, run_ids)

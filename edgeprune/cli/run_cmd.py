@@ -3,125 +3,28 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
-from edgeprune.cli.common import console, print_json
+from edgeprune.cli.common import (
+    accept_option,
+    concurrency_option,
+    console,
+    db_option,
+    deprecated_flag,
+    device_option,
+    err_console,
+    inventory_option,
+    joined,
+    json_option,
+    print_json,
+)
+from edgeprune.cli.present_recipe import print_grid, print_plan, print_progress, print_report
+from edgeprune.errors import EdgepruneError
 
-err_console = Console(stderr=True, highlight=False)
-
-STATE_MARKS = {
-    "cached": "[green]cached[/green]",
-    "done": "[cyan]built[/cyan]",
-    "failed": "[red]failed[/red]",
-    "skipped": "[dim]skipped[/dim]",
-    "pending": "[yellow]pending[/yellow]",
-}
-
-
-def print_progress(event: Any) -> None:
-    """One line per variant × stage on stderr (stdout stays clean for --json)."""
-    if event.variant == "*":
-        err_console.print(f"  {event.stage}: {event.state} {event.index}/{event.total}")
-        return
-    where = f"[{event.index}/{event.total}] {event.variant} × {event.stage}"
-    if event.state == "running":
-        err_console.print(f"{where} …")
-    elif event.state == "done":
-        err_console.print(f"{where} [cyan]built[/cyan] ({event.seconds:.1f} s)")
-    elif event.state == "failed":
-        err_console.print(f"{where} [red]failed[/red]: {event.message}")
-    else:
-        err_console.print(f"{where} [dim]{event.state}[/dim]")
-
-
-def print_plan(plan: Any) -> None:
-    cached, total = plan.stage_counts()
-    table = Table(title=f"plan for {plan.recipe.name}: {len(plan.variants)} variant(s)")
-    table.add_column("variant", overflow="fold")
-    table.add_column("steps", overflow="fold")
-    table.add_column("stages (cached = ✓)", overflow="fold")
-    for variant_plan in plan.variants:
-        stages = [f"{s.kind} {'✓' if s.cached else '·'}" for s in variant_plan.stages]
-        stages += [f"bench@{d} {'✓' if b.cached else '·'}" for d, b in variant_plan.bench.items()]
-        table.add_row(variant_plan.name, variant_plan.variant.describe(), "  ".join(stages))
-    console.print(table)
-    console.print(
-        f"{cached} of {total} stage(s) cached in {plan.workdir}; "
-        f"devices: {', '.join(d.name for d in plan.devices)}"
-    )
-
-
-def print_grid(grid: dict[str, dict[str, str]]) -> None:
-    order = ("base", "prune", "channels", "finetune", "convert")
-    found = list(dict.fromkeys(stage for row in grid.values() for stage in row))
-    columns = [s for s in order if s in found] + [s for s in found if s not in order]
-    table = Table(title="variant × stage")
-    table.add_column("variant")
-    for column in columns:
-        table.add_column(column)
-    for variant, row in grid.items():
-        table.add_row(variant, *(STATE_MARKS.get(row.get(c, ""), row.get(c, "–")) for c in columns))
-    console.print(table)
-
-
-def print_report(report: Any) -> None:
-    """Per device: the variants' table, the Pareto front and the recommendation."""
-    from edgeprune.recipes.report import COMPACT_HEADERS, table_cells
-
-    budget = "none" if report.budget is None else f"{report.budget:g} point(s)"
-    baseline = "–" if report.baseline_top1 is None else f"{report.baseline_top1 * 100:.1f} %"
-    console.print(f"baseline top-1 {baseline}; accuracy budget {budget}")
-    for device in report.devices:
-        table = Table(
-            title=f"{device.device}: ms, kB, top-1 %, Δ in points",
-            box=box.SIMPLE_HEAD,
-            padding=(0, 0),
-            pad_edge=False,
-        )
-        for header in COMPACT_HEADERS:
-            left = header in ("variant", "")
-            table.add_column(
-                header, justify="left" if left else "right", no_wrap=header == "variant"
-            )
-        for row in device.rows:
-            style = "bold green" if row["recommended"] else None if row["in_budget"] else "dim"
-            if row["status"] != "ok":
-                style = "red"
-            table.add_row(*table_cells(row, compact=True), style=style)
-        console.print(table)
-        for variant, why in device.missing.items():
-            console.print(f"[yellow]{variant}: not measured ({why})[/yellow]")
-        rec = device.recommendation
-        console.print("★ recommended  ◆ Pareto front  ✗ over the accuracy budget")
-        console.print(f"Pareto front (latency vs accuracy): {', '.join(rec.pareto) or '–'}")
-        if rec.choice:
-            console.print(f"[bold]{device.device}: ship {rec.choice.variant}[/bold] — {rec.reason}")
-            if rec.runner_up:
-                console.print(f"  runner-up {rec.runner_up.variant}: {rec.runner_up_reason}")
-        else:
-            console.print(f"[bold]{device.device}: no recommendation[/bold] — {rec.reason}")
-
-
-def show_recipe_report(store: Any, run_id: int, html: str | None) -> bool:
-    """`results report` of a recipe run: the recipe report (False when it is not one)."""
-    from pathlib import Path
-
-    from edgeprune.recipes import recipe_report_for_run
-    from edgeprune.recipes.report_html import write_html
-
-    report = recipe_report_for_run(store, run_id)
-    if report is None:
-        return False
-    if html:
-        console.print(f"wrote {write_html(report, Path(html))}")
-    else:
-        print_report(report)
-    return True
+RUN_DEVICE_HELP = (
+    "Device names or tags (repeat, or comma-separate: --device pi4,jetson); default: the recipe's."
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -132,11 +35,9 @@ def register(app: typer.Typer) -> None:
         recipe: str = typer.Argument(
             ..., help="Recipe file (.yaml), e.g. configs/recipes/demo.yaml."
         ),
-        devices: list[str] = typer.Option(
-            None,
-            "--devices",
-            "-d",
-            help="Device names or tags (comma-separated); default: the recipe's.",
+        device: list[str] = device_option(RUN_DEVICE_HELP),
+        devices_deprecated: list[str] = typer.Option(
+            None, "--devices", hidden=True, help="Deprecated spelling of --device."
         ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Print the variants and stages (cached or not); do nothing."
@@ -154,72 +55,110 @@ def register(app: typer.Typer) -> None:
             "--workdir",
             help="Stage cache and reports (default: the recipe's, else ./build/NAME).",
         ),
-        db: str = typer.Option(
-            None,
-            "--db",
-            help="Results DB (default: $EDGEPRUNE_RESULTS_DB or ~/.local/share/edgeprune/results.db).",
+        db: str = db_option(),
+        inventory: str = inventory_option(),
+        accept_new_host_key: bool = accept_option(
+            help="Trust and record unknown SSH host keys (also: the recipe's "
+            "deploy.accept_new_host_key).",
         ),
-        inventory: str = typer.Option(None, "--inventory", help="Device inventory (YAML)."),
-        accept_new_host_key: bool = typer.Option(
-            False, "--accept-new-host-key", help="Trust and record unknown SSH host keys."
+        concurrency: int | None = concurrency_option(
+            default=None,
+            help="How many devices to work on at once (default: the recipe's "
+            "deploy.concurrency, else 8).",
         ),
-        concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Devices at once."),
-        as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
+        as_json: bool = json_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""
-        from edgeprune.errors import DeviceError, EdgepruneError
-        from edgeprune.fleet.inventory import split_names
-        from edgeprune.fleet.session import ConnectOptions
-        from edgeprune.recipes import load_recipe, plan_recipe, run_recipe
+        if devices_deprecated:
+            deprecated_flag("--devices", "--device")
+        try:
+            _run(
+                recipe,
+                joined(device, devices_deprecated),
+                dry_run,
+                strategy,
+                accuracy_budget,
+                workdir,
+                db,
+                inventory,
+                concurrency,
+                accept_new_host_key,
+                as_json,
+            )
+        except EdgepruneError as exc:
+            if "devices" not in exc.params:
+                raise
+            typed = "--devices" if devices_deprecated else "--device"  # the flag as it was typed
+            raise type(exc)(exc.in_flags({"devices": typed})) from None
 
-        loaded = load_recipe(recipe)
-        names = split_names(devices or []) or None
-        if dry_run:
-            plan = plan_recipe(loaded, workdir=workdir, devices=names, inventory=inventory, db=db)
-            if as_json:
-                print_json(plan.to_dict())
-            else:
-                print_plan(plan)
-            return
-        if not as_json:
-            err_console.print(
-                f"recipe {loaded.name}: {len(loaded.variants)} variant(s); "
-                f"work dir {loaded.workdir(workdir)}"
-            )
-        outcome = run_recipe(
-            loaded,
-            workdir=workdir,
-            devices=names,
-            inventory=inventory,
-            db=db,
-            strategy=strategy,
-            accuracy_budget=accuracy_budget,
-            progress=None if as_json else print_progress,
-            connect=ConnectOptions(accept_new_host_key=accept_new_host_key),
-            concurrency=concurrency,
-        )
+
+def _run(
+    recipe: str,
+    devices: list[str],
+    dry_run: bool,
+    strategy: str,
+    accuracy_budget: float | None,
+    workdir: str | None,
+    db: str | None,
+    inventory: str | None,
+    concurrency: int | None,
+    accept_new_host_key: bool,
+    as_json: bool,
+) -> None:
+    from edgeprune.errors import DeviceError
+    from edgeprune.fleet.inventory import split_names
+    from edgeprune.fleet.session import ConnectOptions
+    from edgeprune.recipes import load_recipe, plan_recipe, run_recipe
+
+    loaded = load_recipe(recipe)
+    names = split_names(devices) or None
+    if dry_run:
+        plan = plan_recipe(loaded, workdir=workdir, devices=names, inventory=inventory, db=db)
         if as_json:
-            print_json(outcome.to_dict())
+            print_json(plan.to_dict())
         else:
-            print_grid(outcome.grid)
-            if outcome.report is not None:
-                print_report(outcome.report)
-            console.print(
-                f"{outcome.trained} stage(s) built, {outcome.measured} measurement(s) made in "
-                f"{outcome.seconds:.1f} s; report: {outcome.files.get('html', '–')}; "
-                f"results run {outcome.run_id} in {outcome.db}"
+            print_plan(plan)
+        return
+    if not as_json:
+        err_console.print(
+            f"recipe {loaded.name}: {len(loaded.variants)} variant(s); "
+            f"work dir {loaded.workdir(workdir)}"
+        )
+    outcome = run_recipe(
+        loaded,
+        workdir=workdir,
+        devices=names,
+        inventory=inventory,
+        db=db,
+        strategy=strategy,
+        accuracy_budget=accuracy_budget,
+        progress=None if as_json else print_progress,
+        # given flags win over the recipe's `deploy:` section
+        connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
+        concurrency=concurrency,
+    )
+    if as_json:
+        print_json(outcome.to_dict())
+    else:
+        print_grid(outcome.grid)
+        if outcome.report is not None:
+            print_report(outcome.report)
+        console.print(
+            f"{outcome.trained} stage(s) built, {outcome.measured} measurement(s) made in "
+            f"{outcome.seconds:.1f} s; report: {outcome.files.get('html', '–')}; "
+            f"results run {outcome.run_id} in {outcome.db}"
+        )
+    for error in outcome.device_errors.values():
+        print(f"error: {error}", file=sys.stderr)
+    if outcome.failures:
+        first = next(iter(outcome.failures.items()))
+        if not outcome.device_errors:
+            raise EdgepruneError(
+                f"{len(outcome.failures)} of {len(loaded.variants)} variant(s) failed; "
+                f"first: {first[0]}: {first[1]}"
             )
-        for error in outcome.device_errors.values():
-            print(f"error: {error}", file=sys.stderr)
-        if outcome.failures:
-            first = next(iter(outcome.failures.items()))
-            if not outcome.device_errors:
-                raise EdgepruneError(
-                    f"{len(outcome.failures)} of {len(loaded.variants)} variant(s) failed; "
-                    f"first: {first[0]}: {first[1]}"
-                )
-        if outcome.device_errors:
-            raise DeviceError(
-                f"{len(outcome.device_errors)} device(s) failed; re-run the same command to "
-                "measure what is missing (everything finished is cached)"
-            )
+    if outcome.device_errors:
+        raise DeviceError(
+            f"{len(outcome.device_errors)} device(s) failed; re-run the same command to "
+            "measure what is missing (everything finished is cached)"
+        )

@@ -1,8 +1,7 @@
-"""`edgeprune xnnpack-fix`, and how `inspect` / `bench --sparse-ab` print XNNPACK findings."""
+"""`edgeprune xnnpack-fix`, and how `inspect` prints XNNPACK findings."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -129,70 +128,3 @@ def print_pattern(section: dict[str, Any] | None) -> None:
         f"pattern {section['pattern']}: {section['satisfied']} of {section['checked']} tensor(s) "
         f"satisfy it; {section['not_applicable']} not applicable"
     )
-
-
-def bench_sparse_ab(
-    models: list[str],
-    options: Any,
-    devices: list[Any],
-    inputs: str | None,
-    db: str | None,
-    concurrency: int,
-    accept_new_host_key: bool,
-    as_json: bool,
-) -> None:
-    """`bench --sparse-ab`: make the dense/sparse pairs, bench them, print the speed-ups."""
-    from edgeprune.cli.bench_cmd import bench_run_settings
-    from edgeprune.cli.devices_cmd import err_console, report_failures
-    from edgeprune.errors import DeviceError
-    from edgeprune.fleet.remote_bench import BenchInputs
-    from edgeprune.results.store import ResultsStore
-    from edgeprune.xnnpack.sparse_ab import make_pairs, run_sparse_ab
-
-    bench_inputs = BenchInputs.load(inputs) if inputs else None
-    store = ResultsStore(db)
-    if not as_json:
-        err_console.print("making the dense- and sparse-stored files ...")
-    pairs = make_pairs(models)
-
-    with bench_run_settings(as_json, accept_new_host_key, concurrency) as settings:
-        report, group = run_sparse_ab(
-            pairs, devices, options, store, inputs=bench_inputs, **settings
-        )
-    if as_json:
-        print_json({**report.to_dict(), "db": str(store.path)})
-    else:
-        print_sparse_ab(report)
-        console.print(f"stored in {store.path} as run {report.run_id}")
-    report_failures(group, "bench")
-    failed = [r for r in report.rows if r.error]
-    if failed:
-        raise DeviceError(
-            f"{len(failed)} of {len(report.rows)} A/B measurement(s) failed; first: "
-            f"{failed[0].source} on {failed[0].device}: {failed[0].error}"
-        )
-
-
-def print_sparse_ab(report: Any) -> None:
-    table = Table(title=f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up"):
-        table.add_column(column, justify="left" if column in ("model", "device") else "right")
-    notes: list[str] = []
-    for row in report.rows:
-        table.add_row(
-            Path(row.source).name,
-            row.device,
-            str(row.threads),
-            "–" if row.dense_p50_ms is None else f"{row.dense_p50_ms:.3f}",
-            "–" if row.sparse_p50_ms is None else f"{row.sparse_p50_ms:.3f}",
-            "–" if row.speedup is None else f"{row.speedup:.2f}×",
-        )
-        for text in (row.error, row.note):
-            line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
-            if line and line not in notes:
-                notes.append(line)
-    console.print(table)
-    for pair in report.pairs:
-        console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
-    for note in notes:
-        console.print(f"note: {note}")

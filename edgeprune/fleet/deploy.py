@@ -20,10 +20,10 @@ from pathlib import Path
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.agent_client import AgentError
 from edgeprune.fleet.artifacts import LocalModel
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff, retry_on_drop
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.transport import ConnectionLost, DiskFull
 
 DeployProgress = Callable[[str, str, int, int], None]
@@ -160,11 +160,12 @@ def deploy(
 ) -> GroupResult[list[DeployedFile]]:
     """Deploy every model to every device, devices in parallel; per-device outcomes."""
 
-    def work(device: Device) -> list[DeployedFile]:
-        with DeviceSession.open(device, connect) as session:
-            return deploy_to_session(session, models, progress)
-
-    return fan_out(devices, work, concurrency)
+    return each_session(
+        devices,
+        lambda session: deploy_to_session(session, models, progress),
+        connect=connect,
+        concurrency=concurrency,
+    )
 
 
 def require_success(group: GroupResult[object], what: str) -> None:

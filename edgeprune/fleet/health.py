@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeprune.fleet.agent_client import AgentNotInstalled
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.probe import missing_runtime_message, probe_device
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 
 
 @dataclass
@@ -72,8 +72,4 @@ def check_devices(
     concurrency: int = DEFAULT_CONCURRENCY,
     connect: ConnectOptions | None = None,
 ) -> GroupResult[DeviceHealth]:
-    def work(device: Device) -> DeviceHealth:
-        with DeviceSession.open(device, connect) as session:
-            return check_session(session)
-
-    return fan_out(devices, work, concurrency)
+    return each_session(devices, check_session, connect=connect, concurrency=concurrency)

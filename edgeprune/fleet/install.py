@@ -24,8 +24,10 @@ from typing import Any
 
 import device_agents
 from edgeprune.errors import DeviceError, UserError
+from edgeprune.fleet.fanout import GroupResult
+from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.probe import DeviceFacts, missing_runtime_message, probe_device
-from edgeprune.fleet.session import DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.systemd import install_unit, systemd_hint
 from edgeprune.fleet.wheels import download_wheels
 
@@ -112,6 +114,40 @@ class InstallReport:
         return dict(self.__dict__)
 
 
+def check_runtime(runtime: str) -> None:
+    """A `UserError` naming `runtime` unless it is one of `RUNTIME_CHOICES`."""
+    if runtime not in RUNTIME_CHOICES:
+        raise UserError(
+            f"runtime {runtime!r} is unknown; choose one of {', '.join(RUNTIME_CHOICES)}",
+            params=("runtime",),
+        )
+
+
+def install_agents(
+    devices: list[Device],
+    *,
+    runtime: str = "auto",
+    offline: bool = False,
+    start_service: bool = True,
+    connect: ConnectOptions | None = None,
+    concurrency: int = 4,
+    on_note: Say | None = None,
+) -> GroupResult[InstallReport]:
+    """`install_agent` on every device (at most `concurrency` at once); one outcome per device.
+
+    `on_note(device_name, message)` hears each step. The runtime choice is checked before any
+    device is touched.
+    """
+    check_runtime(runtime)
+
+    def work(session: DeviceSession) -> InstallReport:
+        return install_agent(
+            session, runtime=runtime, offline=offline, start_service=start_service, say=on_note
+        )
+
+    return each_session(devices, work, connect=connect, concurrency=concurrency)
+
+
 def install_agent(
     session: DeviceSession,
     *,
@@ -121,10 +157,7 @@ def install_agent(
     say: Say | None = None,
 ) -> InstallReport:
     """Install or upgrade the agent on one device; ends with the agent's own doctor."""
-    if runtime not in RUNTIME_CHOICES:
-        raise UserError(
-            f"--runtime {runtime!r} is unknown; choose one of {', '.join(RUNTIME_CHOICES)}"
-        )
+    check_runtime(runtime)
     name = session.device.name
 
     def note(message: str) -> None:

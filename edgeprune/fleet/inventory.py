@@ -19,13 +19,16 @@ import getpass
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import paramiko
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import UserError
+from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
+
+if TYPE_CHECKING:
+    import paramiko
 
 LOCAL_DEVICE = "local"
 INVENTORY_ENV = "EDGEPRUNE_INVENTORY"
@@ -163,12 +166,6 @@ def split_names(values: list[str]) -> list[str]:
     return out
 
 
-def data_dir() -> Path:
-    """Where edgeprune keeps its own state on this host (XDG_DATA_HOME respected)."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(base) / "edgeprune"
-
-
 def local_device() -> Device:
     """The built-in device: the agent run as a subprocess of this host's Python."""
     import sys
@@ -282,6 +279,8 @@ _PATTERN_RULES = {
 
 
 def _load_ssh_config(value: str | None, base_dir: Path, where: str) -> paramiko.SSHConfig | None:
+    import paramiko  # only for an inventory that names an ssh_config: the CLI starts fast
+
     path = _local_path(value, base_dir) if value else os.path.expanduser("~/.ssh/config")
     if not os.path.isfile(path):
         if value:

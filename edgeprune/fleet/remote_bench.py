@@ -1,11 +1,13 @@
 """`bench` across devices: deploy what is missing, queue one job per model, get the results home.
 
 Per device: deploy → submit → (a running daemon measures; otherwise `serve --once` drains
-the queue in the foreground) → fetch each result → store it → `ack` it. A result is
-acknowledged only after it is in the store, so a crash in between loses nothing (the
-next fetch stores the same rows again, which the store ignores). While the board measures,
-`wait` blocks inside the agent, in slices growing to a minute; a dropped link is
-reconnected and the results (kept in the spool until acknowledged) are asked for again.
+the queue in the foreground) → fetch each result → hand it to `on_result` → `ack` it. A
+result is acknowledged only after `on_result` returned (the caller stores it there), so a
+crash in between loses nothing (the next fetch hands over the same result again, which the
+results store ignores); where results go is the caller's business (`workflows.bench`).
+While the board measures, `wait` blocks inside the agent, in slices growing to a minute; a
+dropped link is reconnected and the results (kept in the spool until acknowledged) are
+asked for again.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ from edgeprune.files import check_input_path
 from edgeprune.fleet.agent_client import AgentClient, AgentError
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.transport import ConnectionLost
-from edgeprune.results.rows import ModelInfo
-from edgeprune.results.store import ResultsStore
 
 StepProgress = Callable[[str, str, int, int], None]
 """step(device_name, what, done, total): e.g. ("pi4", "measuring", 1, 3)."""
+
+ResultSink = Callable[[str, LocalModel, Result], None]
+"""on_result(device_name, model, result): keep one result; it is acknowledged after this returns."""
 
 
 @dataclass
@@ -74,7 +77,6 @@ class DeviceBench:
     device: str
     deployed: list[DeployedFile] = field(default_factory=list)
     results: list[tuple[LocalModel, Result]] = field(default_factory=list)
-    rows_stored: int = 0
     daemon_running: bool = False
     measured_once: bool = False
 
@@ -99,35 +101,12 @@ def device_accuracy(result: Result, labels: Any | None) -> float | None:
     return None
 
 
-def model_info(model: LocalModel, result: Result, inputs: BenchInputs | None) -> ModelInfo:
-    manifest = model.manifest
-    sparsity = None
-    if manifest and manifest.sparsity:
-        value = manifest.sparsity.get("overall")
-        sparsity = float(value) if isinstance(value, (int, float)) else None
-    accuracy = device_accuracy(result, inputs.labels if inputs else None)
-    source = (
-        "device" if accuracy is not None else ("manifest" if model.accuracy is not None else None)
-    )
-    return ModelInfo(
-        name=model.name,
-        sha256=model.sha256,
-        size_bytes=model.size_bytes,
-        gzip_bytes=manifest.gzip_bytes if manifest else None,
-        quantization=manifest.quantization if manifest else None,
-        sparsity=sparsity,
-        accuracy=accuracy if accuracy is not None else model.accuracy,
-        accuracy_source=source,
-    )
-
-
 def bench_on_session(
     session: DeviceSession,
     models: list[LocalModel],
     options: BenchOptions,
-    store: ResultsStore,
-    run_id: int,
     *,
+    on_result: ResultSink,
     inputs: BenchInputs | None = None,
     deploy_progress: DeployProgress | None = None,
     step: StepProgress | None = None,
@@ -168,9 +147,7 @@ def bench_on_session(
             with contextlib.suppress(ConnectionLost):
                 session.transport.reconnect()
     for index, (model, job_id, result) in enumerate(fetched):
-        outcome.rows_stored += store.add_result(
-            run_id, name, result, model_info(model, result, inputs)
-        )
+        on_result(name, model, result)
         agent.ack(job_id)
         outcome.results.append((model, result))
         tell("stored", index + 1)
@@ -252,38 +229,29 @@ def run_bench(
     devices: list[Device],
     models: list[LocalModel],
     options: BenchOptions,
-    store: ResultsStore,
     *,
+    on_result: ResultSink,
     inputs: BenchInputs | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     connect: ConnectOptions | None = None,
     deploy_progress: DeployProgress | None = None,
     step: StepProgress | None = None,
-    command: str = "bench",
-) -> tuple[int, GroupResult[DeviceBench]]:
-    """Bench every model on every device (devices in parallel); returns (run id, outcomes)."""
+) -> GroupResult[DeviceBench]:
+    """Bench every model on every device (devices in parallel); each result goes to `on_result`.
+
+    `on_result` is called from the devices' threads, one call at a time per device.
+    """
     options.validate()
-    run_id = store.begin_run(
-        command,
-        {
-            "options": options.__dict__,
-            "models": [m.name for m in models],
-            "devices": [d.name for d in devices],
-            "inputs": str(inputs.path) if inputs else None,
-        },
-    )
 
-    def work(device: Device) -> DeviceBench:
-        with DeviceSession.open(device, connect) as session:
-            return bench_on_session(
-                session,
-                models,
-                options,
-                store,
-                run_id,
-                inputs=inputs,
-                deploy_progress=deploy_progress,
-                step=step,
-            )
+    def work(session: DeviceSession) -> DeviceBench:
+        return bench_on_session(
+            session,
+            models,
+            options,
+            on_result=on_result,
+            inputs=inputs,
+            deploy_progress=deploy_progress,
+            step=step,
+        )
 
-    return run_id, fan_out(devices, work, concurrency)
+    return each_session(devices, work, connect=connect, concurrency=concurrency)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edgeprune.fleet.agent_client import AgentClient
+from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.local_transport import LocalTransport
 from edgeprune.fleet.retry import retry_on_drop
 from edgeprune.fleet.transport import Transport
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,3 +80,19 @@ class DeviceSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def each_session(
+    devices: list[Device],
+    work: Callable[[DeviceSession], T],
+    *,
+    connect: ConnectOptions | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> GroupResult[T]:
+    """`work(session)` on every device, each in its own open session, devices in parallel."""
+
+    def one(device: Device) -> T:
+        with DeviceSession.open(device, connect) as session:
+            return work(session)
+
+    return fan_out(devices, one, concurrency)

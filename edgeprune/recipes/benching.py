@@ -1,8 +1,9 @@
 """The bench stage of a recipe: the variants' .tflite files measured on every device.
 
 Through the fleet API (`bench_on_session`): deploy what the device lacks (by sha256),
-queue a job per model, bring the results home into the results store, then write one
-record per (model, device, options) under `bench/` so a re-run knows it is done. Devices
+queue a job per model, bring the results home into the results store (`store_results`),
+then write one record per (model, device, options) under `bench/` so a re-run knows it is
+done. Devices
 run in parallel; a device that fails is recorded against that device and the others
 finish. Only ok results are recorded, so a re-run measures failures again.
 """
@@ -23,12 +24,13 @@ import numpy as np
 
 from device_agents.integrity import atomic_write_text, sha256_file
 from edgeprune.fleet.artifacts import LocalModel, load_model
-from edgeprune.fleet.fanout import GroupResult, fan_out
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.remote_bench import BenchInputs, bench_on_session
-from edgeprune.fleet.session import ConnectOptions, DeviceSession
+from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.manifest import read_manifest, write_manifest
 from edgeprune.recipes.plan import Plan, VariantPlan, bench_record_path
+from edgeprune.workflows.bench import store_results
 
 BenchStep = Callable[[str, str, int, int], None]
 
@@ -108,26 +110,26 @@ def bench_missing(
     devices = [d for d in plan.devices if d.name in todo]
     inputs = BenchInputs.load(str(plan.inputs_path)) if plan.inputs_path else None
 
-    def work(device: Device) -> DeviceRun:
+    def work(session: DeviceSession) -> DeviceRun:
+        device = session.device
         outcome = DeviceRun(device.name)
-        with DeviceSession.open(device, connect) as session:
-            for ships in (True, False):
-                group = [v for v in todo[device.name] if v.bench[device.name].inputs == ships]
-                if group:
-                    _bench_group(
-                        plan,
-                        session,
-                        device,
-                        group,
-                        inputs if ships else None,
-                        store,
-                        run_id,
-                        step,
-                        outcome,
-                    )
+        for ships in (True, False):
+            group = [v for v in todo[device.name] if v.bench[device.name].inputs == ships]
+            if group:
+                _bench_group(
+                    plan,
+                    session,
+                    device,
+                    group,
+                    inputs if ships else None,
+                    store,
+                    run_id,
+                    step,
+                    outcome,
+                )
         return outcome
 
-    return fan_out(devices, work, concurrency)
+    return each_session(devices, work, connect=connect, concurrency=concurrency)
 
 
 def _bench_group(
@@ -149,7 +151,12 @@ def _bench_group(
             models.append(model)
         by_sha.setdefault(model.sha256, []).append(variant_plan)
     result = bench_on_session(
-        session, models, plan.bench_options, store, run_id, inputs=inputs, step=step
+        session,
+        models,
+        plan.bench_options,
+        on_result=store_results(store, run_id, inputs),
+        inputs=inputs,
+        step=step,
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:

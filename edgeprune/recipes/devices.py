@@ -1,4 +1,4 @@
-"""Which devices a recipe runs on: names or tags, from --devices or the recipe's `devices:`."""
+"""Which devices a recipe runs on: names or tags, from `devices=` (--device) or the recipe's `devices:`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from edgeprune.recipes.loader import Recipe
 def resolve_devices(
     recipe: Recipe, override: list[str] | None, inventory_path: str | None
 ) -> list[Device]:
-    """Device names or tags (from --devices, else the recipe) resolved in the inventory."""
+    """Device names or tags (from `override`, else the recipe) resolved in the inventory."""
     path = inventory_path
     if path is None and recipe.spec.inventory:
         path = str(recipe.resolve(recipe.spec.inventory))
@@ -20,19 +20,18 @@ def resolve_devices(
     for position, entry in enumerate(wanted):
         matched = _match(inventory, entry)
         if not matched:
-            where = "--devices" if override else None
-            message = (
-                f"no device or tag {entry!r} in "
-                + (
-                    f"inventory {str(inventory.path)!r}"
-                    if inventory.path
-                    else "the built-in inventory"
-                )
-                + f"; devices: {', '.join(inventory.names())}"
+            where = (
+                f"inventory {str(inventory.path)!r}" if inventory.path else "the built-in inventory"
             )
-            if where:
-                raise UserError(f"{where}: {message}")
-            raise recipe.lines.error(("devices", position), message)
+            known = ", ".join(inventory.names())
+            if override:  # the caller's `devices=`: named as the parameter
+                raise UserError(
+                    f"devices: no device or tag {entry!r} in {where}; known: {known}",
+                    params=("devices",),
+                )
+            raise recipe.lines.error(
+                ("devices", position), f"no device or tag {entry!r} in {where}; devices: {known}"
+            )
         for device in matched:
             chosen.setdefault(device.name, device)
     return list(chosen.values())

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.options import DeployOptions
 from edgeprune.fleet.session import ConnectOptions
 from edgeprune.recipes.cache import StageCache, StageRecord, workdir_lock
 from edgeprune.recipes.devices import resolve_devices
@@ -90,6 +91,11 @@ def plan_recipe(
     return plan
 
 
+def deploy_options_of(recipe: Recipe) -> DeployOptions:
+    """The recipe's `deploy:` section as the deploy stage's options."""
+    return DeployOptions.create(**recipe.spec.deploy.model_dump())
+
+
 def _existing_store(db: str | os.PathLike[str] | None) -> Any | None:
     from edgeprune.results.store import ResultsStore, default_db_path
 
@@ -108,9 +114,12 @@ def run_recipe(
     accuracy_budget: float | None = None,
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
-    concurrency: int = 8,
+    concurrency: int | None = None,
 ) -> RunOutcome:
-    """Build, evaluate, measure and report every variant; returns what happened."""
+    """Build, evaluate, measure and report every variant; returns what happened.
+
+    `connect` and `concurrency` override the recipe's `deploy:` section when given.
+    """
     from edgeprune.recipes.context import STRATEGIES
 
     if strategy not in STRATEGIES:
@@ -118,6 +127,9 @@ def run_recipe(
     if accuracy_budget is not None and not 0 <= accuracy_budget <= 100:
         raise UserError(f"--accuracy-budget {accuracy_budget:g} must be in [0, 100] points")
     start = time.perf_counter()
+    deploy = deploy_options_of(recipe)
+    connect = connect or deploy.connect()
+    concurrency = deploy.concurrency if concurrency is None else concurrency
     chosen = resolve_devices(recipe, devices, inventory)
     root = recipe.workdir(workdir)
     from edgeprune.results.store import ResultsStore

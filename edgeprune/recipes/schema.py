@@ -21,6 +21,7 @@ from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
 from edgeprune.channels.options import ChannelOptions
+from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
@@ -70,20 +71,39 @@ class DataSpec(_Strict):
     image_size: list[int] | None = Field(None, min_length=2, max_length=2)
 
 
-class BenchSpec(_Strict):
-    """Bench options (as `device_agents.protocol.BenchOptions`) plus whether to ship inputs."""
+def _fields_of(options: type[BaseModel], *leave_out: str) -> dict[str, Any]:
+    """A stage's option fields (defaults, bounds, help) to build a recipe section from."""
+    return {
+        name: (info.annotation, info)
+        for name, info in options.model_fields.items()
+        if name not in leave_out
+    }
 
-    threads: list[int] = Field(default_factory=lambda: [1], min_length=1)
-    runs: int | None = Field(30, ge=1, le=1_000_000)
-    min_seconds: float | None = Field(None, gt=0, le=86400)
-    warmup: int = Field(3, ge=0, le=100_000)
-    xnnpack: bool = True
-    cpus: list[int] | None = None
-    delay_ms: float = Field(0.0, ge=0, le=60_000)
-    timeout_s: float = Field(600.0, gt=0, le=7 * 86400)
-    seed: int = Field(0, ge=0, lt=2**32)
-    runtime: Literal["ai_edge_litert", "tflite_runtime", "tensorflow"] | None = None
-    inputs: bool = True
+
+def _bench_spec() -> type[_Strict]:
+    """`bench:`: every field of the bench stage's `BenchOptions` (same defaults, bounds and
+    help), except the device-side inputs name, plus the recipe-only `inputs: bool`."""
+    fields = _fields_of(BenchOptions, "inputs")
+    fields["inputs"] = (
+        bool,
+        Field(True, description="Ship the validation samples: accuracy measured on the device."),
+    )
+    return create_model(
+        "BenchSpec",
+        __base__=_Strict,
+        __doc__="Bench options (as `edgeprune.fleet.options.BenchOptions`) plus whether to ship inputs.",
+        **fields,
+    )
+
+
+BenchSpec = _bench_spec()
+
+DeploySpec = create_model(
+    "DeploySpec",
+    __base__=_Strict,
+    __doc__="`deploy:`: how the devices are worked on (as `edgeprune.fleet.options.DeployOptions`).",
+    **_fields_of(DeployOptions),
+)
 
 
 class RecipeFile(_Strict):
@@ -99,6 +119,7 @@ class RecipeFile(_Strict):
     devices: list[str] = Field(default_factory=lambda: ["local"], min_length=1)
     inventory: str | None = None
     bench: BenchSpec = Field(default_factory=BenchSpec)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
     accuracy_budget: float | None = Field(1.0, ge=0, le=100)
 
 

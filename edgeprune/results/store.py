@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from device_agents.protocol import Result
 from edgeprune.errors import UserError
+from edgeprune.paths import data_dir
 from edgeprune.results.rows import ModelInfo, rows_of_result
 
 SCHEMA_VERSION = 1
@@ -100,8 +102,6 @@ def default_db_path() -> Path:
     env = os.environ.get(DB_ENV)
     if env:
         return Path(env).expanduser()
-    from edgeprune.fleet.inventory import data_dir
-
     return data_dir() / "results.db"
 
 
@@ -117,6 +117,8 @@ class ResultsStore:
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.busy_timeout = busy_timeout
+        self._shared: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
         if self.path.is_dir():
             raise UserError(f"results DB {str(self.path)!r} is a directory; give a file name")
         if not self.path.exists():
@@ -133,10 +135,32 @@ class ResultsStore:
         with self._connect() as conn:
             self._migrate(conn)
 
+    @classmethod
+    def in_memory(cls) -> ResultsStore:
+        """A store that lives as long as this object (results kept, no file written)."""
+        store = cls.__new__(cls)
+        store.path = Path(":memory:")
+        store.busy_timeout = 0.0
+        store._lock = threading.Lock()
+        store._shared = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        store._shared.row_factory = sqlite3.Row
+        with store._connect() as conn:
+            store._migrate(conn)
+        return store
+
+    @property
+    def persistent(self) -> bool:
+        """False for `in_memory()`: nothing is written to disk."""
+        return self._shared is None
+
     # ------------------------------------------------------------------ plumbing
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        if self._shared is not None:  # one connection, one caller at a time
+            with self._lock:
+                yield self._shared
+            return
         try:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:

@@ -60,7 +60,7 @@ def test_example_plans_every_variant_on_the_tagged_boards(run_cli, tmp_path: Pat
 
 
 def test_example_in_place_names_the_missing_images_by_line(run_cli):
-    outcome = run_cli("run", EXAMPLE, "--dry-run", "--devices", "local")
+    outcome = run_cli("run", EXAMPLE, "--dry-run", "--device", "local")
     assert outcome.code == 2
     line = next(
         i for i, text in enumerate(EXAMPLE.read_text().splitlines(), 1) if "train: data/" in text

@@ -99,3 +99,26 @@ def test_sparse_ab_refuses_what_it_cannot_compare(run_cli, tiny_tflite, tmp_path
     assert outcome.code == 2, outcome.err
     last = outcome.err.strip().splitlines()[-1]
     assert last.startswith("error: ") and text in last and "Traceback" not in outcome.err
+
+
+def test_sparse_ab_from_python_keeps_results_in_memory(tiny_tflite, tmp_path):
+    from edgeprune.fleet.options import BenchOptions
+    from edgeprune.workflows.sparse_ab import sparse_ab
+
+    notes: list[str] = []
+    report = sparse_ab(
+        [tiny_tflite("base")],
+        options=BenchOptions(runs=3, warmup=0),
+        store=None,
+        work_dir=tmp_path / "pairs",
+        on_note=notes.append,
+    )
+    assert notes == ["making the dense- and sparse-stored files ..."]
+    assert report.db is None and report.to_dict()["db"] is None
+    ((pair,),) = [report.pairs]
+    assert pair.dense.path.parent.parent == tmp_path / "pairs"
+    (row,) = report.rows
+    assert row.device == "local" and row.error is None and row.speedup
+    assert report.failures == []
+    report.raise_for_failures()
+    assert [d.device.name for d in report.group] == ["local"]

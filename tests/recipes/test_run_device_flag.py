@@ -1,0 +1,52 @@
+"""`run --device` is spelled as in `bench`; the old `--devices` still works, with a note."""
+
+from __future__ import annotations
+
+import json
+
+RECIPE = """
+model: {demo: true}
+data: digits
+steps: {}
+devices: [local]
+deploy: {concurrency: 2}
+"""
+
+NOTE = "note: --devices is deprecated; use --device"
+
+
+def test_run_device_takes_names_and_tags_comma_separated(run_cli, write_recipe):
+    recipe = write_recipe(RECIPE)
+    outcome = run_cli("run", recipe, "--dry-run", "--device", "local", "--json")
+    assert outcome.code == 0, outcome.err
+    assert NOTE not in outcome.err
+    assert json.loads(outcome.out)["devices"] == ["local"]
+    outcome = run_cli("run", recipe, "--dry-run", "-d", "local,jetson")
+    assert outcome.code == 2
+    assert outcome.err.startswith("error: --device: no device or tag 'jetson'")
+
+
+def test_run_devices_still_works_and_says_what_to_use(run_cli, write_recipe):
+    recipe = write_recipe(RECIPE)
+    outcome = run_cli("run", recipe, "--dry-run", "--devices", "local", "--json")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.splitlines()[0] == NOTE
+    assert json.loads(outcome.out)["devices"] == ["local"]
+
+
+def test_the_recipes_deploy_section_is_checked(run_cli, write_recipe):
+    recipe = write_recipe(RECIPE.replace("concurrency: 2", "concurrency: 0"))
+    outcome = run_cli("run", recipe, "--dry-run")
+    assert outcome.code == 2
+    assert "deploy.concurrency: should be greater than or equal to 1" in outcome.err
+
+
+def test_the_recipes_deploy_section_becomes_deploy_options(write_recipe):
+    from edgeprune.fleet.options import DeployOptions
+    from edgeprune.recipes import load_recipe
+    from edgeprune.recipes.executor import deploy_options_of
+
+    given = deploy_options_of(load_recipe(write_recipe(RECIPE)))
+    assert given == DeployOptions(concurrency=2)
+    plain = write_recipe(RECIPE.replace("deploy: {concurrency: 2}\n", ""), "plain.yaml")
+    assert deploy_options_of(load_recipe(plain)) == DeployOptions()
