@@ -36,10 +36,20 @@ RECIPE_STEPS: dict[str, tuple[str, ...]] = {
 }
 """The recipe steps that carry a stage's options (a stage not listed has no recipe step)."""
 
+RECIPE_SECTIONS = {"bench": "bench", "deploy": "deploy"}
+"""Stages whose options are a top-level recipe section rather than a step."""
+
+NO_RECIPE_PLACE = {
+    "xnnpack_fix": "recipes have no xnnpack_fix step yet",
+    "evaluate": "a recipe evaluates every variant on its data section by itself",
+}
+"""Stages a recipe cannot set options of, and why (the test fails for any other)."""
+
 NOT_IN_RECIPES = {
     ("prune", "data"): "a recipe trains on its data.train",
     ("channels", "data"): "a recipe fine-tunes in a finetune step on its data.train",
     ("convert", "data"): "a recipe calibrates on its data section",
+    ("bench", "inputs"): "a recipe ships its validation samples (bench.inputs: true|false)",
 }
 
 VERBS = {
@@ -48,6 +58,8 @@ VERBS = {
     "xnnpack_fix": ("edgeprune.xnnpack.fix_file:fix_model_file",),
     "convert": ("edgeprune.tflite.conversion:convert",),
     "evaluate": ("edgeprune.tflite.evaluation:evaluate",),
+    "bench": ("edgeprune.api.fleet:bench",),
+    "deploy": ("edgeprune.api.fleet:deploy",),
 }
 
 PYTHON_NAMES = {("evaluate", "data"): "dataset"}
@@ -55,12 +67,7 @@ PYTHON_NAMES = {("evaluate", "data"): "dataset"}
 
 
 def _options(stage: str) -> Any:
-    try:
-        return stage_options(stage)
-    except ImportError:
-        if stage in ("bench", "deploy"):
-            pytest.skip("fleet/options.py lands with the structure branch")
-        raise
+    return stage_options(stage)
 
 
 def _default(field: Any) -> Any:
@@ -94,7 +101,8 @@ def test_every_option_is_a_flag_with_the_same_default(stage):
         if _default(field) is ...:
             assert param.required, f"{name} is required in {options.__name__}, not on the CLI"
             continue
-        assert _same(param.default, _default(field)) or (
+        cli_default = _cli_value(param.default, _default(field))
+        assert _same(cli_default, _default(field)) or (
             param.default in ([], ()) and _default(field) in ([], ())
         ), f"--{name}: CLI default {param.default!r}, options default {_default(field)!r}"
         assert param.help == field.description, f"--{name}: help differs from the definition"
@@ -106,13 +114,18 @@ def test_every_option_is_a_recipe_key_with_the_same_default(stage):
 
     options = _options(stage)
     steps = RECIPE_STEPS.get(stage, ())
-    if not steps:
+    if stage in RECIPE_SECTIONS:
+        keys = dict(_section_model(stage).model_fields)
+    elif not steps:
         assert stage not in STEP_MODELS, f"{stage} is a recipe step; list it in RECIPE_STEPS"
+        assert stage in NO_RECIPE_PLACE, f"{stage} has no place in a recipe"
         return
-    keys = {k: f for step in steps for k, f in STEP_MODELS[step].model_fields.items()}
+    else:
+        keys = {k: f for step in steps for k, f in STEP_MODELS[step].model_fields.items()}
     for name, field in options.model_fields.items():
         if (stage, name) in NOT_IN_RECIPES:
-            assert name not in keys, f"{name} is now a recipe key; drop it from NOT_IN_RECIPES"
+            if name in keys:  # the recipe uses the name for something of its own
+                assert keys[name].description != field.description, f"{name} is a recipe key"
             continue
         assert name in keys, f"recipe steps {steps} have no key {name}"
         assert _same(_default(keys[name]), _default(field)), (
@@ -122,6 +135,21 @@ def test_every_option_is_a_recipe_key_with_the_same_default(stage):
     for step in steps:
         extra = set(STEP_MODELS[step].model_fields) - set(options.model_fields)
         assert extra <= set(RECIPE_ONLY.get(step, ())), f"{step} has keys {extra} of no stage"
+
+
+def _cli_value(value: Any, expected: Any) -> Any:
+    """A comma-separated list flag's default ('1,4') as the list it stands for ([1, 4])."""
+    if isinstance(value, str) and isinstance(expected, list):
+        return [int(part) for part in value.split(",") if part.strip()]
+    return value
+
+
+def _section_model(stage: str) -> Any:
+    from edgeprune.recipes.schema import RecipeFile
+
+    annotation = RecipeFile.model_fields[RECIPE_SECTIONS[stage]].annotation
+    assert annotation is not None
+    return annotation
 
 
 def _verb(spec: str) -> Any:
@@ -161,6 +189,8 @@ def test_every_option_is_taken_by_the_python_verb(stage, tmp_path):
                 args = [source, tmp_path / "out.tflite"]
             if spec.endswith(":prune_gradually"):
                 args = [None, _tiny_dataset()]
+            if spec.endswith(":bench"):
+                args = [source]
             with pytest.raises(UserError, match="unknown option 'bogus'; known options: "):
                 verb(*args, bogus=1)
 

@@ -27,13 +27,11 @@ def fresh_python(code: str) -> str:
     return done.stdout
 
 
-def option_class_or_skip(name: str) -> type:
-    module = STAGES[edgeprune._OPTIONS[name]].split(":")[0]
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError:
-        pytest.skip(f"{module} is not in this branch yet (another branch adds it)")
-    return getattr(edgeprune, name)  # type: ignore[no-any-return]
+def option_class(name: str) -> type:
+    module, attr = STAGES[edgeprune._OPTIONS[name]].split(":")
+    found = getattr(edgeprune, name)
+    assert found is getattr(importlib.import_module(module), attr)
+    return found  # type: ignore[no-any-return]
 
 
 def test_import_loads_neither_tensorflow_keras_nor_paramiko():
@@ -57,7 +55,7 @@ def test_a_verb_loads_only_on_first_use():
 @pytest.mark.parametrize("name", edgeprune.__all__)
 def test_every_name_in_all_resolves(name: str):
     if name in edgeprune._OPTIONS:
-        option_class_or_skip(name)
+        option_class(name)
     value = getattr(edgeprune, name)
     assert value is not None
     assert getattr(value, "__name__", name) == name
@@ -86,11 +84,8 @@ def test_options_classes_are_the_stages_registry():
 
 @pytest.mark.parametrize("name", sorted(edgeprune._OPTIONS))
 def test_options_classes_are_stage_options(name: str):
-    cls = option_class_or_skip(name)
-    if not issubclass(cls, StageOptions):
-        pytest.skip(
-            f"{cls.__module__}.{name} is not a StageOptions yet (another branch makes it one)"
-        )
+    cls = option_class(name)
+    assert issubclass(cls, StageOptions)
     assert cls.stage == edgeprune._OPTIONS[name]
 
 

@@ -8,21 +8,15 @@ come from the inventory (`load_inventory()`: `$EDGEPRUNE_INVENTORY` or
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Final
 
-from device_agents.protocol import BenchOptions as AgentBenchOptions
-from device_agents.protocol import ProtocolError
 from edgeprune.api._params import take, with_options
 from edgeprune.api.results import BenchResult, Comparison, DeployResult
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.fleet.artifacts import LocalModel, load_models
 from edgeprune.fleet.inventory import Device, load_inventory
-from edgeprune.fleet.remote_bench import BenchInputs
 from edgeprune.fleet.session import ConnectOptions
 from edgeprune.results.store import ResultsStore
 
@@ -107,28 +101,41 @@ def bench(
     `run_id` is None). `inputs` is an .npz (x[, y]) or .npy run instead of random data.
     With `check`, any failed device or measurement raises `DeviceError`.
     """
+    from edgeprune.fleet.options import BenchOptions, DeployOptions
+    from edgeprune.workflows.bench import DEFAULT_STORE as DEFAULT_DB
+    from edgeprune.workflows.bench import bench_models
+
     values = with_options(options, given)
     inputs = take(values, "inputs", inputs)
-    bench_options = _bench_options(values)
+    if isinstance(values.get("threads"), int) and not isinstance(values["threads"], bool):
+        values["threads"] = [values["threads"]]
+    elif isinstance(values.get("threads"), tuple):
+        values["threads"] = list(values["threads"])
+    bench_options = BenchOptions.create(**values)
     loaded = _models(models)
-    bench_inputs = BenchInputs.load(str(inputs)) if inputs is not None else None
-    chosen = _devices(devices, inventory)
-    connect = ConnectOptions(accept_new_host_key=accept_new_host_key)
-    if store is None:
-        with tempfile.TemporaryDirectory(prefix="edgeprune-bench-") as folder:
-            scratch = ResultsStore(Path(folder) / "results.db")
-            _, rows, outcomes = _bench_into_store(
-                chosen, loaded, bench_options, scratch, bench_inputs, connect, concurrency
-            )
-        for row in rows:
+    where = DEFAULT_DB if isinstance(store, _DefaultStore) else store
+    run = bench_models(
+        loaded,
+        _devices(devices, inventory),
+        bench_options,
+        store=where,
+        inputs=None if inputs is None else str(inputs),
+        deploy=DeployOptions.create(
+            concurrency=concurrency, accept_new_host_key=accept_new_host_key
+        ),
+    )
+    document = run.to_dict()
+    kept = run.db is not None
+    if not kept:
+        for row in document["rows"]:
             row["run_id"] = None
-        result = BenchResult(None, None, rows, outcomes, [m.name for m in loaded])
-    else:
-        kept = _store(store, create=True)
-        run_id, rows, outcomes = _bench_into_store(
-            chosen, loaded, bench_options, kept, bench_inputs, connect, concurrency
-        )
-        result = BenchResult(run_id, kept.path, rows, outcomes, [m.name for m in loaded])
+    result = BenchResult(
+        run.run_id if kept else None,
+        run.db,
+        document["rows"],
+        document["devices"],
+        [m.name for m in loaded],
+    )
     if check and result.failures:
         first = result.failures[0]
         raise DeviceError(
@@ -187,61 +194,6 @@ def compare(
             }
         )
     return Comparison(baseline=base_name, rows=out, run_id=run_id)
-
-
-def _bench_into_store(
-    devices: list[Device],
-    models: list[LocalModel],
-    options: AgentBenchOptions,
-    store: ResultsStore,
-    inputs: BenchInputs | None,
-    connect: ConnectOptions,
-    concurrency: int,
-) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Measure into `store`; (run id, the summary rows vs the first model, per-device outcomes).
-
-    The one place the API reaches into the bench orchestration.
-    """
-    from edgeprune.fleet.remote_bench import run_bench
-    from edgeprune.results.tables import summary_rows
-
-    run_id, group = run_bench(
-        devices, models, options, store, inputs=inputs, connect=connect, concurrency=concurrency
-    )
-    rows = summary_rows(store.measurements([run_id]), baseline_sha256=models[0].sha256)
-    outcomes = [
-        {
-            "device": o.device.name,
-            "ok": o.ok,
-            "error": None if o.ok else o.message,
-            "daemon_running": o.value.daemon_running if o.value else None,
-            "deployed": [f.to_dict() for f in o.value.deployed] if o.value else [],
-        }
-        for o in group
-    ]
-    return run_id, rows, outcomes
-
-
-def _bench_options(options: dict[str, Any]) -> AgentBenchOptions:
-    """The agent's options from keywords; a bad one is a UserError naming it."""
-    fields = {f.name for f in dataclasses.fields(AgentBenchOptions)} - {"inputs"}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise UserError(
-            f"unknown bench option {unknown[0]!r}; known options: {', '.join(sorted(fields))}",
-            params=(unknown[0],),
-        )
-    values = dict(options)
-    if isinstance(values.get("threads"), int) and not isinstance(values["threads"], bool):
-        values["threads"] = [values["threads"]]
-    elif isinstance(values.get("threads"), tuple):
-        values["threads"] = list(values["threads"])
-    try:
-        return AgentBenchOptions(**values).validate("bench options")
-    except ProtocolError as exc:
-        message = str(exc).removeprefix("bench options: ")
-        named = tuple(name for name in sorted(fields) if name in message.split()[:3])
-        raise UserError(message, params=named) from None
 
 
 def _models(models: ModelsLike) -> list[LocalModel]:

@@ -86,8 +86,8 @@ def evaluate(
 
 
 def _inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The inspect document of a file, XNNPACK section included."""
-    from edgeprune.tflite.inspection import inspect_model
+    """The inspect document of a file, XNNPACK section included (as `edgeprune inspect`)."""
+    from edgeprune.workflows.inspection import inspect_model
 
     return inspect_model(path)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from edgeprune.cli.common import (
@@ -45,12 +47,8 @@ def register(app: typer.Typer) -> None:
         delay_ms: float = flag(BenchOptions, "delay_ms"),
         seed: int = flag(BenchOptions, "seed"),
         runtime: str = flag(BenchOptions, "runtime"),
-        inputs: str = typer.Option(
-            None,
-            "--inputs",
-            help=".npz (x[, y]) or .npy to run instead of random data; y gives accuracy.",
-        ),
-        timeout: float = flag(BenchOptions, "timeout_s", "--timeout", "--timeout-s", min=1.0),
+        inputs: str = flag(BenchOptions, "inputs", metavar="FILE"),
+        timeout_s: float = flag(BenchOptions, "timeout_s", "--timeout", "--timeout-s", min=1.0),
         db: str = db_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
@@ -72,31 +70,29 @@ def register(app: typer.Typer) -> None:
             xnnpack=xnnpack,
             cpus=None if cpus is None else parse_int_list(cpus, "--cpus", minimum=0),
             delay_ms=float(delay_ms),
-            timeout_s=float(timeout),
+            timeout_s=float(timeout_s),
             seed=seed,
             runtime=runtime,
         )
         deploy = deploy_options(concurrency, accept_new_host_key)
         devices = select_devices(inventory, device, tag, all_)
-        from edgeprune.workflows.bench import DEFAULT_STORE
+        from edgeprune.workflows.bench import DEFAULT_STORE, bench_models
+        from edgeprune.workflows.sparse_ab import sparse_ab as sparse_ab_of
 
-        if sparse_ab:
-            from edgeprune.workflows.sparse_ab import sparse_ab as measure
-        else:
-            from edgeprune.workflows.bench import bench_models as measure
-        extra = {"on_note": None if as_json else err_console.print} if sparse_ab else {}
+        outcome: Any
         with ByteProgress(enabled=not as_json) as progress:
-            outcome = measure(
-                models,
-                devices,
-                options,
-                store=db or DEFAULT_STORE,  # opened once the models and inputs are checked
-                inputs=inputs,
-                deploy=deploy,
-                progress=step_printer(as_json),
-                deploy_progress=progress,
-                **extra,
-            )
+            shared: dict[str, Any] = {
+                "store": db or DEFAULT_STORE,  # opened once the models and inputs are checked
+                "inputs": inputs,
+                "deploy": deploy,
+                "progress": step_printer(as_json),
+                "deploy_progress": progress,
+            }
+            if sparse_ab:
+                note = None if as_json else err_console.print
+                outcome = sparse_ab_of(models, devices, options, on_note=note, **shared)
+            else:
+                outcome = bench_models(models, devices, options, **shared)
         if as_json:
             print_json(outcome.to_dict())
         elif sparse_ab:

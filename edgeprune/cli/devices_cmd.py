@@ -45,7 +45,14 @@ def _list(inventory: str | None, as_json: bool) -> None:
     for column in ("name", "kind", "address", "tags", "spool"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["name"], row["kind"], row["address"], ",".join(row["tags"]), row["spool"])
+        tags = row["tags"]
+        table.add_row(
+            str(row["name"]),
+            str(row["kind"]),
+            str(row["address"]),
+            ",".join(tags) if isinstance(tags, list) else str(tags or ""),
+            str(row["spool"]),
+        )
     console.print(table)
 
 

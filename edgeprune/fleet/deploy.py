@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.agent_client import AgentError
@@ -168,7 +169,7 @@ def deploy(
     )
 
 
-def require_success(group: GroupResult[object], what: str) -> None:
+def require_success(group: GroupResult[Any], what: str) -> None:
     """Raise a DeviceError naming the failed devices (after the caller printed the rest)."""
     failed = group.failed
     if failed:

@@ -46,7 +46,8 @@ class BenchOptions(StageOptions):
     inputs: str | None = Field(
         None,
         pattern=protocol.INPUTS_NAME_PATTERN.pattern.replace(r"\Z", "$"),
-        description="The admitted inputs file on the device (<sha256>.npz); set by the fleet.",
+        description=".npz (x[, y]) or .npy to run instead of random data; y gives accuracy. "
+        "(In a job: the file's name once admitted on the device, <sha256>.npz.)",
     )
     timeout_s: float = Field(600.0, gt=0, le=7 * 86400, description="Seconds allowed per job.")
     seed: int = Field(0, ge=0, lt=2**32, description="Seed of the random inputs.")

@@ -137,7 +137,7 @@ def prune_gradually(
     steps_per_epoch = math.ceil(len(dataset.x_train) / options.batch_size)
     total_steps = options.epochs * steps_per_epoch
     chosen = custom or default_schedule(
-        options.sparsity,
+        options.target,
         total_steps,
         kind=options.schedule,
         begin_step=options.begin_step,

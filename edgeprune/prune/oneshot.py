@@ -31,6 +31,6 @@ def prune_model(
 def prune_with_options(model: Any, options: PruneOptions) -> PruneReport:
     """`prune_model` for already-validated options (what the CLI calls)."""
     plan = PrunePlan.for_model(model, options)
-    masks = plan.masks_at(options.sparsity)
+    masks = plan.masks_at(options.target)
     apply_masks(plan.targets, masks)
     return plan.report(masks)

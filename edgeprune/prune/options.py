@@ -238,6 +238,20 @@ class PruneOptions(StageOptions):
         return value.name if isinstance(value, PrunePolicy) else str(value)
 
     @property
+    def target(self) -> float:
+        """The target sparsity after validation (an N:M pattern fixes it)."""
+        if self.sparsity is None:
+            raise ValueError("PruneOptions built without validation: no target sparsity")
+        return self.sparsity
+
+    @property
+    def cap(self) -> float:
+        """The per-layer sparsity cap after validation (its default filled in)."""
+        if self.max_layer_sparsity is None:
+            raise ValueError("PruneOptions built without validation: no max_layer_sparsity")
+        return self.max_layer_sparsity
+
+    @property
     def given(self) -> frozenset[str]:
         """The option names the caller set (the rest are defaults)."""
         return self._given

@@ -54,7 +54,7 @@ class PrunePlan:
             [t.layout for t in self.targets],
             sparsity,
             scope=self.options.scope,
-            max_layer_sparsity=self.options.max_layer_sparsity,
+            max_layer_sparsity=self.options.cap,
             pattern=self.options.pattern,
         )
 
@@ -65,7 +65,7 @@ class PrunePlan:
             self.targets,
             planned,
             self.selection.skipped,
-            sparsity=self.options.sparsity,
+            sparsity=self.options.target,
             scope=self.options.scope,
             pattern=self.options.pattern,
             policy=self.options.policy_name,

@@ -128,7 +128,7 @@ class Plan:
 
 
 def bench_options_of(recipe: Recipe) -> BenchOptions:
-    spec = recipe.spec.bench
+    spec: Any = recipe.spec.bench  # a model built from BenchOptions' fields
     values = spec.model_dump(exclude={"inputs"})
     try:
         return BenchOptions(**values).validate("bench")
@@ -235,7 +235,7 @@ def make_plan(
         data_key=data_key,
         variants=plans,
     )
-    if recipe.spec.data is not None and recipe.spec.bench.inputs:
+    if recipe.spec.data is not None and getattr(recipe.spec.bench, "inputs", True):
         plan.inputs_path = workdir / "inputs" / f"validation-{data_key}.npz"
     for variant_plan in plans:
         for device in devices:

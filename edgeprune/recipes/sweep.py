@@ -194,12 +194,12 @@ def _step(
     try:
         _check_step(kind, values, spec)
     except UserError as exc:
-        option = next((p for p in exc.params if p in values), None) or _option_named(
+        culprit = next((p for p in exc.params if p in values), None) or _option_named(
             str(exc), values
         )
-        where = rename.get(option) if option else None
+        where = rename.get(culprit) if culprit else None
         raise index.error(
-            where or (path if option is None else (*path, option)), str(exc)
+            where or (path if culprit is None else (*path, culprit)), str(exc)
         ) from None
     return StepConfig(kind, values, path)
 

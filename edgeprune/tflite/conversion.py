@@ -79,8 +79,8 @@ def check_options(
     )
     if quantize == "int8" and not has_dataset:
         raise UserError(
-            "quantize int8 needs calibration data; add --data DATASET (e.g. --data digits)",
-            params=("quantize",),
+            "quantize int8 needs calibration data; give data (digits, an .npz or an image folder)",
+            params=("quantize", "data"),
         )
     return options
 
@@ -119,7 +119,7 @@ def convert(
     sparse, choice, reason = _decide_sparse(
         chosen.sparse_weights, quantize, _sparsest_kernel(model)
     )
-    options = {
+    recorded: dict[str, Any] = {
         "quantize": quantize,
         "io": io,
         "sparse_weights": sparse,
@@ -142,7 +142,7 @@ def convert(
         accuracy = _accuracy(tmp, str(target), model, data) if data is not None else None
         manifest = art.describe(
             step="convert",
-            options=options,
+            options=recorded,
             source=model.path,
             sparsity=model.sparsity,
             quantization=quantize,
