@@ -26,12 +26,18 @@ class EdgepruneError(Exception):
         """The message with every parameter in `params` spelled as its CLI flag.
 
         `flags` maps a parameter to its flag where the two differ (`output` -> `-o`);
-        otherwise `max_layer_sparsity` becomes `--max-layer-sparsity`.
+        otherwise `max_layer_sparsity` becomes `--max-layer-sparsity`. Where the name is
+        also an ordinary word of the message ("calibration data"), the message writes the
+        name in backticks (`` `data` ``) and only those are turned into flags.
         """
         text = str(self)
         for param in sorted(set(self.params), key=len, reverse=True):
             flag = (flags or {}).get(param) or "--" + param.replace("_", "-")
-            text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text)
+            quoted = f"`{param}`"
+            if quoted in text:  # the message marks where the name is a name, not a word
+                text = text.replace(quoted, flag)
+            else:
+                text = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, text)
         return text
 
 

@@ -66,7 +66,7 @@ def options_error(exc: ValidationError, cls: type[BaseModel]) -> UserError:
     param = str(first["loc"][0]) if first["loc"] else None
     if first["type"] == "extra_forbidden":
         known = ", ".join(cls.model_fields)
-        return UserError(f"unknown option {name!r}; known options: {known}", params=())
+        return UserError(f"unknown option {name!r}; known options: {known}", params=(name,))
     message = str(first["msg"]).removeprefix("Value error, ")
     got = f" (got {first['input']!r})" if "input" in first and first["type"] != "missing" else ""
     return UserError(f"{name}: {message}{got}", params=(param,) if param else ())

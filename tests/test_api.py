@@ -76,7 +76,7 @@ def test_prune_from_a_path_and_errors_in_parameter_names(demo_model_path):
 
     given = PruneOptions.create(0.6, scope="balanced", max_layer_sparsity=0.9)
     from_options = ep.prune(demo_model_path, options=given)
-    assert from_options.options == {**given.to_dict(), "mode": "one-shot"}
+    assert from_options.options == {**given.selection_dict(), "mode": "one-shot"}
     assert from_options.report.overall == pytest.approx(0.6, abs=0.01)
     overridden = ep.prune(demo_model_path, 0.5, options=given, scope="global")
     assert (overridden.report.sparsity, overridden.report.scope) == (0.5, "global")
@@ -87,7 +87,7 @@ def test_prune_from_a_path_and_errors_in_parameter_names(demo_model_path):
     with pytest.raises(ep.UserError) as missing:
         ep.prune(demo_model_path)
     assert missing.value.params == ("sparsity",)
-    assert "sparsity=0.8" in str(missing.value) and "--" not in str(missing.value)
+    assert "`sparsity` 0.8" in str(missing.value) and "--" not in str(missing.value)
     assert "--sparsity" in missing.value.in_flags()
 
     with pytest.raises(ep.UserError) as unknown:

@@ -17,7 +17,6 @@ from edgeprune.api.results import BenchResult, Comparison, DeployResult
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.fleet.artifacts import LocalModel, load_models
 from edgeprune.fleet.inventory import Device, load_inventory
-from edgeprune.fleet.session import ConnectOptions
 from edgeprune.results.store import ResultsStore
 
 __all__ = ["DEFAULT_STORE", "Device", "bench", "compare", "deploy", "load_inventory"]
@@ -53,27 +52,15 @@ def deploy(
 
     With `check`, a device that failed raises `DeviceError` (after every other device ran).
     """
-    from edgeprune.fleet.deploy import deploy as deploy_models
+    from edgeprune.fleet.deploy import deploy_models
+    from edgeprune.fleet.options import DeployOptions
 
-    loaded = _models(models)
-    group = deploy_models(
+    run = deploy_models(
+        _models(models),
         _devices(devices, inventory),
-        loaded,
-        concurrency=concurrency,
-        connect=ConnectOptions(accept_new_host_key=accept_new_host_key),
+        DeployOptions.create(concurrency=concurrency, accept_new_host_key=accept_new_host_key),
     )
-    result = DeployResult(
-        [
-            {
-                "device": o.device.name,
-                "ok": o.ok,
-                "error": None if o.ok else o.message,
-                "seconds": o.seconds,
-                "files": [f.to_dict() for f in o.value or []],
-            }
-            for o in group
-        ]
-    )
+    result = DeployResult(run.to_dict()["devices"])
     if check and result.failures:
         raise DeviceError(f"deploy failed: {'; '.join(result.failures)}")
     return result

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgeprune.api._params import check_known, keywords, take, with_options
+from edgeprune.api._params import take, with_options
 from edgeprune.api.results import ConvertResult, EvaluateResult, InspectResult
 from edgeprune.errors import UserError
 
@@ -25,18 +25,18 @@ def convert(
     """Convert `model` (a Keras model object or a path) to `output` (.tflite) with its manifest.
 
     `data` is what the CLI's `--data` takes (calibration for int8, and accuracy);
-    keywords are `edgeprune.tflite.convert`'s: quantize (none | dynamic | float16 | int8),
+    keywords are the fields of `ep.ConvertOptions`: quantize (none | dynamic | float16 | int8),
     sparse_weights (None: automatic), io, calibration_samples; `options` (an
     `ep.ConvertOptions`) gives them all at once.
     """
     from edgeprune.manifest import read_manifest
     from edgeprune.tflite.conversion import convert as convert_file
+    from edgeprune.tflite.options import ConvertOptions
 
-    options = with_options(options, given)
-    data = take(options, "data", data)
-    known = keywords(convert_file, skip=("source", "output", "dataset"))
-    check_known(options, known)
-    report = convert_file(_source(model), output, dataset=data, **options)
+    values = with_options(options, given)
+    data = take(values, "data", data)
+    checked = ConvertOptions.create(**values)
+    report = convert_file(_source(model), output, options=checked, dataset=data)
     path = Path(report.output)
     manifest = read_manifest(path)
     if manifest is None:  # convert always writes one; its absence is a bug, not the user's
@@ -76,10 +76,6 @@ def evaluate(
     """Top-1 (and top-5) on `data`'s validation split; with `reference`, output parity too."""
     from edgeprune.tflite.evaluation import evaluate as evaluate_model
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(
-            f"batch_size must be at least 1, not {batch_size!r}", params=("batch_size",)
-        )
     ref = None if reference is None else _source(reference)
     report = evaluate_model(_source(model), data, reference=ref, batch_size=batch_size)
     return EvaluateResult(report)

@@ -1,8 +1,8 @@
 """Model in, new model out: `prune`, `prune_channels`, `xnnpack_fix`.
 
 The model passed in is never changed: a Keras model object is copied with its weights
-first, a path is loaded fresh. Options are the keywords of the library function behind each
-verb (`edgeprune.prune.prune_model`, `edgeprune.channels.prune_channels`), validated there.
+first, a path is loaded fresh. Options are the fields of the stage's options class (`ep.PruneOptions`,
+`ep.ChannelOptions`), validated there.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeprune.api._params import check_known, keywords, take, with_options
+from edgeprune.api._params import take, with_options
 from edgeprune.api.results import ChannelResult, FixResult, PruneResult
 from edgeprune.errors import UserError
 
@@ -21,10 +21,6 @@ ModelLike = Any
 
 DataLike = Any
 """What the CLI's `--data` takes: `"digits"`, an `.npz` path, an image folder (or a Dataset)."""
-
-CHANNEL_EPOCHS = 3
-CHANNEL_BATCH_SIZE = 32
-CHANNEL_LEARNING_RATE = 1e-3
 
 
 def prune(
@@ -37,42 +33,32 @@ def prune(
 ) -> PruneResult:
     """Magnitude-prune a copy of `model`; with `data`, fine-tune it while pruning (gradual).
 
-    Keywords are `prune_model`'s (scope, max_layer_sparsity, include, exclude, min_params,
-    pattern, policy) and, with `data`, `prune_gradually`'s (epochs, schedule, batch_size,
-    learning_rate, ...); `options` (an `ep.PruneOptions`) gives them all at once.
+    Keywords are the fields of `ep.PruneOptions` (scope, max_layer_sparsity, include,
+    exclude, min_params, pattern, policy and, with `data`, epochs, schedule, batch_size,
+    learning_rate, ...); `options` (an `ep.PruneOptions`) gives them all at once, keywords
+    winning. `data` is what the CLI's `--data` takes, or a loaded Dataset.
     """
     from edgeprune.prune.gradual import prune_gradually
-    from edgeprune.prune.oneshot import prune_model, prune_with_options
+    from edgeprune.prune.oneshot import prune_with_options
     from edgeprune.prune.options import PruneOptions
 
-    options = with_options(options, given)
-    sparsity = take(options, "sparsity", sparsity)
-    data = take(options, "data", data)
-    if sparsity is None and options.get("pattern") is None:
-        raise UserError(
-            "no sparsity given; pass one in [0, 0.99], e.g. sparsity=0.8", params=("sparsity",)
-        )
-    oneshot = keywords(prune_model, skip=("model", "sparsity"))
-    gradual = keywords(prune_gradually, skip=("model", "dataset", "sparsity", "evaluate"))
-    check_known(options, oneshot | gradual)
-    if data is None:  # an options object's training values only matter with data
-        options = {k: v for k, v in options.items() if k in oneshot or k in given}
-    training_only = sorted(set(options) - oneshot)
-    if data is None and training_only:
-        raise UserError(
-            f"{', '.join(training_only)}: only for gradual pruning, which needs data; "
-            "pass data=... (e.g. data='digits') or leave them out",
-            params=(*training_only, "data"),
-        )
-    checked = PruneOptions.create(sparsity, **{k: v for k, v in options.items() if k in oneshot})
+    values = with_options(options, given)
+    if sparsity is not None:
+        values["sparsity"] = sparsity
+    data = take(values, "data", data)
+    if data is not None:
+        values["data"] = data if isinstance(data, (str, os.PathLike)) else "dataset"
+        if isinstance(values["data"], os.PathLike):
+            values["data"] = str(values["data"])
+    checked = PruneOptions.create(**values)
     copy = _copy_model(model)
     if data is None:
         report = prune_with_options(copy, checked)
-        return PruneResult(copy, report, {**checked.to_dict(), "mode": "one-shot"})
+        return PruneResult(copy, report, {**checked.selection_dict(), "mode": "one-shot"})
     dataset = _dataset(data, copy)
-    result = prune_gradually(copy, dataset, sparsity, **options)
+    result = prune_gradually(copy, dataset, options=checked.model_copy(update={"data": None}))
     run_options = {
-        **checked.to_dict(),
+        **checked.selection_dict(),
         "mode": "gradual",
         "data": _data_name(data, dataset),
         "schedule": result.schedule.get_config(),
@@ -98,43 +84,36 @@ def prune_channels(
     model: ModelLike,
     *,
     data: DataLike = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
     options: object = None,
     **given: Any,
 ) -> ChannelResult:
     """Remove whole filters; returns a new, smaller model. With `data`, fine-tune it after.
 
-    Keywords are `edgeprune.channels.prune_channels`' (ratio or threshold, criterion,
-    normalizer, granularity, min_filters, exclude, equalization); `options` (an
-    `ep.ChannelOptions`) gives them all at once. Fine-tuning runs `epochs` (default 3).
+    Keywords are the fields of `ep.ChannelOptions` (ratio or threshold, criterion,
+    normalizer, granularity, min_filters, exclude, equalization, and with `data` epochs,
+    batch_size, learning_rate, seed); `options` gives them all at once, keywords winning.
     """
     from edgeprune.channels.finetune import check_data_fits, finetune, top1
+    from edgeprune.channels.options import FINETUNE, SELECTION, ChannelOptions
     from edgeprune.channels.prune import prune_channels as channel_prune
 
-    if epochs is not None and data is None and getattr(options, "data", None) is None:
-        raise UserError(
-            "epochs needs data to fine-tune on; pass data=...", params=("epochs", "data")
-        )
-    options = with_options(options, given)
-    data = take(options, "data", data)
-    epochs = take(options, "epochs", epochs)
-    batch_size = take(options, "batch_size", batch_size) or CHANNEL_BATCH_SIZE
-    learning_rate = take(options, "learning_rate", learning_rate) or CHANNEL_LEARNING_RATE
-    check_known(options, keywords(channel_prune, skip=("model",)))
+    values = with_options(options, given)
+    data = take(values, "data", data)
+    if data is not None:
+        values["data"] = str(data) if isinstance(data, (str, os.PathLike)) else "dataset"
+    checked = ChannelOptions.create(**values)
     source = _load(model)
     dataset = None
     if data is not None:
         dataset = _dataset(data, source)
         check_data_fits(source, dataset)
-    pruned, report = channel_prune(source, **options)
+    selection = {k: v for k, v in checked.model_dump().items() if k in SELECTION}
+    pruned, report = channel_prune(source, **selection)
     if dataset is not None:
-        epochs = CHANNEL_EPOCHS if epochs is None else epochs
+        tuning = {k: v for k, v in checked.model_dump().items() if k in FINETUNE}
+        epochs = tuning["epochs"]
         before, after = top1(source, dataset), top1(pruned, dataset)
-        tuned = finetune(
-            pruned, dataset, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
-        )
+        tuned = finetune(pruned, dataset, **tuning)
         report.accuracy = {
             "dataset": dataset.name,
             "top1": tuned["top1"],

@@ -34,35 +34,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = json_option(),
     ) -> None:
         """Upload models (skipping those a device already has), verified by sha256 on the device."""
-        from edgeprune.fleet.artifacts import load_models
-        from edgeprune.fleet.deploy import deploy
+        from edgeprune.fleet.deploy import deploy_models
 
         options = deploy_options(concurrency, accept_new_host_key)
-        loaded = load_models(models)
         devices = select_devices(inventory, device, tag, all_)
         with ByteProgress(enabled=not as_json) as progress:
-            group = deploy(
-                devices,
-                loaded,
-                concurrency=options.concurrency,
-                connect=options.connect(),
-                progress=progress,
-            )
+            run = deploy_models(models, devices, options, progress=progress)
         if as_json:
-            print_json(
-                {
-                    "devices": [
-                        {
-                            "device": o.device.name,
-                            "ok": o.ok,
-                            "error": None if o.ok else o.message,
-                            "seconds": o.seconds,
-                            "files": [f.to_dict() for f in o.value or []],
-                        }
-                        for o in group
-                    ]
-                }
-            )
+            print_json(run.to_dict())
         else:
-            print_deploy_table(group)
-        report_failures(group, "deploy")
+            print_deploy_table(run.group)
+        report_failures(run.group, "deploy")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +69,14 @@ def load_models(paths: list[str]) -> list[LocalModel]:
             seen.add(model.sha256)
             models.append(model)
     return models
+
+
+def as_local_models(models: Sequence[str | os.PathLike[str] | LocalModel]) -> list[LocalModel]:
+    """Checked local models (sha256, manifest) from paths or `LocalModel`s, each file once."""
+    if not models:
+        return load_models([])  # its one error: give at least one model
+    out: dict[str, LocalModel] = {}
+    for given in models:
+        model = given if isinstance(given, LocalModel) else load_model(str(given))
+        out.setdefault(model.sha256, model)
+    return list(out.values())

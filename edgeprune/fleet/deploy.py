@@ -11,12 +11,13 @@ fills during the upload; the part file is removed either way.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.agent_client import AgentError
@@ -26,6 +27,9 @@ from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff, retry_on_drop
 from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
 from edgeprune.fleet.transport import ConnectionLost, DiskFull
+
+if TYPE_CHECKING:
+    from edgeprune.fleet.options import DeployOptions
 
 DeployProgress = Callable[[str, str, int, int], None]
 """progress(device_name, file_label, bytes_done, bytes_total)."""
@@ -167,6 +171,58 @@ def deploy(
         connect=connect,
         concurrency=concurrency,
     )
+
+
+@dataclass
+class DeployRun:
+    """One deploy over devices: each device's files, or its error (`deploy --json`)."""
+
+    group: GroupResult[list[DeployedFile]]
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per device that failed."""
+        return [f"{o.device.name}: {o.message}" for o in self.group.failed]
+
+    def raise_for_failures(self) -> None:
+        require_success(self.group, "deploy")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "devices": [
+                {
+                    "device": o.device.name,
+                    "ok": o.ok,
+                    "error": None if o.ok else o.message,
+                    "seconds": o.seconds,
+                    "files": [f.to_dict() for f in o.value or []],
+                }
+                for o in self.group
+            ]
+        }
+
+
+def deploy_models(
+    models: Sequence[str | os.PathLike[str] | LocalModel],
+    devices: list[Device],
+    options: DeployOptions | None = None,
+    *,
+    progress: DeployProgress | None = None,
+) -> DeployRun:
+    """Check the model files, then deploy them to every device: what `edgeprune deploy` and
+    `ep.deploy` run. Failures do not raise here: see `DeployRun.raise_for_failures()`."""
+    from edgeprune.fleet.artifacts import as_local_models
+    from edgeprune.fleet.options import DeployOptions
+
+    chosen = options or DeployOptions()
+    group = deploy(
+        devices,
+        as_local_models(models),
+        concurrency=chosen.concurrency,
+        connect=chosen.connect(),
+        progress=progress,
+    )
+    return DeployRun(group)
 
 
 def require_success(group: GroupResult[Any], what: str) -> None:

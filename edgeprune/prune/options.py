@@ -281,7 +281,10 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
             )
         return fixed
     if sparsity is None:
-        raise UserError("no sparsity given; pass one in [0, 0.99], e.g. 0.8", params=())
+        raise UserError(
+            "no sparsity given; pass `sparsity` in [0, 0.99], e.g. `sparsity` 0.8",
+            params=("sparsity",),
+        )
     return check_sparsity(sparsity)
 
 

@@ -79,7 +79,7 @@ def check_options(
     )
     if quantize == "int8" and not has_dataset:
         raise UserError(
-            "quantize int8 needs calibration data; give data (digits, an .npz or an image folder)",
+            "quantize int8 needs calibration data; give `data` (digits, an .npz or an image folder)",
             params=("quantize", "data"),
         )
     return options

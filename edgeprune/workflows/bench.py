@@ -16,7 +16,7 @@ from typing import Any
 
 from device_agents.protocol import Result
 from edgeprune.errors import DeviceError
-from edgeprune.fleet.artifacts import LocalModel, load_model, load_models
+from edgeprune.fleet.artifacts import LocalModel, as_local_models
 from edgeprune.fleet.deploy import DeployProgress, require_success
 from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device, load_inventory, local_device
@@ -201,17 +201,6 @@ def load_inputs(inputs: str | os.PathLike[str] | BenchInputs | None) -> BenchInp
     if inputs is None or isinstance(inputs, BenchInputs):
         return inputs
     return BenchInputs.load(str(inputs))
-
-
-def as_local_models(models: Sequence[ModelRef]) -> list[LocalModel]:
-    """Checked local models (sha256, manifest) from paths or `LocalModel`s, each file once."""
-    if not models:
-        return load_models([])  # its one error: give at least one model
-    out: dict[str, LocalModel] = {}
-    for given in models:
-        model = given if isinstance(given, LocalModel) else load_model(str(given))
-        out.setdefault(model.sha256, model)
-    return list(out.values())
 
 
 def bench_models(
