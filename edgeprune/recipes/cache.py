@@ -41,6 +41,7 @@ RECORD = "stage.json"
 _RECIPE_CODE = ("models.py", "keras_stats.py", "recipes/stages.py", "recipes/context.py")
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "base": ("demo.py", "data.py", "prune/training.py", *_RECIPE_CODE),
+    "xnnpack_fix": ("xnnpack", *_RECIPE_CODE),
     "prune": ("prune", "xnnpack", *_RECIPE_CODE),
     "channels": ("channels", *_RECIPE_CODE),
     "finetune": ("channels/finetune.py", "prune/constraint.py", *_RECIPE_CODE),

@@ -28,7 +28,7 @@ from edgeprune.recipes.cache import (
 from edgeprune.recipes.loader import Recipe
 from edgeprune.recipes.sweep import Variant
 
-DATA_STAGES = ("base", "finetune", "convert")
+DATA_STAGES = ("base", "xnnpack_fix", "finetune", "convert")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
+from edgeprune.xnnpack.fix_options import FixOptions
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
@@ -194,7 +195,18 @@ ConvertStep = step_model(
 )
 
 
+XnnpackFixStep = step_model(
+    "XnnpackFixStep",
+    FixOptions,
+    [k for k in FixOptions.model_fields if k != "data"],
+    "Rewrite asymmetric stride-2 padding so XNNPACK's sparse path can take the model "
+    "(put it before a prune step with policy xnnpack); outputs are compared on data's "
+    "validation samples when the recipe has data, else on seeded noise.",
+)
+
+
 STEP_MODELS: dict[str, type[_Strict]] = {
+    "xnnpack_fix": XnnpackFixStep,
     "prune": PruneStep,
     "channels": ChannelsStep,
     "finetune": FinetuneStep,

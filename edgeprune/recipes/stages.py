@@ -147,6 +147,37 @@ def run_prune(
     return metrics
 
 
+def run_xnnpack_fix(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Rewrite asymmetric stride-2 padding (what `edgeprune xnnpack-fix` does) and say how far
+    the outputs moved, so a later `prune` with policy xnnpack finds sparse clusters."""
+    from edgeprune.models import load_keras_model
+    from edgeprune.xnnpack.fix import fix_model, output_change
+    from edgeprune.xnnpack.policy import plan_keras_model
+
+    with ctx.scope():
+        model = load_keras_model(source)
+        fixed = fix_model(model)
+        metrics: dict[str, Any] = {"rewrites": len(fixed.rewrites)}
+        data = ctx.data.training(ctx.input_shape) if ctx.recipe.spec.data is not None else None
+        if data is not None:
+            inputs = np.asarray(data.x_val[: options["samples"]], dtype=np.float32)
+        else:
+            shape = (options["samples"], *tuple(model.input_shape)[1:])
+            rng = np.random.default_rng(options["seed"])
+            inputs = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+        change = output_change(model, fixed.model, inputs)
+        metrics["max_abs_change"] = change["max_abs"]
+        metrics["top1_agreement"] = change["top1_agreement"]
+        metrics["sparse_clusters_form"] = bool(plan_keras_model(fixed.model).formed)
+        if data is not None:
+            metrics["top1"] = _top1(fixed.model, data)
+        extra = {"rewrites": [r.to_dict() for r in fixed.rewrites], "notes": fixed.notes}
+        _save(fixed.model, out, "xnnpack_fix", ctx, options, metrics, source, extra=extra)
+    return metrics
+
+
 def run_channels(
     ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
 ) -> dict[str, Any]:
@@ -277,6 +308,7 @@ def _save(
 
 
 STAGE_RUNNERS = {
+    "xnnpack_fix": run_xnnpack_fix,
     "prune": run_prune,
     "channels": run_channels,
     "finetune": run_finetune,

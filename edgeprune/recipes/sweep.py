@@ -98,7 +98,7 @@ def _expand_pipeline(
     if steps_raw is None:
         steps_raw = {}
     if not isinstance(steps_raw, dict):
-        raise index.error(path, "must be a mapping of steps (prune, channels, finetune, convert)")
+        raise index.error(path, f"must be a mapping of steps ({', '.join(STEP_MODELS)})")
     kinds = list(steps_raw)
     for position, kind in enumerate(kinds):
         if kind not in STEP_MODELS:
@@ -224,6 +224,10 @@ def _check_step(kind: str, values: dict[str, Any], spec: RecipeFile) -> None:
         from edgeprune.channels.options import ChannelOptions
 
         ChannelOptions.create(**values)
+    elif kind == "xnnpack_fix":
+        from edgeprune.xnnpack.fix_options import FixOptions
+
+        FixOptions.create(**values)
     elif kind == "convert":
         from edgeprune.tflite.conversion import check_options as check_convert
 
