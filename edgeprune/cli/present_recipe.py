@@ -100,20 +100,3 @@ def print_report(report: Any) -> None:
                 console.print(f"  runner-up {rec.runner_up.variant}: {rec.runner_up_reason}")
         else:
             console.print(f"[bold]{device.device}: no recommendation[/bold] — {rec.reason}")
-
-
-def show_recipe_report(store: Any, run_id: int, html: str | None) -> bool:
-    """`results report` of a recipe run: the recipe report (False when it is not one)."""
-    from pathlib import Path
-
-    from edgeprune.recipes import recipe_report_for_run
-    from edgeprune.recipes.report_html import write_html
-
-    report = recipe_report_for_run(store, run_id)
-    if report is None:
-        return False
-    if html:
-        console.print(f"wrote {write_html(report, Path(html))}")
-    else:
-        print_report(report)
-    return True

@@ -10,27 +10,7 @@ from rich.table import Table
 
 from edgeprune.cli.common import console, db_option, json_option, print_json
 from edgeprune.cli.present_bench import print_summary
-from edgeprune.cli.present_recipe import show_recipe_report
-
-
-def _store(db: str | None):  # type: ignore[no-untyped-def]
-    from edgeprune.results.store import ResultsStore
-
-    return ResultsStore(db, create=False)
-
-
-def _runs(store, refs: list[str] | None, default_latest: bool = True) -> list[int]:  # type: ignore[no-untyped-def]
-    from edgeprune.errors import UserError
-
-    if not refs:
-        if not default_latest:
-            return []
-        if not store.runs(limit=1):
-            raise UserError(
-                f"results DB {str(store.path)!r} holds no runs yet; run edgeprune bench first"
-            )
-        return [store.resolve_run("latest")]
-    return list(dict.fromkeys(store.resolve_run(ref) for ref in refs))
+from edgeprune.cli.present_recipe import print_report
 
 
 def register(app: typer.Typer) -> None:
@@ -44,7 +24,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = json_option(),
     ) -> None:
         """Runs, newest first: when, devices, models, measurements."""
-        store = _store(db)
+        from edgeprune.results.queries import open_store
+
+        store = open_store(db)
         runs = store.runs(limit=limit)
         if as_json:
             print_json({"db": str(store.path), "runs": runs})
@@ -77,15 +59,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = json_option(),
     ) -> None:
         """The table of one or more runs: p50, p90, speed-up against the first model, size, accuracy."""
-        from edgeprune.results.tables import summary_rows
+        from edgeprune.results.queries import show_runs
 
-        store = _store(db)
-        run_ids = _runs(store, runs)
-        rows = summary_rows(store.measurements(run_ids, device=device, model=model))
+        shown = show_runs(db, runs, device=device, model=model)
         if as_json:
-            print_json({"runs": run_ids, "rows": rows})
+            print_json(shown.to_dict())
             return
-        print_summary(rows, f"run {', '.join(map(str, run_ids))}")
+        print_summary(shown.rows, shown.title)
 
     @results_app.command("compare")
     def compare_cmd(
@@ -94,19 +74,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = json_option(),
     ) -> None:
         """p50 of the same model, device and threads across runs, side by side."""
-        from edgeprune.errors import UserError
-        from edgeprune.results.tables import compare_rows
+        from edgeprune.results.queries import compare_runs
 
-        store = _store(db)
-        run_ids = _runs(store, runs)
-        if len(run_ids) < 2:
-            raise UserError(
-                "compare needs two or more different runs (e.g. compare latest~1 latest)"
-            )
-        rows = compare_rows(store.measurements(run_ids), run_ids)
+        compared = compare_runs(db, runs)
         if as_json:
-            print_json({"runs": run_ids, "rows": rows})
+            print_json(compared.to_dict())
             return
+        run_ids, rows = compared.run_ids, compared.rows
         table = Table(title=f"p50 ms across runs {', '.join(map(str, run_ids))}")
         for column in ["model", "device", "threads", *[f"run {r}" for r in run_ids], "last/first"]:
             table.add_column(column)
@@ -132,18 +106,13 @@ def register(app: typer.Typer) -> None:
         db: str = db_option(),
     ) -> None:
         """Every measurement as CSV or JSON (JSON carries the agent's full result)."""
-        from edgeprune.results.export import format_for, render, write_export
+        from edgeprune.results.queries import export_runs
 
-        store = _store(db)
-        chosen = format_for(out, fmt)
-        run_ids = _runs(store, runs, default_latest=False)
-        rows = store.measurements(run_ids or None, with_json=chosen == "json")
-        text = render(rows, chosen)
-        if out == "-":
-            sys.stdout.write(text)
+        exported = export_runs(db, runs, out, fmt)
+        if exported.target is None:
+            sys.stdout.write(exported.text)
             return
-        target = write_export(text, out)
-        print(f"wrote {len(rows)} measurements to {target}", file=sys.stderr)
+        print(f"wrote {exported.count} measurements to {exported.target}", file=sys.stderr)
 
     @results_app.command("report")
     def report_cmd(
@@ -154,22 +123,14 @@ def register(app: typer.Typer) -> None:
         db: str = db_option(),
     ) -> None:
         """The latest run's table in the terminal, or an HTML page (plots of latency against size and accuracy)."""
-        from edgeprune.files import check_output_path
-        from edgeprune.results.report import write_report
-        from edgeprune.results.tables import summary_rows
+        from edgeprune.recipes.run_report import report_runs
 
-        if html:
-            check_output_path(html, (".html", ".htm"), what="report")
-        store = _store(db)
-        run_ids = _runs(store, runs)
-        # a recipe run (`edgeprune run`) gets its recipe report
-        if len(run_ids) == 1 and show_recipe_report(store, run_ids[0], html):
-            return
-        rows = store.measurements(run_ids)
-        if html:
-            target = write_report(rows, html, run_ids)
-            console.print(f"wrote {target}")
+        reported = report_runs(db, runs, html=html)
+        if reported.written is not None:
+            console.print(f"wrote {reported.written}")
+        elif reported.recipe is not None:
+            print_report(reported.recipe)
         else:
-            print_summary(summary_rows(rows), f"run {', '.join(map(str, run_ids))}")
+            print_summary(reported.rows, f"run {', '.join(map(str, reported.run_ids))}")
 
     app.add_typer(results_app, name="results")
