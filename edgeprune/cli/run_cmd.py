@@ -105,7 +105,6 @@ def _run(
     accept_new_host_key: bool,
     as_json: bool,
 ) -> None:
-    from edgeprune.errors import DeviceError
     from edgeprune.fleet.inventory import split_names
     from edgeprune.fleet.session import ConnectOptions
     from edgeprune.recipes import load_recipe, plan_recipe, run_recipe
@@ -150,15 +149,4 @@ def _run(
         )
     for error in outcome.device_errors.values():
         print(f"error: {error}", file=sys.stderr)
-    if outcome.failures:
-        first = next(iter(outcome.failures.items()))
-        if not outcome.device_errors:
-            raise EdgepruneError(
-                f"{len(outcome.failures)} of {len(loaded.variants)} variant(s) failed; "
-                f"first: {first[0]}: {first[1]}"
-            )
-    if outcome.device_errors:
-        raise DeviceError(
-            f"{len(outcome.device_errors)} device(s) failed; re-run the same command to "
-            "measure what is missing (everything finished is cached)"
-        )
+    outcome.raise_for_failures()

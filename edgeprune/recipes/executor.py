@@ -58,6 +58,23 @@ class RunOutcome:
     trained: int = 0  # stages that trained or built a model in this run
     measured: int = 0  # (variant, device) measurements made in this run
 
+    def raise_for_failures(self) -> None:
+        """What counts as a failed run: a device that failed (`DeviceError`: a re-run
+        measures what is missing), else any variant that failed (exit 1)."""
+        from edgeprune.errors import DeviceError, EdgepruneError
+
+        if self.device_errors:
+            raise DeviceError(
+                f"{len(self.device_errors)} device(s) failed; re-run the same command to "
+                "measure what is missing (everything finished is cached)"
+            )
+        if self.failures:
+            variant, error = next(iter(self.failures.items()))
+            raise EdgepruneError(
+                f"{len(self.failures)} of {len(self.plan.variants)} variant(s) failed; "
+                f"first: {variant}: {error}"
+            )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "recipe": str(self.plan.recipe.path),
