@@ -143,10 +143,14 @@ def test_include_exclude_and_min_params(keras):
     skipped = {s.layer: s.reason for s in report.skipped}
     assert list(skipped) == ["base/dw"] and "288 weights < min-params 1024" in skipped["base/dw"]
     assert "base/sep:depthwise_kernel" in {k.layer for k in report.kernels}
-    with pytest.raises(UserError, match=r"--include 'nope\*' matches no prunable layer.*base/conv"):
+    with pytest.raises(
+        UserError, match=r"^include 'nope\*' matches no prunable layer.*base/conv"
+    ) as caught:
         prune_model(model, 0.5, include=["nope*"])
-    with pytest.raises(UserError, match="--exclude 'bn' matches no prunable layer"):
+    assert caught.value.in_flags().startswith("--include 'nope*' matches no prunable layer")
+    with pytest.raises(UserError, match="^exclude 'bn' matches no prunable layer") as caught:
         prune_model(model, 0.5, exclude=["bn"])
+    assert caught.value.in_flags().startswith("--exclude 'bn' matches no prunable layer")
     with pytest.raises(UserError, match="no layer is left to prune"):
         prune_model(model, 0.5, min_params=10**9)
     with pytest.raises(UserError, match="^min_params: ") as caught:

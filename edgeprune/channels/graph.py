@@ -186,8 +186,9 @@ def apply_exclusions(graph: ChannelGraph, patterns: tuple[str, ...]) -> dict[str
         if not hit:
             examples = ", ".join(repr(p) for p in list(graph.sources)[:3])
             raise UserError(
-                f"--exclude {pattern!r} matches no layer; use layer names (globs allowed), "
-                f"e.g. {examples}"
+                f"exclude {pattern!r} matches no layer; use layer names (globs allowed), "
+                f"e.g. {examples}",
+                params=("exclude",),
             )
         matches[pattern] = hit
     excluded = {p for paths in matches.values() for p in paths}

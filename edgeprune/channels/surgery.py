@@ -137,7 +137,8 @@ def _new_layer(state: _Rebuild, layer: Any, in_masks: list[Any], out_masks: list
         if changed:
             raise UserError(
                 f"layer {layer.name!r} ({type(layer).__name__}) cannot be re-created from its "
-                f"config ({type(exc).__name__}); add a get_config/from_config or --exclude it"
+                f"config ({type(exc).__name__}); add a get_config/from_config or `exclude` it",
+                params=("exclude",),
             ) from None
         state.reused.append(layer.name)
         return layer

@@ -213,7 +213,8 @@ def parse_pattern(text: str | Pattern | None) -> Pattern | None:
             raise UserError(f"pattern {text!r}: block sizes must be >= 1; e.g. block:4x1")
         if rows * cols == 1:
             raise UserError(
-                f"pattern {text!r}: a 1x1 block is plain unstructured pruning; leave --pattern out"
+                f"pattern {text!r}: a 1x1 block is plain unstructured pruning; leave `pattern` out",
+                params=("pattern",),
             )
         return BlockPattern(rows, cols)
     raise UserError(f"pattern {str(text)!r} is not understood; {PATTERN_HELP}")

@@ -58,7 +58,9 @@ def select_kernels(
 ) -> Selection:
     """The kernels to prune and the ones skipped, or a UserError before anything changes."""
     if isinstance(min_params, bool) or int(min_params) != min_params or min_params < 0:
-        raise UserError(f"min-params {min_params!r} must be a whole number >= 0")
+        raise UserError(
+            f"min_params {min_params!r} must be a whole number >= 0", params=("min_params",)
+        )
     if not getattr(model, "built", True) or not model.weights:
         raise UserError(
             "the model has no weights yet (it was never built); give it an Input or call it on data first"
@@ -77,8 +79,9 @@ def select_kernels(
         for glob in globs:
             if not any(_matches(glob, t) for t in candidates):
                 raise UserError(
-                    f"--{option} {glob!r} matches no prunable layer; prunable layers: "
-                    f"{_some_names(candidates)}"
+                    f"{option} {glob!r} matches no prunable layer; prunable layers: "
+                    f"{_some_names(candidates)}",
+                    params=(option,),
                 )
     if include:
         candidates = [t for t in candidates if any(_matches(g, t) for g in include)]
@@ -98,7 +101,10 @@ def select_kernels(
             )
     if not targets:
         why = "; ".join(f"{s.layer}: {s.reason}" for s in skipped[:4]) or "all were excluded"
-        raise UserError(f"no layer is left to prune ({why}); lower --min-params or widen --include")
+        raise UserError(
+            f"no layer is left to prune ({why}); lower `min_params` or widen `include`",
+            params=("min_params", "include"),
+        )
     return Selection(targets, skipped)
 
 
@@ -117,7 +123,8 @@ def _skip_reason(target: PruneTarget, min_params: int, pattern: Pattern | None) 
         if problem:
             raise UserError(
                 f"pattern {pattern} does not fit layer {target.label!r} (kernel {target.shape}): "
-                f"{problem}; leave it out with --exclude {target.layer_path!r}"
+                f"{problem}; leave it out with `exclude` {target.layer_path!r}",
+                params=("exclude",),
             )
     return None
 

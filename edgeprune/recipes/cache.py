@@ -185,7 +185,8 @@ def workdir_lock(workdir: Path) -> Iterator[None]:
             holder = handle.read().strip() or "?"
             raise UserError(
                 f"another edgeprune run (pid {holder}) is using {workdir}; wait for it to "
-                "finish or pass --workdir"
+                "finish or pass another `workdir`",
+                params=("workdir",),
             ) from None
         handle.seek(0)
         handle.truncate()

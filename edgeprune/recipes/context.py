@@ -23,7 +23,9 @@ STRATEGIES = ("default", "mirrored")
 def make_strategy(name: str) -> Any:
     """The tf.distribute strategy fine-tuning runs under ('default' = this one device)."""
     if name not in STRATEGIES:
-        raise UserError(f"--strategy {name!r} is not one of {', '.join(STRATEGIES)}")
+        raise UserError(
+            f"strategy {name!r} is not one of {', '.join(STRATEGIES)}", params=("strategy",)
+        )
     tf = _tf.tf()
     if name == "mirrored":
         with _tf.quiet_native_output():

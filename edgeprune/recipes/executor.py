@@ -140,9 +140,14 @@ def run_recipe(
     from edgeprune.recipes.context import STRATEGIES
 
     if strategy not in STRATEGIES:
-        raise UserError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+        raise UserError(
+            f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", params=("strategy",)
+        )
     if accuracy_budget is not None and not 0 <= accuracy_budget <= 100:
-        raise UserError(f"--accuracy-budget {accuracy_budget:g} must be in [0, 100] points")
+        raise UserError(
+            f"accuracy_budget {accuracy_budget:g} must be in [0, 100] points",
+            params=("accuracy_budget",),
+        )
     start = time.perf_counter()
     deploy = deploy_options_of(recipe)
     connect = connect or deploy.connect()

@@ -126,7 +126,8 @@ def check_pattern_option(path: str, pattern: str | None) -> Pattern | None:
     parsed = parse_pattern(pattern)
     if parsed is not None and model_format(path) == "savedmodel":
         raise UserError(
-            "--pattern checks .tflite and Keras (.keras/.h5) models; convert the SavedModel first"
+            "pattern checks .tflite and Keras (.keras/.h5) models; convert the SavedModel first",
+            params=("pattern",),
         )
     return parsed
 

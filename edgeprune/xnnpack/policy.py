@@ -64,7 +64,8 @@ def plan_keras_model(model: Any) -> KerasSparsePlan:
         graph = keras_nodes(model)
     except TypeError as exc:
         raise UserError(
-            f"--policy xnnpack needs a functional or sequential Keras model ({exc})"
+            f"policy xnnpack needs a functional or sequential Keras model ({exc})",
+            params=("policy",),
         ) from None
     return KerasSparsePlan(form_clusters(graph.nodes, graph.outputs))
 
@@ -76,13 +77,15 @@ def require_cluster(plan: KerasSparsePlan) -> None:
     problems = plan.problems
     if not problems:
         raise UserError(
-            "--policy xnnpack: no XNNPACK sparse cluster can form in this model: it needs a "
+            "policy xnnpack: no XNNPACK sparse cluster can form in this model: it needs a "
             "3x3 stride-2 conv on a 3-channel input, depthwise 3x3/5x5 + 1x1 convs, and "
-            "GlobalAveragePooling2D"
+            "GlobalAveragePooling2D",
+            params=("policy",),
         )
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     raise UserError(
-        f"--policy xnnpack: no XNNPACK sparse cluster can form: {problems[0].text()}{more}"
+        f"policy xnnpack: no XNNPACK sparse cluster can form: {problems[0].text()}{more}",
+        params=("policy",),
     )
 
 

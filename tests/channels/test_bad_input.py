@@ -35,7 +35,7 @@ def toy():
         ({"granularity": 0}, "^granularity must be a whole number >= 1"),
         ({"granularity": 2.5}, "^granularity must be a whole number >= 1"),
         ({"min_filters": 0}, "^min_filters must be a whole number >= 1"),
-        ({"exclude": ["no_such_layer*"]}, r"--exclude 'no_such_layer\*' matches no layer"),
+        ({"exclude": ["no_such_layer*"]}, r"^exclude 'no_such_layer\*' matches no layer"),
         ({"exclude": [""]}, "empty name"),
     ],
 )
