@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.known_hosts import DEFAULT_GLOBAL_KNOWN_HOSTS, DEFAULT_USER_KNOWN_HOSTS
 from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class Device:
     user: str = ""
     identity_files: tuple[str, ...] = ()
     known_hosts: str = ""
+    known_hosts_also: tuple[str, ...] = ()  # further UserKnownHostsFile entries, read only
+    global_known_hosts: tuple[str, ...] = DEFAULT_GLOBAL_KNOWN_HOSTS
     python: str = DEFAULT_PYTHON
     spool: str = DEFAULT_SPOOL
     connect_timeout: float = 10.0
@@ -329,11 +332,15 @@ def _resolve(
         (_local_path(identity, base_dir),) if identity else tuple(looked_up.get("identityfile", []))
     )
     known = entry.known_hosts or known_hosts or defaults.known_hosts
+    known_also: tuple[str, ...] = ()
     if known:
         known_path = _local_path(known, base_dir)
     else:
-        from_config = looked_up.get("userknownhostsfile", "").split()
-        known_path = os.path.expanduser(from_config[0] if from_config else "~/.ssh/known_hosts")
+        from_config = looked_up.get("userknownhostsfile", "").split() or DEFAULT_USER_KNOWN_HOSTS
+        known_path, *rest = (os.path.expanduser(p) for p in from_config)
+        known_also = tuple(rest)
+    global_config = looked_up.get("globalknownhostsfile", "").split()
+    global_files = tuple(os.path.expanduser(p) for p in global_config) or DEFAULT_GLOBAL_KNOWN_HOSTS
     return Device(
         name=entry.name,
         kind=kind,
@@ -344,6 +351,8 @@ def _resolve(
         user=user,
         identity_files=identity_files,
         known_hosts=known_path,
+        known_hosts_also=known_also,
+        global_known_hosts=global_files,
         python=pick("python") or DEFAULT_PYTHON,
         spool=pick("spool") or DEFAULT_SPOOL,
         connect_timeout=pick("connect_timeout") or _float_or(looked_up.get("connecttimeout"), 10.0),

@@ -11,7 +11,7 @@ import time
 import paramiko
 
 from edgeprune.errors import DeviceError
-from edgeprune.fleet.host_keys import verify_host_key
+from edgeprune.fleet.host_keys import preferred_key_types, verify_host_key
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.transport import ConnectionLost, ConnectionRefusedByPolicy
 
@@ -30,6 +30,7 @@ def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport
     Transient failures are ConnectionLost; a refused key or login is ConnectionRefusedByPolicy.
     """
     where = f"device {d.name} ({d.user}@{d.hostname}:{d.port})"
+    known_files = [d.known_hosts, *d.known_hosts_also, *d.global_known_hosts]
     try:
         sock = socket.create_connection((d.hostname, d.port), timeout=d.connect_timeout)
     except socket.gaierror as exc:
@@ -43,6 +44,11 @@ def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport
     options.ciphers = tuple(
         [c for c in _CIPHER_ORDER if c in offered] + [c for c in offered if c not in _CIPHER_ORDER]
     )
+    try:  # the recorded key types first, as ssh orders HostKeyAlgorithms
+        options.key_types = preferred_key_types(d.hostname, d.port, options.key_types, known_files)
+    except BaseException:
+        transport.close()
+        raise
     transport.banner_timeout = d.connect_timeout
     transport.handshake_timeout = d.connect_timeout
     silent = ConnectionLost(
@@ -68,6 +74,8 @@ def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport
             server_key,
             d.known_hosts,
             accept_new=accept_new_host_key,
+            also_read=d.known_hosts_also,
+            global_files=d.global_known_hosts,
         )
         authenticate(transport, d, where)
     except BaseException:

@@ -49,11 +49,12 @@ class DeviceSpec:
     spool_size_bytes: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # set in every session (sshd SetEnv)
+    more_host_keys: tuple[str, ...] = ()  # further host key types, e.g. ("rsa",)
 
 
-def _keygen(path: Path, comment: str) -> None:
+def _keygen(path: Path, comment: str, key_type: str = "ed25519") -> None:
     subprocess.run(
-        [SSH_KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        [SSH_KEYGEN, "-q", "-t", key_type, "-N", "", "-C", comment, "-f", str(path)],
         check=True,
         capture_output=True,
     )
@@ -92,6 +93,9 @@ class SshDevice:
         self.host_key = root / "host_ed25519"
         self.user_key = root / "user_ed25519"
         _keygen(self.host_key, f"host-{spec.name}")
+        self.more_host_keys = {t: root / f"host_{t}" for t in spec.more_host_keys}
+        for key_type, path in self.more_host_keys.items():
+            _keygen(path, f"host-{spec.name}", key_type)
         _keygen(self.user_key, f"user-{spec.name}")
         self.authorized_keys = root / "authorized_keys"
         shutil.copy(self.user_key.with_suffix(".pub"), self.authorized_keys)
@@ -125,6 +129,10 @@ class SshDevice:
         """`ssh-ed25519 AAAA...` (no comment)."""
         return " ".join(self.host_key.with_suffix(".pub").read_text().split()[:2])
 
+    def host_public_key_of(self, key_type: str) -> str:
+        """`ssh-rsa AAAA...` for one of `more_host_keys` (no comment)."""
+        return " ".join(self.more_host_keys[key_type].with_suffix(".pub").read_text().split()[:2])
+
     @property
     def public_port(self) -> int:
         """The port in the inventory and known_hosts: sshd's own, or the proxy's in front of it."""
@@ -139,6 +147,7 @@ class SshDevice:
             f"Port {self.port}",
             "ListenAddress 127.0.0.1",
             f"HostKey {self.host_key}",
+            *(f"HostKey {path}" for path in self.more_host_keys.values()),
             f"PidFile {self.root / 'sshd.pid'}",
             f"AuthorizedKeysFile {self.authorized_keys}",
             "StrictModes no",
