@@ -69,13 +69,13 @@ CASES = [
         {"user1": "[127.0.0.?]:{port},!192.0.2.1 {real}\n"},
         "CHANGED",
         "CHANGED",
-    ),  # fmt: skip
+    ),
     Case(
         "negation excludes the host",
         {"user1": "*,!{name} {real}\n"},
         "is not in known_hosts",
         "connected",
-    ),  # fmt: skip
+    ),
     Case("hashed pin", {"user1": "{hashed} {real}\n"}, "CHANGED", "CHANGED.*ssh-keygen -R"),
     Case("second user file pin", {"user2": "{name} {real}\n"}, "CHANGED", "CHANGED"),
     Case("global file pin", {"global1": "{name} {real}\n"}, "CHANGED", "CHANGED"),
@@ -89,7 +89,7 @@ CASES = [
         {"user1": "@revoked {name} {seen}\n{name} {seen}\n"},
         "@revoked",
         "@revoked",
-    ),  # fmt: skip
+    ),
     Case("revoked for every host", {"global1": "@revoked * {seen}\n"}, "@revoked", "@revoked"),
     Case(
         "cert-authority",
@@ -97,16 +97,16 @@ CASES = [
         "cert-authority.*does not check host certificates",
         "cert-authority.*does not check host certificates",
         ssh_differs=True,
-    ),  # fmt: skip
+    ),
     Case(
         "malformed lines, then the key",
         {"user1": GARBAGE + "{name} {seen}\n"},
         "connected",
         "connected",
-    ),  # fmt: skip
+    ),
     Case(
         "malformed lines, then a pin", {"user1": GARBAGE + "{name} {real}\n"}, "CHANGED", "CHANGED"
-    ),  # fmt: skip
+    ),
 ]
 
 
