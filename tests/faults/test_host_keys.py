@@ -228,7 +228,7 @@ def test_inventory_known_hosts_with_a_pattern_pin_refuses_the_opt_in(sshd_fleet,
 def test_a_malformed_line_fails_no_device(ready_fleet, run_cli, caplog, figures):
     fleet = ready_fleet(2)
     good = fleet.known_hosts_path.read_text()
-    fleet.known_hosts_path.write_text("garbage-host ssh-ed25519 !!!\n" + good)
+    fleet.known_hosts_path.write_text("garbage-host ssh-ed25519 !!!not-base64\n" + good)
     caplog.set_level(logging.WARNING, logger="edgeprune.fleet.known_hosts")
     outcome = run_cli("devices", "check", "--inventory", str(fleet.inventory_path))
     assert outcome.code == 0, outcome.err
