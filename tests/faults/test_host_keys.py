@@ -262,3 +262,29 @@ def test_a_server_with_rsa_and_ed25519_is_reached_on_the_recorded_rsa_key(sshd_f
             assert expected in got, (label, accept_new, got)
             assert fleet.known_hosts_path.read_text() == text, (label, "recorded a key")
     figures("host-keys", key_type_cases=len(cases) * 2, false_changed=0, connected=connected)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "Host 127.0.0.1\n  Port 2222\n",
+        "Host 127.0.0.1\n  UserKnownHostsFile {tmp}/a {tmp}/b\n",
+        "Host 127.0.0.1\n  UserKnownHostsFile {tmp}/a\n  GlobalKnownHostsFile {tmp}/g1 {tmp}/g2\n",
+        "Host *\n  GlobalKnownHostsFile {tmp}/g\n",
+    ],
+)
+def test_the_known_hosts_files_read_are_those_of_ssh_G(tmp_path, config, figures):
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(config.format(tmp=tmp_path))
+    inventory = tmp_path / "devices.yaml"
+    inventory.write_text(
+        yaml.safe_dump({"ssh_config": str(cfg), "devices": [{"name": "b", "host": "127.0.0.1"}]})
+    )
+    device = load_inventory(inventory).devices["b"]
+    shown = subprocess.run(
+        [SSH, "-F", str(cfg), "-G", "127.0.0.1"], capture_output=True, text=True, check=True
+    ).stdout
+    options = dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
+    assert [device.known_hosts, *device.known_hosts_also] == options["userknownhostsfile"].split()
+    assert list(device.global_known_hosts) == options["globalknownhostsfile"].split()
+    figures("host-keys", ssh_G_configs=1, ssh_G_differences=0)
