@@ -177,6 +177,7 @@ class Scenario:
         return "connected", self.state()
 
 
+@pytest.mark.slow
 def test_every_known_hosts_source_is_read_as_ssh_reads_it(sshd_fleet, tmp_path, caplog, figures):
     fleet = sshd_fleet(2)
     scenario = Scenario(fleet, tmp_path / "case")
