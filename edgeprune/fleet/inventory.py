@@ -356,7 +356,7 @@ def _resolve(
                 "which edgeprune does not run; use ProxyJump instead"
             )
         jumps = jump_chain(
-            ssh_config, resolved, known_path if known else None, connect_timeout, where
+            ssh_config, resolved, entry.name, known_path if known else None, connect_timeout, where
         )
     return Device(
         name=entry.name,

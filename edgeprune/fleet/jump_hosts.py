@@ -45,6 +45,7 @@ def parse_jump(spec: str, where: str) -> tuple[str | None, str, int | None]:
 def jump_chain(
     config: SshConfig,
     resolved: Resolved,
+    owner: str,
     known_hosts: str | None,
     connect_timeout: float,
     where: str,
@@ -65,18 +66,20 @@ def jump_chain(
                 "which edgeprune does not run; use ProxyJump instead"
             )
         if index == 0:  # only the first hop follows its own ProxyJump, as ssh -J does
-            hops.extend(jump_chain(config, hop, known_hosts, connect_timeout, where, depth + 1))
-        hops.append(_hop_device(config, hop, known_hosts, connect_timeout))
+            hops.extend(
+                jump_chain(config, hop, owner, known_hosts, connect_timeout, where, depth + 1)
+            )
+        hops.append(_hop_device(config, hop, owner, known_hosts, connect_timeout))
     return tuple(hops)
 
 
 def _hop_device(
-    config: SshConfig, hop: Resolved, known_hosts: str | None, connect_timeout: float
+    config: SshConfig, hop: Resolved, owner: str, known_hosts: str | None, connect_timeout: float
 ) -> Device:
     from edgeprune.fleet.inventory import Device
 
     return Device(
-        name=f"jump host {hop.host}",
+        name=f"{owner}'s jump host {hop.host}",
         kind="linux",
         host=hop.host,
         hostname=hop.hostname,

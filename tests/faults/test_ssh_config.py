@@ -194,3 +194,48 @@ def test_identity_files_expand_tokens(tmp_path, monkeypatch):
     device = load_inventory(_inventory(tmp_path, config)).devices["pi"]
     assert device.identity_files == (f"{tmp_path}/keys/pi@board",)
     assert getpass.getuser()  # the local user is known (the %u token)
+
+
+# ------------------------------------------------------------------ ProxyJump over real sshd
+
+
+def _behind_bastion(fleet, jump: str, bastion_port: int) -> Path:
+    """An inventory whose device `behind` (dev2) is reached with `ProxyJump {jump}`."""
+    dev1, dev2 = fleet["dev1"], fleet["dev2"]
+    user = getpass.getuser()
+    config = fleet.root / "ssh_config"
+    config.write_text(
+        f"Host bastion\n  HostName 127.0.0.1\n  Port {bastion_port}\n  User {user}\n"
+        f"  IdentityFile {dev1.user_key}\n"
+        f"Host hop2\n  HostName 127.0.0.1\n  Port {dev2.port}\n  User {user}\n"
+        f"  IdentityFile {dev2.user_key}\n"
+        f"Host board\n  HostName 127.0.0.1\n  Port {dev2.port}\n  ProxyJump {jump}\n"
+    )
+    entry = {**dev2.inventory_entry(), "name": "behind", "host": "board"}
+    del entry["port"]
+    return fleet.write_inventory([entry], ssh_config=str(config))
+
+
+def test_proxy_jump_goes_through_the_bastion_and_a_dead_one_fails(ready_fleet, run_cli, figures):
+    from support.sshd import free_port
+
+    fleet = ready_fleet(2)
+    proxy = fleet.proxy("dev1")  # the bastion's every connection is counted
+    inventory = _behind_bastion(fleet, "bastion", free_port())  # nothing listens there
+    outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
+    assert outcome.code != 0  # not a direct connection that bypasses the bastion
+    assert "jump host bastion" in outcome.err and "Traceback" not in outcome.err
+    assert "cannot connect" in outcome.err
+    inventory = _behind_bastion(fleet, "bastion", fleet["dev1"].public_port)
+    device = load_inventory(inventory).devices["behind"]
+    assert [hop.port for hop in device.jumps] == [fleet["dev1"].public_port]
+    outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
+    assert outcome.code == 0, outcome.err
+    through = proxy.stats.connections
+    assert through >= 1
+    inventory = _behind_bastion(fleet, "bastion,hop2", fleet["dev1"].public_port)
+    assert len(load_inventory(inventory).devices["behind"].jumps) == 2
+    outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
+    assert outcome.code == 0, outcome.err
+    assert proxy.stats.connections > through
+    figures("proxy-jump", chains=2, dead_bastion_refused=1, direct_bypasses=0)
