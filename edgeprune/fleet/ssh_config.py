@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import glob
+import hashlib
 import os
 import re
 import shlex
@@ -91,18 +92,7 @@ class SshConfig:
             ) from None
         if not 1 <= port_number <= 65535:
             raise UserError(f"ssh config {self.path!r}: Port {port_number} is out of range")
-        tokens = {
-            "h": hostname,
-            "n": host,
-            "k": host,
-            "p": str(port_number),
-            "r": remote_user,
-            "u": local_user,
-            "d": os.path.expanduser("~"),
-            "i": str(os.getuid()),
-            "l": socket.gethostname(),
-            "L": socket.gethostname().split(".")[0],
-        }
+        tokens = _tokens(hostname, host, port_number, remote_user)
         known = options.get("userknownhostsfile") or list(DEFAULT_KNOWN_HOSTS)
         timeout = options.get("connecttimeout", [""])[0]
         proxy = options.get("proxy", ["", ""])
@@ -120,18 +110,7 @@ class SshConfig:
 
     def identity_paths(self, resolved: Resolved) -> list[str]:
         """The identity files with `~` and %-tokens expanded, as ssh opens them."""
-        tokens = {
-            "h": resolved.hostname,
-            "n": resolved.host,
-            "k": resolved.host,
-            "p": str(resolved.port),
-            "r": resolved.user,
-            "u": getpass.getuser(),
-            "d": os.path.expanduser("~"),
-            "i": str(os.getuid()),
-            "l": socket.gethostname(),
-            "L": socket.gethostname().split(".")[0],
-        }
+        tokens = _tokens(resolved.hostname, resolved.host, resolved.port, resolved.user)
         return [expand_path(p, tokens, self.path) for p in resolved.identity_files]
 
     def _read(self, path: str) -> list[_Line]:
@@ -182,6 +161,24 @@ class SshConfig:
                 options.setdefault(line.keyword, list(line.args))
             else:
                 options.setdefault(line.keyword, [line.args[0]])
+
+
+def _tokens(hostname: str, host: str, port: int, user: str) -> dict[str, str]:
+    """The %-tokens ssh expands in IdentityFile and UserKnownHostsFile."""
+    local = socket.gethostname()
+    return {
+        "h": hostname,
+        "n": host,
+        "k": host,
+        "p": str(port),
+        "r": user,
+        "u": getpass.getuser(),
+        "d": os.path.expanduser("~"),
+        "i": str(os.getuid()),
+        "l": local,
+        "L": local.split(".")[0],
+        "C": hashlib.sha1(f"{local}{hostname}{port}{user}".encode()).hexdigest(),
+    }
 
 
 def _host_matches(host: str, patterns: tuple[str, ...]) -> bool:

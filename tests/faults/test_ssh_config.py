@@ -137,6 +137,13 @@ def _configs(root: Path) -> list[tuple[str, str, str | None, int | None]]:
             None,
             None,
         ),
+        (
+            "Host a\n  HostName B.example\n  User u\n"
+            "  UserKnownHostsFile /kh/%C /kh/%k-%L-%l-%i-%n-%u-%d %%x\n",
+            "a",
+            None,
+            2,
+        ),
         ("Host a\n  UserKnownHostsFile=/k1\n  UserKnownHostsFile /k2\n", "a", None, None),
         ("Port = 2345\nUser=eq\n", "a", None, None),
         ('Host a\n  IdentityFile "/with space/key"\n', "a", None, None),
@@ -168,6 +175,13 @@ def test_resolution_equals_ssh_dash_g(tmp_path, monkeypatch, figures):
                 differences.append(f"config{index} {host}: {key} {value} != {expected.get(key)}")
     assert differences == []
     figures("ssh -G agreement", configs=len(cases), differences=len(differences))
+
+
+def test_an_include_loop_is_refused_with_one_line(tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Include {config}\n")
+    with pytest.raises(UserError, match="Include nested too deeply"):
+        load_inventory(_inventory(tmp_path, config))
 
 
 def test_include_defines_an_alias_the_inventory_resolves(tmp_path):
