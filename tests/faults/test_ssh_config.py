@@ -252,4 +252,10 @@ def test_proxy_jump_goes_through_the_bastion_and_a_dead_one_fails(ready_fleet, r
     outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
     assert outcome.code == 0, outcome.err
     assert proxy.stats.connections > through
-    figures("proxy-jump", chains=2, dead_bastion_refused=1, direct_bypasses=0)
+    fleet.write_known_hosts([fleet["dev2"]])  # the bastion's key is no longer known
+    outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
+    assert outcome.code != 0
+    assert "jump host bastion" in outcome.err and "is not in known_hosts" in outcome.err
+    figures(
+        "proxy-jump", chains=2, dead_bastion_refused=1, unknown_bastion_refused=1, direct_bypasses=0
+    )
