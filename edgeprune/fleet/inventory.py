@@ -350,6 +350,11 @@ def _resolve(
     connect_timeout = pick("connect_timeout") or (resolved and resolved.connect_timeout) or 10.0
     jumps: tuple[Device, ...] = ()
     if ssh_config is not None and resolved is not None:
+        if not is_host_name(resolved.hostname):
+            raise UserError(
+                f"{where}: host {host!r} has HostName {resolved.hostname!r} in ssh config "
+                f"{ssh_config.path!r}, which is not a host name or IP address; fix that HostName"
+            )
         if resolved.proxy_command:
             raise UserError(
                 f"{where}: host {host!r} uses ProxyCommand in ssh config {ssh_config.path!r}, "

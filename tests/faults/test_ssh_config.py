@@ -75,6 +75,14 @@ def test_a_host_with_shell_or_glob_characters_is_refused(tmp_path, host, figures
     figures("config-exec", hostile_hosts=1, refused=1)
 
 
+def test_a_hostname_from_ssh_config_with_shell_characters_is_refused(tmp_path):
+    config = tmp_path / "ssh_config"
+    config.write_text("Host board\n  HostName a$(touch${IFS}x)\n")
+    with pytest.raises(UserError) as caught:
+        load_inventory(_inventory(tmp_path, config))
+    assert "HostName" in str(caught.value) and str(config) in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "host", ["pi4-lab", "board_1.local", "10.0.0.4", "::1", "fe80::1%eth0", "Pi4.Example.COM."]
 )
