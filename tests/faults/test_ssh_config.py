@@ -61,6 +61,25 @@ def test_match_exec_in_an_inventory_ssh_config_never_runs(tmp_path, run_cli, fig
     figures("config-exec", injected=len(marks) * 3, commands_run=len(ran))
 
 
+def test_match_exec_in_the_users_own_config_never_runs(tmp_path, monkeypatch, run_cli, figures):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    mark = tmp_path / "ran"
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        f'Match exec "test %h = board && touch {mark}"\n  Port 2201\n'
+    )
+    path = tmp_path / "devices.yaml"
+    path.write_text(yaml.safe_dump({"devices": [{"name": "pi", "host": "board"}]}))
+    assert load_inventory(path).devices["pi"].port == 22
+    assert run_cli("devices", "list", "--inventory", path).code == 0
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(yaml.safe_dump({"devices": [{"name": "pi", "host": "x<({touch,Y})"}]}))
+    outcome = run_cli("devices", "list", "--inventory", hostile)
+    assert outcome.code != 0 and "field 'host'" in outcome.err
+    assert not mark.exists() and not (tmp_path / "Y").exists()
+    figures("config-exec", injected=3, commands_run=0)
+
+
 @pytest.mark.parametrize(
     "host",
     ["x<({touch,Y})", "a>b", "a(b)", "{a,b}", "a,b", "h*", "h?", "[h]", "a\\b", "-oProxy=x", "a b"],
