@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from edgeprune.errors import UserError
 
 _MAX_INCLUDE_DEPTH = 16
+_MAX_FILE_BYTES = 1024 * 1024
 _KEYWORD = re.compile(r"([^\s=]+)\s*=?\s*(.*)")
 DEFAULT_IDENTITY_FILES = (
     "~/.ssh/id_rsa",
@@ -60,10 +61,11 @@ class Resolved:
 
 
 class SshConfig:
-    """An ssh_config file, parsed once; `resolve(host)` answers per host."""
+    """An ssh_config file (and its Includes), each file parsed once; `resolve(host)` per host."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._parsed: dict[str, list[_Line]] = {}
 
     @classmethod
     def from_path(cls, path: str) -> SshConfig:
@@ -114,11 +116,20 @@ class SshConfig:
         return [expand_path(p, tokens, self.path) for p in resolved.identity_files]
 
     def _read(self, path: str) -> list[_Line]:
+        if path not in self._parsed:
+            self._parsed[path] = self._parse(path)
+        return self._parsed[path]
+
+    def _parse(self, path: str) -> list[_Line]:
         try:
             with open(path, encoding="utf-8") as handle:
-                text = handle.read()
+                text = handle.read(_MAX_FILE_BYTES + 1)
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"ssh config {path!r} cannot be read: {exc}") from None
+        if len(text) > _MAX_FILE_BYTES:
+            raise UserError(
+                f"ssh config {path!r} is larger than {_MAX_FILE_BYTES // 1024} KiB; is it a config?"
+            )
         lines: list[_Line] = []
         for number, raw in enumerate(text.splitlines(), 1):
             where = f"{path}:{number}"
