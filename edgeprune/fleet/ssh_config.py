@@ -2,7 +2,8 @@
 
 paramiko's SSHConfig runs `Match exec` commands while it parses and ignores `Include`,
 `ProxyJump` and `ProxyCommand`. This reader follows readconf.c's rules for what edgeprune
-uses (first value wins, IdentityFile accumulates, Host/Match blocks, Include with globs and
+uses (first value wins, IdentityFile accumulates, Host/Match blocks with `Match final`'s second
+pass, Include with globs and
 ~/.ssh-relative paths) and treats `Match exec` as not matching: nothing in a config file is
 ever executed. `ProxyCommand` is reported, so the caller can refuse it.
 """
@@ -46,6 +47,16 @@ class _Line:
 
 
 @dataclass
+class _Pass:
+    """One reading of the config: the name Host lines match, and whether it is the final one."""
+
+    host: str
+    original: str
+    final: bool = False
+    want_final: bool = False
+
+
+@dataclass
 class Resolved:
     """One host as `ssh -G` sees it; `identity_files` and `known_hosts` are as written."""
 
@@ -80,11 +91,14 @@ class SshConfig:
             options["user"] = [user]
         if port:
             options["port"] = [str(port)]
-        self._apply(self.path, host, options, True, 0)
+        first = _Pass(host=host, original=host)
+        self._apply(self.path, first, options, True, 0)
+        hostname = _expand(options.get("hostname", ["%h"])[0], {"h": host}, self.path).lower()
+        if first.want_final:  # `Match final`: ssh reads the config again for the real name
+            options["hostname"] = [hostname.replace("%", "%%")]
+            self._apply(self.path, _Pass(hostname, host, final=True), options, True, 0)
         local_user = getpass.getuser()
         remote_user = options.get("user", [local_user])[0]
-        hostname = options.get("hostname", ["%h"])[0]
-        hostname = _expand(hostname, {"h": host}, self.path).lower()
         port_value = options.get("port", ["22"])[0]
         try:
             port_number = int(port_value)
@@ -146,26 +160,28 @@ class SshConfig:
         return lines
 
     def _apply(
-        self, path: str, host: str, options: dict[str, list[str]], enabled: bool, depth: int
+        self, path: str, state: _Pass, options: dict[str, list[str]], enabled: bool, depth: int
     ) -> None:
         if depth > _MAX_INCLUDE_DEPTH:
             raise UserError(f"ssh config {path!r}: Include nested too deeply (a loop?)")
         active = enabled
         for line in self._read(path):
             if line.keyword == "host":
-                active = enabled and _host_matches(host, line.args)
+                active = enabled and _host_matches(state.host, line.args)
                 continue
             if line.keyword == "match":
-                active = enabled and _match(host, line, options)
+                active = enabled and _match(state, line, options)
                 continue
             if line.keyword == "include":
                 for target in _include_targets(line.args):
-                    self._apply(target, host, options, active, depth + 1)
+                    self._apply(target, state, options, active, depth + 1)
                 continue
             if not active or not line.args:
                 continue
             if line.keyword in _MULTI:
-                options.setdefault(line.keyword, []).append(line.args[0])
+                values = options.setdefault(line.keyword, [])
+                if line.args[0] not in values:  # ssh drops a repeated identity file
+                    values.append(line.args[0])
             elif line.keyword in _PROXY:
                 options.setdefault("proxy", [line.keyword, " ".join(line.args)])
             elif line.keyword == "userknownhostsfile":
@@ -209,13 +225,13 @@ def _list_matches(value: str, patterns: str, lower: bool) -> bool:
     return _host_matches(value, tuple(patterns.split(",")))
 
 
-def _match(host: str, line: _Line, options: dict[str, list[str]]) -> bool:
-    """A `Match` line's verdict; `exec` never runs and never matches, nor `canonical`/`final`."""
+def _match(state: _Pass, line: _Line, options: dict[str, list[str]]) -> bool:
+    """A `Match` line's verdict; `exec` never runs and never matches (nor does `!exec`)."""
     args = list(line.args)
     if args and args[0].lower() == "all":
         return True
     result = True
-    hostname = _expand(options.get("hostname", ["%h"])[0], {"h": host}, line.where)
+    hostname = _expand(options.get("hostname", ["%h"])[0], {"h": state.host}, line.where)
     index = 0
     while index < len(args):
         word = args[index]
@@ -223,7 +239,8 @@ def _match(host: str, line: _Line, options: dict[str, list[str]]) -> bool:
         criterion = word.lstrip("!").lower()
         index += 1
         if criterion in ("all", "canonical", "final"):
-            verdict = criterion == "all"
+            verdict = criterion == "all" or state.final
+            state.want_final = state.want_final or criterion == "final"
         else:
             if index >= len(args):
                 raise UserError(f"ssh config {line.where}: Match {criterion} needs an argument")
@@ -235,7 +252,7 @@ def _match(host: str, line: _Line, options: dict[str, list[str]]) -> bool:
             elif criterion == "host":
                 verdict = _list_matches(hostname, value, lower=True)
             elif criterion == "originalhost":
-                verdict = _list_matches(host, value, lower=True)
+                verdict = _list_matches(state.original, value, lower=True)
             elif criterion == "user":
                 remote = options.get("user", [getpass.getuser()])[0]
                 verdict = _list_matches(remote, value, lower=False)

@@ -158,6 +158,16 @@ def _configs(root: Path) -> list[tuple[str, str, str | None, int | None]]:
         ("Match originalhost a,b user u1\n  Port 5\nHost *\n  User u1\n", "a", "u1", None),
         ("Match all\n  Port 6\n", "any", None, None),
         (
+            "Host a\n  HostName real.example\nMatch final host real.example\n  Port 9\n"
+            "Host real.example\n  User viafinal\n  IdentityFile /k/one\nHost *\n"
+            "  IdentityFile /k/one\n  IdentityFile /k/two\n",
+            "a",
+            None,
+            None,
+        ),
+        ("Match canonical\n  Port 8\nHost b\n  User bb\n", "b", None, None),
+        ("Match !final\n  Port 7\nMatch final\n  User late\n", "c", None, None),
+        (
             "Host a\n  IdentityFile ~/.ssh/one\n  IdentityFile /two/%h_%r\n"
             "  UserKnownHostsFile ~/kh/%h-%p /kh2/%r\n  User bob\n",
             "a",
