@@ -1,11 +1,11 @@
 """Reading an OpenSSH client config as `ssh -G` does, without ever running a command.
 
 paramiko's SSHConfig runs `Match exec` commands while it parses and ignores `Include`,
-`ProxyJump` and `ProxyCommand`. This reader follows readconf.c's rules for what edgeprune
-uses (first value wins, IdentityFile accumulates, Host/Match blocks with `Match final`'s second
-pass, Include with globs and
-~/.ssh-relative paths) and treats `Match exec` as not matching: nothing in a config file is
-ever executed. `ProxyCommand` is reported, so the caller can refuse it.
+`ProxyJump` and `ProxyCommand`. This reader follows OpenSSH's rules for what edgeprune uses
+(first value wins, IdentityFile accumulates, Host/Match blocks, `Match final`'s second pass,
+Include with globs and ~/.ssh-relative paths) and treats `Match exec` as not matching:
+nothing in a config file is ever executed. `ProxyCommand` is reported, so the caller can
+refuse it.
 """
 
 from __future__ import annotations
