@@ -35,6 +35,7 @@ DEFAULT_IDENTITY_FILES = (
     "~/.ssh/id_dsa",
 )
 DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 _MULTI = {"identityfile"}
 _PROXY = {"proxyjump", "proxycommand"}
 
@@ -66,6 +67,7 @@ class Resolved:
     user: str
     identity_files: list[str] = field(default_factory=list)
     known_hosts: list[str] = field(default_factory=list)
+    global_known_hosts: list[str] = field(default_factory=list)
     proxy_jump: str = ""
     proxy_command: str = ""
     connect_timeout: float | None = None
@@ -110,6 +112,7 @@ class SshConfig:
             raise UserError(f"ssh config {self.path!r}: Port {port_number} is out of range")
         tokens = _tokens(hostname, host, port_number, remote_user)
         known = options.get("userknownhostsfile") or list(DEFAULT_KNOWN_HOSTS)
+        known_global = options.get("globalknownhostsfile") or list(DEFAULT_GLOBAL_KNOWN_HOSTS)
         timeout = options.get("connecttimeout", [""])[0]
         proxy = options.get("proxy", ["", ""])
         return Resolved(
@@ -119,6 +122,7 @@ class SshConfig:
             user=remote_user,
             identity_files=list(options.get("identityfile", [])),
             known_hosts=[expand_path(p, tokens, self.path) for p in known],
+            global_known_hosts=known_global,  # ssh expands neither ~ nor tokens here
             proxy_jump=proxy[1] if proxy[0] == "proxyjump" and proxy[1] != "none" else "",
             proxy_command=proxy[1] if proxy[0] == "proxycommand" and proxy[1] != "none" else "",
             connect_timeout=float(timeout) if timeout.isdigit() else None,
@@ -184,7 +188,7 @@ class SshConfig:
                     values.append(line.args[0])
             elif line.keyword in _PROXY:
                 options.setdefault("proxy", [line.keyword, " ".join(line.args)])
-            elif line.keyword == "userknownhostsfile":
+            elif line.keyword in ("userknownhostsfile", "globalknownhostsfile"):
                 options.setdefault(line.keyword, list(line.args))
             else:
                 options.setdefault(line.keyword, [line.args[0]])

@@ -183,6 +183,12 @@ def _configs(root: Path) -> list[tuple[str, str, str | None, int | None]]:
         ),
         ("Host a\n  UserKnownHostsFile=/k1\n  UserKnownHostsFile /k2\n", "a", None, None),
         ("Port = 2345\nUser=eq\n", "a", None, None),
+        (
+            "Host a\n  GlobalKnownHostsFile /g/%h /g2\n  GlobalKnownHostsFile /late\n",
+            "a",
+            None,
+            None,
+        ),
         ('Host a\n  IdentityFile "/with space/key"\n', "a", None, None),
         ("Host a # comment\n  Port 44 # trailing\n", "a", None, None),
     ]
@@ -206,6 +212,7 @@ def test_resolution_equals_ssh_dash_g(tmp_path, monkeypatch, figures):
             "user": [resolved.user],
             "identityfile": resolved.identity_files or list(DEFAULT_IDENTITY_FILES),
             "userknownhostsfile": [" ".join(resolved.known_hosts)],
+            "globalknownhostsfile": [" ".join(resolved.global_known_hosts)],
         }
         for key, value in got.items():
             if expected.get(key) != value:
