@@ -122,7 +122,10 @@ class Device:
     def describe(self) -> str:
         if self.is_local:
             return "this host (subprocess)"
-        return f"{self.user}@{self.hostname}:{self.port}"
+        address = f"{self.user}@{self.hostname}:{self.port}"
+        if self.jumps:  # the path matters: it says which bastion carries the connection
+            address += " via " + ", ".join(f"{j.user}@{j.hostname}:{j.port}" for j in self.jumps)
+        return address
 
 
 @dataclass

@@ -287,6 +287,7 @@ def test_proxy_jump_goes_through_the_bastion_and_a_dead_one_fails(ready_fleet, r
     inventory = _behind_bastion(fleet, "bastion", fleet["dev1"].public_port)
     device = load_inventory(inventory).devices["behind"]
     assert [hop.port for hop in device.jumps] == [fleet["dev1"].public_port]
+    assert device.describe().endswith(f" via {device.user}@127.0.0.1:{fleet['dev1'].public_port}")
     outcome = run_cli("devices", "check", "behind", "--inventory", inventory)
     assert outcome.code == 0, outcome.err
     through = proxy.stats.connections
@@ -303,3 +304,12 @@ def test_proxy_jump_goes_through_the_bastion_and_a_dead_one_fails(ready_fleet, r
     figures(
         "proxy-jump", chains=2, dead_bastion_refused=1, unknown_bastion_refused=1, direct_bypasses=0
     )
+
+
+def test_a_relative_include_is_read_from_dot_ssh(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh" / "conf.d").mkdir(parents=True)
+    (tmp_path / ".ssh" / "conf.d" / "lab.conf").write_text("Host board\n  Port 2022\n")
+    config = tmp_path / "elsewhere.conf"
+    config.write_text("Include conf.d/*.conf\n")
+    assert load_inventory(_inventory(tmp_path, config)).devices["pi"].port == 2022
