@@ -25,11 +25,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.host_names import is_host_name
+from edgeprune.fleet.jump_hosts import jump_chain
 from edgeprune.fleet.known_hosts import DEFAULT_GLOBAL_KNOWN_HOSTS, DEFAULT_USER_KNOWN_HOSTS
 from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
 
 if TYPE_CHECKING:
-    import paramiko
+    from edgeprune.fleet.ssh_config import SshConfig
 
 LOCAL_DEVICE = "local"
 INVENTORY_ENV = "EDGEPRUNE_INVENTORY"
@@ -44,7 +46,7 @@ class _DeviceFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    host: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\s/'\"`$;&|]+$")
+    host: str | None = Field(None, min_length=1, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
     user: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     identity_file: str | None = None
@@ -68,6 +70,16 @@ class _DeviceFields(BaseModel):
                     f"tag {tag!r} is not a name (letters, digits, '.', '_', '-'; at most 63)"
                 )
         return tags
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_a_name(cls, host: str | None) -> str | None:
+        if host is not None and not is_host_name(host):
+            raise ValueError(
+                "give a hostname, an IP address or a ~/.ssh/config Host: letters, digits, "
+                "'.', '_' and '-', starting with a letter or digit (no shell or glob characters)"
+            )
+        return host
 
 
 class _DeviceEntry(_DeviceFields):
@@ -103,6 +115,7 @@ class Device:
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
     retries: int = 2
+    jumps: tuple[Device, ...] = ()  # ProxyJump hosts, first hop first
 
     @property
     def is_local(self) -> bool:
@@ -111,7 +124,10 @@ class Device:
     def describe(self) -> str:
         if self.is_local:
             return "this host (subprocess)"
-        return f"{self.user}@{self.hostname}:{self.port}"
+        address = f"{self.user}@{self.hostname}:{self.port}"
+        if self.jumps:  # the path matters: it says which bastion carries the connection
+            address += " via " + ", ".join(f"{j.user}@{j.hostname}:{j.port}" for j in self.jumps)
+        return address
 
 
 @dataclass
@@ -274,25 +290,22 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str) -> Any:
 
 _PATTERN_RULES = {
     "name": "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
-    "host": "give a hostname, an address or a ~/.ssh/config Host (no spaces, quotes or shell characters)",
     "user": "use letters, digits, '.', '_' or '-'",
     "python": "give one interpreter path on one line",
     "spool": "give one directory path on one line",
 }
 
 
-def _load_ssh_config(value: str | None, base_dir: Path, where: str) -> paramiko.SSHConfig | None:
-    import paramiko  # only for an inventory that names an ssh_config: the CLI starts fast
+def _load_ssh_config(value: str | None, base_dir: Path, where: str) -> SshConfig | None:
+    """The inventory's ssh_config (or ~/.ssh/config); read without running any command."""
+    from edgeprune.fleet.ssh_config import SshConfig
 
     path = _local_path(value, base_dir) if value else os.path.expanduser("~/.ssh/config")
     if not os.path.isfile(path):
         if value:
             raise UserError(f"{where}: field 'ssh_config': {path!r} does not exist")
         return None
-    try:
-        return paramiko.SSHConfig.from_path(path)
-    except Exception as exc:  # paramiko raises several types for a malformed file
-        raise UserError(f"ssh config {path!r} cannot be parsed: {exc}") from None
+    return SshConfig.from_path(path)
 
 
 def _local_path(value: str, base_dir: Path) -> str:
@@ -305,7 +318,7 @@ def _resolve(
     entry: _DeviceEntry,
     defaults: _DeviceFields,
     known_hosts: str | None,
-    ssh_config: paramiko.SSHConfig | None,
+    ssh_config: SshConfig | None,
     base_dir: Path,
     where: str,
 ) -> Device:
@@ -324,52 +337,58 @@ def _resolve(
         raise UserError(
             f"{where}: field 'host' is required (a hostname, an address or a ~/.ssh/config Host)"
         )
-    looked_up = ssh_config.lookup(host) if ssh_config is not None else {"hostname": host}
-    port = pick("port") or _int_or(looked_up.get("port"), 22)
-    user = pick("user") or looked_up.get("user") or getpass.getuser()
-    identity = pick("identity_file")
-    identity_files = (
-        (_local_path(identity, base_dir),) if identity else tuple(looked_up.get("identityfile", []))
+    resolved = (
+        ssh_config.resolve(host, user=pick("user"), port=pick("port")) if ssh_config else None
     )
+    identity = pick("identity_file")
+    if identity:
+        identity_files: tuple[str, ...] = (_local_path(identity, base_dir),)
+    else:
+        identity_files = (
+            tuple(ssh_config.identity_paths(resolved)) if ssh_config and resolved else ()
+        )
     known = entry.known_hosts or known_hosts or defaults.known_hosts
     known_also: tuple[str, ...] = ()
     if known:
         known_path = _local_path(known, base_dir)
     else:
-        from_config = looked_up.get("userknownhostsfile", "").split() or DEFAULT_USER_KNOWN_HOSTS
-        known_path, *rest = (os.path.expanduser(p) for p in from_config)
+        user_files = resolved.known_hosts if resolved else list(DEFAULT_USER_KNOWN_HOSTS)
+        known_path, *rest = (os.path.expanduser(p) for p in user_files)
         known_also = tuple(rest)
-    global_config = looked_up.get("globalknownhostsfile", "").split()
+    global_config = resolved.global_known_hosts if resolved else []
     global_files = tuple(os.path.expanduser(p) for p in global_config) or DEFAULT_GLOBAL_KNOWN_HOSTS
+    connect_timeout = pick("connect_timeout") or (resolved and resolved.connect_timeout) or 10.0
+    jumps: tuple[Device, ...] = ()
+    if ssh_config is not None and resolved is not None:
+        if not is_host_name(resolved.hostname):
+            raise UserError(
+                f"{where}: host {host!r} has HostName {resolved.hostname!r} in ssh config "
+                f"{ssh_config.path!r}, which is not a host name or IP address; fix that HostName"
+            )
+        if resolved.proxy_command:
+            raise UserError(
+                f"{where}: host {host!r} uses ProxyCommand in ssh config {ssh_config.path!r}, "
+                "which edgeprune does not run; use ProxyJump instead"
+            )
+        jumps = jump_chain(
+            ssh_config, resolved, entry.name, known_path if known else None, connect_timeout, where
+        )
     return Device(
         name=entry.name,
         kind=kind,
         tags=tuple(pick("tags") or ()),
         host=host,
-        hostname=looked_up.get("hostname", host),
-        port=port,
-        user=user,
+        hostname=resolved.hostname if resolved else host,
+        port=resolved.port if resolved else (pick("port") or 22),
+        user=resolved.user if resolved else (pick("user") or getpass.getuser()),
         identity_files=identity_files,
         known_hosts=known_path,
         known_hosts_also=known_also,
         global_known_hosts=global_files,
         python=pick("python") or DEFAULT_PYTHON,
         spool=pick("spool") or DEFAULT_SPOOL,
-        connect_timeout=pick("connect_timeout") or _float_or(looked_up.get("connecttimeout"), 10.0),
+        connect_timeout=connect_timeout,
         command_timeout=pick("command_timeout") or 600.0,
         retries=pick("retries") if pick("retries") is not None else 2,
+        jumps=jumps,
     )
-
-
-def _int_or(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _float_or(value: Any, default: float) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default

@@ -13,6 +13,7 @@ import paramiko
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.host_keys import preferred_key_types, verify_host_key
 from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.jump_connect import TunnelSocket, open_through_jumps, open_tunnel
 from edgeprune.fleet.transport import ConnectionLost, ConnectionRefusedByPolicy
 
 # AES-GCM first: one pass for cipher and MAC, the cheapest per byte with AES-NI.
@@ -24,15 +25,23 @@ _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
-def open_ssh(d: Device, accept_new_host_key: bool = False) -> paramiko.Transport:
-    """One attempt: TCP, SSH handshake, host-key check, key login.
+def open_ssh(
+    d: Device, accept_new_host_key: bool = False, via: paramiko.Transport | None = None
+) -> paramiko.Transport:
+    """One attempt: TCP (or a tunnel through `via`, or d's ProxyJump hosts), handshake,
+    host-key check, key login.
 
     Transient failures are ConnectionLost; a refused key or login is ConnectionRefusedByPolicy.
     """
+    if d.jumps and via is None:
+        return open_through_jumps(d, accept_new_host_key, open_ssh)
     where = f"device {d.name} ({d.user}@{d.hostname}:{d.port})"
     known_files = [d.known_hosts, *d.known_hosts_also, *d.global_known_hosts]
     try:
-        sock = socket.create_connection((d.hostname, d.port), timeout=d.connect_timeout)
+        if via is not None:
+            sock: socket.socket | TunnelSocket = open_tunnel(via, d, where)
+        else:
+            sock = socket.create_connection((d.hostname, d.port), timeout=d.connect_timeout)
     except socket.gaierror as exc:
         raise DeviceError(f"{where}: cannot resolve host {d.hostname!r} ({exc.strerror})") from None
     except OSError as exc:
