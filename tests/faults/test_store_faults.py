@@ -90,6 +90,7 @@ def test_read_only_commands_leave_a_foreign_sqlite_file_untouched(tmp_path, run_
         ["results", "show"],
         ["results", "export", "--out", "-"],
         ["results", "compare", "1", "2"],
+        ["results", "report"],
     )
     refused = 0
     for args in commands:
