@@ -260,3 +260,18 @@ def test_an_oversized_result_is_refused_in_one_line():
     with pytest.raises(ProtocolError, match="larger than") as caught:
         Result.from_json(text)
     assert "\n" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_the_largest_result_an_agent_can_write_is_one_the_host_accepts():
+    from device_agents.protocol import MAX_RESULT_BYTES, MAX_THREAD_COUNTS
+
+    values = [1 / 3 + i * 1e-9 for i in range(MAX_KEPT_LATENCIES)]  # 17-digit floats
+    summary = LatencySummary.of(values)
+    result = _result("worst", 1)
+    result.measurements = [
+        Measurement(threads=1, xnnpack=True, latencies_ms=values, summary=summary)
+        for _ in range(MAX_THREAD_COUNTS)
+    ]
+    text = result.to_json()
+    assert len(text) < MAX_RESULT_BYTES
+    assert len(Result.from_json(text).measurements) == MAX_THREAD_COUNTS
