@@ -14,6 +14,8 @@ import os
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -186,6 +188,47 @@ def test_commands_that_first_touch_a_fresh_db_at_once_all_succeed(tmp_path, figu
             assert len(ResultsStore(db, create=False).measurements()) == writers
     figures("store first touch", injected=rounds * writers, failed=len(failures))
     assert not failures, failures[:3]
+
+
+_WRITER = """
+import sys, time
+from device_agents.protocol import LatencySummary, Measurement, Result
+from edgeprune.results import ModelInfo, ResultsStore
+db, n, at = sys.argv[1], sys.argv[2], float(sys.argv[3])
+m = Measurement(threads=1, xnnpack=True, latencies_ms=[1.0, 2.0],
+                summary=LatencySummary.of([1.0, 2.0]))
+result = Result(job_id="p" + n, model_sha256="c" * 64, status="ok", measurements=[m])
+time.sleep(max(0.0, at - time.time()))
+store = ResultsStore(db)
+store.add_result(store.begin_run("bench"), "dev", result, ModelInfo("m", "c" * 64))
+"""
+
+
+def test_processes_that_first_touch_a_fresh_db_at_once_all_succeed(tmp_path, figures):
+    rounds, writers = 4, 4
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    failed = 0
+    for r in range(rounds):
+        db = tmp_path / f"fresh-{r}.db"
+        at = time.time() + 3.0  # every process is imported and waiting by then
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _WRITER, str(db), str(n), repr(at)],
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n in range(writers)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=120)
+            if proc.returncode != 0:
+                failed += 1
+                print(err.strip().splitlines()[-1:])
+        if not failed:
+            assert len(ResultsStore(db, create=False).measurements()) == writers
+    figures("store first touch", injected=rounds * writers, failed=failed)
+    assert failed == 0
 
 
 def test_the_locked_message_reports_the_real_wait(tmp_path):
