@@ -65,6 +65,11 @@ ERROR_KINDS = (
 MAX_THREADS = 256
 MAX_THREAD_COUNTS = 64  # one measurement (and one stored row) per entry: bounded
 MAX_LABEL = 200
+# What one Result may hold: a measurement keeps at most this many raw latencies (an evenly
+# spaced sample in run order beyond it; `summary` is always over every run), and a result's
+# JSON text is at most this long.
+MAX_KEPT_LATENCIES = 10_000
+MAX_RESULT_BYTES = 32 << 20
 
 
 class ProtocolError(ValueError):
@@ -427,6 +432,18 @@ class Measurement:
     rss_before_model_kb: Optional[int] = None
     cpu_affinity: Optional[List[int]] = None
 
+    def __post_init__(self) -> None:
+        """Keep at most MAX_KEPT_LATENCIES, evenly spaced in run order; the summary (made
+        here if missing) stays over every run."""
+        count = len(self.latencies_ms)
+        if count > MAX_KEPT_LATENCIES:
+            if self.summary is None and self.status == "ok":
+                self.summary = LatencySummary.of(self.latencies_ms)
+            self.latencies_ms = [
+                self.latencies_ms[i * count // MAX_KEPT_LATENCIES]
+                for i in range(MAX_KEPT_LATENCIES)
+            ]
+
 
 @dataclass
 class Result:
@@ -473,6 +490,11 @@ class Result:
 
     @classmethod
     def from_json(cls, text: Any) -> Result:
+        if isinstance(text, (str, bytes, bytearray)) and len(text) > MAX_RESULT_BYTES:
+            raise ProtocolError(
+                f"result is larger than {MAX_RESULT_BYTES} bytes ({len(text)}); "
+                "the agent that wrote it does not bound what a result holds (upgrade it)"
+            )
         obj = _load_object(text, "result")
         _no_unknown(obj, set(cls.__dataclass_fields__), "result")
         job_id = validate_job_id(_expect(obj, "job_id", (str,), "result"))

@@ -1,4 +1,5 @@
-"""Turning one agent Result into store rows: one per measurement (thread count)."""
+"""Turning one agent Result into store rows: one per measurement (thread count), and each
+measurement's raw latencies once, as a compact blob."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from device_agents.protocol import Result
+from edgeprune.results import latency_blob
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def rows_of_result(
         "warnings": json.dumps(list(dict.fromkeys(w.code for w in result.warnings))),
         "started_at": result.started_at,
         "finished_at": result.finished_at,
-        "result_json": result.to_json(),
+        "result_json": result_without_latencies(result),
     }
     if not result.measurements:
         yield base | _empty_measurement(result)
@@ -73,6 +75,30 @@ def rows_of_result(
             "accuracy": model.accuracy,
             "accuracy_source": model.accuracy_source if model.accuracy is not None else None,
         }
+
+
+def result_without_latencies(result: Result) -> str:
+    """The result as compact JSON with every `latencies_ms` emptied (they go to `latencies`)."""
+    document = result.validate().to_dict()
+    for measurement in document["measurements"]:
+        measurement["latencies_ms"] = []
+    return json.dumps(document, sort_keys=True, allow_nan=False, separators=(",", ":"))
+
+
+def latency_rows(run_id: int, device: str, result: Result) -> Iterator[tuple[Any, ...]]:
+    """(run_id, device, job_id, measurement index, count, encoding, blob) per measurement
+    that has latencies."""
+    for index, m in enumerate(result.measurements):
+        if m.latencies_ms:
+            yield (
+                run_id,
+                device,
+                result.job_id,
+                index,
+                len(m.latencies_ms),
+                latency_blob.ENCODING,
+                latency_blob.encode(m.latencies_ms),
+            )
 
 
 def _empty_measurement(result: Result) -> dict[str, Any]:

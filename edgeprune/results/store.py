@@ -1,9 +1,13 @@
 """The results store: every measurement ever brought home, in one SQLite file.
 
-WAL mode and a busy timeout let two `bench` commands write at once; a DB that stays
-locked, is corrupt, or comes from a newer edgeprune is a one-line UserError. The schema
-is versioned with `PRAGMA user_version`. One row per (device, job, thread count):
-storing the same result twice (a retry after a lost `ack`) changes nothing.
+WAL mode and a busy timeout let two `bench` commands write at once; creating and
+migrating a fresh DB is retried while another command does the same. A DB that stays
+locked, is corrupt, is another program's file (see `dbfile`) or comes from a newer
+edgeprune is a one-line UserError. The schema is versioned with `PRAGMA user_version`.
+One row per (device, job, thread count): storing the same result twice (a retry after a
+lost `ack`) changes nothing. A row's `result_json` is the agent's result without its raw
+latencies, which are stored once per measurement in `latencies` as a compact blob and put
+back when a row is read `with_json`.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from typing import Any
 from device_agents.protocol import Result
 from edgeprune.errors import UserError
 from edgeprune.paths import data_dir
-from edgeprune.results.rows import ModelInfo, rows_of_result
+from edgeprune.results import dbfile, latency_blob
+from edgeprune.results.rows import ModelInfo, latency_rows, rows_of_result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_ENV = "EDGEPRUNE_RESULTS_DB"
 
 _SCHEMA = """
@@ -58,7 +63,18 @@ CREATE TABLE IF NOT EXISTS measurements (
 );
 CREATE INDEX IF NOT EXISTS measurements_run ON measurements(run_id);
 CREATE INDEX IF NOT EXISTS measurements_model ON measurements(model_sha256);
+CREATE TABLE IF NOT EXISTS latencies (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    device TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    measurement INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    encoding TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (device, job_id, measurement)
+);
 """
+_RETRY_SLEEP = 0.02
 
 COLUMNS = (
     "id",
@@ -97,6 +113,10 @@ COLUMNS = (
 )
 
 
+class StoreLocked(UserError):
+    """Another process held the DB for longer than the busy timeout."""
+
+
 def default_db_path() -> Path:
     """`$EDGEPRUNE_RESULTS_DB`, else <data dir>/results.db (XDG_DATA_HOME respected)."""
     env = os.environ.get(DB_ENV)
@@ -106,7 +126,11 @@ def default_db_path() -> Path:
 
 
 class ResultsStore:
-    """Open with `ResultsStore(path)`; every method opens its own short connection (thread-safe)."""
+    """Open with `ResultsStore(path)`; every method opens its own short connection (thread-safe).
+
+    `create=False` is for readers: the file must exist, is opened read-only and is never
+    migrated (a DB of the previous version is read as it is).
+    """
 
     def __init__(
         self,
@@ -117,6 +141,7 @@ class ResultsStore:
     ) -> None:
         self.path = Path(path).expanduser() if path is not None else default_db_path()
         self.busy_timeout = busy_timeout
+        self.readonly = not create
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         if self.path.is_dir():
@@ -132,8 +157,14 @@ class ResultsStore:
                 raise UserError(
                     f"results DB directory {str(self.path.parent)!r} does not exist; create it first"
                 )
-        with self._connect() as conn:
-            self._migrate(conn)
+            try:
+                dbfile.create_private(self.path)
+            except OSError as exc:
+                raise UserError(
+                    f"results DB {str(self.path)!r} cannot be created ({exc.strerror}); "
+                    "check the directory's permissions or pass --db"
+                ) from None
+        self._prepare()
 
     @classmethod
     def in_memory(cls) -> ResultsStore:
@@ -141,6 +172,7 @@ class ResultsStore:
         store = cls.__new__(cls)
         store.path = Path(":memory:")
         store.busy_timeout = 0.0
+        store.readonly = False
         store._lock = threading.Lock()
         store._shared = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         store._shared.row_factory = sqlite3.Row
@@ -161,28 +193,49 @@ class ResultsStore:
             with self._lock:
                 yield self._shared
             return
+        started = time.monotonic()
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn = dbfile.connect(self.path, readonly=self.readonly, timeout=self.busy_timeout)
         except sqlite3.Error as exc:
-            raise self._friendly(exc) from None
+            raise self._friendly(exc, time.monotonic() - started) from None
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
             yield conn
         except sqlite3.Error as exc:
-            raise self._friendly(exc) from None
+            raise self._friendly(exc, time.monotonic() - started) from None
         finally:
             conn.close()
 
-    def _friendly(self, exc: sqlite3.Error) -> UserError:
+    def _prepare(self) -> None:
+        """Check the file is ours and (for writers) create or migrate it, retrying while
+        another command holds it, up to `busy_timeout` in all."""
+        started = time.monotonic()
+        while True:
+            try:
+                with self._connect() as conn:
+                    self._migrate(conn)
+                return
+            except StoreLocked:
+                waited = time.monotonic() - started
+                if waited >= self.busy_timeout:
+                    raise self._locked(waited) from None
+                time.sleep(_RETRY_SLEEP)
+
+    def _locked(self, waited: float) -> StoreLocked:
+        """The time really spent (SQLite's busy handler may give up a little early or late)."""
+        waited = min(waited, self.busy_timeout)
+        return StoreLocked(
+            f"results DB {str(self.path)!r} is locked by another process "
+            f"(waited {round(waited, 1):g} s); try again when it has finished"
+        )
+
+    def _friendly(self, exc: sqlite3.Error, waited: float = 0.0) -> UserError:
         text = str(exc)
         where = f"results DB {str(self.path)!r}"
         if "locked" in text or "busy" in text:
-            return UserError(
-                f"{where} is locked by another process (waited {self.busy_timeout:g} s); "
-                "try again when it has finished"
-            )
+            return self._locked(waited)
         if isinstance(exc, sqlite3.DatabaseError) and (
             "not a database" in text or "malformed" in text or "corrupt" in text
         ):
@@ -196,28 +249,53 @@ class ResultsStore:
             )
         return UserError(f"{where}: {text}")
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+    def _check(self, conn: sqlite3.Connection) -> dbfile.Identity:
+        """Refuse another program's file and a newer schema; writes nothing."""
+        identity = dbfile.identify(conn)
+        where = f"results DB {str(self.path)!r}"
+        if identity.kind == "foreign":
             raise UserError(
-                f"results DB {str(self.path)!r} has schema version {version}, newer than this "
+                f"{str(self.path)!r} is not an edgeprune results DB (another program's SQLite "
+                "file; it was left untouched); pass --db with a new or an edgeprune file"
+            )
+        if identity.version > SCHEMA_VERSION:
+            raise UserError(
+                f"{where} has schema version {identity.version}, newer than this "
                 f"edgeprune understands ({SCHEMA_VERSION}); upgrade edgeprune"
             )
-        if version == SCHEMA_VERSION:
+        if self.readonly and identity.kind == "empty":
+            raise UserError(
+                f"no results yet: {str(self.path)!r} holds none (run edgeprune bench first, "
+                "or pass --db)"
+            )
+        return identity
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        identity = self._check(conn)
+        if self.readonly:
             return
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        if identity.kind != "ours" or identity.version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                identity = self._check(conn)  # another command may have just done it
+                if identity.kind != "ours" or identity.version < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {dbfile.APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+        # the switch needs every other connection gone for a moment: busy is retried by _prepare
+        if (
+            self._shared is None
+            and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal"
+            and conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal"
+        ):
+            raise sqlite3.OperationalError("database is locked")
 
     # ------------------------------------------------------------------ writing
 
@@ -235,6 +313,7 @@ class ResultsStore:
     def add_result(self, run_id: int, device: str, result: Result, model: ModelInfo) -> int:
         """Store every measurement of one Result; returns how many rows were new."""
         rows = list(rows_of_result(run_id, device, result, model))
+        blobs = list(latency_rows(run_id, device, result))
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -245,6 +324,11 @@ class ResultsStore:
                     [tuple(row[c] for c in _INSERT_COLUMNS) for row in rows],
                 )
                 added = conn.total_changes - before
+                conn.executemany(
+                    "INSERT OR IGNORE INTO latencies (run_id, device, job_id, measurement, "
+                    "count, encoding, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    blobs,
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -339,13 +423,40 @@ class ResultsStore:
         query += " ORDER BY run_id, id"
         with self._connect() as conn:
             rows = [dict(r) for r in conn.execute(query, params)]
+            if with_json:
+                self._attach_results(conn, rows)
         for row in rows:
             row["xnnpack"] = bool(row["xnnpack"])
             row["sparse_path"] = None if row["sparse_path"] is None else bool(row["sparse_path"])
             row["warnings"] = json.loads(row["warnings"] or "[]")
-            if with_json:
-                row["result"] = json.loads(row.pop("result_json"))
         return rows
+
+    def _attach_results(self, conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+        """Each row's `result`: its stored JSON with the raw latencies put back."""
+        has_blobs = (
+            conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'latencies'"
+            ).fetchone()
+            is not None
+        )
+        cache: dict[tuple[str, str], dict[int, list[float]]] = {}
+        for row in rows:
+            result = json.loads(row.pop("result_json"))
+            key = (row["device"], row["job_id"])
+            if has_blobs and key not in cache:
+                cache[key] = {
+                    index: latency_blob.decode(data, encoding)
+                    for index, encoding, data in conn.execute(
+                        "SELECT measurement, encoding, data FROM latencies "
+                        "WHERE device = ? AND job_id = ?",
+                        key,
+                    )
+                }
+            for index, values in cache.get(key, {}).items():
+                measurements = result.get("measurements") or []
+                if 0 <= index < len(measurements):
+                    measurements[index]["latencies_ms"] = values
+            row["result"] = result
 
 
 _INSERT_COLUMNS = [c for c in COLUMNS if c != "id"] + ["result_json"]
