@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.yaml_budget import echo, load_bounded_yaml
 from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     if not chosen.is_file():
         raise UserError(f"{where} does not exist; copy configs/devices.example.yaml and edit it")
     try:
-        raw = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+        raw = load_bounded_yaml(chosen.read_text(encoding="utf-8"), str(chosen))
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{where} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
@@ -266,7 +267,9 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str) -> Any:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "string_pattern_mismatch":
             message = _PATTERN_RULES.get(str(error["loc"][-1]), message)
-        raise UserError(f"{where}: field {loc!r}: {message} (got {error.get('input')!r})") from None
+        raise UserError(
+            f"{where}: field {loc!r}: {message} (got {echo(error.get('input'))})"
+        ) from None
 
 
 _PATTERN_RULES = {

@@ -22,6 +22,7 @@ from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.fleet.options import BenchOptions, DeployOptions
+from edgeprune.fleet.yaml_budget import echo
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
@@ -279,7 +280,7 @@ def _user_error(
     shown = " or ".join(messages)
     if all(e["msg"].startswith("Input should be ") for e in same):
         shown = "should be " + shown
-    return index.error(real, f"{shown} (got {first.get('input')!r})")
+    return index.error(real, f"{shown} (got {echo(first.get('input'))})")
 
 
 def _short(message: str) -> str:

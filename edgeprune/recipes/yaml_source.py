@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.yaml_budget import check_alias_budget
 
 PathKey = tuple[Any, ...]
 _PLAIN_KEY = re.compile(r"[\w.+-]+\Z")
@@ -103,6 +104,7 @@ def parse_yaml_with_lines(text: str, label: str) -> tuple[Any, LineIndex]:
         node = loader.get_single_node()
         if node is None:
             return None, index
+        check_alias_budget(node, label)
         _index_node(loader, node, (), index)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
