@@ -260,7 +260,7 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str) -> Any:
             hint = difflib.get_close_matches(field_name, known, n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UserError(
-                f"{where}: unknown field {loc!r}{maybe}; known fields: {', '.join(known)}"
+                f"{where}: unknown field {echo(loc)}{maybe}; known fields: {', '.join(known)}"
             ) from None
         if error["type"] == "missing":
             raise UserError(f"{where}: field {loc!r} is required") from None

@@ -270,7 +270,7 @@ def _user_error(
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, known, n=1)
         maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-        message = f"unknown key {key!r}{maybe}; known keys: {', '.join(known)}"
+        message = f"unknown key {echo(key)}{maybe}; known keys: {', '.join(known)}"
         return index.error(real, message, shown=real[:-1])
     if first["type"] == "missing":
         parent = _real_path(base, loc[:-1], rename)

@@ -266,6 +266,32 @@ def test_a_huge_field_value_is_not_echoed_whole(tmp_path):
     assert len(str(caught.value)) < 1000 and "runs" in str(caught.value)
 
 
+def test_a_huge_key_is_not_echoed_whole(tmp_path):
+    from edgeprune.fleet.inventory import load_inventory
+    from edgeprune.recipes.loader import load_recipe
+
+    huge = "k" * MB  # past YAML's 1024-character simple keys: written as `? key`
+    inventory = tmp_path / "devices.yaml"
+    inventory.write_text(yaml.safe_dump({"devices": [{"name": "a", "host": "a.lan", huge: 1}]}))
+    with pytest.raises(UserError, match="unknown field") as caught:
+        load_inventory(inventory)
+    assert len(str(caught.value)) < 1000
+    documents = [
+        {"name": "r", huge: 1},
+        {"name": "r", "model": {"demo": True}, "data": "digits", "bench": {huge: 1}},
+    ]
+    for document in documents:
+        recipe = tmp_path / "recipe.yaml"
+        recipe.write_text(yaml.safe_dump(document))
+        with pytest.raises(UserError) as caught:
+            load_recipe(recipe)
+        assert len(str(caught.value)) < 1000, str(caught.value)[:300]
+    recipe.write_text(f"name: r\nbench:\n  ? {huge}\n  : 1\n  ? {huge}\n  : 2\n")
+    with pytest.raises(UserError, match="given twice") as caught:
+        load_recipe(recipe)
+    assert len(str(caught.value)) < 1000
+
+
 @pytest.mark.parametrize("command", ["wait", "result"])
 def test_the_agent_names_its_positional_job_id_without_a_flag(command, tmp_path, capsys):
     from device_agents.cli import run
