@@ -138,13 +138,14 @@ def _spool_inputs(spool: Spool, value: str) -> str:
     return name
 
 
-def validate_or_new_id(value: Optional[str]) -> str:
+def validate_or_new_id(value: Optional[str], name: str = "--id") -> str:
+    """`value` checked as a job id (errors call it `name`: the flag, or the positional ID)."""
     if value is None:
         return new_job_id()
     try:
         return validate_job_id(value)
     except ProtocolError as exc:
-        raise BadInput(str(exc).replace("job id", "--id", 1)) from None
+        raise BadInput(str(exc).replace("job id", name, 1)) from None
 
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
@@ -168,13 +169,13 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
 
 def cmd_result(args: argparse.Namespace) -> Outcome:
     spool = Spool(args.spool)
-    validate_or_new_id(args.job_id)
+    validate_or_new_id(args.job_id, "job id")
     return _result_outcome(spool.read_result(args.job_id))
 
 
 def cmd_wait(args: argparse.Namespace) -> Outcome:
     spool = Spool(args.spool)
-    job_id = validate_or_new_id(args.job_id)
+    job_id = validate_or_new_id(args.job_id, "job id")
     if args.timeout is not None and args.timeout < 0:
         raise BadInput("--timeout must be >= 0 seconds")
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
@@ -200,7 +201,7 @@ def cmd_wait(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_ack(args: argparse.Namespace) -> Outcome:
-    job_id = validate_or_new_id(args.job_id)
+    job_id = validate_or_new_id(args.job_id, "job id")
     Spool(args.spool).ack(job_id)
     return {"acked": job_id}, f"acknowledged {job_id}", 0
 

@@ -6,7 +6,9 @@ Formats: Keras 3 `.keras` (zip), legacy `.h5`, TensorFlow SavedModel directories
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,11 @@ from edgeprune.files import atomic_output, check_input_path, check_output_path
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TFLITE_MAGIC = b"TFL3"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_MODEL_BYTES = 2 << 30
+"""Most a `.keras` archive may unpack to (declared sizes), unless raised."""
+MAX_MODEL_BYTES_ENV = "EDGEPRUNE_MAX_MODEL_BYTES"
+MAX_CONFIG_BYTES = 64 << 20
+"""Most its JSON parts (config.json, metadata.json) may hold: they describe, not store."""
 
 
 def model_format(path: str | os.PathLike[str]) -> str:
@@ -44,8 +51,13 @@ def model_format(path: str | os.PathLike[str]) -> str:
     )
 
 
-def load_keras_model(path: str | os.PathLike[str]) -> Any:
-    """Load a `.keras`/`.h5` model for editing; SavedModels and .tflite are refused with a hint."""
+def load_keras_model(
+    path: str | os.PathLike[str], max_uncompressed_bytes: int | None = None
+) -> Any:
+    """Load a `.keras`/`.h5` model for editing; SavedModels and .tflite are refused with a hint.
+
+    `max_uncompressed_bytes`: see `check_keras_archive` (a zip bomb is refused unread).
+    """
     fmt = model_format(path)
     if fmt == "tflite":
         raise UserError(
@@ -56,15 +68,112 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
             f"{str(path)!r} is a SavedModel, which has no Keras layers to edit; save it with "
             "model.save('model.keras') first"
         )
+    if fmt == "h5" and Path(path).suffix.lower() == ".keras":
+        raise NotAModelError(
+            f"{str(path)!r} is an HDF5 (legacy .h5) model named .keras, which Keras reads as a "
+            "zip archive; rename it to .h5"
+        )
+    if fmt == "keras":
+        check_keras_archive(path, max_uncompressed_bytes)
     keras = _tf.keras()
     try:
         with _tf.quiet_native_output():
             return keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad or foreign file
-        message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        message = _sentences(str(exc)) or type(exc).__name__
         raise NotAModelError(
             f"{str(path)!r} could not be loaded as a Keras model: {message}"
         ) from None
+
+
+def check_keras_archive(
+    path: str | os.PathLike[str], max_uncompressed_bytes: int | None = None
+) -> None:
+    """Refuse a `.keras` zip whose declared sizes are a bomb, or that holds a Lambda layer.
+
+    `max_uncompressed_bytes` (default: `EDGEPRUNE_MAX_MODEL_BYTES`, else 2 GiB) bounds the
+    unpacked total; zipfile never reads past a member's declared size, so this is a real bound.
+    """
+    limit = _model_limit(max_uncompressed_bytes)
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        for member in members:
+            if member.filename in ("config.json", "metadata.json") and (
+                member.file_size > MAX_CONFIG_BYTES
+            ):
+                raise NotAModelError(
+                    f"{str(path)!r}: its {member.filename} unpacks to {_mb(member.file_size)} "
+                    f"(at most {_mb(MAX_CONFIG_BYTES)} is a model description); not a Keras model"
+                )
+        total = sum(member.file_size for member in members)
+        if total > limit:
+            raise NotAModelError(
+                f"{str(path)!r} unpacks to {_mb(total)}, more than the {_mb(limit)} allowed; "
+                f"if the model is that large, raise max_uncompressed_bytes (or set "
+                f"{MAX_MODEL_BYTES_ENV}=BYTES)",
+                params=("max_uncompressed_bytes",),
+            )
+        if "config.json" in archive.namelist():
+            lambdas = _lambda_layers(archive.read("config.json"))
+            if lambdas:
+                raise NotAModelError(
+                    f"{str(path)!r} holds a Lambda layer ({lambdas[0]}), whose Python code "
+                    "edgeprune does not run from a file; rebuild the model with built-in or "
+                    "registered custom layers and save it again."
+                )
+
+
+def _model_limit(given: int | None) -> int:
+    if given is not None:
+        return given
+    raw = os.environ.get(MAX_MODEL_BYTES_ENV, "").strip()
+    if not raw:
+        return MAX_MODEL_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UserError(f"{MAX_MODEL_BYTES_ENV}={raw[:40]!r}: give a positive number of bytes")
+    return value
+
+
+def _lambda_layers(config: bytes) -> list[str]:
+    """Names of the Lambda layers a Keras config describes (at any depth)."""
+    try:
+        document = json.loads(config)
+    except ValueError:
+        return []  # Keras says what is wrong with it
+    found: list[str] = []
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                inner = node.get("config")
+                name = inner.get("name") if isinstance(inner, dict) else None
+                found.append(str(name or "unnamed")[:80])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def _sentences(text: str, limit: int = 300) -> str:
+    """The first line of `text`, whole sentences up to `limit` characters (never cut mid-word)."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if len(first) <= limit:
+        return first
+    kept = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", first):
+        if len(kept) + len(sentence) + 1 > limit:
+            break
+        kept = f"{kept} {sentence}".strip()
+    return kept or first[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _mb(value: int) -> str:
+    return f"{value / (1 << 20):.1f} MB"
 
 
 def save_keras_model(model: Any, path: str | os.PathLike[str]) -> Path:

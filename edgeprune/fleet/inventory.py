@@ -28,6 +28,7 @@ from edgeprune.errors import UserError
 from edgeprune.fleet.host_names import is_host_name
 from edgeprune.fleet.jump_hosts import jump_chain
 from edgeprune.fleet.known_hosts import DEFAULT_GLOBAL_KNOWN_HOSTS, DEFAULT_USER_KNOWN_HOSTS
+from edgeprune.fleet.yaml_budget import echo, load_bounded_yaml
 from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ def load_inventory(path: str | os.PathLike[str] | None = None) -> Inventory:
     if not chosen.is_file():
         raise UserError(f"{where} does not exist; copy configs/devices.example.yaml and edit it")
     try:
-        raw = yaml.safe_load(chosen.read_text(encoding="utf-8"))
+        raw = load_bounded_yaml(chosen.read_text(encoding="utf-8"), str(chosen))
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{where} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
@@ -278,14 +279,16 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], where: str) -> Any:
             hint = difflib.get_close_matches(field_name, known, n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise UserError(
-                f"{where}: unknown field {loc!r}{maybe}; known fields: {', '.join(known)}"
+                f"{where}: unknown field {echo(loc)}{maybe}; known fields: {', '.join(known)}"
             ) from None
         if error["type"] == "missing":
             raise UserError(f"{where}: field {loc!r} is required") from None
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "string_pattern_mismatch":
             message = _PATTERN_RULES.get(str(error["loc"][-1]), message)
-        raise UserError(f"{where}: field {loc!r}: {message} (got {error.get('input')!r})") from None
+        raise UserError(
+            f"{where}: field {loc!r}: {message} (got {echo(error.get('input'))})"
+        ) from None
 
 
 _PATTERN_RULES = {

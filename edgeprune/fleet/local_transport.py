@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import selectors
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 
 from edgeprune.fleet.transport import (
     CommandResult,
     CommandTimeout,
     DiskFull,
+    OutputCap,
     Progress,
     Transport,
 )
@@ -36,27 +39,37 @@ class LocalTransport(Transport):
         full_env = dict(os.environ)
         full_env.update(env or {})
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 [str(a) for a in argv],
-                input=stdin if stdin is not None else b"",
-                capture_output=True,
-                timeout=timeout,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 env=full_env,
-                check=False,
             )
-        except subprocess.TimeoutExpired:
-            raise CommandTimeout(
-                f"device {self.device_name}: {argv[0]} ran longer than {timeout:g} s and was stopped"
-            ) from None
         except OSError as exc:
             return CommandResult(
                 tuple(argv), 127, "", f"error: cannot run {argv[0]}: {exc.strerror}"
             )
+        out, err = self.output_caps(argv)
+        try:
+            _pump(proc, stdin or b"", out, err, time.monotonic() + timeout)
+        except CommandTimeout:
+            raise CommandTimeout(
+                f"device {self.device_name}: {argv[0]} ran longer than {timeout:g} s and was stopped"
+            ) from None
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
         return CommandResult(
             tuple(argv),
-            proc.returncode,
-            proc.stdout.decode("utf-8", "replace"),
-            proc.stderr.decode("utf-8", "replace"),
+            code,
+            bytes(out.data).decode("utf-8", "replace"),
+            bytes(err.data).decode("utf-8", "replace"),
         )
 
     def upload(
@@ -117,3 +130,43 @@ class LocalTransport(Transport):
 
     def expand_path(self, path: str) -> str:
         return os.path.abspath(os.path.expanduser(path))
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], stdin: bytes, out: OutputCap, err: OutputCap, deadline: float
+) -> None:
+    """Feed stdin and read both outputs through their caps until EOF (no unbounded buffer)."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        if stdin:
+            os.set_blocking(proc.stdin.fileno(), False)
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        selector.register(proc.stdout, selectors.EVENT_READ, out)
+        selector.register(proc.stderr, selectors.EVENT_READ, err)
+        sent = 0
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CommandTimeout("timed out")
+            for key, _ in selector.select(min(left, 1.0)):
+                if key.fileobj is proc.stdin:
+                    try:
+                        sent += os.write(proc.stdin.fileno(), stdin[sent : sent + _CHUNK])
+                    except BrokenPipeError:
+                        sent = len(stdin)
+                    if sent >= len(stdin):
+                        selector.unregister(proc.stdin)
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    key.data.add(chunk)
+                else:
+                    selector.unregister(key.fileobj)
+        left = deadline - time.monotonic()
+        try:
+            proc.wait(max(left, 0.0))
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout("timed out") from None

@@ -27,6 +27,7 @@ from edgeprune.fleet.transport import (
     CommandTimeout,
     ConnectionLost,
     DiskFull,
+    OutputTooLarge,
     Progress,
     Transport,
     shell_command,
@@ -148,7 +149,7 @@ class SshTransport(Transport):
             if code == -1 and not transport.is_active():
                 # no exit status and the link is gone: the command's fate is unknown
                 raise EOFError("the connection closed before the command finished")
-        except CommandTimeout:
+        except (CommandTimeout, OutputTooLarge):
             raise
         except _TRANSIENT as exc:
             self._forget_connection()
@@ -167,24 +168,24 @@ class SshTransport(Transport):
     def _collect(
         self, channel: paramiko.Channel, timeout: float, argv: Sequence[str]
     ) -> tuple[bytes, bytes]:
-        out, err = bytearray(), bytearray()
+        out, err = self.output_caps(argv)
         deadline = time.monotonic() + timeout
         fd = channel.fileno()
         try:
             while True:
                 while channel.recv_ready():
-                    out += channel.recv(65536)
+                    out.add(channel.recv(65536))
                 while channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
+                    err.add(channel.recv_stderr(65536))
                 if channel.exit_status_ready():
                     # the output's tail and EOF normally arrive with the exit status
                     channel.settimeout(2.0)
                     with contextlib.suppress(socket.timeout):
                         while chunk := channel.recv(65536):
-                            out += chunk
+                            out.add(chunk)
                     while channel.recv_stderr_ready():
-                        err += channel.recv_stderr(65536)
-                    return bytes(out), bytes(err)
+                        err.add(channel.recv_stderr(65536))
+                    return bytes(out.data), bytes(err.data)
                 if channel.closed and not channel.exit_status_ready():
                     raise EOFError("channel closed before the command finished")
                 left = deadline - time.monotonic()

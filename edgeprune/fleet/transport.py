@@ -34,6 +34,56 @@ class DiskFull(DeviceError):
     """The device's spool has no room for a file."""
 
 
+class OutputTooLarge(DeviceError):
+    """A command printed more than the host will hold (a flood, not an agent's answer)."""
+
+
+MAX_OUTPUT_BYTES = 64 << 20
+"""Most a command may print on stdout: an agent's largest answer is a few MB of JSON."""
+MAX_STDERR_BYTES = 1 << 20
+MAX_LINE_BYTES = 1 << 20
+"""Longest line: the agent prints indented JSON, so its lines are short."""
+
+
+class OutputCap:
+    """One stream's bytes, refused past a total or a line length (before they are kept)."""
+
+    def __init__(
+        self, device: str, argv: Sequence[str], stream: str, limit: int, line: int
+    ) -> None:
+        self.data = bytearray()
+        self._what = f"device {device}: {' '.join(str(a) for a in argv[:3])}"
+        self._stream = stream
+        self._limit = limit
+        self._line_limit = line
+        self._line = 0  # bytes since the last newline
+
+    def add(self, chunk: bytes) -> None:
+        """Keep `chunk`, or raise OutputTooLarge (the caller stops the command)."""
+        if len(self.data) + len(chunk) > self._limit:
+            raise OutputTooLarge(
+                f"{self._what} printed more than {_mb(self._limit)} on {self._stream} and was "
+                "stopped; check the device's `python:` in the inventory and its agent version"
+            )
+        first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
+        if first < 0:
+            longest = self._line + len(chunk)
+        else:
+            inner = (len(part) for part in chunk[first + 1 : last].split(b"\n"))
+            longest = max(self._line + first, len(chunk) - last - 1, *inner)
+        if longest > self._line_limit:
+            raise OutputTooLarge(
+                f"{self._what} printed a line longer than {_mb(self._line_limit)} on "
+                f"{self._stream} and was stopped; check the device's `python:` in the inventory"
+            )
+        self._line = longest if first < 0 else len(chunk) - last - 1
+        self.data += chunk
+
+
+def _mb(value: int) -> str:
+    return f"{value / (1 << 20):.1f} MB"
+
+
 @dataclass(frozen=True)
 class CommandResult:
     """What a finished command left behind."""
@@ -70,6 +120,16 @@ class Transport(abc.ABC):
     """How to reach one device. Paths are device paths (absolute after `expand_path`)."""
 
     device_name: str
+    max_output_bytes: int = MAX_OUTPUT_BYTES
+    max_stderr_bytes: int = MAX_STDERR_BYTES
+    max_line_bytes: int = MAX_LINE_BYTES
+
+    def output_caps(self, argv: Sequence[str]) -> tuple[OutputCap, OutputCap]:
+        """Fresh stdout and stderr caps for one run of `argv` (this transport's limits)."""
+        return (
+            OutputCap(self.device_name, argv, "stdout", self.max_output_bytes, self.max_line_bytes),
+            OutputCap(self.device_name, argv, "stderr", self.max_stderr_bytes, self.max_line_bytes),
+        )
 
     @abc.abstractmethod
     def run(

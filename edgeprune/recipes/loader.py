@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.yaml_budget import echo
 from edgeprune.recipes.schema import RecipeFile, validate_part
 from edgeprune.recipes.sweep import Variant, expand_variants
 from edgeprune.recipes.yaml_source import LineIndex, load_yaml_with_lines, parse_yaml_with_lines
@@ -80,7 +81,7 @@ def _build(source: Path, raw: Any, index: LineIndex) -> Recipe:
         raise index.error((), "a recipe must be a mapping (model:, data:, steps: ...)")
     for key in raw:
         if not isinstance(key, str):
-            raise index.error((key,), f"key {key!r} must be a name")
+            raise index.error((key,), f"key {echo(key)} must be a name")
     if isinstance(raw.get("data"), str):  # `data: digits` is short for `data: {train: digits}`
         raw = {**raw, "data": {"train": raw["data"]}}
     spec = validate_part(RecipeFile, raw, index)

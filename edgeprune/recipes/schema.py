@@ -22,6 +22,7 @@ from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.fleet.options import BenchOptions, DeployOptions
+from edgeprune.fleet.yaml_budget import echo
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
@@ -269,7 +270,7 @@ def _user_error(
         key = str(loc[-1])
         hint = difflib.get_close_matches(key, known, n=1)
         maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-        message = f"unknown key {key!r}{maybe}; known keys: {', '.join(known)}"
+        message = f"unknown key {echo(key)}{maybe}; known keys: {', '.join(known)}"
         return index.error(real, message, shown=real[:-1])
     if first["type"] == "missing":
         parent = _real_path(base, loc[:-1], rename)
@@ -279,7 +280,7 @@ def _user_error(
     shown = " or ".join(messages)
     if all(e["msg"].startswith("Input should be ") for e in same):
         shown = "should be " + shown
-    return index.error(real, f"{shown} (got {first.get('input')!r})")
+    return index.error(real, f"{shown} (got {echo(first.get('input'))})")
 
 
 def _short(message: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from edgeprune.errors import UserError
+from edgeprune.fleet.yaml_budget import MAX_ECHO_CHARS, check_alias_budget, echo
 
 PathKey = tuple[Any, ...]
 _PLAIN_KEY = re.compile(r"[\w.+-]+\Z")
@@ -64,7 +65,9 @@ def dotted_path(path: PathKey) -> str:
     """('steps', 'prune', 'sparsity', 1) -> 'steps.prune.sparsity[1]'."""
     text = ""
     for part in path:
-        if isinstance(part, int):
+        if isinstance(part, str) and len(part) > MAX_ECHO_CHARS:  # a hostile key: not whole
+            text += f"[{echo(part)}]"
+        elif isinstance(part, int):
             text += f"[{part}]"
         elif not _PLAIN_KEY.match(str(part)):  # a name with spaces or control characters
             text += f"[{str(part)!r}]"
@@ -103,6 +106,7 @@ def parse_yaml_with_lines(text: str, label: str) -> tuple[Any, LineIndex]:
         node = loader.get_single_node()
         if node is None:
             return None, index
+        check_alias_budget(node, label)
         _index_node(loader, node, (), index)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
@@ -151,7 +155,7 @@ def _index_node(
             if key in seen:
                 where = dotted_path((*path, key))
                 raise UserError(
-                    f"{index.file}:{line}: {where}: key {key!r} is given twice (first at line "
+                    f"{index.file}:{line}: {where}: key {echo(key)} is given twice (first at line "
                     f"{seen[key]}); keep one"
                 )
             seen[key] = line
