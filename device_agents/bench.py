@@ -221,10 +221,8 @@ def run_child(
         sys.executable,
         "-m",
         "device_agents.bench_child",
-        "--parent",
-        str(os.getpid()),
-        "--job",
-        job_id,
+        f"--parent={os.getpid()}",
+        f"--job={job_id}",
     ]
     try:
         proc = subprocess.Popen(
