@@ -221,8 +221,10 @@ def run_child(
         sys.executable,
         "-m",
         "device_agents.bench_child",
-        f"--parent={os.getpid()}",
-        f"--job={job_id}",
+        "--parent",
+        str(os.getpid()),
+        "--job",
+        job_id,
     ]
     try:
         proc = subprocess.Popen(

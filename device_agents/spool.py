@@ -358,6 +358,8 @@ class Spool:
         except OSError as exc:
             return None, f"job file {job_id}.json cannot be opened ({exc.strerror}; a symlink?)"
         except AgentError:
+            if os.path.islink(path):
+                return None, f"job file {job_id}.json cannot be opened (it is a symlink)"
             return None, f"job file {job_id}.json is not a regular file"
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(MAX_JOB_BYTES + 1)
