@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.sshd import DeviceSpec, sshd_available
 
 from device_agents.protocol import BenchOptions, Job
 from device_agents.spool import Spool
@@ -290,3 +291,43 @@ def test_the_unit_keeps_the_spool_path_exactly(spool_path, figures):
     words = _systemd_words(line[len("ExecStart=") :])
     assert words == [sys.executable, "-m", "device_agents", "serve", "--spool", spool_path]
     figures("systemd unit quoting", injected=1, survived=1)
+
+
+# ----------------------------------------------------------------------------- over real SSH
+
+
+@pytest.mark.skipif(not sshd_available(), reason="OpenSSH server not installed")
+def test_deploy_resends_a_corrupt_copy_and_clears_a_stale_upload(
+    ready_fleet, tiny_tflite, tmp_path, figures
+):
+    from edgeprune.fleet import deploy, load_inventory, load_model
+
+    # the board runs this checkout's agent (the venv's own copy may be another checkout's)
+    board = DeviceSpec(name="dev1", tags=["sshd"], env={"PYTHONPATH": str(REPO)})
+    fleet = ready_fleet(devices=[board])
+    spool = fleet["dev1"].spool
+    device = load_inventory(fleet.inventory_path).devices["dev1"]
+    flaggy = tmp_path / "--help.tflite"  # a model file named like a flag
+    shutil.copyfile(tiny_tflite, flaggy)
+    model = load_model(flaggy)
+
+    def statuses() -> list[str]:
+        outcome = deploy([device], [model])["dev1"]
+        assert outcome.ok, outcome.message
+        return [f.status for f in outcome.value]
+
+    assert statuses() == ["sent"]
+    assert statuses() == ["present"]
+    stored = spool / "models" / f"{model.sha256}.tflite"
+    data = bytearray(stored.read_bytes())
+    data[-8:] = b"\0" * 8 if data[-8:] != b"\0" * 8 else b"\1" * 8
+    stored.write_bytes(bytes(data))  # corrupted on the board, same size
+    stale = spool / "incoming" / f"{model.sha256}.dead.part"
+    stale.write_bytes(b"half an upload")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    assert statuses() == ["sent"]
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == model.sha256
+    assert not stale.exists()
+    figures("presence proves content", injected=1, survived=1)
+    figures("stale uploads", injected=1, cleaned=1)
