@@ -47,8 +47,13 @@ LOG_BYTES = 1 << 20
 class _SpoolLogHandler(logging.handlers.RotatingFileHandler):
     """A rotating log opened 0600 without following a symlink planted at its name."""
 
+    def __init__(self, path: str, spool_root: str, **kwargs: Any) -> None:
+        self.spool_root = spool_root
+        super().__init__(path, **kwargs)
+
     def _open(self) -> Any:
-        fd = open_regular(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = open_regular(self.baseFilename, flags, root=self.spool_root)
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o600)
         return os.fdopen(fd, "a", encoding=self.encoding, errors=getattr(self, "errors", None))
@@ -65,7 +70,9 @@ def setup_logging(spool: Spool, to_stderr: bool = True) -> None:
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     path = spool.path("logs", "agent.log")
     try:
-        handler: logging.Handler = _SpoolLogHandler(path, maxBytes=LOG_BYTES, backupCount=3)
+        handler: logging.Handler = _SpoolLogHandler(
+            path, spool.root, maxBytes=LOG_BYTES, backupCount=3
+        )
         handler.setFormatter(formatter)
         log.addHandler(handler)
     except OSError as exc:

@@ -40,7 +40,7 @@ def _read_pid(fd: int) -> Optional[int]:
 def acquire_daemon_lock(spool_root: str) -> int:
     """Take the daemon lock and write our pid into it; LockBusy(pid) if a daemon holds it."""
     path = os.path.join(spool_root, DAEMON_LOCK)
-    fd = open_regular(path, os.O_RDWR | os.O_CREAT)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, root=spool_root)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -61,7 +61,7 @@ def daemon_state(spool_root: str) -> Dict[str, Any]:
     """{"running": bool, "pid": int or None}, without creating anything in the spool."""
     path = os.path.join(spool_root, DAEMON_LOCK)
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, root=spool_root)
     except (OSError, AgentError):
         return {"running": False, "pid": None}
     try:
@@ -78,7 +78,7 @@ def daemon_state(spool_root: str) -> Dict[str, Any]:
 @contextlib.contextmanager
 def bench_lock(spool_root: str) -> Iterator[None]:
     """Hold the board's benchmark lock (waits for a benchmark already running)."""
-    fd = open_regular(os.path.join(spool_root, BENCH_LOCK), os.O_RDWR | os.O_CREAT)
+    fd = open_regular(os.path.join(spool_root, BENCH_LOCK), os.O_RDWR | os.O_CREAT, root=spool_root)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -89,7 +89,7 @@ def bench_lock(spool_root: str) -> Iterator[None]:
 def bench_lock_busy(spool_root: str) -> bool:
     path = os.path.join(spool_root, BENCH_LOCK)
     try:
-        fd = open_regular(path)
+        fd = open_regular(path, root=spool_root)
     except (OSError, AgentError):
         return False
     try:

@@ -7,24 +7,34 @@ component is never followed (O_NOFOLLOW), only regular files are used, and reads
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from typing import Optional
 
 from .errors import AgentError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
-    """An fd of the regular file at `path`; AgentError naming it if it is a link, FIFO, device."""
+def open_regular(
+    path: str, flags: int = os.O_RDONLY, mode: int = 0o600, root: Optional[str] = None
+) -> int:
+    """An fd of the regular file at `path`; AgentError naming it if it is a link, FIFO, device.
+
+    With `root` (the spool), each directory from there down is opened relative to the one
+    above with O_NOFOLLOW, so a directory swapped for a link after a check leads nowhere.
+    """
     try:
-        fd = os.open(path, flags | NOFOLLOW | NONBLOCK | CLOEXEC, mode)
-    except OSError:
-        if os.path.islink(path):
+        fd = _open_nofollow(path, flags | NOFOLLOW | NONBLOCK | CLOEXEC, mode, root)
+    except OSError as exc:
+        if os.path.islink(path) or exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise AgentError(
-                f"{path} is a symlink; the agent follows no links in its spool: remove it"
+                f"{path} is a symlink, or a symlink or non-directory lies on its way; the "
+                "agent follows no links in its spool: remove it"
             ) from None
         raise
     try:
@@ -41,9 +51,31 @@ def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
     return fd
 
 
-def read_capped(path: str, limit: int) -> bytes:
+def _open_nofollow(path: str, flags: int, mode: int, root: Optional[str]) -> int:
+    inside = root is not None and _under(path, root)
+    if not inside or os.open not in os.supports_dir_fd or not NOFOLLOW:
+        return os.open(path, flags, mode)
+    assert root is not None
+    parts = os.path.relpath(os.path.abspath(path), os.path.abspath(root)).split(os.sep)
+    directory = os.open(root, os.O_RDONLY | DIRECTORY | CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            below = os.open(part, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=directory)
+            os.close(directory)
+            directory = below
+        return os.open(parts[-1], flags, mode, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def _under(path: str, root: str) -> bool:
+    full, base = os.path.abspath(path), os.path.abspath(root)
+    return full != base and os.path.commonpath([full, base]) == base
+
+
+def read_capped(path: str, limit: int, root: Optional[str] = None) -> bytes:
     """The bytes of a regular file, refused with one line when larger than `limit`."""
-    fd = open_regular(path)
+    fd = open_regular(path, root=root)
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:

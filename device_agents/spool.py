@@ -144,7 +144,7 @@ class Spool:
         if not stat.S_ISREG(info.st_mode):
             return False
         try:
-            record = read_capped(path + VERIFIED_SUFFIX, 256).decode("ascii", "replace")
+            record = read_capped(path + VERIFIED_SUFFIX, 256, self.root).decode("ascii", "replace")
         except (OSError, AgentError):
             record = ""
         if record.strip() == _fingerprint(info):
@@ -354,7 +354,7 @@ class Spool:
         """(text, None) of a running job file, or (None, why it cannot be read)."""
         path = self._job_file("running", job_id)
         try:
-            fd = open_regular(path)
+            fd = open_regular(path, root=self.root)
         except OSError as exc:
             return None, f"job file {job_id}.json cannot be opened ({exc.strerror}; a symlink?)"
         except AgentError:
@@ -390,7 +390,9 @@ class Spool:
 
     def attempts(self, job_id: str) -> int:
         try:
-            text = read_capped(self.path("jobs", "attempts", validate_job_id(job_id)), 64)
+            text = read_capped(
+                self.path("jobs", "attempts", validate_job_id(job_id)), 64, self.root
+            )
             return int(text.strip() or 0)
         except (OSError, ValueError, AgentError):
             return 0
@@ -412,7 +414,7 @@ class Spool:
         for acked in (False, True):
             path = self.result_file(job_id, acked)
             try:
-                return read_capped(path, MAX_RESULT_BYTES).decode("utf-8", "replace")
+                return read_capped(path, MAX_RESULT_BYTES, self.root).decode("utf-8", "replace")
             except FileNotFoundError:
                 continue
             except OSError as exc:

@@ -174,6 +174,34 @@ def test_a_loose_spool_mode_is_tightened(tmp_path, figures):
     assert modes == [0o700, 0o700]
 
 
+def test_a_directory_swapped_for_a_link_after_the_check_still_leads_nowhere(
+    spool, outside, figures
+):
+    """The race: the layout was checked, then a directory becomes a link (no check() now)."""
+    import logging
+
+    from device_agents.daemon import setup_logging
+    from device_agents.errors import AgentError
+
+    (outside / "j-race.json").write_text("{}")
+    replace_with_link(spool / "results", outside)
+    with pytest.raises(AgentError, match="symlink"):
+        Spool(str(spool)).read_result("j-race")
+    replace_with_link(spool / "logs", outside)
+    before = snapshot(outside)
+    agent_log = logging.getLogger("edgeprune.agent")
+    try:
+        setup_logging(Spool(str(spool)), to_stderr=False)
+        agent_log.error("this line must not land outside the spool")
+    finally:
+        for handler in list(agent_log.handlers):
+            agent_log.removeHandler(handler)
+            handler.close()
+        agent_log.propagate = True
+    assert snapshot(outside) == before
+    figures("spool symlink attacks", injected=2, survived=2)
+
+
 # ----------------------------------------------------------------------------- item: `has`
 
 
