@@ -139,6 +139,7 @@ class Daemon:
                 continue
             try:
                 self._maybe_prune()
+                self.spool.check()  # a directory swapped for a link since start: stop here
                 job_id = self.spool.claim_next()
                 if job_id is None:
                     if self.once:

@@ -408,6 +408,7 @@ class Spool:
         )
 
     def write_result(self, result: Result) -> None:
+        self.check()  # results/ swapped for a link while the job ran: refuse, write nothing
         atomic_write_text(self.result_file(result.job_id), result.to_json())
 
     def read_result(self, job_id: str) -> str:

@@ -198,8 +198,13 @@ def test_a_directory_swapped_for_a_link_after_the_check_still_leads_nowhere(
             agent_log.removeHandler(handler)
             handler.close()
         agent_log.propagate = True
+    replace_with_link(spool / "results", outside)
+    from device_agents.protocol import error_result
+
+    with pytest.raises(AgentError, match="symlink"):
+        Spool(str(spool)).write_result(error_result("j-race", ZERO_SHA, "x", error_kind="bad_job"))
     assert snapshot(outside) == before
-    figures("spool symlink attacks", injected=2, survived=2)
+    figures("spool symlink attacks", injected=3, survived=3)
 
 
 # ----------------------------------------------------------------------------- item: `has`
