@@ -7,7 +7,7 @@ spool belongs to one user. No symlink inside the spool is followed (safe_files):
 or device planted in it is refused by name, and a loose directory mode is tightened.
 
 A model or inputs file counts as present only when it was verified: admission hashes it and
-records its size and mtime in `<file>.verified`; a file that no longer matches its record is
+records its size and mtime in `verified/<dir>-<file>`; a file that no longer matches its record is
 hashed again, and reported missing (so deploy sends it again) when the hash is wrong.
 """
 
@@ -48,11 +48,11 @@ SUBDIRS = (
     "results",
     "results/acked",
     "logs",
+    "verified",
 )
 MAX_JOB_BYTES = 1 << 20
 MAX_RESULT_BYTES = 64 << 20
 PART_GRACE_S = 3600.0
-VERIFIED_SUFFIX = ".verified"
 ACKED_KEEP_S = 7 * 86400
 _CHUNK = 1 << 20
 
@@ -144,7 +144,7 @@ class Spool:
         if not stat.S_ISREG(info.st_mode):
             return False
         try:
-            record = read_capped(path + VERIFIED_SUFFIX, 256, self.root).decode("ascii", "replace")
+            record = read_capped(self._marker(path), 256, self.root).decode("ascii", "replace")
         except (OSError, AgentError):
             record = ""
         if record.strip() == _fingerprint(info):
@@ -158,11 +158,15 @@ class Spool:
         self._record(path)
         return True
 
-    @staticmethod
-    def _record(path: str) -> None:
-        """Write `<path>.verified` for a file whose hash was just checked."""
+    def _marker(self, path: str) -> str:
+        """verified/models-<name> for models/<name> (kept apart: models/ holds models only)."""
+        kind = os.path.basename(os.path.dirname(path))
+        return self.path("verified", f"{kind}-{os.path.basename(path)}")
+
+    def _record(self, path: str) -> None:
+        """Write the marker of a file whose hash was just checked."""
         with contextlib.suppress(OSError):
-            atomic_write_text(path + VERIFIED_SUFFIX, _fingerprint(os.lstat(path)) + "\n")
+            atomic_write_text(self._marker(path), _fingerprint(os.lstat(path)) + "\n")
 
     def clean_stale_parts(self, grace_s: float = PART_GRACE_S) -> int:
         """Delete incoming/ uploads untouched for `grace_s` that no process holds open."""
