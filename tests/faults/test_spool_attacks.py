@@ -129,7 +129,12 @@ def test_a_symlink_in_the_spool_leads_nowhere(spool, outside, entry, figures):
     done = ATTACKS[entry](spool, outside)
     after = snapshot(outside)
     writes_outside = sum(1 for k in set(before) | set(after) if before.get(k) != after.get(k))
-    figures("spool symlink attacks", injected=1, survived=int(writes_outside == 0))
+    figures(
+        "spool symlink attacks",
+        injected=1,
+        survived=int(writes_outside == 0),
+        writes_outside=writes_outside,
+    )
     assert after == before, f"{entry}: {done.stdout} {done.stderr}"
     assert "symlink" in done.stderr and "Traceback" not in done.stderr
     if entry == "logs/agent.log":  # the agent serves on, logging to stderr only, and says why
@@ -316,13 +321,19 @@ def _systemd_words(line: str) -> list[str]:
     "spool_path",
     ["/home/pi/100%h/spool", "/home/pi/$HOME/spool", "/home/pi/it's spool", "/home/pi/${X}%%"],
 )
-def test_the_unit_keeps_the_spool_path_exactly(spool_path, figures):
+def test_the_unit_keeps_the_spool_path_exactly(spool_path, tmp_path, figures):
     from edgeprune.fleet.systemd import render_unit, unit_template
 
     unit = render_unit(unit_template(), sys.executable, spool_path)
     line = next(x for x in unit.splitlines() if x.startswith("ExecStart="))
     words = _systemd_words(line[len("ExecStart=") :])
     assert words == [sys.executable, "-m", "device_agents", "serve", "--spool", spool_path]
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # and systemd itself accepts the escaped line
+        path = tmp_path / "edgeprune-agent.service"
+        path.write_text(unit)
+        verify = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True)
+        assert verify.returncode == 0, verify.stderr
     figures("systemd unit quoting", injected=1, survived=1)
 
 
