@@ -77,6 +77,7 @@ def cmd_doctor(args: argparse.Namespace) -> Outcome:
 
 def cmd_admit(args: argparse.Namespace) -> Outcome:
     spool = Spool(args.spool).ensure()
+    spool.clean_stale_parts()
     kind = "inputs" if args.kind.startswith("input") else "models"
     doc = spool.admit(args.file, args.sha256, kind)
     verb = "already present" if doc["already_present"] else "admitted"
@@ -84,14 +85,15 @@ def cmd_admit(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_has(args: argparse.Namespace) -> Outcome:
-    spool = Spool(args.spool)
+    spool = Spool(args.spool).check()
+    spool.clean_stale_parts()
     present: List[str] = []
     missing: List[str] = []
     for entry in args.sha256:
         if SHA256_PATTERN.match(entry):
             found = spool.has_model(entry)
         elif INPUTS_NAME_PATTERN.match(entry):
-            found = os.path.isfile(spool.inputs_path(entry))
+            found = spool.has_inputs(entry)
         else:
             raise BadInput(f"{entry!r} is not a sha256 (or '<sha256>.npz|.npy' for inputs)")
         (present if found else missing).append(entry)
@@ -149,7 +151,7 @@ def validate_or_new_id(value: Optional[str], name: str = "--id") -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
-    spool = Spool(args.spool)
+    spool = Spool(args.spool).check()
     doc: Dict[str, Any] = {
         "queued": spool.list_ids("queued"),
         "running": spool.list_ids("running"),
@@ -168,13 +170,13 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_result(args: argparse.Namespace) -> Outcome:
-    spool = Spool(args.spool)
+    spool = Spool(args.spool).check()
     validate_or_new_id(args.job_id, "job id")
     return _result_outcome(spool.read_result(args.job_id))
 
 
 def cmd_wait(args: argparse.Namespace) -> Outcome:
-    spool = Spool(args.spool)
+    spool = Spool(args.spool).check()
     job_id = validate_or_new_id(args.job_id, "job id")
     if args.timeout is not None and args.timeout < 0:
         raise BadInput("--timeout must be >= 0 seconds")
@@ -202,7 +204,7 @@ def cmd_wait(args: argparse.Namespace) -> Outcome:
 
 def cmd_ack(args: argparse.Namespace) -> Outcome:
     job_id = validate_or_new_id(args.job_id, "job id")
-    Spool(args.spool).ack(job_id)
+    Spool(args.spool).check().ack(job_id)
     return {"acked": job_id}, f"acknowledged {job_id}", 0
 
 

@@ -34,6 +34,7 @@ from .job_runner import result_for_job_text, sha256_in
 from .locks import LockBusy, acquire_daemon_lock, bench_lock
 from .protocol import Result, Warning_, error_result
 from .runtimes import describe_runtime
+from .safe_files import open_regular
 from .spool import Spool
 
 log = logging.getLogger("edgeprune.agent")
@@ -41,6 +42,21 @@ log = logging.getLogger("edgeprune.agent")
 MAX_ATTEMPTS = 2
 PRUNE_EVERY_S = 3600.0
 LOG_BYTES = 1 << 20
+
+
+class _SpoolLogHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log opened 0600 without following a symlink planted at its name."""
+
+    def __init__(self, path: str, spool_root: str, **kwargs: Any) -> None:
+        self.spool_root = spool_root
+        super().__init__(path, **kwargs)
+
+    def _open(self) -> Any:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = open_regular(self.baseFilename, flags, root=self.spool_root)
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=getattr(self, "errors", None))
 
 
 def setup_logging(spool: Spool, to_stderr: bool = True) -> None:
@@ -54,14 +70,15 @@ def setup_logging(spool: Spool, to_stderr: bool = True) -> None:
     formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     path = spool.path("logs", "agent.log")
     try:
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=LOG_BYTES, backupCount=3
+        handler: logging.Handler = _SpoolLogHandler(
+            path, spool.root, maxBytes=LOG_BYTES, backupCount=3
         )
-        os.chmod(path, 0o600)
         handler.setFormatter(formatter)
         log.addHandler(handler)
     except OSError as exc:
         print(f"warning: cannot write {path}: {exc.strerror}", file=sys.stderr)
+    except AgentError as exc:
+        print(f"warning: not logging to a file: {exc}", file=sys.stderr)
     if to_stderr:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
@@ -122,6 +139,7 @@ class Daemon:
                 continue
             try:
                 self._maybe_prune()
+                self.spool.check()  # a directory swapped for a link since start: stop here
                 job_id = self.spool.claim_next()
                 if job_id is None:
                     if self.once:

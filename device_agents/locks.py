@@ -3,7 +3,8 @@
 `daemon.lock` is held for the daemon's whole life (its pid inside) so a second daemon on the
 same spool refuses to start. `bench.lock` is held around each benchmark, by the daemon and by
 `run`, so two benchmarks never disturb each other. Both are released by the kernel when the
-holder dies, even by kill -9: no stale lock files to clean up.
+holder dies, even by kill -9: no stale lock files to clean up. They are opened without
+following a symlink (safe_files), so a planted link cannot make us truncate another file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import errno
 import fcntl
 import os
 from typing import Any, Dict, Iterator, Optional
+
+from .errors import AgentError
+from .safe_files import open_regular
 
 DAEMON_LOCK = "daemon.lock"
 BENCH_LOCK = "bench.lock"
@@ -36,7 +40,7 @@ def _read_pid(fd: int) -> Optional[int]:
 def acquire_daemon_lock(spool_root: str) -> int:
     """Take the daemon lock and write our pid into it; LockBusy(pid) if a daemon holds it."""
     path = os.path.join(spool_root, DAEMON_LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, root=spool_root)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -57,8 +61,8 @@ def daemon_state(spool_root: str) -> Dict[str, Any]:
     """{"running": bool, "pid": int or None}, without creating anything in the spool."""
     path = os.path.join(spool_root, DAEMON_LOCK)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_regular(path, root=spool_root)
+    except (OSError, AgentError):
         return {"running": False, "pid": None}
     try:
         try:
@@ -74,7 +78,7 @@ def daemon_state(spool_root: str) -> Dict[str, Any]:
 @contextlib.contextmanager
 def bench_lock(spool_root: str) -> Iterator[None]:
     """Hold the board's benchmark lock (waits for a benchmark already running)."""
-    fd = os.open(os.path.join(spool_root, BENCH_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_regular(os.path.join(spool_root, BENCH_LOCK), os.O_RDWR | os.O_CREAT, root=spool_root)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -85,8 +89,8 @@ def bench_lock(spool_root: str) -> Iterator[None]:
 def bench_lock_busy(spool_root: str) -> bool:
     path = os.path.join(spool_root, BENCH_LOCK)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
+        fd = open_regular(path, root=spool_root)
+    except (OSError, AgentError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

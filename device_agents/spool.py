@@ -3,7 +3,12 @@
 Every state change is a rename inside one filesystem, so a crash at any instant leaves each
 job in exactly one place: queued/, running/, or results/. Files are written to a temp name
 and renamed (integrity.atomic_write_*); directories are 0700 and files 0600, because the
-spool belongs to one user.
+spool belongs to one user. No symlink inside the spool is followed (safe_files): a link, FIFO
+or device planted in it is refused by name, and a loose directory mode is tightened.
+
+A model or inputs file counts as present only when it was verified: admission hashes it and
+records its size and mtime in `verified/<dir>-<file>`; a file that no longer matches its record is
+hashed again, and reported missing (so deploy sends it again) when the hash is wrong.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import os
 import stat
 import tempfile
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
@@ -28,6 +33,7 @@ from .protocol import (
     validate_job_id,
     validate_sha256,
 )
+from .safe_files import check_directory, open_regular, read_capped
 
 log = logging.getLogger("edgeprune.agent")
 
@@ -42,8 +48,11 @@ SUBDIRS = (
     "results",
     "results/acked",
     "logs",
+    "verified",
 )
 MAX_JOB_BYTES = 1 << 20
+MAX_RESULT_BYTES = 64 << 20
+PART_GRACE_S = 3600.0
 ACKED_KEEP_S = 7 * 86400
 _CHUNK = 1 << 20
 
@@ -74,16 +83,31 @@ class Spool:
                 raise AgentError(
                     f"spool {self.root} belongs to uid {owner}, not to this user ({os.getuid()})"
                 )
+            self.check()
             for sub in SUBDIRS:
                 full = self.path(sub)
-                if not os.path.isdir(full):
+                if not os.path.lexists(full):
                     os.makedirs(full, mode=0o700, exist_ok=True)
                     os.chmod(full, 0o700)
+                    check_directory(full, os.getuid())
         except OSError as exc:
             raise AgentError(
                 f"cannot create the spool at {self.root}: {exc.strerror or exc}; "
                 "pass --spool DIR (or set EDGEPRUNE_SPOOL) to a writable place"
             ) from None
+        return self
+
+    def check(self) -> Spool:
+        """Refuse a layout that leads out of the spool (AgentError naming the entry).
+
+        The root may itself be a link (a spool on a bigger disk); nothing below it may be.
+        """
+        if os.path.isdir(self.root):
+            uid = os.getuid()
+            check_directory(os.path.realpath(self.root), uid)
+            for sub in SUBDIRS:
+                if os.path.lexists(self.path(sub)):
+                    check_directory(self.path(sub), uid)
         return self
 
     def exists(self) -> bool:
@@ -106,7 +130,73 @@ class Spool:
         return self.path("inputs", os.path.basename(name))
 
     def has_model(self, sha256: str) -> bool:
-        return os.path.isfile(self.model_path(sha256))
+        return self.verified(self.model_path(sha256), sha256)
+
+    def has_inputs(self, name: str) -> bool:
+        return self.verified(self.inputs_path(name), os.path.basename(name).split(".")[0])
+
+    def verified(self, path: str, sha256: str) -> bool:
+        """Is the file there with this content? Its admission record, else its hash."""
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        try:
+            record = read_capped(self._marker(path), 256, self.root).decode("ascii", "replace")
+        except (OSError, AgentError):
+            record = ""
+        if record.strip() == _fingerprint(info):
+            return True
+        try:
+            if sha256_file(path) != sha256:
+                log.warning("%s does not hash to its name: reported missing", path)
+                return False
+        except OSError:
+            return False
+        self._record(path)
+        return True
+
+    def _marker(self, path: str) -> str:
+        """verified/models-<name> for models/<name> (kept apart: models/ holds models only)."""
+        kind = os.path.basename(os.path.dirname(path))
+        return self.path("verified", f"{kind}-{os.path.basename(path)}")
+
+    def _record(self, path: str) -> None:
+        """Write the marker of a file whose hash was just checked."""
+        with contextlib.suppress(OSError):
+            atomic_write_text(self._marker(path), _fingerprint(os.lstat(path)) + "\n")
+
+    def clean_stale_parts(self, grace_s: float = PART_GRACE_S) -> int:
+        """Delete incoming/ uploads untouched for `grace_s` that no process holds open."""
+        directory = self.path("incoming")
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return 0
+        cutoff = time.time() - grace_s
+        removed = 0
+        in_use: Optional[Set[Tuple[int, int]]] = None
+        for name in names:
+            if not name.endswith(".part"):
+                continue
+            full = os.path.join(directory, name)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
+                continue
+            if in_use is None:
+                in_use = _open_files()
+            if (info.st_dev, info.st_ino) in in_use:
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(full)
+                removed += 1
+                log.info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
+        return removed
 
     def admit(self, file: str, sha256: str, kind: str = "models") -> Dict[str, object]:
         """Move an upload from incoming/ to models/ (or inputs/) once its hash is checked."""
@@ -139,12 +229,13 @@ class Spool:
                 _unlink(upload)
                 raise BadInput(f"{file} is neither a .npy nor a .npz file; it was deleted")
             target = self.path("inputs", sha256 + suffix)
-        already = os.path.exists(target)
+        already = self.verified(target, sha256)
         if already:
             _unlink(upload)
         else:
             os.chmod(upload, 0o600)
             os.replace(upload, target)
+            self._record(target)
         return {"sha256": sha256, "path": target, "admitted": True, "already_present": already}
 
     def import_model(self, source: str) -> Tuple[str, bool]:
@@ -184,12 +275,12 @@ class Spool:
             ) from None
         return digest.hexdigest(), tmp
 
-    @staticmethod
-    def _place(tmp: str, target: str) -> bool:
-        if os.path.exists(target):
+    def _place(self, tmp: str, target: str) -> bool:
+        if self.verified(target, os.path.basename(target).split(".")[0]):
             _unlink(tmp)
             return True
         os.replace(tmp, target)
+        self._record(target)
         return False
 
     # ------------------------------------------------------------------ jobs
@@ -267,13 +358,14 @@ class Spool:
         """(text, None) of a running job file, or (None, why it cannot be read)."""
         path = self._job_file("running", job_id)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = open_regular(path, root=self.root)
         except OSError as exc:
             return None, f"job file {job_id}.json cannot be opened ({exc.strerror}; a symlink?)"
+        except AgentError:
+            if os.path.islink(path):
+                return None, f"job file {job_id}.json cannot be opened (it is a symlink)"
+            return None, f"job file {job_id}.json is not a regular file"
         with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                return None, f"job file {job_id}.json is not a regular file"
             data = handle.read(MAX_JOB_BYTES + 1)
         if len(data) > MAX_JOB_BYTES:
             return None, f"job file {job_id}.json is larger than {MAX_JOB_BYTES} bytes"
@@ -302,9 +394,11 @@ class Spool:
 
     def attempts(self, job_id: str) -> int:
         try:
-            with open(self.path("jobs", "attempts", validate_job_id(job_id))) as handle:
-                return int(handle.read().strip() or 0)
-        except (OSError, ValueError):
+            text = read_capped(
+                self.path("jobs", "attempts", validate_job_id(job_id)), 64, self.root
+            )
+            return int(text.strip() or 0)
+        except (OSError, ValueError, AgentError):
             return 0
 
     def set_attempts(self, job_id: str, count: int) -> None:
@@ -318,15 +412,18 @@ class Spool:
         )
 
     def write_result(self, result: Result) -> None:
+        self.check()  # results/ swapped for a link while the job ran: refuse, write nothing
         atomic_write_text(self.result_file(result.job_id), result.to_json())
 
     def read_result(self, job_id: str) -> str:
         for acked in (False, True):
+            path = self.result_file(job_id, acked)
             try:
-                with open(self.result_file(job_id, acked)) as handle:
-                    return handle.read()
+                return read_capped(path, MAX_RESULT_BYTES, self.root).decode("utf-8", "replace")
             except FileNotFoundError:
                 continue
+            except OSError as exc:
+                raise AgentError(f"cannot read {path}: {exc.strerror or exc}") from None
         raise NotFound(f"no result for job {job_id} yet")
 
     def ack(self, job_id: str) -> None:
@@ -357,6 +454,32 @@ class Spool:
                     os.unlink(full)
                     removed += 1
         return removed
+
+
+def _fingerprint(info: os.stat_result) -> str:
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def _open_files() -> Set[Tuple[int, int]]:
+    """(device, inode) of every file our processes hold open, from /proc (empty elsewhere)."""
+    held: Set[Tuple[int, int]] = set()
+    try:
+        pids = os.listdir("/proc")
+    except OSError:
+        return held
+    for pid in pids:
+        if not pid.isdigit():
+            continue
+        fd_dir = os.path.join("/proc", pid, "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                info = os.stat(os.path.join(fd_dir, fd))
+                held.add((info.st_dev, info.st_ino))
+    return held
 
 
 def _unlink(path: str) -> None:

@@ -37,20 +37,20 @@ class AgentNotInstalled(DeviceError):
 def bench_option_args(options: BenchOptions) -> list[str]:
     """The contract's bench options as command-line words (identical for submit and run)."""
     options.validate()
-    args = ["--threads", ",".join(str(t) for t in options.threads)]
+    args = ["--threads=" + ",".join(str(t) for t in options.threads)]
     if options.runs is not None:
-        args += ["--runs", str(options.runs)]
+        args.append(f"--runs={options.runs}")
     if options.min_seconds is not None:
-        args += ["--min-seconds", repr(float(options.min_seconds))]
-    args += ["--warmup", str(options.warmup)]
+        args.append(f"--min-seconds={float(options.min_seconds)!r}")
+    args.append(f"--warmup={options.warmup}")
     args.append("--xnnpack" if options.xnnpack else "--no-xnnpack")
     if options.cpus:
-        args += ["--cpus", ",".join(str(c) for c in options.cpus)]
+        args.append("--cpus=" + ",".join(str(c) for c in options.cpus))
     if options.delay_ms:
-        args += ["--delay-ms", repr(float(options.delay_ms))]
-    args += ["--timeout", repr(float(options.timeout_s)), "--seed", str(options.seed)]
+        args.append(f"--delay-ms={float(options.delay_ms)!r}")
+    args += [f"--timeout={float(options.timeout_s)!r}", f"--seed={options.seed}"]
     if options.runtime:
-        args += ["--runtime", options.runtime]
+        args.append(f"--runtime={options.runtime}")
     return args
 
 
@@ -76,16 +76,9 @@ class AgentClient:
         return self.transport.device_name
 
     def argv(self, command: str, *args: str) -> list[str]:
-        return [
-            self.python,
-            "-m",
-            AGENT_MODULE,
-            command,
-            *args,
-            "--spool",
-            self.spool,
-            "--json",
-        ]
+        """Options first, as `--name=value`; callers end `args` with `--` before positionals,
+        so no value (a label, a path, a job id) can ever be read as a flag."""
+        return [self.python, "-m", AGENT_MODULE, command, f"--spool={self.spool}", "--json", *args]
 
     def call(
         self,
@@ -162,13 +155,14 @@ class AgentClient:
         """Which of these models the device holds (verified at admission)."""
         if not sha256s:
             return set()
-        payload = self.call("has", *sha256s, timeout=60)
+        payload = self.call("has", "--", *sha256s, timeout=60)
         return set(payload.get("present", []))
 
     def admit(self, path: str, sha256: str, kind: str = "model") -> dict[str, Any]:
-        args = [path, "--sha256", sha256]
+        args = [f"--sha256={sha256}"]
         if kind != "model":
-            args += ["--kind", kind]
+            args.append(f"--kind={kind}")
+        args += ["--", path]
         return self.call("admit", *args, timeout=300)
 
     def submit(
@@ -180,13 +174,13 @@ class AgentClient:
         label: str = "",
         inputs: str | None = None,
     ) -> str:
-        args = ["--sha256", sha256, *bench_option_args(options)]
+        args = [f"--sha256={sha256}", *bench_option_args(options)]
         if inputs:
-            args += ["--inputs", inputs]
+            args.append(f"--inputs={inputs}")
         if job_id:
-            args += ["--id", job_id]
+            args.append(f"--id={job_id}")
         if label:
-            args += ["--label", label]
+            args.append(f"--label={label}")
         if job_id is None:
             return str(self.call("submit", *args, timeout=120)["job_id"])
         attempt = 0
@@ -214,9 +208,9 @@ class AgentClient:
         try:
             payload = self.call(
                 "wait",
+                f"--timeout={float(timeout)!r}",
+                "--",
                 job_id,
-                "--timeout",
-                repr(float(timeout)),
                 timeout=timeout + 60,
                 report_key="job_id",
             )
@@ -238,7 +232,7 @@ class AgentClient:
 
     def result(self, job_id: str) -> Result | None:
         try:
-            payload = self.call("result", job_id, timeout=60, report_key="job_id")
+            payload = self.call("result", "--", job_id, timeout=60, report_key="job_id")
         except AgentError as exc:
             if exc.agent_exit_code == 1:
                 return None
@@ -246,7 +240,7 @@ class AgentClient:
         return self._result(payload)
 
     def ack(self, job_id: str) -> None:
-        self.call("ack", job_id, timeout=60)
+        self.call("ack", "--", job_id, timeout=60)
 
     def serve_once(self, timeout: float) -> None:
         """Drain the queue in the foreground (a device with no daemon running)."""

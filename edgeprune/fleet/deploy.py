@@ -2,7 +2,9 @@
 
 The agent only ever runs `models/<sha256>.tflite`, and only `admit` puts a file there (after
 checking its hash), so a dropped connection can at worst leave a `.part` file in
-`incoming/`, which the agent never touches. Drops are retried: the connection is reopened
+`incoming/`, which the agent never runs (it deletes one left untouched for an hour). What
+`has` reports present was verified (see docs/agent-contract.md), so a copy corrupted on the
+device is sent again. Drops are retried: the connection is reopened
 and the upload resumes from what reached the device; the final hash check catches any
 damage. A full disk is refused before sending, or reported with the free space if it
 fills during the upload; the part file is removed either way.

@@ -37,10 +37,19 @@ def render_unit(template: str, python: str, spool: str) -> str:
 
 
 def _systemd_word(value: str) -> str:
-    """One ExecStart word: double-quoted (systemd's own quoting) when it holds spaces."""
-    if any(ch in value for ch in '"\\\n'):
-        raise DeviceError(f"path {value!r} cannot go into a systemd unit (quote or newline in it)")
-    return f'"{value}"' if any(ch.isspace() for ch in value) else value
+    """One ExecStart word that systemd reads back as exactly `value` (systemd.unit(5)).
+
+    `%` starts a specifier and `$` a variable, so they are doubled; a word with spaces or a
+    single quote is double-quoted (inside double quotes a `'` is an ordinary character).
+    """
+    if any(ch in value for ch in '"\\') or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise DeviceError(
+            f"path {value!r} cannot go into a systemd unit (a double quote, backslash or "
+            "control character in it): choose an agent path and spool without them"
+        )
+    word = value.replace("%", "%%").replace("$", "$$")
+    quote = "'" in value or any(ch.isspace() for ch in value) or value == ";"
+    return f'"{word}"' if quote else word
 
 
 def install_unit(session: DeviceSession, facts: DeviceFacts) -> None:
