@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "demo",
                 "paths",
                 "html",
+                "yaml_budget",
                 "__init__",
             }
         ),

@@ -28,8 +28,8 @@ from edgeprune.errors import UserError
 from edgeprune.fleet.host_names import is_host_name
 from edgeprune.fleet.jump_hosts import jump_chain
 from edgeprune.fleet.known_hosts import DEFAULT_GLOBAL_KNOWN_HOSTS, DEFAULT_USER_KNOWN_HOSTS
-from edgeprune.fleet.yaml_budget import echo, load_bounded_yaml
 from edgeprune.paths import data_dir  # re-exported: the old home of data_dir
+from edgeprune.yaml_budget import echo, load_bounded_yaml
 
 if TYPE_CHECKING:
     from edgeprune.fleet.ssh_config import SshConfig

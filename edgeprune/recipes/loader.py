@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import UserError
-from edgeprune.fleet.yaml_budget import echo
 from edgeprune.recipes.schema import RecipeFile, validate_part
 from edgeprune.recipes.sweep import Variant, expand_variants
 from edgeprune.recipes.yaml_source import LineIndex, load_yaml_with_lines, parse_yaml_with_lines
+from edgeprune.yaml_budget import echo
 
 BUILTIN_DATASETS = ("digits",)
 DEFAULT_WORKDIR_ROOT = "build"

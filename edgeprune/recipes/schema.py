@@ -22,13 +22,13 @@ from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.fleet.options import BenchOptions, DeployOptions
-from edgeprune.fleet.yaml_budget import echo
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
 from edgeprune.xnnpack.fix_options import FixOptions
+from edgeprune.yaml_budget import echo
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 

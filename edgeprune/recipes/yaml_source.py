@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from edgeprune.errors import UserError
-from edgeprune.fleet.yaml_budget import MAX_ECHO_CHARS, check_alias_budget, echo
+from edgeprune.yaml_budget import MAX_ECHO_CHARS, check_alias_budget, echo
 
 PathKey = tuple[Any, ...]
 _PLAIN_KEY = re.compile(r"[\w.+-]+\Z")
