@@ -216,3 +216,36 @@ def test_gradual_pruning_to_80_percent_keeps_accuracy(run_cli, demo_model_path, 
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.8, abs=0.01)
+
+
+def test_dense_kernels_are_named_with_why_then_counted(run_cli, demo_model_path, tmp_path):
+    from edgeprune.models import load_keras_model
+    from edgeprune.prune import prunable_kernels
+
+    sizes = {t.label: t.size for t in prunable_kernels(load_keras_model(demo_model_path))}
+    floor = sorted(sizes.values())[-1]  # only the largest kernel(s) stay prunable
+    small = sorted(name for name, size in sizes.items() if size < floor)
+    assert len(small) > 3
+    outcome = run_cli(
+        "prune", demo_model_path, "-o", tmp_path / "p.keras", "--sparsity", "0.5",
+        "--min-params", floor,
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    (line,) = [x for x in outcome.out.splitlines() if "left dense" in x]
+    assert f"{len(small)} kernel(s) left dense (" in line
+    named = [
+        name for name in small if f"{name}: {sizes[name]} weights < min-params {floor}" in line
+    ]
+    assert len(named) == 3 and line.endswith(f"and {len(small) - 3} more)")
+
+
+def test_xnnpack_next_step_names_the_real_files(run_cli, demo_model_path, tmp_path):
+    out = tmp_path / "sparse model.keras"
+    outcome = run_cli(
+        "prune", demo_model_path, "-o", out, "--sparsity", "0.8", "--policy", "xnnpack"
+    )
+    assert outcome.code == 0, outcome.err
+    (line,) = [x for x in outcome.out.splitlines() if x.startswith("next:")]
+    tflite = tmp_path / "sparse model.tflite"
+    assert f"edgeprune convert '{out}' -o '{tflite}' --sparse-weights" in line
+    assert f"edgeprune inspect '{tflite}'" in line and "OUT" not in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -57,6 +59,8 @@ def prune(
 def _print_run(run: Any) -> None:
     from rich.table import Table
 
+    from edgeprune.prune.selection import describe_skipped
+
     report = run.report
     table = Table(title=f"pruned {run.source} ({report.scope}, {run.options['mode']})")
     table.add_column("layer")
@@ -80,10 +84,13 @@ def _print_run(run: Any) -> None:
             )
         table.add_row(*row)
     console.print(table)
+    dense = f"{len(report.skipped)} kernel(s) left dense"
+    if report.skipped:
+        dense += f" ({describe_skipped(report.skipped)})"
     console.print(
         f"sparsity {report.overall:.2%} over {report.pruned_size:,} pruned weights "
-        f"(target {report.sparsity:.2%}; all kernels {report.all_kernels:.2%}); "
-        f"{len(report.skipped)} kernel(s) left dense"
+        f"(target {report.sparsity:.2%}; all kernels {report.all_kernels:.2%}); {dense}",
+        soft_wrap=True,
     )
     accuracy = run.accuracy
     if accuracy is not None:
@@ -91,9 +98,12 @@ def _print_run(run: Any) -> None:
             f"accuracy {accuracy['dense_top1']:.2%} dense -> {accuracy['top1']:.2%} pruned "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
-    console.print(f"wrote {run.output} and {run.manifest}")
+    console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)
     if run.options.get("policy") == "xnnpack":  # the sparse path needs sparse storage
+        keras_path = shlex.quote(str(run.output))
+        tflite = shlex.quote(str(Path(run.output).with_suffix(".tflite")))
         console.print(
-            "next: edgeprune convert OUT -o OUT.tflite --sparse-weights, then edgeprune "
-            "inspect OUT.tflite (section 'XNNPACK sparse path')"
+            f"next: edgeprune convert {keras_path} -o {tflite} --sparse-weights, then "
+            f"edgeprune inspect {tflite} (section 'XNNPACK sparse path')",
+            soft_wrap=True,
         )

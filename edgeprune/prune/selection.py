@@ -108,6 +108,13 @@ def select_kernels(
     return Selection(targets, skipped)
 
 
+def describe_skipped(skipped: Sequence[SkippedKernel], limit: int = 3) -> str:
+    """'a: why; b: why and N more': which kernels stayed dense, short enough for one line."""
+    shown = "; ".join(f"{s.layer}: {s.reason}" for s in skipped[:limit])
+    rest = len(skipped) - limit
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
 def _skip_reason(target: PruneTarget, min_params: int, pattern: Pattern | None) -> str | None:
     dtype = str(getattr(target.variable, "dtype", "float32"))
     if not np.issubdtype(np.dtype(dtype), np.floating):
