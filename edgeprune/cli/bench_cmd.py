@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
             runtime=runtime,
         )
         deploy = deploy_options(concurrency, accept_new_host_key)
-        devices = select_devices(inventory, device, tag, all_)
+        devices = select_devices(inventory, device, tag, all_, default_local=True)
         from edgeprune.workflows.bench import DEFAULT_STORE, bench_models
         from edgeprune.workflows.sparse_ab import sparse_ab as sparse_ab_of
 

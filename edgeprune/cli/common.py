@@ -82,13 +82,21 @@ def select_devices(
     tags: list[str] | None,
     all_: bool,
     default_all: bool = False,
+    default_local: bool = False,
 ) -> list[Any]:
-    """Load the inventory and pick devices (all of them when nothing is named and default_all)."""
-    from edgeprune.fleet.inventory import load_inventory
+    """Load the inventory and pick devices (all of them when nothing is named and default_all).
+
+    With default_local and neither a selection nor an inventory file, `local` is the only
+    device there is, so a first try needs no flag; the one-line note says what was chosen.
+    """
+    from edgeprune.fleet.inventory import LOCAL_DEVICE, load_inventory
 
     inventory = load_inventory(inventory_path)
     if default_all and not (names or tags or all_):
         all_ = True
+    if default_local and inventory.path is None and not (names or tags or all_):
+        err_console.print(f"no --device given and no inventory: measuring on {LOCAL_DEVICE}")
+        names = [LOCAL_DEVICE]
     return inventory.select(names, tags, all_)
 
 

@@ -143,3 +143,27 @@ def test_a_model_the_runtime_rejects_is_stored_as_an_error_and_fails_the_command
     assert rows["broken.tflite"]["status"] == "error" and rows["broken.tflite"]["error"]
     spool = tmp_path / "xdg-data" / "edgeprune" / "local-spool"
     assert [p for p in (spool / "results").glob("*.json")] == []  # both results acknowledged
+
+
+def test_bench_without_a_device_or_inventory_measures_on_local(
+    run_cli, tiny_tflite, tmp_path: Path
+):
+    db = tmp_path / "r.db"
+    outcome = run_cli("bench", tiny_tflite, "--runs", "2", "--warmup", "0", "--db", db, "--json")
+    assert outcome.code == 0, outcome.err
+    note = "no --device given and no inventory: measuring on local"
+    assert [line for line in outcome.err.splitlines() if "no --device" in line] == [note]
+    (row,) = json.loads(outcome.out)["rows"]
+    assert row["device"] == "local" and row["status"] == "ok"
+
+
+def test_bench_with_an_inventory_still_asks_which_devices(run_cli, tiny_tflite, tmp_path: Path):
+    import yaml
+
+    inventory = tmp_path / "xdg-config" / "edgeprune" / "devices.yaml"
+    inventory.parent.mkdir(parents=True)
+    inventory.write_text(yaml.safe_dump({"devices": [{"name": "pi4", "host": "10.0.0.4"}]}))
+    outcome = run_cli("bench", tiny_tflite, "--db", tmp_path / "r.db")
+    assert outcome.code == 2
+    assert "choose devices: give --device NAME, --tag TAG or --all" in outcome.err
+    assert "measuring on local" not in outcome.err and not (tmp_path / "r.db").exists()
