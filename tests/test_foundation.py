@@ -95,3 +95,13 @@ def test_manifest_round_trip_and_rejects_junk(tmp_path: Path):
         parse_manifest(json.dumps({**manifest.to_dict(), "surprise": 1}), "x.json")
     with pytest.raises(UserError, match="wrong type"):
         parse_manifest(json.dumps({**manifest.to_dict(), "size_bytes": "big"}), "x.json")
+
+
+def test_pyproject_license_is_an_spdx_string_setuptools_reads_without_warning():
+    """The table form makes every `pip install` print setuptools' deprecation warning."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in project["build-system"]["requires"]  # first to read SPDX strings
+    assert not any("License ::" in c for c in project["project"].get("classifiers", []))
