@@ -25,6 +25,7 @@ from edgeprune.recipes.cache import (
     data_fingerprint,
     tool_versions,
 )
+from edgeprune.recipes.fit_check import check_data_fits
 from edgeprune.recipes.loader import Recipe
 from edgeprune.recipes.sweep import Variant
 
@@ -195,6 +196,7 @@ def make_plan(
     """Keys and cache status of every host stage; bench stages are filled by `plan_bench`."""
     cache = cache or StageCache(workdir)
     data_key = data_key_of(recipe)
+    check_data_fits(recipe)
     base_key = content_key(base_payload(recipe, data_key))
     base = PlannedStage("base", base_key, {}, cache.load("base", base_key))
     plans = []
