@@ -169,6 +169,8 @@ class Daemon:
 
     def recover(self) -> None:
         """Deal with jobs a previous agent left in running/ (see the module docstring)."""
+        if self.spool.clear_stale_attempt_writes():
+            log.info("removed half-written attempt counts left by a killed agent")
         for job_id in self.spool.list_ids("running"):
             if self.spool.has_result(job_id):
                 self.spool.finish(job_id)
@@ -264,13 +266,15 @@ class Daemon:
                 return False
             log.error("wrote a short error result for job %s instead", result.job_id)
         self.pending = None
-        self.spool.finish(result.job_id)
+        # logged before running/ is cleared: a kill in between leaves the job to `recover`,
+        # which says so in its own words, so each job has one "finished job" line
         log.info(
             "finished job %s: %s%s",
             result.job_id,
             result.status,
             f" ({result.error_kind}: {result.error})" if result.error else "",
         )
+        self.spool.finish(result.job_id)
         return True
 
     def _gave_up(self) -> bool:

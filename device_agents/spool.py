@@ -401,6 +401,21 @@ class Spool:
         except (OSError, ValueError, AgentError):
             return 0
 
+    def clear_stale_attempt_writes(self) -> int:
+        """Remove half-written attempt counts (`.tmp-*`) left by an agent killed mid-write.
+
+        Only the daemon writes attempt counts, and only one daemon runs per spool, so at its
+        start nothing else can be writing there."""
+        directory = self.path("jobs", "attempts")
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return 0
+        stale = [n for n in names if n.startswith(".tmp-")]
+        for name in stale:
+            _unlink(os.path.join(directory, name))
+        return len(stale)
+
     def set_attempts(self, job_id: str, count: int) -> None:
         atomic_write_text(self.path("jobs", "attempts", validate_job_id(job_id)), f"{count}\n")
 
