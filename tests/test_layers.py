@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "paths",
                 "html",
                 "yaml_budget",
+                "stats",
                 "__init__",
             }
         ),
