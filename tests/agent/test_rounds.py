@@ -268,3 +268,34 @@ def test_bad_group_and_precision_input(agent, agent_models, tmp_path, args, mess
     assert message in outcome.err and outcome.err.count("\n") == 1
     queued = spool / "jobs" / "queued"
     assert not queued.exists() or os.listdir(queued) == []
+
+
+def test_the_daemon_treats_a_group_as_one_job(agent, agent_models, tmp_path, start_daemon):
+    """SIGTERM re-queues the whole group; a kill -9 leaves it in running/ and the next agent
+    runs it once more, with rerun_after_interruption on the group and on every member."""
+    spool = tmp_path / "spool"
+    submitted = agent(
+        "submit", agent_models.dense, agent_models.int8, "--id=dg", "--runs=1",
+        "--min-seconds=2", "--spool", spool,
+    )  # fmt: skip
+    assert submitted.code == 0, submitted.err
+    daemon = start_daemon(spool, "--poll", "0.1")
+    daemon.wait_until(lambda: len(bench_children("dg")) == 2, what="both members to start")
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0
+    assert bench_children("dg") == []
+    assert (spool / "jobs" / "queued" / "dg.json").exists()
+    second = start_daemon(spool, "--poll", "0.1")
+    second.wait_until(lambda: len(bench_children("dg")) == 2, what="the rerun to start")
+    second.kill9()
+    deadline = time.monotonic() + 10
+    while bench_children("dg") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bench_children("dg") == []  # every member's child died with the agent
+    assert (spool / "jobs" / "running" / "dg.json").exists()
+    assert agent("serve", "--once", "--spool", spool).code == 0
+    result = Result.from_json(agent("result", "dg", "--spool", spool, "--json").out)
+    assert result.status == "ok" and [m.status for m in result.members] == ["ok", "ok"]
+    for target in [result, *result.members]:
+        assert "rerun_after_interruption" in {w.code for w in target.warnings}
+    assert [n for n in os.listdir(spool / "results") if n.endswith(".json")] == ["dg.json"]
