@@ -252,10 +252,11 @@ def measure_in_rounds(
     """Measure every member at one thread count in alternating rounds; one Measurement each.
 
     Setup (load, init, first invoke, warmup) runs member by member, so no two inits compete
-    for the CPU; each may take its share of the job's time (`_setup_limit`). Then each round asks every live member for `options.round_runs` runs, the
-    order rotating by one member per round, until every member has `runs` (and
-    `min_seconds` passed) and, with `precision`, every median is that precise or the
-    precision time cap is spent. A member that fails is dropped from later rounds.
+    for the CPU; each may take its share of the job's time (`_setup_limit`). Then each
+    round asks every live member for `options.round_runs` runs, the order rotating by one
+    member per round, until every member has `runs` (and `min_seconds` passed) and, with
+    `precision`, every median is that precise or the precision time cap is spent. A member
+    that fails is dropped from later rounds.
     """
     try:
         for position, member in enumerate(members):
