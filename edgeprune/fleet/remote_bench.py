@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from device_agents.integrity import sha256_file
-from device_agents.protocol import BenchOptions, Result, error_result
+from device_agents.protocol import MAX_MEMBERS, BenchOptions, Result, error_result
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path
 from edgeprune.fleet.agent_client import AgentClient, AgentError, GroupMember
@@ -89,7 +89,7 @@ class DeviceBench:
         return [f"{m.name}: {r.error}" for m, r in self.results if r.status != "ok"]
 
 
-MAX_GROUP_MEMBERS = 32
+MAX_GROUP_MEMBERS = MAX_MEMBERS
 """The agent measures at most this many models in one group job (more: several groups)."""
 
 
@@ -157,7 +157,9 @@ def plan_jobs(models: list[LocalModel], interleave: bool) -> list[QueuedJob]:
     ]
 
 
-def submit_job(agent: AgentClient, job: QueuedJob, options: BenchOptions, inputs: str | None) -> None:
+def submit_job(
+    agent: AgentClient, job: QueuedJob, options: BenchOptions, inputs: str | None
+) -> None:
     """Queue `job` on the device (a group job when it has members)."""
     if not job.member_ids:
         model = job.models[0]

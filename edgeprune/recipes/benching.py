@@ -158,7 +158,7 @@ def _bench_group(
         on_result=store_results(store, run_id, inputs),
         inputs=inputs,
         step=step,
-        interleave=plan.recipe.spec.bench.interleave,
+        interleave=bool(getattr(plan.recipe.spec.bench, "interleave", True)),
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:

@@ -305,9 +305,7 @@ class ResultsStore:
                     for added in ADDED_COLUMNS.values():
                         for column, kind in added:
                             if column not in present:
-                                conn.execute(
-                                    f"ALTER TABLE measurements ADD COLUMN {column} {kind}"
-                                )
+                                conn.execute(f"ALTER TABLE measurements ADD COLUMN {column} {kind}")
                     conn.execute(f"PRAGMA application_id = {dbfile.APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")

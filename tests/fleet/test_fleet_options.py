@@ -20,7 +20,7 @@ def test_bench_options_have_the_agents_fields_and_defaults():
     ours = {k: v for k, v in BenchOptions().to_dict().items() if k not in HOST_ONLY}
     assert list(ours) == list(agent)
     assert ours == agent
-    assert HOST_ONLY == {"interleave"} and not HOST_ONLY & set(agent)
+    assert {"interleave"} == HOST_ONLY and not HOST_ONLY & set(agent)
     assert stage_options("bench") is BenchOptions and stage_options("deploy") is DeployOptions
 
 
