@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.fixtures import padded_model_variants
@@ -51,7 +52,7 @@ def test_three_models_on_local_are_one_group_measured_in_the_same_rounds(
     assert all(r is not None and len(r) == len(rounds[0]) >= 2 for r in rounds), rounds
     assert all(sum(r) == row["runs"] >= 10 for r, row in zip(rounds, rows, strict=True))
     assert all(r["p50_lo_ms"] <= r["p50_ms"] <= r["p50_hi_ms"] for r in rows)
-    assert ResultsStore(db).run_info(run.run_id)["options"]["options"]["interleave"] is True
+    assert _run_options(db, run.run_id)["interleave"] is True
     assert _spool_results(tmp_path) == []  # the group was acknowledged once all were stored
 
 
@@ -69,7 +70,7 @@ def test_no_interleave_on_the_cli_runs_one_job_per_model(
     assert len({r["job_id"] for r in rows}) == 3
     assert [r["group_id"] for r in rows] == [None, None, None]
     assert [r["result"]["group"] for r in rows] == [None, None, None]
-    assert ResultsStore(db).run_info(document["run_id"])["options"]["options"]["interleave"] is False
+    assert _run_options(db, document["run_id"])["interleave"] is False
 
 
 def test_a_broken_model_in_a_group_fails_alone(three_models: list[Path], tmp_path: Path):
@@ -114,8 +115,11 @@ def test_a_recipes_precision_2_percent_reaches_the_wire(tmp_path: Path):
     wire = bench_options_of(loaded)
     assert (wire.precision, wire.max_seconds, wire.round_runs) == (0.02, 30.0, 10)
     assert not hasattr(wire, "interleave")
-    assert loaded.spec.bench.interleave is False
-    recipe.write_text(recipe.read_text().replace('bench: {precision: "2%"', "bench:\n  {precision: 2"))
+    spec: Any = loaded.spec.bench  # built by create_model from BenchOptions' fields
+    assert spec.interleave is False
+    recipe.write_text(
+        recipe.read_text().replace('bench: {precision: "2%"', "bench:\n  {precision: 2")
+    )
     with pytest.raises(UserError, match=r"r\.yaml:5: bench\.precision: 2 is ambiguous; write 2%"):
         load_recipe(recipe)
 
@@ -164,6 +168,13 @@ def test_more_models_than_a_group_holds_are_split(tiny_tflite: Path, tmp_path: P
     jobs = plan_jobs(models, interleave=True)
     assert [len(j.models) for j in jobs] == [32, 1]
     assert isinstance(jobs[1], QueuedJob) and jobs[1].member_ids == []
+
+
+def _run_options(db: Path, run_id: int) -> dict[str, Any]:
+    """The bench options a run was recorded with."""
+    info = ResultsStore(db, create=False).run_info(run_id)
+    assert info is not None
+    return dict(info["options"]["options"])
 
 
 def _spool_results(tmp_path: Path) -> list[str]:
