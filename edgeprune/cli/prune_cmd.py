@@ -28,6 +28,9 @@ def prune(
     max_layer_sparsity: float | None = flag(PruneOptions, "max_layer_sparsity"),
     include: list[str] = flag(PruneOptions, "include", default=[], metavar="GLOB"),
     exclude: list[str] = flag(PruneOptions, "exclude", default=[], metavar="GLOB"),
+    include_types: list[str] = flag(
+        PruneOptions, "include_types", "--include-type", default=[], metavar="TYPE"
+    ),
     min_params: int = flag(PruneOptions, "min_params"),
     pattern: str | None = flag(PruneOptions, "pattern"),
     policy: str = flag(PruneOptions, "policy"),

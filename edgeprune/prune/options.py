@@ -19,7 +19,7 @@ from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
 from edgeprune.prune.schedules import SCHEDULES, check_sparsity
-from edgeprune.prune.selection import DEFAULT_MIN_PARAMS
+from edgeprune.prune.selection import DEFAULT_MIN_PARAMS, layer_types
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
@@ -44,6 +44,7 @@ SELECTION = (
     "max_layer_sparsity",
     "include",
     "exclude",
+    "include_types",
     "min_params",
     "pattern",
     "policy",
@@ -84,6 +85,10 @@ class PruneOptions(StageOptions):
     )
     exclude: list[str] = Field(
         default_factory=list, description="Never prune layers matching this glob (repeatable)."
+    )
+    include_types: list[str] = Field(
+        default_factory=list,
+        description="Prune only layers of this Keras type, e.g. Conv2D (repeatable).",
     )
     min_params: int = Field(
         DEFAULT_MIN_PARAMS,
@@ -185,6 +190,7 @@ class PruneOptions(StageOptions):
             min_params=min_params,
             include=_globs(data.get("include")),
             exclude=_globs(data.get("exclude")),
+            include_types=layer_types(_globs(data.get("include_types"))),
         )
         return data
 
