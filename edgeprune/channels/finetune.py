@@ -14,6 +14,7 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
+from edgeprune.progress import keras_callbacks
 
 # Layers that sit between the last activation and the output without changing it.
 _TRANSPARENT = frozenset({"Flatten", "Reshape", "Dropout", "Identity", "Activation"})
@@ -103,6 +104,7 @@ def finetune(
             batch_size=batch_size,
             shuffle=True,
             verbose=0,
+            callbacks=keras_callbacks("fine-tune"),
         )
     return {"loss": float(history.history["loss"][-1]), "top1": top1(model, dataset)}
 

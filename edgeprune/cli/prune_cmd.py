@@ -8,9 +8,10 @@ from typing import Any
 
 import typer
 
-from edgeprune.cli.common import console, print_json
+from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
+from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
 
 
@@ -46,13 +47,15 @@ def prune(
     learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Zero the smallest weights of a Keras model; writes OUT and OUT.json (manifest)."""
     from edgeprune.prune.model_file import prune_model_file
 
     values = dict(locals())
     chosen = given_options(ctx, {k: v for k, v in values.items() if k in PruneOptions.model_fields})
-    run = prune_model_file(model, output, **chosen)
+    with training_progress(quiet):
+        run = prune_model_file(model, output, **chosen)
     if json_output:
         print_json(run.to_dict())
         return

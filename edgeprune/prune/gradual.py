@@ -18,6 +18,7 @@ from typing import Any
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
+from edgeprune.progress import keras_callbacks
 from edgeprune.prune.callback import pruning_callback_class
 from edgeprune.prune.constraint import strip_pruning
 from edgeprune.prune.options import PruneOptions
@@ -168,7 +169,7 @@ def prune_gradually(
             epochs=options.epochs,
             shuffle=True,
             verbose=0,
-            callbacks=[callback],
+            callbacks=[callback, *keras_callbacks("gradual prune")],
         )
     finally:
         strip_pruning(model)
