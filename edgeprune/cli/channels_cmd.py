@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = flag(ChannelOptions, "batch_size"),
         learning_rate: float = flag(ChannelOptions, "learning_rate"),
         seed: int = flag(ChannelOptions, "seed"),
+        tensorboard: Optional[str] = flag(ChannelOptions, "tensorboard", metavar="DIR"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
         quiet: bool = quiet_option(),
     ) -> None:

@@ -46,6 +46,7 @@ def prune(
     batch_size: int = flag(PruneOptions, "batch_size", show_default=False),
     learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
+    tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = quiet_option(),
 ) -> None:

@@ -161,6 +161,11 @@ def prune_gradually(
         optimizer=keras.optimizers.Adam(options.learning_rate), loss=classification_loss(kind)
     )
     keras.utils.set_random_seed(options.seed)
+    callbacks = [callback, *keras_callbacks("gradual prune")]
+    if options.tensorboard:
+        from edgeprune.prune.summaries import pruning_summaries
+
+        callbacks.append(pruning_summaries(options.tensorboard, callback))
     try:
         history = model.fit(
             dataset.x_train,
@@ -169,7 +174,7 @@ def prune_gradually(
             epochs=options.epochs,
             shuffle=True,
             verbose=0,
-            callbacks=[callback, *keras_callbacks("gradual prune")],
+            callbacks=callbacks,
         )
     finally:
         strip_pruning(model)
