@@ -45,6 +45,30 @@ def check_output_path(
     return resolved
 
 
+def check_log_dir(path: str | os.PathLike[str] | None, what: str = "tensorboard") -> Path | None:
+    """A log directory that exists or can be made (its nearest existing parent is a writable
+    directory); checked before training so a typo fails at once, not after the first epoch."""
+    if path is None:
+        return None
+    if not str(path).strip():
+        raise UserError(f"{what} is empty; give a directory for the logs", params=(what,))
+    resolved = Path(path).expanduser()
+    if resolved.exists() and not resolved.is_dir():
+        raise UserError(
+            f"{what} {str(path)!r} is a file; give a directory for the logs", params=(what,)
+        )
+    existing = resolved
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise UserError(
+            f"{what} {str(path)!r} cannot be created: {str(existing)!r} is not a writable "
+            "directory",
+            params=(what,),
+        )
+    return resolved
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it into place, else delete it.

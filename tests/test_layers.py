@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "html",
                 "yaml_budget",
                 "stats",
+                "progress",
                 "__init__",
             }
         ),

@@ -104,6 +104,10 @@ BAD_INPUT_CASES = {
         ["{model}", "--sparsity", "0.5", "--include", "conv*"],
         "--include 'conv\\*' matches no prunable layer; prunable layers: stem_conv, block1_dw",
     ),
+    "unknown layer type": (
+        ["{model}", "--sparsity", "0.5", "--include-type", "Conv3D"],
+        "^error: --include-type 'Conv3D' is not a prunable layer type; choose from Conv2D",
+    ),
     "cap below target": (
         ["{model}", "--sparsity", "0.9", "--scope", "balanced", "--max-layer-sparsity", "0.8"],
         "below the target sparsity",

@@ -133,6 +133,28 @@ def test_nested_models_are_walked_and_biases_bn_never_pruned(keras):
         assert _zeros(target.variable) == pytest.approx(0.6, abs=0.01)
 
 
+def test_include_types_picks_layers_by_keras_type(keras):
+    model = _nested_model(keras)
+    weights = model.get_weights()
+    report = prune_model(model, 0.5, include_types=["conv2d", "Dense"], min_params=0)
+    assert [k.layer for k in report.kernels] == ["base/conv", "head/fc"]
+    model.set_weights(weights)
+    report = prune_model(
+        model, 0.5, include_types=["SeparableConv2D"], include=["*pointwise*"], min_params=0
+    )
+    assert [k.layer for k in report.kernels] == ["base/sep:pointwise_kernel"]
+    with pytest.raises(UserError, match="^include_types 'Conv3D' is not a prunable layer type"):
+        prune_model(model, 0.5, include_types=["Conv3D"])
+    model2 = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="fc")])
+    with pytest.raises(
+        UserError, match="^include_types Conv2D: no prunable layer of that type"
+    ) as caught:
+        prune_model(model2, 0.5, include_types=["Conv2D"], min_params=0)
+    assert "prunable types in this model: Dense" in str(caught.value)
+    with pytest.raises(UserError, match="empty name"):
+        prune_model(model2, 0.5, include_types=[" "], min_params=0)
+
+
 def test_include_exclude_and_min_params(keras):
     model = _nested_model(keras)
     weights = model.get_weights()

@@ -14,6 +14,7 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
+from edgeprune.progress import keras_callbacks
 
 # Layers that sit between the last activation and the output without changing it.
 _TRANSPARENT = frozenset({"Flatten", "Reshape", "Dropout", "Identity", "Activation"})
@@ -76,6 +77,7 @@ def finetune(
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    tensorboard: str | None = None,
 ) -> dict[str, float]:
     """Train `model` in place; returns the final training loss and the validation top-1."""
     if epochs < 1:
@@ -103,8 +105,16 @@ def finetune(
             batch_size=batch_size,
             shuffle=True,
             verbose=0,
+            callbacks=keras_callbacks("fine-tune") + _tensorboard(keras, tensorboard),
         )
     return {"loss": float(history.history["loss"][-1]), "top1": top1(model, dataset)}
+
+
+def _tensorboard(keras: Any, log_dir: str | None) -> list[Any]:
+    """Keras' own TensorBoard writer for the fine-tune (loss and metrics per epoch)."""
+    if not log_dir:
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False)]
 
 
 def top1(model: Any, dataset: Dataset, batch_size: int = 256) -> float:

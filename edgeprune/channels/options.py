@@ -16,6 +16,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.errors import UserError
+from edgeprune.files import check_log_dir
 from edgeprune.options import StageOptions
 
 MAX_RATIO = 0.95
@@ -33,7 +34,7 @@ SELECTION = (
 )
 """Options that say which filters go (the rest shape the optional fine-tuning)."""
 
-FINETUNE = ("epochs", "batch_size", "learning_rate", "seed")
+FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard")
 """Fine-tuning options, shared with the recipe's `finetune` step."""
 
 
@@ -78,6 +79,9 @@ class ChannelOptions(StageOptions):
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
     learning_rate: float = Field(1e-3, gt=0, lt=10, description="Fine-tuning learning rate (Adam).")
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning.")
+    tensorboard: str | None = Field(
+        None, description="TensorBoard log dir of the fine-tune: loss and metrics per epoch."
+    )
 
     _given: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -96,6 +100,12 @@ class ChannelOptions(StageOptions):
         self = handler(resolved)
         if "epochs" in given and data["epochs"] != _DEFAULT_EPOCHS and self.data is None:
             raise UserError("epochs needs data DATASET to fine-tune on", params=("epochs", "data"))
+        if self.tensorboard is not None and self.data is None:
+            raise UserError(
+                "tensorboard logs a fine-tune, which needs data DATASET; add data or leave it out",
+                params=("tensorboard", "data"),
+            )
+        check_log_dir(self.tensorboard)
         self._given = given
         return self
 

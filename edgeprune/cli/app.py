@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 
@@ -61,12 +62,30 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # standalone mode always ends here, usage errors included
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgepruneError as exc:
-        print(f"error: {exc.in_flags()}", file=sys.stderr)
+        print(f"error: {exc.in_flags(_flags_of(argv))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _flags_of(argv: list[str] | None) -> dict[str, str]:
+    """Parameter name -> the flag as the failing command spells it (`include_types` is
+    `--include-type`), so an error names the flag the user can type."""
+    command: Any = typer.main.get_command(app)
+    for word in argv if argv is not None else sys.argv[1:]:
+        commands = getattr(command, "commands", None)
+        if word.startswith("-") or commands is None:
+            continue
+        if word not in commands:
+            break
+        command = commands[word]
+    return {
+        param.name: next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        for param in getattr(command, "params", [])
+        if getattr(param, "param_type_name", "") == "option" and param.name and param.opts
+    }
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ import typer
 from rich.table import Table
 
 from edgeprune.channels.options import ChannelOptions
-from edgeprune.cli.common import console, print_json
+from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
+from edgeprune.cli.present_progress import training_progress
 
 SHOWN_GROUPS = 30
 
@@ -36,7 +37,9 @@ def register(app: typer.Typer) -> None:
         batch_size: int = flag(ChannelOptions, "batch_size"),
         learning_rate: float = flag(ChannelOptions, "learning_rate"),
         seed: int = flag(ChannelOptions, "seed"),
+        tensorboard: Optional[str] = flag(ChannelOptions, "tensorboard", metavar="DIR"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Remove whole filters over dependency groups and save a smaller dense model."""
         from edgeprune.channels.pipeline import prune_channels_file
@@ -46,7 +49,8 @@ def register(app: typer.Typer) -> None:
         chosen = given_options(ctx, values)
         if "exclude" in chosen:
             chosen["exclude"] = [p.strip() for item in exclude for p in item.split(",")]
-        target, report = prune_channels_file(model, output, **chosen)
+        with training_progress(quiet):
+            target, report = prune_channels_file(model, output, **chosen)
         if json_output:
             print_json(
                 {"output": str(target), "manifest": str(manifest_path(target)), **report.to_dict()}

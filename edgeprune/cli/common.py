@@ -36,6 +36,11 @@ def json_option() -> Any:
     return typer.Option(False, "--json", help="One JSON document on stdout.")
 
 
+def quiet_option() -> Any:
+    """`--quiet`/`-q`: no progress on stderr (results and errors still print)."""
+    return typer.Option(False, "--quiet", "-q", help="Show no training progress.")
+
+
 def db_option() -> Any:
     """`--db`: the results store."""
     return typer.Option(None, "--db", help=DB_HELP)

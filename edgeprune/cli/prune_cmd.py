@@ -8,9 +8,10 @@ from typing import Any
 
 import typer
 
-from edgeprune.cli.common import console, print_json
+from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
+from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
 
 
@@ -28,6 +29,9 @@ def prune(
     max_layer_sparsity: float | None = flag(PruneOptions, "max_layer_sparsity"),
     include: list[str] = flag(PruneOptions, "include", default=[], metavar="GLOB"),
     exclude: list[str] = flag(PruneOptions, "exclude", default=[], metavar="GLOB"),
+    include_types: list[str] = flag(
+        PruneOptions, "include_types", "--include-type", default=[], metavar="TYPE"
+    ),
     min_params: int = flag(PruneOptions, "min_params"),
     pattern: str | None = flag(PruneOptions, "pattern"),
     policy: str = flag(PruneOptions, "policy"),
@@ -42,14 +46,17 @@ def prune(
     batch_size: int = flag(PruneOptions, "batch_size", show_default=False),
     learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
+    tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    quiet: bool = quiet_option(),
 ) -> None:
     """Zero the smallest weights of a Keras model; writes OUT and OUT.json (manifest)."""
     from edgeprune.prune.model_file import prune_model_file
 
     values = dict(locals())
     chosen = given_options(ctx, {k: v for k, v in values.items() if k in PruneOptions.model_fields})
-    run = prune_model_file(model, output, **chosen)
+    with training_progress(quiet):
+        run = prune_model_file(model, output, **chosen)
     if json_output:
         print_json(run.to_dict())
         return

@@ -71,6 +71,7 @@ def _define(keras: Any) -> Any:
             self._mask_vars: list[Any] = []
             self._masks: list[np.ndarray] = []
             self._masked_step: tuple[Any, ...] | None = None
+            self.thresholds: list[float] = []
 
         def on_train_begin(self, logs: Any = None) -> None:
             if self.plan is None:
@@ -117,6 +118,11 @@ def _define(keras: Any) -> Any:
             assert self.plan is not None
             weights = self.plan.current_weights()
             self._masks = self.plan.masks_at(sparsity, weights)
+            # the magnitude cut per kernel, the smallest magnitude kept (as tfmot's threshold)
+            self.thresholds = [
+                float(np.abs(w)[m].min()) if m.any() else 0.0
+                for w, m in zip(weights, self._masks, strict=True)
+            ]
             for mask_var, mask in zip(self._mask_vars, self._masks, strict=True):
                 mask_var.assign(mask.astype(mask_var.dtype))
             apply_masks(self.plan.targets, self._masks, weights)

@@ -18,6 +18,7 @@ from typing import Any
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
+from edgeprune.progress import keras_callbacks
 from edgeprune.prune.callback import pruning_callback_class
 from edgeprune.prune.constraint import strip_pruning
 from edgeprune.prune.options import PruneOptions
@@ -160,6 +161,11 @@ def prune_gradually(
         optimizer=keras.optimizers.Adam(options.learning_rate), loss=classification_loss(kind)
     )
     keras.utils.set_random_seed(options.seed)
+    callbacks = [callback, *keras_callbacks("gradual prune")]
+    if options.tensorboard:
+        from edgeprune.prune.summaries import pruning_summaries
+
+        callbacks.append(pruning_summaries(options.tensorboard, callback))
     try:
         history = model.fit(
             dataset.x_train,
@@ -168,7 +174,7 @@ def prune_gradually(
             epochs=options.epochs,
             shuffle=True,
             verbose=0,
-            callbacks=[callback],
+            callbacks=callbacks,
         )
     finally:
         strip_pruning(model)

@@ -14,12 +14,13 @@ from typing import Any
 from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_validator
 
 from edgeprune.errors import UserError
+from edgeprune.files import check_log_dir
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
 from edgeprune.prune.schedules import SCHEDULES, check_sparsity
-from edgeprune.prune.selection import DEFAULT_MIN_PARAMS
+from edgeprune.prune.selection import DEFAULT_MIN_PARAMS, layer_types
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
@@ -35,6 +36,7 @@ GRADUAL_ONLY = (
     "batch_size",
     "learning_rate",
     "seed",
+    "tensorboard",
 )
 """Options that shape fine-tuning, so they mean something only with a dataset."""
 
@@ -44,6 +46,7 @@ SELECTION = (
     "max_layer_sparsity",
     "include",
     "exclude",
+    "include_types",
     "min_params",
     "pattern",
     "policy",
@@ -85,6 +88,10 @@ class PruneOptions(StageOptions):
     exclude: list[str] = Field(
         default_factory=list, description="Never prune layers matching this glob (repeatable)."
     )
+    include_types: list[str] = Field(
+        default_factory=list,
+        description="Prune only layers of this Keras type, e.g. Conv2D (repeatable).",
+    )
     min_params: int = Field(
         DEFAULT_MIN_PARAMS,
         ge=0,
@@ -111,6 +118,11 @@ class PruneOptions(StageOptions):
         1e-3, gt=0, lt=10, description="Adam learning rate (default 0.001)."
     )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning (default 0).")
+    tensorboard: str | None = Field(
+        None,
+        description="TensorBoard log dir: loss, metrics, per-layer sparsity and threshold per "
+        "step (gradual only).",
+    )
 
     _given: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -178,6 +190,7 @@ class PruneOptions(StageOptions):
         min_params = data.get("min_params", DEFAULT_MIN_PARAMS)
         if min_params == DEFAULT_MIN_PARAMS and not isinstance(min_params, bool):
             min_params = getattr(chosen, "default_min_params", min_params)
+        check_log_dir(data.get("tensorboard"))
         data.update(
             sparsity=target,
             max_layer_sparsity=cap,
@@ -185,6 +198,7 @@ class PruneOptions(StageOptions):
             min_params=min_params,
             include=_globs(data.get("include")),
             exclude=_globs(data.get("exclude")),
+            include_types=layer_types(_globs(data.get("include_types"))),
         )
         return data
 

@@ -32,6 +32,7 @@ class PrunePlan:
             policy=options.policy,
             include=options.include,
             exclude=options.exclude,
+            include_types=options.include_types,
             min_params=options.min_params,
             pattern=options.pattern,
         )

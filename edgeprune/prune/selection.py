@@ -1,6 +1,7 @@
 """From a policy's candidates to the kernels actually pruned: globs, min_params, pattern fit.
 
-Globs match a layer's path (``base/conv``), its bare name (``conv``) or its label
+Layer types (`include_types`, Keras class names such as ``Conv2D``) narrow the candidates
+first; globs match a layer's path (``base/conv``), its bare name (``conv``) or its label
 (``sep:pointwise_kernel``). `min_params` counts one kernel's weights, so a SeparableConv2D's
 small depthwise kernel can be skipped while its pointwise kernel is pruned. With a pattern,
 depthwise kernels are left dense (they have no input-channel axis to group along); a kernel
@@ -22,7 +23,7 @@ import numpy as np
 
 from edgeprune.errors import UserError
 from edgeprune.prune.patterns import Pattern
-from edgeprune.prune.policy import PrunePolicy, PruneTarget, get_policy
+from edgeprune.prune.policy import PRUNABLE_KERNELS, PrunePolicy, PruneTarget, get_policy
 
 DEFAULT_MIN_PARAMS = 1024
 
@@ -55,6 +56,7 @@ def select_kernels(
     exclude: Sequence[str] | None = None,
     min_params: int = DEFAULT_MIN_PARAMS,
     pattern: Pattern | None = None,
+    include_types: Sequence[str] | None = None,
 ) -> Selection:
     """The kernels to prune and the ones skipped, or a UserError before anything changes."""
     if isinstance(min_params, bool) or int(min_params) != min_params or min_params < 0:
@@ -73,6 +75,17 @@ def select_kernels(
             f"the model has no prunable layer (policy {chosen.name!r}: Conv2D, Dense, "
             "DepthwiseConv2D or SeparableConv2D kernels)"
         )
+    types = layer_types(include_types or [])
+    if types:
+        present = sorted({t.class_name for t in candidates})
+        missing = [name for name in types if name not in present]
+        if missing:
+            raise UserError(
+                f"include_types {', '.join(missing)}: no prunable layer of that type here "
+                f"(policy {chosen.name!r}); prunable types in this model: {', '.join(present)}",
+                params=("include_types",),
+            )
+        candidates = [t for t in candidates if t.class_name in types]
     include = [g for g in include or [] if g]
     exclude = [g for g in exclude or [] if g]
     for option, globs in (("include", include), ("exclude", exclude)):
@@ -106,6 +119,28 @@ def select_kernels(
             params=("min_params", "include"),
         )
     return Selection(targets, skipped)
+
+
+def layer_types(names: Sequence[str]) -> list[str]:
+    """Keras class names as written, matched case-insensitively (`conv2d` is `Conv2D`)."""
+    known = {name.lower(): name for name in PRUNABLE_KERNELS}
+    out: list[str] = []
+    for raw in names:
+        if not isinstance(raw, str) or not raw.strip():
+            raise UserError(
+                "include_types got an empty name; give a Keras layer type, e.g. Conv2D",
+                params=("include_types",),
+            )
+        name = known.get(raw.strip().lower())
+        if name is None:
+            raise UserError(
+                f"include_types {raw!r} is not a prunable layer type; choose from "
+                f"{', '.join(PRUNABLE_KERNELS)}",
+                params=("include_types",),
+            )
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def describe_skipped(skipped: Sequence[SkippedKernel], limit: int = 3) -> str:

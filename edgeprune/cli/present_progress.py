@@ -1,0 +1,94 @@
+"""Training progress on stderr: a live bar in a terminal, one line per epoch in a log.
+
+stdout stays for results (and `--json`'s one document); `--quiet` shows nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from edgeprune.progress import ProgressSink, TrainingEvent, reporting
+
+
+@contextlib.contextmanager
+def training_progress(quiet: bool = False, stream: TextIO | None = None) -> Iterator[None]:
+    """Show the progress of the training inside (nothing with `quiet`)."""
+    if quiet:
+        with reporting(None):
+            yield
+        return
+    out = stream or sys.stderr
+    if out.isatty():
+        with _live_bar(out) as sink, reporting(sink):
+            yield
+        return
+    with reporting(_epoch_lines(out)):
+        yield
+
+
+def describe(event: TrainingEvent) -> str:
+    """'gradual prune: epoch 3/8 · loss 0.213 · accuracy 0.951 · 12 s · ETA 20 s'."""
+    parts = [f"{event.stage}: epoch {event.epoch}/{event.epochs}"]
+    if event.kind == "batch" and event.steps:
+        parts[0] += f" (batch {event.step}/{event.steps})"
+    for key, value in event.logs.items():
+        if key in ("batch", "size"):
+            continue
+        parts.append(f"{key} {value:.4g}")
+    parts.append(f"{event.elapsed_s:.0f} s")
+    eta = event.eta_s
+    if eta is not None and not (event.kind == "epoch" and event.epoch == event.epochs):
+        parts.append(f"ETA {_duration(eta)}")
+    return " · ".join(parts)
+
+
+def _epoch_lines(out: TextIO) -> ProgressSink:
+    def sink(event: TrainingEvent) -> None:
+        if event.kind == "epoch":
+            print(describe(event), file=out, flush=True)
+
+    return sink
+
+
+@contextlib.contextmanager
+def _live_bar(out: TextIO) -> Iterator[ProgressSink]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(file=out, highlight=False)
+    bars: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+
+        def sink(event: TrainingEvent) -> None:
+            total = event.epochs * (event.steps or 1)
+            done = (event.epoch - 1) * (event.steps or 1) + (
+                event.step if event.steps else int(event.kind == "epoch")
+            )
+            status = describe(event).split(": ", 1)[-1]
+            task = bars.get(event.stage)
+            if task is None:
+                task = bars[event.stage] = progress.add_task(event.stage, total=total, status="")
+            progress.update(task, completed=done, total=total, status=status)
+
+        yield sink
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return (
+        f"{minutes} min {rest:02d} s"
+        if minutes < 60
+        else f"{minutes // 60} h {minutes % 60:02d} min"
+    )
