@@ -17,6 +17,7 @@ asked for again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable
@@ -171,7 +172,16 @@ def submit_job(
         GroupMember(member_id, model.sha256, model.name[:200])
         for model, member_id in zip(job.models, job.member_ids, strict=True)
     ]
-    agent.submit_group(members, options, job_id=job.job_id, inputs=inputs)
+    agent.submit_group(
+        members, group_options(options, len(members)), job_id=job.job_id, inputs=inputs
+    )
+
+
+def group_options(options: BenchOptions, members: int) -> BenchOptions:
+    """The group's options: `timeout_s` is per model, so a group of N gets N times it (the
+    agent bounds a whole job by its timeout), within the protocol's limit."""
+    limit = 7 * 86400.0
+    return dataclasses.replace(options, timeout_s=min(limit, options.timeout_s * members))
 
 
 def device_accuracy(result: Result, labels: Any | None) -> float | None:
