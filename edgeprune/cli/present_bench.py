@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,21 +10,45 @@ from rich.table import Table
 
 from edgeprune.cli.common import console
 from edgeprune.cli.present_fleet import human_bytes
+from edgeprune.results import wording
+from edgeprune.warning_codes import legend
 
 
 def fmt(value: float | None, digits: int = 3, suffix: str = "") -> str:
     return "–" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def print_summary(rows: list[dict[str, Any]], title: str) -> None:
-    """model × device × threads: p50, p90, speed-up against the baseline, size, accuracy.
+def print_legend(codes: Iterable[str], rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Under a table: how speed-ups were judged, what "indist." means, and every warning code
+    shown, in plain words with its fix."""
+    note = wording.method_note(rows)
+    if note:
+        console.print(f"[dim]{note}[/dim]")
+    if any(r.get("verdict") == "indistinguishable" for r in rows):
+        console.print(f"[dim]{wording.VERDICT_KEY}[/dim]")
+    explained = legend(codes)
+    if explained:
+        console.print("warnings:")
+    for entry in explained:
+        console.print(
+            f"  [yellow]{entry.code}[/yellow]: {entry.meaning}. [bold]Fix:[/bold] {entry.fix}",
+            highlight=False,
+        )
 
-    Errors and the agent's warnings follow the table, one line each, so the table stays narrow.
+
+def print_summary(rows: list[dict[str, Any]], title: str) -> None:
+    """model × device × threads: p50 ±, p90, speed-up (interval) and verdict, size, accuracy.
+
+    Errors and the agent's warnings follow the table, one line each, then the legend, so the
+    table stays narrow.
     """
     table = Table(title=title)
     table.add_column("model", overflow="fold")
     table.add_column("device", overflow="fold")
-    for column in ("thr", "p50 ms", "p90 ms", "speed-up", "size", "accuracy"):
+    for column in ("thr", "p50 ms (95 %)", "p90 ms", "runs", "speed-up (95 %)"):
+        table.add_column(column, justify="right")
+    table.add_column("verdict", overflow="fold")
+    for column in ("size", "accuracy"):
         table.add_column(column, justify="right")
     notes: list[str] = []
     for row in rows:
@@ -32,16 +57,24 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
             notes.append(f"[red]{where}: {row['error'] or 'error'}[/red]")
         elif row["warnings"]:
             notes.append(f"[yellow]{where}: {', '.join(row['warnings'])}[/yellow]")
+        precision = row.get("precision")
+        if precision and not precision.get("reached"):
+            notes.append(f"[yellow]{where}: {precision_text(precision)}[/yellow]")
         accuracy = fmt(row["accuracy"], 3)
         if row["accuracy_source"] == "device":
             accuracy += "*"
+        ok = row["status"] == "ok"
         table.add_row(
             row["model"] + (" (base)" if row["baseline"] else ""),
             row["device"],
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
-            fmt(row["p50_ms"]) if row["status"] == "ok" else "[red]error[/red]",
-            fmt(row["p90_ms"]),
-            fmt(row["speedup"], 2, "×"),
+            wording.latency(row["p50_ms"], row.get("p50_ci_ms"), unit="")
+            if ok
+            else "[red]error[/red]",
+            wording.number(row["p90_ms"]),
+            "–" if row.get("runs") is None else str(row["runs"]),
+            wording.speedup(row) if ok else "–",
+            wording.verdict(row, short=True) if ok else "–",
             human_bytes(row["size_bytes"]),
             accuracy,
         )
@@ -52,6 +85,51 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         )
     for note in notes:
         console.print(note)
+    print_legend((c for r in rows for c in r["warnings"]), rows)
+
+
+def precision_text(precision: dict[str, Any]) -> str:
+    """What --precision got to: "precision 2 % not reached: ±3.1 % after 412 runs, 60 s"."""
+    target = precision.get("target")
+    width = precision.get("half_width")
+    reached = "reached" if precision.get("reached") else "not reached"
+    got = f"±{width * 100:.1f} %" if isinstance(width, (int, float)) else "no interval"
+    target_text = f"{target * 100:g} %" if isinstance(target, (int, float)) else "?"
+    return (
+        f"precision {target_text} {reached}: {got} after {precision.get('runs', '?')} runs, "
+        f"{precision.get('seconds', 0):.0f} s"
+    )
+
+
+def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
+    """`results compare`: p50 ± per run, then the last run against the first with its verdict."""
+    table = Table(title=f"p50 ms (95 %) across runs {', '.join(map(str, run_ids))}")
+    table.add_column("model", overflow="fold")
+    table.add_column("device", overflow="fold")
+    table.add_column("thr", justify="right")
+    for run in run_ids:
+        table.add_column(f"run {run}", justify="right")
+    table.add_column(f"first/last (95 %)", justify="right")
+    table.add_column("verdict", overflow="fold")
+    for row in rows:
+        cells = [
+            wording.latency(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r)), unit="")
+            for r in run_ids
+        ]
+        table.add_row(
+            row["model"],
+            row["device"],
+            str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
+            *cells,
+            wording.speedup(row),
+            wording.verdict(row, short=True),
+        )
+    console.print(table)
+    console.print(
+        "[dim]first/last = p50 in the first run / p50 in the last: above 1 the last run is "
+        "faster[/dim]"
+    )
+    print_legend((c for r in rows for c in r.get("warnings") or []), rows)
 
 
 def print_bench_run(run: Any) -> None:
@@ -61,19 +139,24 @@ def print_bench_run(run: Any) -> None:
 
 
 def print_sparse_ab(report: Any) -> None:
-    """An `ABReport`: dense vs sparse p50 per device and thread count, then the verdicts."""
+    """An `ABReport`: dense vs sparse p50 ± per device and thread count, the speed-up with its
+    interval and verdict, then the pairs' checks, notes and the warnings' legend."""
     table = Table(title=f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up"):
+    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up (95 %)"):
         table.add_column(column, justify="left" if column in ("model", "device") else "right")
+    table.add_column("verdict", overflow="fold")
     notes: list[str] = []
     for row in report.rows:
+        shown = row.to_dict()
+        shown["runs"] = min((r for r in row.runs if r), default=None)
         table.add_row(
             Path(row.source).name,
             row.device,
             str(row.threads),
-            "–" if row.dense_p50_ms is None else f"{row.dense_p50_ms:.3f}",
-            "–" if row.sparse_p50_ms is None else f"{row.sparse_p50_ms:.3f}",
-            "–" if row.speedup is None else f"{row.speedup:.2f}×",
+            wording.latency(row.dense_p50_ms, row.dense_p50_ci_ms, unit=""),
+            wording.latency(row.sparse_p50_ms, row.sparse_p50_ci_ms, unit=""),
+            wording.speedup(shown),
+            wording.verdict(shown, short=True),
         )
         for text in (row.error, row.note):
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
@@ -84,4 +167,5 @@ def print_sparse_ab(report: Any) -> None:
         console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
     for note in notes:
         console.print(f"note: {note}")
+    print_legend((c for r in report.rows for c in r.warnings), [r.to_dict() for r in report.rows])
     console.print(f"stored in {report.store.path} as run {report.run_id}")
