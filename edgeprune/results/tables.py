@@ -77,14 +77,18 @@ def comparison(baseline: dict[str, Any], other: dict[str, Any]) -> dict[str, Any
     base_m, other_m = measurement_of(baseline), measurement_of(other)
     if not (base_m and other_m and base_m.get("latencies_ms") and other_m.get("latencies_ms")):
         return empty
+    from edgeprune.stats._checks import StatsInputError
     from edgeprune.stats.compare import compare_samples
     from edgeprune.stats.latency import LatencySample
 
-    estimate = compare_samples(
-        LatencySample.from_measurement(base_m, group_of(baseline)),
-        LatencySample.from_measurement(other_m, group_of(other)),
-        resamples=RESAMPLES,
-    )
+    try:
+        estimate = compare_samples(
+            LatencySample.from_measurement(base_m, group_of(baseline)),
+            LatencySample.from_measurement(other_m, group_of(other)),
+            resamples=RESAMPLES,
+        )
+    except StatsInputError:  # e.g. a median of 0 ms (timer too coarse): no ratio to judge
+        estimate = None
     if estimate is None:
         return empty
     found = estimate.to_dict()
