@@ -1,7 +1,8 @@
 """The bench stage of a recipe: the variants' .tflite files measured on every device.
 
 Through the fleet API (`bench_on_session`): deploy what the device lacks (by sha256),
-queue a job per model, bring the results home into the results store (`store_results`),
+queue the models (one interleaved group job, or one job per model with
+`bench.interleave: false`), bring the results home into the results store (`store_results`),
 then write one record per (model, device, options) under `bench/` so a re-run knows it is
 done. Devices
 run in parallel; a device that fails is recorded against that device and the others
@@ -157,6 +158,7 @@ def _bench_group(
         on_result=store_results(store, run_id, inputs),
         inputs=inputs,
         step=step,
+        interleave=bool(getattr(plan.recipe.spec.bench, "interleave", True)),
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:
