@@ -352,9 +352,7 @@ def _legend_lines(rows: list[dict[str, Any]]) -> list[str]:
     note = wording.method_note(rows)
     if note:
         lines.append(note)
-    lines += [
-        f"warning {entry.line()}" for entry in legend(c for r in rows for c in r["warnings"])
-    ]
+    lines += [f"warning {entry.line()}" for entry in legend(c for r in rows for c in r["warnings"])]
     return lines
 
 

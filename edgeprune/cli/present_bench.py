@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from edgeprune.cli.common import console
@@ -36,20 +37,31 @@ def print_legend(codes: Iterable[str], rows: Sequence[dict[str, Any]] = ()) -> N
         )
 
 
+def compact_table(title: str) -> Table:
+    """A table that fits 80 columns: no outer edge, two spaces between columns."""
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+
+
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
-    """model × device × threads: p50 ±, p90, speed-up (interval) and verdict, size, accuracy.
+    """model × device × threads: p50 and its 95 % interval (±), runs, speed-up with its
+    interval and verdict, size, accuracy (size and accuracy only when some row has them).
 
     Errors and the agent's warnings follow the table, one line each, then the legend, so the
     table stays narrow.
     """
-    table = Table(title=title)
+    sizes = any(r["size_bytes"] for r in rows)
+    accuracies = any(r["accuracy"] is not None for r in rows)
+    p90 = console.width >= 100  # in --json and the HTML report always
+    table = compact_table(title)
     table.add_column("model", overflow="fold")
     table.add_column("device", overflow="fold")
-    for column in ("thr", "p50 ms (95 %)", "p90 ms", "runs", "speed-up (95 %)"):
-        table.add_column(column, justify="right")
-    table.add_column("verdict", overflow="fold")
-    for column in ("size", "accuracy"):
-        table.add_column(column, justify="right")
+    for column in ("thr", "p50 ms ±95%", *(["p90 ms"] if p90 else []), "runs", "speed-up, 95%"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=7)
+    if sizes:
+        table.add_column("size", justify="right", no_wrap=True)
+    if accuracies:
+        table.add_column("acc", justify="right", no_wrap=True)
     notes: list[str] = []
     for row in rows:
         where = f"{row['model']} on {row['device']}, {row['threads']} thread(s)"
@@ -60,32 +72,47 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         precision = row.get("precision")
         if precision and not precision.get("reached"):
             notes.append(f"[yellow]{where}: {precision_text(precision)}[/yellow]")
-        accuracy = fmt(row["accuracy"], 3)
-        if row["accuracy_source"] == "device":
-            accuracy += "*"
         ok = row["status"] == "ok"
-        table.add_row(
-            row["model"] + (" (base)" if row["baseline"] else ""),
+        cells = [
+            row["model"],  # the verdict column names the baseline
             row["device"],
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
-            wording.latency(row["p50_ms"], row.get("p50_ci_ms"), unit="")
-            if ok
-            else "[red]error[/red]",
-            wording.number(row["p90_ms"]),
+            p50_cell(row["p50_ms"], row.get("p50_ci_ms")) if ok else "[red]error[/red]",
+            *([wording.number(row["p90_ms"])] if p90 else []),
             "–" if row.get("runs") is None else str(row["runs"]),
-            wording.speedup(row) if ok else "–",
-            wording.verdict(row, short=True) if ok else "–",
-            human_bytes(row["size_bytes"]),
-            accuracy,
-        )
+            *speedup_cells(row),
+        ]
+        if sizes:
+            cells.append(human_bytes(row["size_bytes"]))
+        if accuracies:
+            accuracy = fmt(row["accuracy"], 3)
+            cells.append(accuracy + ("*" if row["accuracy_source"] == "device" else ""))
+        table.add_row(*cells)
     console.print(table)
     if any(r["accuracy_source"] == "device" for r in rows):
-        console.print(
-            "accuracy* measured on the device with --inputs; others from the model's manifest"
-        )
+        console.print("acc* measured on the device with --inputs; others from the model's manifest")
     for note in notes:
         console.print(note)
     print_legend((c for r in rows for c in r["warnings"]), rows)
+
+
+def p50_cell(p50: float | None, interval: list[float] | None) -> str:
+    """ "10.0 ±1.0%": the median and its 95 % half-width, narrow enough for 80 columns."""
+    spread = wording.plus_minus(p50, interval).replace(" ", "")
+    return wording.number(p50) + (f" {spread}" if spread else "")
+
+
+def speedup_cells(row: dict[str, Any]) -> list[str]:
+    """[speed-up with its 95 % interval, short verdict] of a row ("–" where there is none)."""
+    if row.get("status", "ok") != "ok" or row.get("speedup") is None:
+        return ["–", "–"]
+    if row.get("verdict") == "baseline":
+        return ["1×", "baseline"]
+    ci = row.get("speedup_ci")
+    return [
+        f"{row['speedup']:.2f}×" + (f" {ci[0]:.2f}–{ci[1]:.2f}" if ci else ""),
+        wording.verdict(row, short=True),
+    ]
 
 
 def precision_text(precision: dict[str, Any]) -> str:
@@ -103,26 +130,22 @@ def precision_text(precision: dict[str, Any]) -> str:
 
 def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     """`results compare`: p50 ± per run, then the last run against the first with its verdict."""
-    table = Table(title=f"p50 ms (95 %) across runs {', '.join(map(str, run_ids))}")
+    table = compact_table(f"p50 ms across runs {', '.join(map(str, run_ids))}")
     table.add_column("model", overflow="fold")
     table.add_column("device", overflow="fold")
     table.add_column("thr", justify="right")
     for run in run_ids:
-        table.add_column(f"run {run}", justify="right")
-    table.add_column(f"first/last (95 %)", justify="right")
-    table.add_column("verdict", overflow="fold")
+        table.add_column(f"run {run}", justify="right", no_wrap=True)
+    table.add_column("first/last, 95%", justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=7)
     for row in rows:
-        cells = [
-            wording.latency(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r)), unit="")
-            for r in run_ids
-        ]
+        cells = [p50_cell(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r))) for r in run_ids]
         table.add_row(
             row["model"],
             row["device"],
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
             *cells,
-            wording.speedup(row),
-            wording.verdict(row, short=True),
+            *speedup_cells(row),
         )
     console.print(table)
     console.print(
@@ -141,10 +164,12 @@ def print_bench_run(run: Any) -> None:
 def print_sparse_ab(report: Any) -> None:
     """An `ABReport`: dense vs sparse p50 ± per device and thread count, the speed-up with its
     interval and verdict, then the pairs' checks, notes and the warnings' legend."""
-    table = Table(title=f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up (95 %)"):
-        table.add_column(column, justify="left" if column in ("model", "device") else "right")
-    table.add_column("verdict", overflow="fold")
+    table = compact_table(f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
+    table.add_column("model", overflow="fold")
+    table.add_column("device", overflow="fold")
+    for column in ("thr", "dense p50 ms", "sparse p50 ms", "speed-up, 95%"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=7)
     notes: list[str] = []
     for row in report.rows:
         shown = row.to_dict()
@@ -153,10 +178,9 @@ def print_sparse_ab(report: Any) -> None:
             Path(row.source).name,
             row.device,
             str(row.threads),
-            wording.latency(row.dense_p50_ms, row.dense_p50_ci_ms, unit=""),
-            wording.latency(row.sparse_p50_ms, row.sparse_p50_ci_ms, unit=""),
-            wording.speedup(shown),
-            wording.verdict(shown, short=True),
+            p50_cell(row.dense_p50_ms, row.dense_p50_ci_ms),
+            p50_cell(row.sparse_p50_ms, row.sparse_p50_ci_ms),
+            *speedup_cells(shown),
         )
         for text in (row.error, row.note):
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None

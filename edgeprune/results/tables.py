@@ -70,9 +70,7 @@ def comparison(baseline: dict[str, Any], other: dict[str, Any]) -> dict[str, Any
     Without raw runs on both sides (or with fewer than the statistics need) the speed-up is
     the ratio of the stored medians and interval and verdict are None.
     """
-    ratio = (
-        baseline["p50_ms"] / other["p50_ms"] if baseline["p50_ms"] and other["p50_ms"] else None
-    )
+    ratio = baseline["p50_ms"] / other["p50_ms"] if baseline["p50_ms"] and other["p50_ms"] else None
     empty: dict[str, Any] = {"speedup": ratio} | {k: None for k in COMPARISON_FIELDS}
     base_m, other_m = measurement_of(baseline), measurement_of(other)
     if not (base_m and other_m and base_m.get("latencies_ms") and other_m.get("latencies_ms")):
@@ -206,11 +204,10 @@ def compare_rows(rows: list[dict[str, Any]], run_ids: list[int]) -> list[dict[st
         entry["runs_present"] = len(present)
         first = kept[key].get(str(run_ids[0]))
         entry["vs_first"] = {}
-        for run in run_ids[1:]:
-            later = kept[key].get(str(run))
-            if _ok(first) and _ok(later):
-                assert first is not None and later is not None
-                entry["vs_first"][str(run)] = comparison(first, later)
+        for later_id in run_ids[1:]:
+            later = kept[key].get(str(later_id))
+            if first is not None and later is not None and _ok(first) and _ok(later):
+                entry["vs_first"][str(later_id)] = comparison(first, later)
         last = entry["vs_first"].get(str(run_ids[-1])) if len(run_ids) > 1 else None
         entry.update(last or ({"speedup": None} | {k: None for k in COMPARISON_FIELDS}))
         out.append(entry)

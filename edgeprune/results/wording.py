@@ -36,13 +36,13 @@ def half_width(p50: float | None, interval: Sequence[float] | None) -> float | N
 
 
 def plus_minus(p50: float | None, interval: Sequence[float] | None) -> str:
-    """"±1.2 %", or "" when there is no interval."""
+    """ "±1.2 %", or "" when there is no interval."""
     width = half_width(p50, interval)
     return "" if width is None else f"±{width * 100:.1f} %"
 
 
 def latency(p50: float | None, interval: Sequence[float] | None, unit: str = " ms") -> str:
-    """"0.0159 ms ±1.2 %" (no interval: "0.0159 ms"; no value: "–")."""
+    """ "0.0159 ms ±1.2 %" (no interval: "0.0159 ms"; no value: "–")."""
     if p50 is None:
         return "–"
     spread = plus_minus(p50, interval)
@@ -50,7 +50,7 @@ def latency(p50: float | None, interval: Sequence[float] | None, unit: str = " m
 
 
 def speedup(row: dict[str, Any]) -> str:
-    """"2.41× (2.30–2.55)"; baseline "1×"; no interval "2.41×"; none "–"."""
+    """ "2.41× (2.30–2.55)"; baseline "1×"; no interval "2.41×"; none "–"."""
     value = row.get("speedup")
     if row.get("verdict") == "baseline":
         return "1×"
@@ -88,7 +88,7 @@ def verdict(row: dict[str, Any], short: bool = False) -> str:
 
 
 def comparison(row: dict[str, Any]) -> str:
-    """"2.41× (2.30–2.55) faster": the speed-up with its interval and verdict."""
+    """ "2.41× (2.30–2.55) faster": the speed-up with its interval and verdict."""
     if row.get("verdict") == "baseline":
         return "baseline"
     said = speedup(row)
