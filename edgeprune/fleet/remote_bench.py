@@ -95,7 +95,7 @@ MAX_GROUP_MEMBERS = MAX_MEMBERS
 
 @dataclass
 class QueuedJob:
-    """A job on the device: one model (`members` empty) or a group of them."""
+    """A job on the device: one model (no `member_ids`) or a group of them, one member id each."""
 
     job_id: str
     models: list[LocalModel]

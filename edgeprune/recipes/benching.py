@@ -151,6 +151,7 @@ def _bench_group(
         if model.sha256 not in by_sha:
             models.append(model)
         by_sha.setdefault(model.sha256, []).append(variant_plan)
+    bench_spec: Any = plan.recipe.spec.bench  # built from BenchOptions' fields (host-only too)
     result = bench_on_session(
         session,
         models,
@@ -158,7 +159,7 @@ def _bench_group(
         on_result=store_results(store, run_id, inputs),
         inputs=inputs,
         step=step,
-        interleave=bool(getattr(plan.recipe.spec.bench, "interleave", True)),
+        interleave=bench_spec.interleave,
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:
