@@ -138,7 +138,8 @@ class Session:
 
     def timed(self, runs: Optional[int], min_seconds: Optional[float]) -> List[float]:
         """Timed runs in ms (see `_timed_runs`)."""
-        gc.collect()  # start the timed runs with nothing for the collector to do
+        if not self.done:  # start timing with nothing for the collector to do (once: a full
+            gc.collect()  # collection costs milliseconds, more than a round of a small model)
         with _invoking():
             latencies = _timed_runs(
                 self.interpreter,

@@ -70,6 +70,9 @@ MAX_LABEL = 200
 # JSON text is at most this long.
 MAX_KEPT_LATENCIES = 10_000
 MAX_RESULT_BYTES = 32 << 20
+# A group's Result holds every member's: all of its measurements together keep at most what
+# one single-model Result may (MAX_KEPT_LATENCIES per thread count), so it stays as small.
+MAX_KEPT_PER_RESULT = MAX_KEPT_LATENCIES * MAX_THREAD_COUNTS
 MAX_ROUND_RUNS = 100_000
 DEFAULT_MAX_SECONDS = 60.0  # the cap on measuring when options.precision is set without max_seconds
 MIN_MEMBERS, MAX_MEMBERS = 2, 32  # models in one interleaved group job
@@ -660,13 +663,17 @@ class Measurement:
     precision: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
-        """Keep at most MAX_KEPT_LATENCIES, evenly spaced in run order; the summary (made
-        here if missing) stays over every run, and `rounds` counts what each round kept."""
+        """Keep at most MAX_KEPT_LATENCIES (see `thin`)."""
+        self.thin(MAX_KEPT_LATENCIES)
+
+    def thin(self, keep: int) -> None:
+        """Keep at most `keep` latencies, evenly spaced in run order; the summary (made here
+        if missing) stays over every run, and `rounds` counts what each round kept."""
         count = len(self.latencies_ms)
-        if count > MAX_KEPT_LATENCIES:
+        if count > keep:
             if self.summary is None and self.status == "ok":
                 self.summary = LatencySummary.of(self.latencies_ms)
-            kept = [i * count // MAX_KEPT_LATENCIES for i in range(MAX_KEPT_LATENCIES)]
+            kept = [i * count // keep for i in range(keep)]
             self.latencies_ms = [self.latencies_ms[i] for i in kept]
             if self.rounds is not None and sum(self.rounds) == count:
                 self.rounds = _thin_rounds(self.rounds, kept)
@@ -687,6 +694,12 @@ class Measurement:
         if self.precision is not None:
             _validate_precision(self.precision, where)
         return self
+
+
+def kept_latencies(members: int, thread_counts: int) -> int:
+    """How many latencies one measurement of a group job may keep (see MAX_KEPT_PER_RESULT)."""
+    share = MAX_KEPT_PER_RESULT // max(1, members * thread_counts)
+    return max(100, min(MAX_KEPT_LATENCIES, share))
 
 
 def _thin_rounds(rounds: List[int], kept: List[int]) -> List[int]:

@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .protocol import LatencySummary, Measurement
+from .protocol import LatencySummary, Measurement, kept_latencies
 
 MAX_TIMED_RUNS = 1_000_000  # per member and thread count, as for a single measurement
 # A member that does not answer a round within max(HANG_FLOOR_S, HANG_FACTOR x the time
@@ -278,7 +278,11 @@ def measure_in_rounds(
             if member.child is not None:
                 member.child.kill()
                 member.child = None
-    return [_measurement(member, options, elapsed) for member in members]
+    measurements = [_measurement(member, options, elapsed) for member in members]
+    keep = kept_latencies(len(members), len(options.threads))
+    for measurement in measurements:
+        measurement.thin(keep)
+    return measurements
 
 
 def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float) -> None:
