@@ -336,7 +336,7 @@ class DeployResult(_Shown):
         return ["device", "model", "status"], rows
 
 
-_BENCH_HEADER = ["model", "device", "threads", "p50 (95 %)", "p90", "speed-up (95 %)", "verdict"]
+_BENCH_HEADER = ["model", "device", "threads", "p50", "p90", "speed-up", "verdict"]
 
 
 def _threads(row: dict[str, Any]) -> str:
@@ -361,11 +361,11 @@ def _measured_row(row: dict[str, Any]) -> list[object]:
 
     ok = row["status"] == "ok"
     return [
-        row["model"] + (" (base)" if row["baseline"] else ""),
+        row["model"],  # the verdict column names the baseline
         row["device"],
         _threads(row),
         wording.latency(row["p50_ms"], row.get("p50_ci_ms")) if ok else f"error: {row['error']}",
-        ms(row["p90_ms"]),
+        wording.latency(row["p90_ms"], None),
         wording.speedup(row) if ok else "–",
         wording.verdict(row) if ok else "–",
     ]

@@ -189,3 +189,30 @@ def test_python_compare_matches_the_stored_rows(store: ResultsStore):
     )
     text = repr(table)
     assert "faster" in text and "warning throttled: " in text
+
+
+def test_sparse_ab_rows_carry_the_interval_verdict_and_legend(store: ResultsStore, capsys):
+    from types import SimpleNamespace
+
+    from edgeprune.cli.present_bench import print_sparse_ab
+    from edgeprune.workflows.sparse_ab import ABReport, StoragePair, ab_rows
+
+    run = fill(store, interleaved=True)
+    pair = StoragePair(
+        "m.keras",
+        dense=SimpleNamespace(sha256=BASE),  # type: ignore[arg-type]
+        sparse=SimpleNamespace(sha256=FAST),  # type: ignore[arg-type]
+        verdict="eligible",
+        eligible=True,
+    )
+    (row,) = ab_rows([pair], store.measurements([run], with_json=True))
+    assert row.verdict == "faster" and row.method == "paired rounds" and row.runs == [60, 60]
+    assert row.speedup_ci[0] < row.speedup < row.speedup_ci[1]
+    assert row.dense_p50_ci_ms[0] <= row.dense_p50_ms <= row.dense_p50_ci_ms[1]
+    assert row.warnings == ["high_spread", "throttled"]
+    assert set(row.to_dict()) >= {"speedup", "speedup_ci", "verdict", "dense_p50_ci_ms"}
+
+    print_sparse_ab(ABReport(run, [pair], rows=[row], store=store))
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{row.speedup:.2f}× {row.speedup_ci[0]:.2f}–{row.speedup_ci[1]:.2f}" in out
+    assert "faster" in out and "throttled: " in out and explain("throttled").fix[:30] in out
