@@ -207,6 +207,7 @@ def test_sparse_ab_rows_carry_the_interval_verdict_and_legend(store: ResultsStor
     )
     (row,) = ab_rows([pair], store.measurements([run], with_json=True))
     assert row.verdict == "faster" and row.method == "paired rounds" and row.runs == [60, 60]
+    assert row.speedup is not None and row.speedup_ci and row.dense_p50_ci_ms and row.dense_p50_ms
     assert row.speedup_ci[0] < row.speedup < row.speedup_ci[1]
     assert row.dense_p50_ci_ms[0] <= row.dense_p50_ms <= row.dense_p50_ci_ms[1]
     assert row.warnings == ["high_spread", "throttled"]
