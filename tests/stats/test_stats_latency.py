@@ -106,3 +106,12 @@ def test_sample_from_a_stored_measurement() -> None:
     assert sample.pairs_with(other)
     assert not sample.pairs_with(LatencySample((5.0, 6.0), (1, 1), "g1", 1))  # threads
     assert not sample.pairs_with(LatencySample((5.0, 6.0), (1, 1), "g2", 2))  # group
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.99])
+def test_the_host_interval_is_the_agents_interval(q: float) -> None:
+    """The agent (stdlib) and the host (scipy) pick the same ranks for every n."""
+    from device_agents.protocol import quantile_ranks
+
+    for n in [*range(1, 120), 250, 300, 367, 368, 500, 1000, 5000]:
+        assert order_statistic_ranks(n, q) == quantile_ranks(n, q), n
