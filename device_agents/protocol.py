@@ -34,7 +34,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 SCHEMA_VERSION = 1
 
@@ -527,7 +527,7 @@ class LatencySummary:
     confidence: float = CONFIDENCE
 
     @classmethod
-    def of(cls, latencies_ms: List[float], confidence: float = CONFIDENCE) -> LatencySummary:
+    def of(cls, latencies_ms: Sequence[float], confidence: float = CONFIDENCE) -> LatencySummary:
         """Summary of a list of latencies; percentiles by linear interpolation (numpy's default)."""
         if not latencies_ms:
             raise ValueError("no latencies to summarise")
