@@ -352,7 +352,8 @@ def _legend_lines(rows: list[dict[str, Any]]) -> list[str]:
     note = wording.method_note(rows)
     if note:
         lines.append(note)
-    lines += [f"warning {entry.line()}" for entry in legend(c for r in rows for c in r["warnings"])]
+    codes = (c for r in rows for c in r.get("warnings") or [])
+    lines += [f"warning {entry.line()}" for entry in legend(codes)]
     return lines
 
 
@@ -365,7 +366,7 @@ def _measured_row(row: dict[str, Any]) -> list[object]:
         row["device"],
         _threads(row),
         wording.latency(row["p50_ms"], row.get("p50_ci_ms")) if ok else f"error: {row['error']}",
-        wording.latency(row["p90_ms"], None),
+        wording.latency(row.get("p90_ms"), None),
         wording.speedup(row) if ok else "–",
         wording.verdict(row) if ok else "–",
     ]
