@@ -57,7 +57,7 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     table.add_column("device", overflow="fold")
     for column in ("thr", "p50 ms ±95%", *(["p90 ms"] if p90 else []), "runs", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", overflow="fold", min_width=7)
+    table.add_column("verdict", overflow="fold", min_width=8)
     if sizes:
         table.add_column("size", justify="right", no_wrap=True)
     if accuracies:
@@ -72,6 +72,9 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         precision = row.get("precision")
         if precision and not precision.get("reached"):
             notes.append(f"[yellow]{where}: {precision_text(precision)}[/yellow]")
+        undecided = wording.undecided_note(row)
+        if undecided and row["status"] == "ok":
+            notes.append(f"{where}: {undecided}")
         ok = row["status"] == "ok"
         cells = [
             row["model"],  # the verdict column names the baseline
@@ -137,7 +140,7 @@ def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     for run in run_ids:
         table.add_column(f"run {run}", justify="right", no_wrap=True)
     table.add_column("first/last, 95%", justify="right", no_wrap=True)
-    table.add_column("verdict", overflow="fold", min_width=7)
+    table.add_column("verdict", overflow="fold", min_width=8)
     for row in rows:
         cells = [p50_cell(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r))) for r in run_ids]
         table.add_row(
@@ -148,6 +151,12 @@ def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
             *speedup_cells(row),
         )
     console.print(table)
+    for row in rows:
+        undecided = wording.undecided_note(row)
+        if undecided:
+            console.print(
+                f"{row['model']} on {row['device']}, {row['threads']} thread(s): {undecided}"
+            )
     console.print(
         "[dim]first/last = p50 in the first run / p50 in the last: above 1 the last run is "
         "faster[/dim]"
@@ -169,7 +178,7 @@ def print_sparse_ab(report: Any) -> None:
     table.add_column("device", overflow="fold")
     for column in ("thr", "dense p50 ms", "sparse p50 ms", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("verdict", overflow="fold", min_width=7)
+    table.add_column("verdict", overflow="fold", min_width=8)
     notes: list[str] = []
     for row in report.rows:
         shown = row.to_dict()
@@ -182,6 +191,11 @@ def print_sparse_ab(report: Any) -> None:
             p50_cell(row.sparse_p50_ms, row.sparse_p50_ci_ms),
             *speedup_cells(shown),
         )
+        undecided = wording.undecided_note(shown)
+        if undecided:
+            notes.append(
+                f"{Path(row.source).name} on {row.device}, {row.threads} thread(s): {undecided}"
+            )
         for text in (row.error, row.note):
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
             if line and line not in notes:

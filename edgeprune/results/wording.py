@@ -16,7 +16,10 @@ SHORT_VERDICT = {
     "slower": "slower",
     "indistinguishable": "indist.",
 }
-VERDICT_KEY = "indist. = indistinguishable at 95 % (the interval of the speed-up takes in 1×)"
+VERDICT_KEY = (
+    "indist. = indistinguishable at 95 % (the speed-up's interval takes in 1×, or it is within "
+    "±2 %); + = more runs would decide it (see above)"
+)
 
 
 def number(value: float | None) -> str:
@@ -73,18 +76,27 @@ def more_runs(row: dict[str, Any]) -> int | None:
 def verdict(row: dict[str, Any], short: bool = False) -> str:
     """The verdict, with "needs ~N more runs to decide" when more runs would settle it.
 
-    Rows without a verdict (no raw runs, too few runs) say why instead of staying blank.
+    `short` is for a table cell: "indist.+" marks a verdict more runs would decide, and the
+    caller prints `undecided_note` under the table. Rows without a verdict (no raw runs, too
+    few runs) say why instead of staying blank.
     """
     found = row.get("verdict")
     if found is None:
         if row.get("speedup") is None:
             return "–"
-        return "no interval (too few runs)" if not short else "? (few runs)"
-    text = SHORT_VERDICT.get(found, found) if short else found
+        return "? (few runs)" if short else "no interval (too few runs)"
     more = more_runs(row)
-    if more:
-        text += f", needs ~{more} more runs" + ("" if short else " to decide")
-    return text
+    if short:
+        return SHORT_VERDICT.get(found, found) + ("+" if more else "")
+    return found + (f", needs ~{more} more runs to decide" if more else "")
+
+
+def undecided_note(row: dict[str, Any]) -> str | None:
+    """ "indistinguishable at 95 %; needs ~N more runs per model to decide" (None if decided)."""
+    more = more_runs(row)
+    if not more:
+        return None
+    return f"indistinguishable at 95 %; needs ~{more} more runs per model to decide"
 
 
 def comparison(row: dict[str, Any]) -> str:

@@ -217,3 +217,20 @@ def test_sparse_ab_rows_carry_the_interval_verdict_and_legend(store: ResultsStor
     out = " ".join(capsys.readouterr().out.split())
     assert f"{row.speedup:.2f}× {row.speedup_ci[0]:.2f}–{row.speedup_ci[1]:.2f}" in out
     assert "faster" in out and "throttled: " in out and explain("throttled").fix[:30] in out
+
+
+def test_an_undecided_verdict_says_how_many_more_runs_would_decide(store: ResultsStore, run_cli):
+    run = store.begin_run("bench", {})
+    rng = np.random.default_rng(7)
+    for index, (name, sha, median) in enumerate(
+        [("base.tflite", BASE, 10.0), ("b.tflite", FAST, 9.3)]
+    ):
+        noisy = [float(x) for x in median * np.exp(rng.normal(0.0, 0.3, 20))]
+        store.add_result(run, "pi4", result(f"n.{index}", sha, noisy), ModelInfo(name, sha))
+    row = by_model(summary_rows(store.measurements([run], with_json=True)))["b.tflite"]
+    assert row["verdict"] == "indistinguishable" and row["runs_to_decide"] > 20
+    more = row["runs_to_decide"] - 20
+    text = run_cli("results", "show", "--db", str(store.path))
+    assert text.code == 0, text.err
+    assert f"needs ~{more} more runs per model to decide" in " ".join(text.out.split())
+    assert "indist.+" in text.out
