@@ -252,13 +252,15 @@ def measure_in_rounds(
     """Measure every member at one thread count in alternating rounds; one Measurement each.
 
     Setup (load, init, first invoke, warmup) runs member by member, so no two inits compete
-    for the CPU. Then each round asks every live member for `options.round_runs` runs, the
-    order rotating by one member per round, until every member has `runs` (and
-    `min_seconds` passed) and, with `precision`, every median is that precise or the
-    precision time cap is spent. A member that fails is dropped from later rounds.
+    for the CPU; each may take its share of the job's time (`_setup_limit`). Then each
+    round asks every live member for `options.round_runs` runs, the order rotating by one
+    member per round, until every member has `runs` (and `min_seconds` passed) and, with
+    `precision`, every median is that precise or the precision time cap is spent. A member
+    that fails is dropped from later rounds.
     """
     try:
-        for member in members:
+        for position, member in enumerate(members):
+            left = len(members) - position - 1  # members still to set up after this one
             try:
                 member.child = start_child(member)
             except OSError as exc:
@@ -269,7 +271,7 @@ def measure_in_rounds(
                     )
                 )
                 continue
-            _ask(member, member.spec, watch, None, member.facts.update)
+            _ask(member, member.spec, watch, _setup_limit(watch, left), member.facts.update)
         started = time.monotonic()
         _rounds(members, options, watch, started)
         elapsed = time.monotonic() - started
@@ -285,6 +287,13 @@ def measure_in_rounds(
     for measurement in measurements:
         measurement.thin(keep)
     return measurements
+
+
+def _setup_limit(watch: Watch, left: int) -> float:
+    """A member's setup (load, init, warmup) may take an equal share of the job's remaining
+    time, keeping one share for the rounds (at least HANG_FLOOR_S): a runtime that hangs
+    while loading one model leaves time to measure the others."""
+    return max(HANG_FLOOR_S, (watch.deadline - time.monotonic()) / (left + 2))
 
 
 def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float) -> None:

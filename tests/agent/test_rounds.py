@@ -299,3 +299,36 @@ def test_the_daemon_treats_a_group_as_one_job(agent, agent_models, tmp_path, sta
     for target in [result, *result.members]:
         assert "rerun_after_interruption" in {w.code for w in target.warnings}
     assert [n for n in os.listdir(spool / "results") if n.endswith(".json")] == ["dg.json"]
+
+
+def test_a_hung_member_is_killed_and_the_others_finish(agent_models, monkeypatch):
+    """SIGSTOP one member's child: it stops answering, is killed as hung (`timeout`), and
+    the others are measured to the end. The hang floor is lowered so the test is quick."""
+    from device_agents import rounds
+
+    monkeypatch.setattr(rounds, "HANG_FLOOR_S", 1.0)
+    paths = [agent_models.dense, agent_models.int8, agent_models.sparse]
+    members = [GroupMember(f"gh.{i}", str(p), sha256_file(str(p))) for i, p in enumerate(paths, 1)]
+    outcome = {}
+
+    def work():
+        outcome["result"] = benchmark_group(
+            "gh", members, BenchOptions(runs=None, min_seconds=2.5, round_runs=3, timeout_s=60)
+        )
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while len(bench_children("gh")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (pid,) = member_children("gh", "gh.1")  # set up: the next ones started after it
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGSTOP)
+    thread.join(60)
+    result = outcome["result"]
+    hung, second, third = result.members
+    assert hung.status == "error" and hung.error_kind == "timeout"
+    assert "stopped answering" in hung.error
+    assert second.status == "ok" and third.status == "ok"
+    assert second.measurements[0].rounds == third.measurements[0].rounds
+    assert bench_children("gh") == []
