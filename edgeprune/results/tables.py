@@ -64,6 +64,15 @@ def p50_interval(row: dict[str, Any]) -> list[float] | None:
     return None if interval is None else [interval[0], interval[1]]
 
 
+def p90_interval(row: dict[str, Any]) -> list[float] | None:
+    """[low, high] ms of p90 from the stored columns or the agent's summary (None: too few runs)."""
+    low, high = row.get("p90_lo_ms"), row.get("p90_hi_ms")
+    if low is not None and high is not None:
+        return [float(low), float(high)]
+    stored = ((measurement_of(row) or {}).get("summary") or {}).get("p90_ci")
+    return [float(stored[0]), float(stored[1])] if stored else None
+
+
 def comparison(baseline: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """speedup (baseline p50 / this p50), its interval, verdict, method, runs_to_decide.
 
@@ -145,6 +154,7 @@ def summary_rows(
                 "p50_ms": row["p50_ms"],
                 "p50_ci_ms": p50_interval(row) if ok else None,
                 "p90_ms": row["p90_ms"],
+                "p90_ci_ms": p90_interval(row) if ok else None,
                 "runs": row.get("runs"),
                 **compared,
                 "precision": (measurement_of(row) or {}).get("precision"),

@@ -109,6 +109,8 @@ def test_summary_rows_judge_against_the_baseline(store: ResultsStore):
     for row in rows.values():
         low, high = row["p50_ci_ms"]
         assert low <= row["p50_ms"] <= high and row["runs"] == 60
+        low, high = row["p90_ci_ms"]
+        assert low <= row["p90_ms"] <= high
         for field in ("speedup", "speedup_ci", "verdict", "method", "runs_to_decide"):
             assert field in row
 
@@ -234,3 +236,16 @@ def test_an_undecided_verdict_says_how_many_more_runs_would_decide(store: Result
     assert text.code == 0, text.err
     assert f"needs ~{more} more runs per model to decide" in " ".join(text.out.split())
     assert "indist.+" in text.out
+
+
+def test_a_v2_db_shows_its_rows_without_intervals(tmp_path: Path, run_cli):
+    from test_store_schema import make_v2_db  # the frozen v2 schema (tests/fleet)
+
+    db = tmp_path / "v2.db"
+    make_v2_db(db)
+    shown = run_cli("results", "show", "--db", db, "--json")
+    assert shown.code == 0, shown.err
+    (row,) = json.loads(shown.out)["rows"]
+    assert row["verdict"] == "baseline" and row["p50_ci_ms"] is None and row["runs"] == 50
+    text = run_cli("results", "show", "--db", db)
+    assert text.code == 0 and "baseline" in text.out, text.err
