@@ -242,6 +242,7 @@ def _independent(
         vectorized=True,
         paired=False,
         n_resamples=resamples,
+        batch=max(1, _CELLS_PER_CHUNK // max(base.size, other.size)),
         confidence_level=_expanded(confidence, min(base.size, other.size)),
         method="percentile",
         rng=rng,
