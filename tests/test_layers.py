@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "yaml_budget",
                 "stats",
                 "progress",
+                "warning_codes",
                 "__init__",
             }
         ),
