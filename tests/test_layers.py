@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "html",
                 "yaml_budget",
                 "stats",
+                "warning_codes",
                 "__init__",
             }
         ),
