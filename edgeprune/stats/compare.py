@@ -1,0 +1,254 @@
+"""The speed-up of one model over a baseline, with a 95 % interval and a verdict.
+
+Runs measured in the same interleaved rounds are compared with a block bootstrap over the
+rounds (round i of both models is resampled together), so drift that is slow compared with
+a round moves both medians alike and drops out of the ratio. Runs measured apart are
+compared with an ordinary bootstrap of the ratio of medians (scipy.stats.bootstrap). A
+speed-up within the noise floor (±2 %) is never called faster or slower, as criterion.rs
+does: such a difference does not survive a reboot of the board.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgeprune.stats._checks import StatsInputError, fraction
+from edgeprune.stats.latency import LatencySample
+
+VERDICTS = ("baseline", "faster", "slower", "indistinguishable")
+NOISE_FLOOR = 0.02
+MIN_RUNS = 5
+PAIRED = "paired rounds"
+INDEPENDENT = "independent"
+_CELLS_PER_CHUNK = 2_000_000  # bootstrap weights held at once (resamples x runs)
+
+
+@dataclass(frozen=True)
+class SpeedupEstimate:
+    """baseline p50 / other p50 (> 1: the other is faster), its interval and verdict."""
+
+    speedup: float
+    ci: tuple[float, float]
+    verdict: str
+    method: str
+    runs: tuple[int, int]
+    rounds: int | None
+    runs_to_decide: int | None
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form every view prints (`speedup_ci` as [low, high])."""
+        return {
+            "speedup": self.speedup,
+            "speedup_ci": [self.ci[0], self.ci[1]],
+            "verdict": self.verdict,
+            "method": self.method,
+            "runs": [self.runs[0], self.runs[1]],
+            "rounds": self.rounds,
+            "runs_to_decide": self.runs_to_decide,
+            "confidence": self.confidence,
+        }
+
+    def describe(self) -> str:
+        """'1.01× (0.98–1.03, indistinguishable at 95 %)', plus the runs that would decide."""
+        text = (
+            f"{self.speedup:.2f}× ({self.ci[0]:.2f}–{self.ci[1]:.2f}, "
+            f"{self.verdict} at {self.confidence * 100:g} %)"
+        )
+        if self.runs_to_decide is not None:
+            text += f"; about {self.runs_to_decide} runs per model would decide"
+        return text
+
+
+def verdict_of(speedup: float, ci: tuple[float, float], noise_floor: float = NOISE_FLOOR) -> str:
+    """faster / slower only when the interval excludes 1 and the effect beats the noise floor."""
+    low, high = ci
+    if low > 1.0 and speedup > 1.0 + noise_floor:
+        return "faster"
+    if high < 1.0 and speedup < 1.0 - noise_floor:
+        return "slower"
+    return "indistinguishable"
+
+
+def runs_to_decide(
+    speedup: float,
+    ci: tuple[float, float],
+    runs: int,
+    verdict: str,
+    noise_floor: float = NOISE_FLOOR,
+) -> int | None:
+    """About how many runs per model would make the interval exclude 1.
+
+    The interval's width shrinks as 1/sqrt(n) (in log space, where a ratio is symmetric);
+    None when already decided or when the effect is inside the noise floor, where no
+    number of runs gives a verdict.
+    """
+    if verdict != "indistinguishable" or abs(speedup - 1.0) <= noise_floor:
+        return None
+    effect = abs(math.log(speedup))
+    low, high = ci
+    if low <= 0:
+        return None
+    half = math.log(speedup) - math.log(low) if speedup > 1 else math.log(high) - math.log(speedup)
+    if half <= 0:
+        return None
+    return max(runs + 1, math.ceil(runs * (half / effect) ** 2))
+
+
+def compare_samples(
+    baseline: LatencySample,
+    other: LatencySample,
+    *,
+    noise_floor: float = NOISE_FLOOR,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> SpeedupEstimate | None:
+    """The speed-up of `other` over `baseline`; None when either has fewer than 5 runs.
+
+    Paired rounds when both samples come from the same group and thread count and carry
+    rounds; otherwise independent. Same inputs and seed give the same interval.
+    """
+    confidence = fraction(confidence, "confidence")
+    if not (0.0 <= float(noise_floor) < 1.0):
+        raise StatsInputError(
+            f"noise_floor must be a fraction in [0, 1), got {noise_floor!r}; e.g. 0.02",
+            params=("noise_floor",),
+        )
+    if int(resamples) < 100:
+        raise StatsInputError(
+            f"resamples must be at least 100, got {resamples!r}", params=("resamples",)
+        )
+    if len(baseline.latencies_ms) < MIN_RUNS or len(other.latencies_ms) < MIN_RUNS:
+        return None
+    rng = np.random.default_rng(seed)
+    if baseline.pairs_with(other):
+        result = _paired(baseline, other, confidence, int(resamples), rng)
+    else:
+        result = None
+    if result is None:
+        base = np.asarray(baseline.latencies_ms, dtype=float)
+        oth = np.asarray(other.latencies_ms, dtype=float)
+        speedup, ci = _independent(base, oth, confidence, int(resamples), rng)
+        method, rounds, runs = INDEPENDENT, None, (base.size, oth.size)
+    else:
+        speedup, ci, rounds, runs = result
+        method = PAIRED
+    verdict = verdict_of(speedup, ci, noise_floor)
+    return SpeedupEstimate(
+        speedup=speedup,
+        ci=ci,
+        verdict=verdict,
+        method=method,
+        runs=runs,
+        rounds=rounds,
+        runs_to_decide=runs_to_decide(speedup, ci, max(runs), verdict, noise_floor),
+        confidence=confidence,
+    )
+
+
+def _ratio(base_median: float, other_median: float) -> float:
+    if other_median <= 0:
+        raise StatsInputError(
+            "latencies_ms of the compared model have a median of 0 ms; no ratio can be "
+            "formed (measure with a finer timer or more work per run)",
+            params=("latencies_ms",),
+        )
+    return base_median / other_median
+
+
+def _paired(
+    baseline: LatencySample,
+    other: LatencySample,
+    confidence: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> tuple[float, tuple[float, float], int, tuple[int, int]] | None:
+    """Block bootstrap over the common rounds: the same round indices for both models.
+
+    None when fewer than 2 common rounds hold runs of both (nothing to resample jointly).
+    """
+    base_blocks = baseline.round_blocks()
+    other_blocks = other.round_blocks()
+    common = min(len(base_blocks), len(other_blocks))
+    keep = [i for i in range(common) if base_blocks[i].size and other_blocks[i].size]
+    if len(keep) < 2:
+        return None
+    base_blocks = [base_blocks[i] for i in keep]
+    other_blocks = [other_blocks[i] for i in keep]
+    base_all = np.concatenate(base_blocks)
+    other_all = np.concatenate(other_blocks)
+    if base_all.size < MIN_RUNS or other_all.size < MIN_RUNS:
+        return None
+    speedup = _ratio(float(np.median(base_all)), float(np.median(other_all)))
+    # How many times each round is drawn, per resample: (resamples, rounds).
+    counts = rng.multinomial(len(keep), np.full(len(keep), 1.0 / len(keep)), size=resamples)
+    ratios = _weighted_medians(base_blocks, counts) / np.maximum(
+        _weighted_medians(other_blocks, counts), np.finfo(float).tiny
+    )
+    ci = _percentile_interval(ratios, confidence)
+    return speedup, ci, len(keep), (int(base_all.size), int(other_all.size))
+
+
+def _weighted_medians(blocks: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """np.median of each resample, where round r's runs appear counts[b, r] times.
+
+    Sorting once and taking cumulative weights gives every resample's median exactly
+    (the mean of the two middle runs when the total is even) without building them.
+    """
+    values = np.concatenate(blocks)
+    round_of = np.concatenate([np.full(b.size, r) for r, b in enumerate(blocks)])
+    order = np.argsort(values, kind="stable")
+    values, round_of = values[order], round_of[order]
+    out = np.empty(counts.shape[0])
+    step = max(1, _CELLS_PER_CHUNK // values.size)
+    for start in range(0, counts.shape[0], step):
+        weights = counts[start : start + step][:, round_of]  # (chunk, runs)
+        cumulative = np.cumsum(weights, axis=1)
+        total = cumulative[:, -1]
+        lower_rank = (total + 1) // 2
+        upper_rank = total // 2 + 1
+        lower = np.argmax(cumulative >= lower_rank[:, None], axis=1)
+        upper = np.argmax(cumulative >= upper_rank[:, None], axis=1)
+        out[start : start + step] = (values[lower] + values[upper]) / 2.0
+    return out
+
+
+def _independent(
+    base: np.ndarray,
+    other: np.ndarray,
+    confidence: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> tuple[float, tuple[float, float]]:
+    """Bootstrap of the ratio of medians over two independent samples (percentile)."""
+    from scipy.stats import bootstrap
+
+    speedup = _ratio(float(np.median(base)), float(np.median(other)))
+
+    def ratio_of_medians(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.median(x, axis=axis) / np.maximum(np.median(y, axis=axis), np.finfo(float).tiny)
+
+    result = bootstrap(
+        (base, other),
+        ratio_of_medians,
+        vectorized=True,
+        paired=False,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=rng,
+    )
+    low = float(result.confidence_interval.low)
+    high = float(result.confidence_interval.high)
+    return speedup, (low, high)
+
+
+def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
