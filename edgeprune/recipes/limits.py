@@ -9,11 +9,9 @@ from edgeprune.recipes.loader import Recipe
 
 def recipe_constraints(recipe: Recipe) -> tuple[ConstraintOptions, dict[str, ConstraintOptions]]:
     """The recipe's `constraints:` as options: the global limits and those per device/tag."""
-    section = recipe.spec.constraints
-    values = section.model_dump(exclude={"devices"})
+    values = recipe.spec.constraints.model_dump()
     per_device = {
-        name: ConstraintOptions.create(**entry.model_dump())
-        for name, entry in section.devices.items()
+        name: ConstraintOptions.create(**entry) for name, entry in values.pop("devices").items()
     }
     return ConstraintOptions.create(**values), per_device
 
@@ -35,6 +33,4 @@ def device_limits(
                 f"no device or tag {key!r} in this run; devices: "
                 + ", ".join(d.name for d in devices),
             )
-    return {
-        d.name: per_device_limits(base, per_device, d.name, d.tags, given) for d in devices
-    }
+    return {d.name: per_device_limits(base, per_device, d.name, d.tags, given) for d in devices}

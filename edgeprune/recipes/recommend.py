@@ -79,7 +79,9 @@ class Candidate:
             "gzip_bytes": self.gzip_bytes,
             "size_bytes": self.size_bytes,
             "peak_rss_kb": self.peak_rss_kb,
-            "latency_ci_ms": {f"p{q}": list(ci) if ci else None for q, ci in self.latency_ci.items()},
+            "latency_ci_ms": {
+                f"p{q}": list(ci) if ci else None for q, ci in self.latency_ci.items()
+            },
         }
 
 
@@ -220,7 +222,9 @@ def judge_accuracy(
     if ours is not None and theirs is not None and ours.size == theirs.size and ours.size:
         drop = accuracy_drop(theirs, ours, budget)
     elif n and baseline.samples:
-        drop = accuracy_drop_unpaired(baseline.accuracy, baseline.samples, candidate.accuracy, n, budget)
+        drop = accuracy_drop_unpaired(
+            baseline.accuracy, baseline.samples, candidate.accuracy, n, budget
+        )
     else:
         points = (baseline.accuracy - candidate.accuracy) * 100.0
         verdict = (
@@ -233,7 +237,6 @@ def judge_accuracy(
         info.update(drop_points=points, drop_ci=None, verdict=verdict, interval=False)
         return info
     info.update(drop.to_dict())
-    info["drop_ci"] = list(drop.ci)
     info["interval"] = True
     return info
 
@@ -270,16 +273,29 @@ def _accuracy_breach(name: str, info: dict[str, Any], budget: float | None) -> B
 # ---------------------------------------------------------------- latency
 
 
+_COMPARED: dict[tuple[int, int], Any] = {}
+
+
 def compare(slower: Candidate, faster: Candidate) -> Any:
     """`stats.compare_samples` with `slower` as the baseline: speed-up = its p50 / faster's.
 
-    None when either has no kept latencies (or too few runs for an interval).
+    None when either has no kept latencies (or too few runs for an interval). Memoised on
+    the two samples (a bootstrap is not free and the reasons ask for the same pairs).
     """
     if slower.sample is None or faster.sample is None:
         return None
-    from edgeprune.stats.compare import compare_samples
+    key = (id(slower.sample), id(faster.sample))
+    if key not in _COMPARED:
+        from edgeprune.stats.compare import compare_samples
 
-    return compare_samples(slower.sample, faster.sample)
+        if len(_COMPARED) > 256:
+            _COMPARED.clear()
+        _COMPARED[key] = (
+            slower.sample,
+            faster.sample,
+            compare_samples(slower.sample, faster.sample),
+        )
+    return _COMPARED[key][2]
 
 
 def _ratio_text(estimate: Any, slower: Candidate, faster: Candidate) -> str:
@@ -344,7 +360,15 @@ def recommend(
             rec.comparisons[other.variant] = {"against": fastest.variant, **estimate.to_dict()}
         if not _separated(estimate, other, fastest):
             tied.append(other)
-    ranked = sorted(tied, key=lambda c: (-(c.accuracy if c.accuracy is not None else -1.0), c.bytes_key(), c.p50_ms, c.variant))
+    ranked = sorted(
+        tied,
+        key=lambda c: (
+            -(c.accuracy if c.accuracy is not None else -1.0),
+            c.bytes_key(),
+            c.p50_ms,
+            c.variant,
+        ),
+    )
     choice = ranked[0]
     rest = [c for c in eligible if c is not choice]
     runner = ranked[1] if len(ranked) > 1 else (rest[0] if rest else None)
@@ -407,7 +431,9 @@ def _reason(
             second = eligible[1]
             estimate = compare(second, choice)
             verb = "clearly faster" if estimate is not None else "faster beyond the 2 % noise floor"
-            text += f"; {verb} than {second.variant} at 95 % ({_ratio_text(estimate, second, choice)})"
+            text += (
+                f"; {verb} than {second.variant} at 95 % ({_ratio_text(estimate, second, choice)})"
+            )
         return text
     others = [c for c in ranked if c is not fastest]
     ratios = ", ".join(
@@ -421,11 +447,21 @@ def _reason(
         )
     else:
         names = ", ".join(c.variant for c in ranked[:-1]) + f" and {ranked[-1].variant}"
-        text = f"{names} are indistinguishable at 95 % from the fastest, {fastest.variant} ({ratios})"
+        text = (
+            f"{names} are indistinguishable at 95 % from the fastest, {fastest.variant} ({ratios})"
+        )
     second = ranked[1]
-    if choice.accuracy is not None and second.accuracy is not None and choice.accuracy - second.accuracy > TOLERANCE:
+    if (
+        choice.accuracy is not None
+        and second.accuracy is not None
+        and choice.accuracy - second.accuracy > TOLERANCE
+    ):
         diff = (choice.accuracy - second.accuracy) * 100.0
-        more = "more accurate" if len(ranked) == 2 else f"more accurate than the next, {second.variant}"
+        more = (
+            "more accurate"
+            if len(ranked) == 2
+            else f"more accurate than the next, {second.variant}"
+        )
         text += f"; {choice.variant} is {diff:.1f} points {more}"
     elif choice.bytes_key() < second.bytes_key():
         same = "equally accurate" if choice.accuracy is not None else "accuracy unknown"
