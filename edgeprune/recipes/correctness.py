@@ -17,7 +17,10 @@ import numpy as np
 def pack(correct: Any) -> dict[str, Any]:
     """{"n": samples, "bits": base64 of np.packbits} of a boolean array."""
     flags = np.asarray(correct, dtype=bool).reshape(-1)
-    return {"n": int(flags.size), "bits": base64.b64encode(np.packbits(flags).tobytes()).decode("ascii")}
+    return {
+        "n": int(flags.size),
+        "bits": base64.b64encode(np.packbits(flags).tobytes()).decode("ascii"),
+    }
 
 
 def unpack(packed: Any) -> np.ndarray | None:

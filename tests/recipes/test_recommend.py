@@ -129,7 +129,9 @@ def test_constraints_exclude_variants_and_say_by_how_much():
     assert "max_latency_ms" in rec.reason and "max_model_kb" in rec.reason
     assert "400.0 kB over 500 kB" in rec.reason
 
-    loose = recommend("pi4", [fast_big, slow_small], baseline, 1.0, ConstraintOptions.create(max_latency_ms=2.0))
+    loose = recommend(
+        "pi4", [fast_big, slow_small], baseline, 1.0, ConstraintOptions.create(max_latency_ms=2.0)
+    )
     assert loose.choice is not None and loose.choice.variant == "fast-big"
     assert "meeting p50 <= 2 ms" in loose.reason
 
@@ -208,7 +210,9 @@ def test_without_intervals_the_point_rule_holds_and_says_there_is_no_interval():
     assert "faster but excluded: channels-int8" in tight.reason
     assert "2.5 points below" in tight.reason
     assert "ratio 1.10, no interval" in tight.runner_up_reason
-    assert "+0.6 points" in tight.runner_up_reason and "smaller on the wire" in tight.runner_up_reason
+    assert (
+        "+0.6 points" in tight.runner_up_reason and "smaller on the wire" in tight.runner_up_reason
+    )
 
     loose = recommend("pi4", candidates(), BASELINE, budget=3.0)
     assert loose.choice is not None and loose.choice.variant == "channels-int8"
