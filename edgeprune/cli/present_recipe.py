@@ -76,9 +76,7 @@ def print_report(report: Any) -> None:
     from edgeprune.warning_codes import legend
 
     budget = "none" if report.budget is None else f"{report.budget:g} point(s), judged at 95 %"
-    baseline = "–" if report.baseline_top1 is None else f"{report.baseline_top1 * 100:.1f} %"
-    samples = f" (n={report.baseline_samples})" if report.baseline_samples else ""
-    console.print(f"baseline top-1 {baseline}{samples}; accuracy budget {budget}")
+    console.print(f"baseline top-1 {report.baseline_text()}; accuracy budget {budget}")
     for device in report.devices:
         table = Table(
             title=f"{device.device}: ms (± = 95 % half-width of p50), kB, top-1 %, Δ in points",

@@ -56,12 +56,32 @@ class RecipeReport:
             "accuracy_budget_points": self.budget,
             "baseline_top1": self.baseline_top1,
             "baseline_samples": self.baseline_samples,
+            "baseline_top1_ci": list(self.baseline_ci) if self.baseline_ci else None,
             "speedup_reference": self.reference,
             "variants": [_public_variant(v) for v in self.variants],
             "devices": [d.to_dict() for d in self.devices],
             "device_errors": self.device_errors,
             "warning_legend": [w.to_dict() for w in legend(warning_codes(self))],
         }
+
+    @property
+    def baseline_ci(self) -> tuple[float, float] | None:
+        """Wilson 95 % interval of the baseline's top-1 (None without a sample count)."""
+        if self.baseline_top1 is None or not self.baseline_samples:
+            return None
+        from edgeprune.stats.accuracy import wilson_ci
+
+        return wilson_ci(round(self.baseline_top1 * self.baseline_samples), self.baseline_samples)
+
+    def baseline_text(self) -> str:
+        """'98.1 % (95 % 96.0–99.1 %, n=359)'."""
+        ci = self.baseline_ci
+        if ci is None:
+            return pct(self.baseline_top1)
+        return (
+            f"{pct(self.baseline_top1)} (95 % {pct(ci[0], False)}–{pct(ci[1])}, "
+            f"n={self.baseline_samples})"
+        )
 
     def decisions(self) -> list[dict[str, Any]]:
         """Per device: choice, runner_up, reason, excluded (what `run --json` leads with)."""
@@ -76,9 +96,8 @@ class RecipeReport:
 
     def to_markdown(self, plots: dict[str, str] | None = None) -> str:
         lines = [f"# Recipe {self.name}" + (f" (run {self.run_id})" if self.run_id else ""), ""]
-        samples = f", n={self.baseline_samples}" if self.baseline_samples else ""
         lines.append(
-            f"Baseline top-1 {pct(self.baseline_top1)}{samples}; accuracy budget "
+            f"Baseline top-1 {self.baseline_text()}; accuracy budget "
             + ("none" if self.budget is None else f"{self.budget:g} point(s), judged at 95 %")
             + f"; speed-up against {self.reference or '–'}."
         )
@@ -205,7 +224,7 @@ def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
             row["variant"],
             str(row["threads"]),
             ms(row["p50_ms"]),
-            "–" if spread is None else f"{spread * 100:.0f}%",
+            "–" if spread is None else f"{spread * 100:.{1 if spread < 0.1 else 0}f}%",
             ms(row["p90_ms"]),
             num(row["speedup"], 2),
             verdict,

@@ -12,7 +12,6 @@ from typing import Any
 
 from edgeprune.files import atomic_output
 from edgeprune.html import esc, page, png_img, table
-from edgeprune.recipes.formatting import pct
 from edgeprune.recipes.report import (
     LEGEND,
     TABLE_HEADERS,
@@ -169,7 +168,7 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
         f"<h1>Recipe {esc(report.name)}</h1>",
         "<p class='note'>"
         + esc(
-            f"baseline top-1 {pct(report.baseline_top1)} · budget "
+            f"baseline top-1 {report.baseline_text()} · budget "
             + ("none" if report.budget is None else f"{report.budget:g} point(s)")
             + f" · speed-up against {report.reference or '–'}"
             + (f" · results run {report.run_id}" if report.run_id else "")
