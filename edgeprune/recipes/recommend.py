@@ -299,11 +299,16 @@ def compare(slower: Candidate, faster: Candidate) -> Any:
 
 
 def _ratio_text(estimate: Any, slower: Candidate, faster: Candidate) -> str:
+    """'ratio 1.01, 0.98–1.03' (three decimals when the interval is narrower than 0.02)."""
     if estimate is None:
         ratio = slower.p50_ms / faster.p50_ms if faster.p50_ms else float("inf")
         return f"ratio {ratio:.2f}, no interval: too few latencies kept"
     low, high = estimate.ci
-    return f"ratio {estimate.speedup:.2f}, {low:.2f}–{high:.2f}"
+    digits = 3 if high - low < 0.02 else 2
+    text = f"ratio {estimate.speedup:.{digits}f}, {low:.{digits}f}–{high:.{digits}f}"
+    if estimate.verdict == "indistinguishable" and (low > 1 or high < 1):
+        text += f": inside the {NOISE_FLOOR * 100:g} % noise floor"
+    return text
 
 
 def _separated(estimate: Any, slower: Candidate, faster: Candidate) -> bool:

@@ -154,3 +154,20 @@ def test_run_json_decides_per_device_and_again_from_the_cache_with_new_limits(
     outcome = run_cli("results", "report", "--db", db)  # the stored run: same limits
     assert outcome.code == 0, outcome.err
     assert "no recommendation" in outcome.out and "model <= 1 kB" in outcome.out
+
+
+def test_python_keywords_take_the_same_constraints_and_refuse_bad_ones(
+    write_recipe, tmp_path: Path
+):
+    import edgeprune as ep
+    from edgeprune.errors import UserError
+
+    recipe = write_recipe(recipe_text())
+    workdir, db = tmp_path / "work", tmp_path / "results.db"
+    with pytest.raises(UserError) as caught:
+        ep.run_recipe(recipe, workdir=workdir, db=db, latency_percentile=95)
+    assert str(caught.value).startswith("latency_percentile: Input should be 50, 90 or 99")
+    assert caught.value.params == ("latency_percentile",)
+    with pytest.raises(UserError, match="did you mean|unknown|max_latency_ms"):
+        ep.run_recipe(recipe, workdir=workdir, db=db, max_latency=3)
+    assert not workdir.exists() and not db.exists()

@@ -246,3 +246,10 @@ def test_without_accuracy_the_fastest_wins_and_the_reason_says_so():
 def test_nothing_measured():
     rec = recommend("local", [], BASELINE, 1.0)
     assert rec.choice is None and rec.reason == "no variant was measured"
+
+
+def test_the_fallback_noise_floor_is_the_statistics_one():
+    from edgeprune.recipes import recommend as rule
+    from edgeprune.stats import compare
+
+    assert rule.NOISE_FLOOR == compare.NOISE_FLOOR
