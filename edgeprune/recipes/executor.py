@@ -103,7 +103,10 @@ def plan_recipe(
     db: str | os.PathLike[str] | None = None,
 ) -> Plan:
     """The plan with cache status of every stage (what `--dry-run` prints); touches nothing."""
+    from edgeprune.recipes.limits import device_limits
+
     chosen = resolve_devices(recipe, devices, inventory)
+    device_limits(recipe, chosen)  # a constraints.devices key naming no device: file:line
     plan = make_plan(recipe, recipe.workdir(workdir), chosen)
     plan_bench(plan, _existing_store(db))
     return plan

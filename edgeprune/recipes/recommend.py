@@ -306,6 +306,8 @@ def _ratio_text(estimate: Any, slower: Candidate, faster: Candidate) -> str:
     low, high = estimate.ci
     digits = 3 if high - low < 0.02 else 2
     text = f"ratio {estimate.speedup:.{digits}f}, {low:.{digits}f}–{high:.{digits}f}"
+    if estimate.rounds:
+        text += f", paired over {estimate.rounds} rounds"
     if estimate.verdict == "indistinguishable" and (low > 1 or high < 1):
         text += f": inside the {NOISE_FLOOR * 100:g} % noise floor"
     return text
