@@ -200,6 +200,11 @@ ACCURACY_WORDS = {
 ACCURACY_SHORT = {"within_budget": "ok", "over_budget": "over", "cannot_tell": "?", "no_budget": ""}
 
 
+def _points(value: float) -> str:
+    """'+0.6' (never '-0.0')."""
+    return f"{round(value, 1) + 0.0:+.1f}"
+
+
 def _range(ci: list[float] | tuple[float, float] | None, fmt: str = "{:.2f}") -> str:
     return "" if not ci else f" ({fmt.format(ci[0])}–{fmt.format(ci[1])})"
 
@@ -214,7 +219,7 @@ def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
     unit = not compact
     drop = row["drop_points"]
     gain = None if drop is None else (0.0 if abs(drop) < 0.05 else -drop)
-    gain_text = "–" if gain is None else f"{gain:+.1f}"
+    gain_text = "–" if gain is None else _points(gain)
     verdict = VERDICT_WORDS.get(row.get("verdict") or "", "–")
     accuracy = row.get("accuracy_verdict")
     speedup = num(row["speedup"], 2, "×")
@@ -252,7 +257,7 @@ def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
         pct(row["top1_host"], unit)
         + ("" if not top1_ci else f" ({pct(top1_ci[0], False)}–{pct(top1_ci[1], False)})"),
         pct(row["top1_device"], unit),
-        gain_text + ("" if not drop_ci else f" ({-drop_ci[1]:+.1f} to {-drop_ci[0]:+.1f})"),
+        gain_text + ("" if not drop_ci else f" ({_points(-drop_ci[1])} to {_points(-drop_ci[0])})"),
         ACCURACY_WORDS.get(accuracy or "", "–"),
         marks.strip(),
     ]
