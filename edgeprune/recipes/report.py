@@ -359,17 +359,22 @@ def latency_figures(row: dict[str, Any]) -> tuple[Any, dict[int, tuple[float, fl
     cis: dict[int, tuple[float, float] | None] = {}
     if measurement is None or row["status"] != "ok":
         return None, cis
+    from edgeprune.stats import StatsInputError
+
     latencies = measurement.get("latencies_ms") or []
     summary = measurement.get("summary") or {}
-    for q in PERCENTILES:
-        given = summary.get(f"p{q}_ci")
-        if given:
-            cis[q] = (float(given[0]), float(given[1]))
-        elif latencies:
-            cis[q] = quantile_ci(latencies, q / 100)
-        else:
-            cis[q] = None
-    sample = LatencySample.from_measurement(measurement, group) if latencies else None
+    try:
+        for q in PERCENTILES:
+            given = summary.get(f"p{q}_ci")
+            if given:
+                cis[q] = (float(given[0]), float(given[1]))
+            elif latencies:
+                cis[q] = quantile_ci(latencies, q / 100)
+            else:
+                cis[q] = None
+        sample = LatencySample.from_measurement(measurement, group) if latencies else None
+    except (StatsInputError, TypeError, ValueError):  # a damaged record: no intervals, no verdict
+        return None, {}
     return sample, cis
 
 
