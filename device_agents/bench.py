@@ -1,5 +1,8 @@
 """Benchmark one model for one job: checks first, then one fresh child process per thread count.
 
+A group job (several models, `benchmark_group`) and a job with `precision` are measured in
+rounds instead, by long-lived children (rounds.py).
+
 The agent process never imports the runtime. It checks what it can cheaply (options, the
 runtime is installed, the file is a TFLite flatbuffer, the CPUs exist), then runs
 `bench_child` once per thread count with the job's remaining time as its timeout. A child
@@ -17,7 +20,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import __version__
 from .integrity import sha256_file
@@ -32,6 +36,7 @@ from .protocol import (
     Warning_,
     error_result,
 )
+from .rounds import MemberRun, RoundsChild, Watch, child_argv, measure_in_rounds
 from .run_conditions import ThermalWatch, noise_warnings
 from .runtimes import RuntimeInfo, RuntimeNotAvailable, describe_runtime, select_runtime
 from .sparse_support import sparse_path_support
@@ -54,6 +59,50 @@ def never_stop() -> bool:
     return False
 
 
+@dataclass
+class GroupMember:
+    """One model of a group job; `error_kind`/`error` set = it failed its checks, not run."""
+
+    id: str
+    model_path: str
+    model_sha256: str
+    label: str = ""
+    error_kind: Optional[str] = None
+    error: Optional[str] = None
+
+
+class _Setup:
+    """What every benchmark checks before any child starts, shared by single and group jobs."""
+
+    def __init__(self, runtime: RuntimeInfo, allowed: Optional[set]) -> None:
+        self.runtime = runtime
+        self.support = sparse_path_support(
+            runtime.name, runtime.version, platform.machine(), cpu_features()
+        )
+        self.allowed = allowed
+
+
+def _setup(options: BenchOptions) -> Union[_Setup, Tuple[str, str, Dict[str, Any]]]:
+    """The checks that hold for every model of a job; (kind, message, runtime) if one fails."""
+    try:
+        options.validate()
+    except ProtocolError as exc:
+        return "bad_job", str(exc), describe_runtime()
+    try:
+        runtime = select_runtime(options.runtime)
+    except RuntimeNotAvailable as exc:
+        return "runtime_missing", str(exc), describe_runtime(options.runtime)
+    allowed = _allowed_cpus()
+    if options.cpus and allowed is not None and not set(options.cpus) <= allowed:
+        missing = sorted(set(options.cpus) - allowed)
+        return (
+            "cpus_unavailable",
+            f"cpus {_cpus(missing)} are not available here; this agent may use {_cpus(sorted(allowed))}",
+            runtime.to_dict(),
+        )
+    return _Setup(runtime, allowed)
+
+
 def benchmark_model(
     model_path: str,
     options: BenchOptions,
@@ -64,11 +113,14 @@ def benchmark_model(
     inputs_path: Optional[str] = None,
     should_stop: StopCheck = never_stop,
 ) -> Result:
-    """Measure `model_path` as `options` say; always returns a Result (status ok or error)."""
+    """Measure `model_path` as `options` say; always returns a Result (status ok or error).
+
+    With `options.precision` the model is measured in rounds (a group of one), so the
+    median's interval can be checked as the runs come in.
+    """
     started = time.time()
 
-    def failed(kind: str, message: str, **extra: Any) -> Result:
-        extra.setdefault("runtime", describe_runtime())
+    def failed(kind: str, message: str, runtime: Dict[str, Any]) -> Result:
         return error_result(
             job_id,
             model_sha256,
@@ -78,79 +130,227 @@ def benchmark_model(
             agent_version=__version__,
             options=options,
             started_at=started,
-            **extra,
+            runtime=runtime,
         )
 
-    try:
-        options.validate()
-    except ProtocolError as exc:
-        return failed("bad_job", str(exc))
-    try:
-        runtime = select_runtime(options.runtime)
-    except RuntimeNotAvailable as exc:
-        return failed("runtime_missing", str(exc), runtime=describe_runtime(options.runtime))
-    support = sparse_path_support(runtime.name, runtime.version, platform.machine(), cpu_features())
+    setup = _setup(options)
+    if not isinstance(setup, _Setup):
+        return failed(*setup)
     try:
         facts = inspect_model(model_path)
     except ModelFileError as exc:
-        return failed("bad_model", f"model {model_sha256[:12]}: {exc}", runtime=runtime.to_dict())
-    allowed = _allowed_cpus()
-    if options.cpus and allowed is not None and not set(options.cpus) <= allowed:
-        missing = sorted(set(options.cpus) - allowed)
-        return failed(
-            "cpus_unavailable",
-            f"cpus {_cpus(missing)} are not available here; this agent may use {_cpus(sorted(allowed))}",
-            runtime=runtime.to_dict(),
-        )
+        return failed("bad_model", f"model {model_sha256[:12]}: {exc}", setup.runtime.to_dict())
     device = device_facts()
     watch = ThermalWatch(options.cpus)
     watch.start()
     measurements: List[Measurement] = []
     deadline = time.monotonic() + options.timeout_s
+    member = GroupMember(job_id, model_path, model_sha256, label)
     try:
         for threads in options.threads:
-            spec = {
-                "model_path": os.path.abspath(model_path),
-                "runtime": runtime.name,
-                "threads": threads,
-                "xnnpack": options.xnnpack,
-                "warmup": options.warmup,
-                "runs": options.runs,
-                "min_seconds": options.min_seconds,
-                "delay_ms": options.delay_ms,
-                "cpus": options.cpus,
-                "inputs_path": os.path.abspath(inputs_path) if inputs_path else None,
-                "seed": options.seed,
-            }
-            measurement = run_child(
-                spec,
-                deadline - time.monotonic(),
-                options.timeout_s,
-                job_id,
-                watch.tick,
-                should_stop,
-            )
+            spec = _spec(member, threads, options, setup, inputs_path)
+            if options.precision is not None:
+                runs = [MemberRun(job_id, spec)]
+                (measurement,) = measure_in_rounds(
+                    runs,
+                    options,
+                    _watch(deadline, options, watch, should_stop),
+                    _start_child(job_id),
+                )
+            else:
+                measurement = run_child(
+                    spec,
+                    deadline - time.monotonic(),
+                    options.timeout_s,
+                    job_id,
+                    watch.tick,
+                    should_stop,
+                )
             measurements.append(measurement)
             if measurement.error_kind in FATAL_KINDS:
                 break
     finally:
         watch.stop()
+    return _model_result(
+        member, facts, measurements, options, setup, device, watch.summary(), started
+    ).validate()
+
+
+def benchmark_group(
+    group_id: str,
+    members: List[GroupMember],
+    options: BenchOptions,
+    *,
+    inputs_path: Optional[str] = None,
+    should_stop: StopCheck = never_stop,
+) -> Result:
+    """Measure several models in alternating rounds (see rounds.py); one Result per member
+    inside the group's Result. A member that fails (its checks, a crash, a hang) gets its
+    own error Result; the others are measured as if it had not been there."""
+    started = time.time()
+    first = members[0]
+
+    def failed(kind: str, message: str, runtime: Dict[str, Any]) -> Result:
+        return error_result(
+            group_id,
+            first.model_sha256,
+            message,
+            error_kind=kind,
+            label=first.label,
+            agent_version=__version__,
+            options=options,
+            started_at=started,
+            runtime=runtime,
+        )
+
+    setup = _setup(options)
+    if not isinstance(setup, _Setup):
+        return failed(*setup)
+    facts: Dict[str, ModelFacts] = {}
+    for member in members:
+        if member.error_kind is None:
+            try:
+                facts[member.id] = inspect_model(member.model_path)
+            except ModelFileError as exc:
+                member.error_kind = "bad_model"
+                member.error = f"model {member.model_sha256[:12]}: {exc}"
+    runnable = [m for m in members if m.error_kind is None]
+    measured: Dict[str, List[Measurement]] = {m.id: [] for m in runnable}
+    device = device_facts()
+    watch = ThermalWatch(options.cpus)
+    watch.start()
+    deadline = time.monotonic() + options.timeout_s
+    try:
+        for threads in options.threads:
+            active = [
+                m for m in runnable if not any(x.error_kind in FATAL_KINDS for x in measured[m.id])
+            ]
+            if not active:
+                break
+            runs = [MemberRun(m.id, _spec(m, threads, options, setup, inputs_path)) for m in active]
+            results = measure_in_rounds(
+                runs, options, _watch(deadline, options, watch, should_stop), _start_child(group_id)
+            )
+            for member, measurement in zip(active, results):  # noqa: B905 (3.8)
+                measured[member.id].append(measurement)
+    finally:
+        watch.stop()
     conditions = watch.summary()
+    member_results = []
+    for member in members:
+        if member.error_kind is not None:
+            result = error_result(
+                member.id,
+                member.model_sha256,
+                member.error or member.error_kind,
+                error_kind=member.error_kind,
+                label=member.label,
+                agent_version=__version__,
+                options=options,
+                started_at=started,
+                runtime=setup.runtime.to_dict(),
+            )
+        else:
+            result = _model_result(
+                member,
+                facts[member.id],
+                measured[member.id],
+                options,
+                setup,
+                device,
+                conditions,
+                started,
+            )
+        result.group = group_id
+        member_results.append(result)
+    ran = [r for r in member_results if r.measurements]
+    outer = Result(
+        job_id=group_id,
+        model_sha256=first.model_sha256,
+        status="ok" if ran else "error",
+        error=None
+        if ran
+        else f"none of the {len(members)} models could be measured; first: {member_results[0].error}",
+        error_kind=None if ran else member_results[0].error_kind,
+        label=first.label,
+        agent_version=__version__,
+        runtime=setup.runtime.to_dict(),
+        options=options,
+        device=device,
+        thermal=conditions,
+        started_at=started,
+        finished_at=time.time(),
+        members=member_results,
+    )
+    return outer.validate()
+
+
+def _spec(
+    member: GroupMember,
+    threads: int,
+    options: BenchOptions,
+    setup: _Setup,
+    inputs_path: Optional[str],
+) -> Dict[str, Any]:
+    return {
+        "model_path": os.path.abspath(member.model_path),
+        "runtime": setup.runtime.name,
+        "threads": threads,
+        "xnnpack": options.xnnpack,
+        "warmup": options.warmup,
+        "runs": options.runs,
+        "min_seconds": options.min_seconds,
+        "delay_ms": options.delay_ms,
+        "cpus": options.cpus,
+        "inputs_path": os.path.abspath(inputs_path) if inputs_path else None,
+        "seed": options.seed,
+    }
+
+
+def _watch(
+    deadline: float, options: BenchOptions, thermal: ThermalWatch, should_stop: StopCheck
+) -> Watch:
+    return Watch(deadline, options.timeout_s, thermal.tick, should_stop, BenchInterrupted, TICK_S)
+
+
+def _start_child(job_id: str) -> Callable[[MemberRun], RoundsChild]:
+    def start(member: MemberRun) -> RoundsChild:
+        return RoundsChild(child_argv(job_id, member.member_id), _child_env())
+
+    return start
+
+
+def _model_result(
+    member: GroupMember,
+    facts: ModelFacts,
+    measurements: List[Measurement],
+    options: BenchOptions,
+    setup: _Setup,
+    device: Dict[str, Any],
+    conditions: Dict[str, Any],
+    started: float,
+) -> Result:
+    """One model's Result, with the warnings about its own measurements and file."""
+    allowed = setup.allowed
     cap = len(options.cpus) if options.cpus else (len(allowed) if allowed else os.cpu_count())
     warnings = noise_warnings(conditions, measurements, cap)
-    warnings.extend(runtime_warnings(runtime, facts, support, options))
+    warnings.extend(runtime_warnings(setup.runtime, facts, setup.support, options))
     failures = [m for m in measurements if m.status != "ok"]
     status = "ok" if not failures and len(measurements) == len(options.threads) else "error"
-    first = failures[0] if failures else None
+    failure = failures[0] if failures else None
+    error = f"threads={failure.threads}: {failure.error}" if failure else None
+    if status == "error" and failure is None:
+        error = "not every thread count was measured"
+    support = setup.support
     return Result(
-        job_id=job_id,
-        model_sha256=model_sha256,
+        job_id=member.id,
+        model_sha256=member.model_sha256,
         status=status,
-        error=f"threads={first.threads}: {first.error}" if first else None,
-        error_kind=first.error_kind if first else None,
-        label=label,
+        error=error,
+        error_kind=failure.error_kind if failure else None,
+        label=member.label,
         agent_version=__version__,
-        runtime=runtime.to_dict(),
+        runtime=setup.runtime.to_dict(),
         sparse_path=dict(
             support,
             model_is_sparse=facts.is_sparse,
@@ -164,7 +364,7 @@ def benchmark_model(
         warnings=warnings,
         started_at=started,
         finished_at=time.time(),
-    ).validate()
+    )
 
 
 def runtime_warnings(

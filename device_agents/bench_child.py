@@ -1,4 +1,4 @@
-"""The process that measures one model at one thread count, then exits.
+"""The process that measures one model at one thread count (in one go, or in rounds).
 
 Run as ``python -m device_agents.bench_child --parent PID`` by `bench.py`, with the spec as
 JSON on stdin. It writes one JSON object (a `protocol.Measurement`) to the stdout it was
@@ -10,13 +10,14 @@ segfaults or hangs takes down only this process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import signal
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 MAX_TIMED_RUNS = 1_000_000
 PR_SET_PDEATHSIG = 1
@@ -62,98 +63,164 @@ def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
-def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """Load, initialise, warm up and time the model as `spec` says; return a Measurement dict."""
-    from . import inputs, runtimes
-    from .protocol import LatencySummary
+class Session:
+    """A loaded, initialised and warmed-up interpreter, ready for timed runs."""
 
-    cpus = spec.get("cpus")
-    if cpus:
-        try:
-            os.sched_setaffinity(0, cpus)
-        except (OSError, ValueError) as exc:
-            raise BenchFailure("cpus_unavailable", f"cannot run on CPUs {cpus}: {exc}") from None
-    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        from . import inputs, runtimes
 
-    start = time.perf_counter()
-    try:
-        interpreter_cls, resolver_enum = runtimes.interpreter_api(spec["runtime"])
-    except ImportError as exc:
-        raise BenchFailure(
-            "runtime_missing", f"runtime {spec['runtime']} cannot be imported: {exc}"
-        ) from None
-    import_ms = _ms(time.perf_counter() - start)
-    rss_before_model = _status_kb("VmRSS")
-
-    start = time.perf_counter()
-    with open(spec["model_path"], "rb") as handle:
-        content = handle.read()
-    load_ms = _ms(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    try:
-        interpreter = runtimes.create_interpreter(
-            interpreter_cls, resolver_enum, content, spec["threads"], spec["xnnpack"]
+        self.spec = spec
+        cpus = spec.get("cpus")
+        if cpus:
+            try:
+                os.sched_setaffinity(0, cpus)
+            except (OSError, ValueError) as exc:
+                raise BenchFailure(
+                    "cpus_unavailable", f"cannot run on CPUs {cpus}: {exc}"
+                ) from None
+        self.affinity = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         )
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise BenchFailure("bad_model", f"the runtime rejected the model: {_line(exc)}") from None
-    init_ms = _ms(time.perf_counter() - start)
 
-    input_details = interpreter.get_input_details()
-    output_details = interpreter.get_output_details()
-    try:
-        if spec.get("inputs_path"):
-            samples = inputs.load_samples(spec["inputs_path"], input_details)
-            recorder = inputs.OutputRecorder("inputs")
-        else:
-            samples = [inputs.random_sample(input_details, spec["seed"])]
-            recorder = inputs.OutputRecorder("random")
-    except inputs.InputsError as exc:
-        raise BenchFailure("bad_inputs", str(exc)) from None
-
-    def feed(sample: List[Any]) -> None:
-        for detail, array in zip(input_details, sample):  # noqa: B905 (3.8)
-            interpreter.set_tensor(detail["index"], array)
-
-    try:
-        feed(samples[0])
         start = time.perf_counter()
-        interpreter.invoke()
-        first_invoke_ms = _ms(time.perf_counter() - start)
-        for i in range(spec["warmup"]):
-            if len(samples) > 1:
-                feed(samples[i % len(samples)])
+        try:
+            interpreter_cls, resolver_enum = runtimes.interpreter_api(spec["runtime"])
+        except ImportError as exc:
+            raise BenchFailure(
+                "runtime_missing", f"runtime {spec['runtime']} cannot be imported: {exc}"
+            ) from None
+        self.import_ms = _ms(time.perf_counter() - start)
+        self.rss_before_model = _status_kb("VmRSS")
+
+        start = time.perf_counter()
+        with open(spec["model_path"], "rb") as handle:
+            content = handle.read()
+        self.load_ms = _ms(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        try:
+            interpreter = runtimes.create_interpreter(
+                interpreter_cls, resolver_enum, content, spec["threads"], spec["xnnpack"]
+            )
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BenchFailure(
+                "bad_model", f"the runtime rejected the model: {_line(exc)}"
+            ) from None
+        self.init_ms = _ms(time.perf_counter() - start)
+        self.interpreter = interpreter
+
+        self.input_details = interpreter.get_input_details()
+        self.output_details = interpreter.get_output_details()
+        try:
+            if spec.get("inputs_path"):
+                self.samples = inputs.load_samples(spec["inputs_path"], self.input_details)
+                self.recorder = inputs.OutputRecorder("inputs")
+            else:
+                self.samples = [inputs.random_sample(self.input_details, spec["seed"])]
+                self.recorder = inputs.OutputRecorder("random")
+        except inputs.InputsError as exc:
+            raise BenchFailure("bad_inputs", str(exc)) from None
+        self.done = 0  # timed runs so far: the next sample continues the cycle across rounds
+        with _invoking():
+            self.feed(self.samples[0])
+            start = time.perf_counter()
             interpreter.invoke()
-        gc.collect()  # start the timed runs with nothing for the collector to do
-        latencies = _timed_runs(interpreter, samples, feed, spec)
-        for sample in samples:
-            feed(sample)
-            interpreter.invoke()
-            recorder.add([interpreter.get_tensor(d["index"]) for d in output_details])
+            self.first_invoke_ms = _ms(time.perf_counter() - start)
+            for i in range(spec["warmup"]):
+                if len(self.samples) > 1:
+                    self.feed(self.samples[i % len(self.samples)])
+                interpreter.invoke()
+
+    def feed(self, sample: List[Any]) -> None:
+        for detail, array in zip(self.input_details, sample):  # noqa: B905 (3.8)
+            self.interpreter.set_tensor(detail["index"], array)
+
+    def timed(self, runs: Optional[int], min_seconds: Optional[float]) -> List[float]:
+        """Timed runs in ms (see `_timed_runs`)."""
+        if not self.done:  # start timing with nothing for the collector to do (once: a full
+            gc.collect()  # collection costs milliseconds, more than a round of a small model)
+        with _invoking():
+            latencies = _timed_runs(
+                self.interpreter,
+                self.samples,
+                self.feed,
+                dict(self.spec, runs=runs, min_seconds=min_seconds),
+                self.done,
+            )
+        self.done += len(latencies)
+        return [_ms(x) for x in latencies]
+
+    def setup_facts(self) -> Dict[str, Any]:
+        return {
+            "threads": self.spec["threads"],
+            "xnnpack": self.spec["xnnpack"],
+            "status": "ok",
+            "import_ms": self.import_ms,
+            "load_ms": self.load_ms,
+            "init_ms": self.init_ms,
+            "first_invoke_ms": self.first_invoke_ms,
+            "rss_before_model_kb": self.rss_before_model,
+            "cpu_affinity": self.affinity,
+        }
+
+    def finish(self) -> Dict[str, Any]:
+        """Peak memory, and the outputs of every sample (for accuracy and cross-checks)."""
+        with _invoking():
+            for sample in self.samples:
+                self.feed(sample)
+                self.interpreter.invoke()
+                self.recorder.add(
+                    [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
+                )
+        return {"peak_rss_kb": _status_kb("VmHWM"), "outputs": self.recorder.to_dict()}
+
+
+@contextlib.contextmanager
+def _invoking() -> Iterator[None]:
+    """The runtime raising while running the model is a runtime_error."""
+    try:
+        yield
     except (ValueError, RuntimeError) as exc:
         raise BenchFailure("runtime_error", f"invoke() failed: {_line(exc)}") from None
 
-    latencies_ms = [_ms(x) for x in latencies]
-    return {
-        "threads": spec["threads"],
-        "xnnpack": spec["xnnpack"],
-        "status": "ok",
-        "import_ms": import_ms,
-        "load_ms": load_ms,
-        "init_ms": init_ms,
-        "first_invoke_ms": first_invoke_ms,
-        "latencies_ms": latencies_ms,
-        "summary": LatencySummary.of(latencies_ms).__dict__,
-        "rss_before_model_kb": rss_before_model,
-        "peak_rss_kb": _status_kb("VmHWM"),
-        "outputs": recorder.to_dict(),
-        "cpu_affinity": affinity,
-    }
+
+def measure(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Load, initialise, warm up and time the model as `spec` says; return a Measurement dict."""
+    from .protocol import LatencySummary
+
+    session = Session(spec)
+    latencies_ms = session.timed(spec.get("runs"), spec.get("min_seconds"))
+    measurement = session.setup_facts()
+    measurement.update(session.finish())
+    measurement["latencies_ms"] = latencies_ms
+    measurement["summary"] = LatencySummary.of(latencies_ms).__dict__
+    return measurement
+
+
+def serve_rounds(commands: Any, reply: Any) -> None:
+    """The long-lived mode of an interleaved job: one JSON command per line on stdin.
+
+    First line: the spec (as for `measure`) -> {"status": "ok", setup facts...}. Then
+    {"cmd": "runs", "n": N} -> {"latencies_ms": [...]}, as often as the agent asks, and
+    {"cmd": "finish"} -> {"peak_rss_kb", "outputs"}, after which the process exits. A
+    failure answers {"status": "error", "error_kind", "error"} and ends the process.
+    """
+    session = Session(json.loads(next(commands)))
+    reply(session.setup_facts())
+    for line in commands:
+        command = json.loads(line)
+        if command.get("cmd") == "runs":
+            reply({"latencies_ms": session.timed(int(command["n"]), None)})
+        elif command.get("cmd") == "finish":
+            reply(session.finish())
+            return
+        else:
+            raise BenchFailure("runtime_error", f"unknown command {command.get('cmd')!r}")
 
 
 def _timed_runs(
-    interpreter: Any, samples: List[Any], feed: Any, spec: Dict[str, Any]
+    interpreter: Any, samples: List[Any], feed: Any, spec: Dict[str, Any], offset: int = 0
 ) -> List[float]:
     """Each run's invoke() alone, in seconds. GC is off so a collection never lands in a run."""
     runs = spec.get("runs")
@@ -178,7 +245,7 @@ def _timed_runs(
             if count >= wanted and (min_seconds is None or clock() - loop_start >= min_seconds):
                 break
             if len(samples) > 1:
-                feed(samples[count % len(samples)])
+                feed(samples[(offset + count) % len(samples)])
             begin = clock()
             invoke()
             record(clock() - begin)
@@ -199,10 +266,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m device_agents.bench_child")
     parser.add_argument("--parent", type=int, required=True)
     parser.add_argument("--job", default="", help="job id, only to tell processes apart")
+    parser.add_argument("--member", default="", help="member id of a group job (the same)")
+    parser.add_argument("--rounds", action="store_true", help="serve commands, see serve_rounds")
     args = parser.parse_args(argv)
     result_fd = os.dup(1)
     os.dup2(2, 1)  # stray prints (ours or native code's) must not corrupt the result
     _die_with_parent(args.parent)
+    if args.rounds:
+        return _rounds_main(result_fd)
     measurement: Dict[str, Any]
     try:
         spec = json.loads(sys.stdin.read())
@@ -220,6 +291,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     with os.fdopen(result_fd, "w") as out:
         json.dump(measurement, out, allow_nan=False)
     return 0
+
+
+def _rounds_main(result_fd: int) -> int:
+    out = os.fdopen(result_fd, "w")
+
+    def reply(document: Dict[str, Any]) -> None:
+        out.write(json.dumps(document, allow_nan=False) + "\n")
+        out.flush()
+
+    try:
+        serve_rounds(iter(sys.stdin.readline, ""), reply)
+    except BenchFailure as exc:
+        reply({"status": "error", "error_kind": exc.kind, "error": str(exc)})
+    except MemoryError:
+        reply({"status": "error", "error_kind": "runtime_error", "error": "out of memory"})
+    except Exception as exc:  # one line in the reply, not a traceback
+        reply(_unexpected(exc))
+    out.close()
+    return 0
+
+
+def _unexpected(exc: BaseException) -> Dict[str, Any]:
+    return {
+        "status": "error",
+        "error_kind": "runtime_error",
+        "error": f"{type(exc).__name__}: {_line(exc)}",
+    }
 
 
 if __name__ == "__main__":

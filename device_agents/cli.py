@@ -85,8 +85,50 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--seed", type=int, default=0, metavar="N", help="random-input seed")
     group.add_argument("--runtime", choices=RUNTIME_NAMES, help="force a TFLite runtime")
+    group.add_argument(
+        "--round-runs",
+        type=int,
+        default=5,
+        metavar="N",
+        help="timed runs of each model per round, when several are measured interleaved",
+    )
+    group.add_argument(
+        "--precision",
+        type=_fraction,
+        metavar="P",
+        help="measure until every median's 95%% interval is within P (0.02 or 2%%)",
+    )
+    group.add_argument(
+        "--max-seconds",
+        type=float,
+        metavar="S",
+        help="with --precision: stop measuring after S s per thread count (default 60)",
+    )
     group.add_argument("--id", metavar="ID", help="job id (default: generated)")
-    group.add_argument("--label", metavar="TEXT", help="free text kept with the result")
+    group.add_argument(
+        "--label",
+        action="append",
+        metavar="TEXT",
+        help="free text kept with the result (several models: once per model, in order)",
+    )
+    group.add_argument(
+        "--member-id",
+        action="append",
+        metavar="ID",
+        help="several models: each member's job id, in order (default ID.1, ID.2, ...)",
+    )
+
+
+def _fraction(text: str) -> float:
+    """'0.02' or '2%' -> 0.02."""
+    value = text.strip()
+    scale = 1.0
+    if value.endswith("%"):
+        value, scale = value[:-1], 0.01
+    try:
+        return float(value) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fraction (write 0.02 or 2%)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,9 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     admit.add_argument("--kind", choices=("models", "model", "inputs", "input"), default="models")
     has = command("has", "which models (or '<sha256>.npz' inputs) are in the spool")
     has.add_argument("sha256", nargs="+", metavar="SHA256")
-    submit = command("submit", "queue a benchmark job; prints its id as the last line")
-    submit.add_argument("model", nargs="?", metavar="MODEL")
-    submit.add_argument("--sha256", metavar="H", help="a model already in the spool")
+    submit = command(
+        "submit",
+        "queue a benchmark job; prints its id as the last line (several models: one group "
+        "job measured in alternating rounds)",
+    )
+    submit.add_argument("model", nargs="*", metavar="MODEL")
+    submit.add_argument(
+        "--sha256",
+        action="append",
+        metavar="H",
+        help="a model already in the spool (repeat it for a group job)",
+    )
     _add_bench_options(submit)
     command("status", "queued, running and finished jobs")
     wait = command("wait", "block until a job's result exists, then print it")
@@ -119,8 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="ID")
     ack = command("ack", "the host has stored the result: drop it from results/")
     ack.add_argument("job_id", metavar="ID")
-    run = command("run", "benchmark a model now, without the daemon or the queue")
-    run.add_argument("model", metavar="MODEL")
+    run = command(
+        "run",
+        "benchmark a model now, without the daemon or the queue (several: interleaved rounds)",
+    )
+    run.add_argument("model", nargs="+", metavar="MODEL")
     _add_bench_options(run)
     serve = command("serve", "the daemon: run queued jobs one at a time")
     serve.add_argument("--once", action="store_true", help="drain the queue, then exit")

@@ -22,6 +22,7 @@ from .protocol import (
     SHA256_PATTERN,
     BenchOptions,
     Job,
+    JobMember,
     ProtocolError,
     Result,
     validate_job_id,
@@ -49,11 +50,52 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
         timeout_s=args.timeout,
         seed=args.seed,
         runtime=args.runtime,
+        round_runs=args.round_runs,
+        precision=args.precision,
+        max_seconds=args.max_seconds,
     )
     try:
         return options.validate("bench options")
     except ProtocolError as exc:
-        raise BadInput(str(exc).replace("bench options: ", "--", 1)) from None
+        text = str(exc).replace("bench options: ", "--", 1)
+        for name in ("round_runs", "max_seconds", "min_seconds", "delay_ms", "timeout_s"):
+            text = text.replace("--" + name, "--" + name.replace("_", "-"), 1)
+        raise BadInput(text) from None
+
+
+def member_plan(args: argparse.Namespace, group_id: str, count: int) -> Tuple[List[str], List[str]]:
+    """Labels and member ids for `count` models, one each (defaults: '' and ID.1, ID.2, ...)."""
+    labels = list(args.label or [])
+    if count == 1:
+        if len(labels) > 1:
+            raise BadInput(f"give one --label for one model, not {len(labels)}")
+        if args.member_id:
+            raise BadInput("--member-id is for several models (a group job)")
+        return labels or [""], [group_id]
+    if labels and len(labels) != count:
+        raise BadInput(f"give one --label per model: {count} models, {len(labels)} labels")
+    ids = list(args.member_id or [f"{group_id}.{i}" for i in range(1, count + 1)])
+    if len(ids) != count:
+        raise BadInput(f"give one --member-id per model: {count} models, {len(ids)} ids")
+    for value in ids:
+        validate_or_new_id(value, "--member-id")
+    return labels or [""] * count, ids
+
+
+def group_job(
+    job_id: str, shas: List[str], labels: List[str], ids: List[str], options: BenchOptions
+) -> Job:
+    """One job for one model, a group job (interleaved rounds) for several; validated."""
+    try:
+        if len(shas) == 1:
+            return Job(id=job_id, model_sha256=shas[0], options=options, label=labels[0]).validate()
+        members = [
+            JobMember(id=i, model_sha256=s, label=label)
+            for i, s, label in zip(ids, shas, labels)  # noqa: B905 (3.8)
+        ]
+        return Job.group(job_id, members, options).validate()
+    except ProtocolError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def new_job_id(prefix: str = "j") -> str:
@@ -62,7 +104,7 @@ def new_job_id(prefix: str = "j") -> str:
 
 def _result_outcome(text: str) -> Outcome:
     result = Result.from_json(text)
-    return result.to_dict(), format_result(result), 0 if result.status == "ok" else 1
+    return result.to_dict(), format_result(result), 0 if result_ok(result) else 1
 
 
 # ---------------------------------------------------------------------- commands
@@ -102,32 +144,40 @@ def cmd_has(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_submit(args: argparse.Namespace) -> Outcome:
-    if (args.model is None) == (args.sha256 is None):
-        raise BadInput("give either a MODEL file or --sha256 of a model already in the spool")
+    if bool(args.model) == bool(args.sha256):
+        raise BadInput("give either MODEL file(s) or --sha256 of model(s) already in the spool")
     options = bench_options(args)
     job_id = validate_or_new_id(args.id)
+    count = len(args.model or args.sha256)
+    labels, ids = member_plan(args, job_id, count)
     spool = Spool(args.spool).ensure()
-    if args.model is not None:
-        sha, _ = spool.import_model(args.model)
+    shas: List[str] = []
+    if args.model:
+        for model in args.model:
+            if not os.path.isfile(model):
+                raise BadInput(f"{model} does not exist or is not a file")
+        shas = [spool.import_model(model)[0] for model in args.model]
     else:
-        sha = args.sha256
-        if not SHA256_PATTERN.match(sha):
-            raise BadInput(f"--sha256 {sha!r} is not a sha256 (64 lowercase hex digits)")
-        if not spool.has_model(sha):
-            raise BadInput(
-                f"model {sha} is not in {spool.root}/models/; upload it to incoming/ and admit it"
-            )
+        for sha in args.sha256:
+            if not SHA256_PATTERN.match(sha):
+                raise BadInput(f"--sha256 {sha!r} is not a sha256 (64 lowercase hex digits)")
+            if not spool.has_model(sha):
+                raise BadInput(
+                    f"model {sha} is not in {spool.root}/models/; upload it to incoming/ and "
+                    "admit it"
+                )
+        shas = list(args.sha256)
     if args.inputs is not None:
         options.inputs = _spool_inputs(spool, args.inputs)
-    job = Job(id=job_id, model_sha256=sha, options=options, label=args.label or "")
-    try:
-        job.validate()
-    except ProtocolError as exc:
-        raise BadInput(str(exc)) from None
+    job = group_job(job_id, shas, labels, ids, options)
     spool.queue(job)
     daemon = daemon_state(spool.root)
     note = "" if daemon["running"] else " (no daemon is serving this spool: run `serve`)"
-    return {"job_id": job_id}, f"queued job {job_id} for model {sha[:12]}{note}\n{job_id}", 0
+    what = f"model {shas[0][:12]}" if len(shas) == 1 else f"{len(shas)} models (interleaved)"
+    doc: Dict[str, Any] = {"job_id": job_id}
+    if job.members:
+        doc["members"] = job.member_ids()
+    return doc, f"queued job {job_id} for {what}{note}\n{job_id}", 0
 
 
 def _spool_inputs(spool: Spool, value: str) -> str:
@@ -209,10 +259,12 @@ def cmd_ack(args: argparse.Namespace) -> Outcome:
 
 
 def cmd_run(args: argparse.Namespace) -> Outcome:
-    if not os.path.isfile(args.model):
-        raise BadInput(f"{args.model} does not exist or is not a file")
+    for model in args.model:
+        if not os.path.isfile(model):
+            raise BadInput(f"{model} does not exist or is not a file")
     options = bench_options(args)
     job_id = validate_or_new_id(args.id) if args.id else new_job_id("run")
+    labels, ids = member_plan(args, job_id, len(args.model))
     inputs_path = None
     if args.inputs is not None:
         if not os.path.isfile(args.inputs):
@@ -221,7 +273,8 @@ def cmd_run(args: argparse.Namespace) -> Outcome:
             raise BadInput(f"--inputs {args.inputs} is neither a .npy nor a .npz file")
         inputs_path = args.inputs
         options.inputs = sha256_file(inputs_path) + (inputs_suffix(inputs_path) or "")
-    sha = sha256_file(args.model)
+    shas = [sha256_file(model) for model in args.model]
+    group_job(job_id, shas, labels, ids, options)  # the same checks a queued job gets
     spool = Spool(args.spool)
     try:
         spool.ensure()
@@ -230,15 +283,21 @@ def cmd_run(args: argparse.Namespace) -> Outcome:
         print(f"note: {exc}; benchmarking without the board lock", file=sys.stderr)
         locking = False
 
-    from .bench import benchmark_model
+    from .bench import GroupMember, benchmark_group, benchmark_model
 
     def measure() -> Result:
+        if len(args.model) > 1:
+            members = [
+                GroupMember(id=i, model_path=path, model_sha256=sha, label=label)
+                for i, path, sha, label in zip(ids, args.model, shas, labels)  # noqa: B905
+            ]
+            return benchmark_group(job_id, members, options, inputs_path=inputs_path)
         return benchmark_model(
-            args.model,
+            args.model[0],
             options,
             job_id=job_id,
-            model_sha256=sha,
-            label=args.label or "",
+            model_sha256=shas[0],
+            label=labels[0],
             inputs_path=inputs_path,
         )
 
@@ -249,7 +308,12 @@ def cmd_run(args: argparse.Namespace) -> Outcome:
             result = measure()
     else:
         result = measure()
-    return result.to_dict(), format_result(result), 0 if result.status == "ok" else 1
+    return result.to_dict(), format_result(result), 0 if result_ok(result) else 1
+
+
+def result_ok(result: Result) -> bool:
+    """Exit 0 only if the job and, for a group, every member measured fine."""
+    return result.status == "ok" and all(m.status == "ok" for m in result.members)
 
 
 def cmd_serve(args: argparse.Namespace) -> Outcome:

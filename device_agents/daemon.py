@@ -230,12 +230,14 @@ class Daemon:
                 runtime=describe_runtime(),
             )
         if attempt > 1:
-            result.warnings.append(
-                Warning_(
-                    "rerun_after_interruption",
-                    f"the agent stopped while this job ran; these numbers are from attempt {attempt}",
+            for target in [result, *result.members]:  # a group's members are stored one by one
+                target.warnings.append(
+                    Warning_(
+                        "rerun_after_interruption",
+                        f"the agent stopped while this job ran; these numbers are from attempt "
+                        f"{attempt}",
+                    )
                 )
-            )
         self._deliver(result)
 
     def _deliver(self, result: Result) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Dict, Optional, Tuple, Union
 
 from . import __version__
-from .bench import StopCheck, benchmark_model, never_stop
+from .bench import GroupMember, StopCheck, benchmark_group, benchmark_model, never_stop
 from .integrity import sha256_file
 from .protocol import (
     SHA256_PATTERN,
@@ -49,6 +49,9 @@ def result_for_job_text(
 
 
 def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Result:
+    if job.members:
+        return run_group_job(spool, job, should_stop)
+
     def failed(kind: str, message: str) -> Result:
         return error_result(
             job.id,
@@ -61,41 +64,15 @@ def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Resu
             runtime=describe_runtime(job.options.runtime),
         )
 
-    model = spool.model_path(job.model_sha256)
-    if not os.path.isfile(model):
-        return failed(
-            "model_missing",
-            f"model {job.model_sha256} is not in the spool (models/{job.model_sha256}.tflite); "
-            "upload and admit it, then submit again",
-        )
-    actual = sha256_file(model)
-    if actual != job.model_sha256:
-        os.unlink(model)  # so `has` reports it missing and the host uploads it again
-        return failed(
-            "hash_mismatch",
-            f"models/{job.model_sha256}.tflite hashes to {actual}: the stored copy is corrupt and "
-            "was removed; upload the model again",
-        )
-    inputs_path = None
-    if job.options.inputs:
-        inputs_path = spool.inputs_path(job.options.inputs)
-        if not os.path.isfile(inputs_path):
-            return failed(
-                "bad_inputs",
-                f"inputs {job.options.inputs} are not in the spool's inputs/ directory; "
-                "upload and admit them first",
-            )
-        expected = job.options.inputs.split(".", 1)[0]
-        actual_inputs = sha256_file(inputs_path)
-        if actual_inputs != expected:
-            os.unlink(inputs_path)
-            return failed(
-                "hash_mismatch",
-                f"inputs/{job.options.inputs} hashes to {actual_inputs}: the stored copy is "
-                "corrupt and was removed; upload the inputs again",
-            )
+    problem = _model_problem(spool, job.model_sha256, {})
+    if problem is not None:
+        return failed(*problem)
+    inputs = _inputs(spool, job)
+    if isinstance(inputs, tuple):
+        return failed(*inputs)
+    inputs_path = inputs
     return benchmark_model(
-        model,
+        spool.model_path(job.model_sha256),
         job.options,
         job_id=job.id,
         model_sha256=job.model_sha256,
@@ -103,6 +80,90 @@ def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Resu
         inputs_path=inputs_path,
         should_stop=should_stop,
     )
+
+
+def run_group_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Result:
+    """A group job: every member's model is checked; one that is missing or corrupt becomes
+    that member's error Result and the others are measured together."""
+    inputs = _inputs(spool, job)
+    if isinstance(inputs, tuple):
+        return error_result(
+            job.id,
+            job.model_sha256,
+            inputs[1],
+            error_kind=inputs[0],
+            label=job.label,
+            agent_version=__version__,
+            options=job.options,
+            runtime=describe_runtime(job.options.runtime),
+        )
+    members = []
+    checked: Dict[str, Optional[Tuple[str, str]]] = {}  # the same model twice: hash it once
+    for entry in job.members:
+        problem = _model_problem(spool, entry.model_sha256, checked)
+        members.append(
+            GroupMember(
+                id=entry.id,
+                model_path=spool.model_path(entry.model_sha256),
+                model_sha256=entry.model_sha256,
+                label=entry.label,
+                error_kind=problem[0] if problem else None,
+                error=problem[1] if problem else None,
+            )
+        )
+    return benchmark_group(
+        job.id, members, job.options, inputs_path=inputs, should_stop=should_stop
+    )
+
+
+def _model_problem(
+    spool: Spool, sha256: str, checked: Dict[str, Optional[Tuple[str, str]]]
+) -> Optional[Tuple[str, str]]:
+    """(kind, message) when models/<sha256>.tflite is missing or corrupt (then removed)."""
+    if sha256 in checked:
+        return checked[sha256]
+    model = spool.model_path(sha256)
+    problem: Optional[Tuple[str, str]] = None
+    if not os.path.isfile(model):
+        problem = (
+            "model_missing",
+            f"model {sha256} is not in the spool (models/{sha256}.tflite); "
+            "upload and admit it, then submit again",
+        )
+    else:
+        actual = sha256_file(model)
+        if actual != sha256:
+            os.unlink(model)  # so `has` reports it missing and the host uploads it again
+            problem = (
+                "hash_mismatch",
+                f"models/{sha256}.tflite hashes to {actual}: the stored copy is corrupt and "
+                "was removed; upload the model again",
+            )
+    checked[sha256] = problem
+    return problem
+
+
+def _inputs(spool: Spool, job: Job) -> Union[str, Tuple[str, str], None]:
+    """The job's inputs file (None without one), or (kind, message) if it is not usable."""
+    if not job.options.inputs:
+        return None
+    inputs_path = spool.inputs_path(job.options.inputs)
+    if not os.path.isfile(inputs_path):
+        return (
+            "bad_inputs",
+            f"inputs {job.options.inputs} are not in the spool's inputs/ directory; "
+            "upload and admit them first",
+        )
+    expected = job.options.inputs.split(".", 1)[0]
+    actual_inputs = sha256_file(inputs_path)
+    if actual_inputs != expected:
+        os.unlink(inputs_path)
+        return (
+            "hash_mismatch",
+            f"inputs/{job.options.inputs} hashes to {actual_inputs}: the stored copy is "
+            "corrupt and was removed; upload the inputs again",
+        )
+    return inputs_path
 
 
 def sha256_in(text: Optional[str]) -> str:

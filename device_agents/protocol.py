@@ -34,7 +34,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 SCHEMA_VERSION = 1
 
@@ -70,6 +70,13 @@ MAX_LABEL = 200
 # JSON text is at most this long.
 MAX_KEPT_LATENCIES = 10_000
 MAX_RESULT_BYTES = 32 << 20
+# A group's Result holds every member's: all of its measurements together keep at most what
+# one single-model Result may (MAX_KEPT_LATENCIES per thread count), so it stays as small.
+MAX_KEPT_PER_RESULT = MAX_KEPT_LATENCIES * MAX_THREAD_COUNTS
+MAX_ROUND_RUNS = 100_000
+DEFAULT_MAX_SECONDS = 60.0  # the cap on measuring when options.precision is set without max_seconds
+MIN_MEMBERS, MAX_MEMBERS = 2, 32  # models in one interleaved group job
+CONFIDENCE = 0.95
 
 
 class ProtocolError(ValueError):
@@ -193,6 +200,9 @@ class BenchOptions:
     timeout_s: float = 600.0
     seed: int = 0
     runtime: Optional[str] = None
+    round_runs: int = 5
+    precision: Optional[float] = None
+    max_seconds: Optional[float] = None
 
     def validate(self, where: str = "options") -> BenchOptions:
         if not isinstance(self.threads, list) or not 1 <= len(self.threads) <= MAX_THREAD_COUNTS:
@@ -254,7 +264,32 @@ class BenchOptions:
             raise ProtocolError(
                 f"{where}: runtime {self.runtime!r} is unknown; choose one of {', '.join(RUNTIME_NAMES)}"
             )
+        if (
+            isinstance(self.round_runs, bool)
+            or not isinstance(self.round_runs, int)
+            or not 1 <= self.round_runs <= MAX_ROUND_RUNS
+        ):
+            raise ProtocolError(
+                f"{where}: round_runs must be from 1 to {MAX_ROUND_RUNS}, got {self.round_runs!r}"
+            )
+        if self.precision is not None and not (
+            _positive_number(self.precision, 0.5) and self.precision < 0.5
+        ):
+            raise ProtocolError(
+                f"{where}: precision must be a fraction > 0 and < 0.5 (0.02 = 2 %), "
+                f"got {self.precision!r}"
+            )
+        if self.max_seconds is not None and not _positive_number(self.max_seconds, 86400):
+            raise ProtocolError(
+                f"{where}: max_seconds must be > 0 and <= 86400, got {self.max_seconds!r}"
+            )
         return self
+
+    def precision_seconds(self) -> Optional[float]:
+        """The cap on timed measuring per thread count while chasing `precision` (None: no chase)."""
+        if self.precision is None:
+            return None
+        return self.max_seconds if self.max_seconds is not None else DEFAULT_MAX_SECONDS
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "options") -> BenchOptions:
@@ -267,7 +302,7 @@ class BenchOptions:
             values[name] = (
                 obj.get(name, getattr(defaults, name)) if name in obj else getattr(defaults, name)
             )
-        for name in ("min_seconds", "delay_ms", "timeout_s"):
+        for name in ("min_seconds", "delay_ms", "timeout_s", "precision", "max_seconds"):
             if isinstance(values[name], int) and not isinstance(values[name], bool):
                 values[name] = float(values[name])
         return cls(**values).validate(where)
@@ -292,8 +327,55 @@ def _non_negative_number(value: Any, upper: float) -> bool:
 
 
 @dataclass
+class JobMember:
+    """One model of an interleaved group job; its result is a Result with job_id = `id`."""
+
+    id: str
+    model_sha256: str
+    model: str = ""
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if (
+            not self.model
+            and isinstance(self.model_sha256, str)
+            and SHA256_PATTERN.match(self.model_sha256)
+        ):
+            self.model = model_relpath(self.model_sha256)
+
+    def validate(self, where: str) -> JobMember:
+        validate_job_id(self.id)
+        validate_sha256(self.model_sha256, f"{where}: model_sha256")
+        if self.model != model_relpath(self.model_sha256):
+            raise ProtocolError(
+                f"{where}: model path {self.model!r} is not allowed; a member may only name "
+                f"'models/<sha256>.tflite' inside the spool"
+            )
+        if not isinstance(self.label, str) or len(self.label) > MAX_LABEL:
+            raise ProtocolError(
+                f"{where}: label must be a string of at most {MAX_LABEL} characters"
+            )
+        return self
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str) -> JobMember:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{where} must be an object with id, model_sha256, model, label")
+        _no_unknown(obj, set(cls.__dataclass_fields__), where)
+        return cls(
+            id=validate_job_id(_expect(obj, "id", (str,), where)),
+            model_sha256=validate_sha256(
+                _expect(obj, "model_sha256", (str,), where), f"{where}: model_sha256"
+            ),
+            model=_expect(obj, "model", (str,), where),
+            label=_expect(obj, "label", (str,), where, optional=True) or "",
+        ).validate(where)
+
+
+@dataclass
 class Job:
-    """One benchmark request for one model on one device."""
+    """One benchmark request for one model on one device, or, with `members`, for several
+    models measured in alternating rounds (a group job; its own model is the first member's)."""
 
     id: str
     model_sha256: str
@@ -302,6 +384,29 @@ class Job:
     created_at: float = field(default_factory=time.time)
     model: str = ""
     schema: int = SCHEMA_VERSION
+    members: List[JobMember] = field(default_factory=list)
+
+    @classmethod
+    def group(
+        cls,
+        id: str,
+        members: List[JobMember],
+        options: Optional[BenchOptions] = None,
+        **extra: Any,
+    ) -> Job:
+        """A group job whose own model and label are its first member's, as the wire wants."""
+        if not members:
+            raise ProtocolError(f"job {id}: a group job needs members")
+        first = members[0]
+        return cls(
+            id=id,
+            model_sha256=first.model_sha256,
+            model=first.model,
+            label=first.label,
+            options=options if options is not None else BenchOptions(),
+            members=list(members),
+            **extra,
+        )
 
     def __post_init__(self) -> None:
         if (
@@ -326,7 +431,44 @@ class Job:
         if not _non_negative_number(self.created_at, 1e11):
             raise ProtocolError(f"job {self.id}: created_at must be a time stamp in seconds")
         self.options.validate(f"job {self.id} options")
+        if not isinstance(self.members, list):
+            raise ProtocolError(f"job {self.id}: members must be a list")
+        if self.members:
+            self._validate_members()
         return self
+
+    def _validate_members(self) -> None:
+        where = f"job {self.id}"
+        if not MIN_MEMBERS <= len(self.members) <= MAX_MEMBERS:
+            raise ProtocolError(
+                f"{where}: a group job needs {MIN_MEMBERS} to {MAX_MEMBERS} members, "
+                f"got {len(self.members)}"
+            )
+        seen = set()
+        for index, member in enumerate(self.members):
+            if not isinstance(member, JobMember):
+                raise ProtocolError(f"{where}: member {index} must be a JobMember")
+            member.validate(f"{where} member {index}")
+            if member.id == self.id:
+                raise ProtocolError(
+                    f"{where}: member id {member.id!r} is the group's own id; give members "
+                    "their own ids"
+                )
+            if member.id in seen:
+                raise ProtocolError(f"{where}: member id {member.id!r} appears twice")
+            seen.add(member.id)
+        first = self.members[0]
+        if (self.model_sha256, self.model, self.label) != (
+            first.model_sha256,
+            first.model,
+            first.label,
+        ):
+            raise ProtocolError(
+                f"{where}: a group job's model_sha256, model and label must be its first member's"
+            )
+
+    def member_ids(self) -> List[str]:
+        return [m.id for m in self.members]
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -348,6 +490,12 @@ class Job:
             created_at=float(_expect(obj, "created_at", (int, float), where)),
             model=_expect(obj, "model", (str,), where),
             schema=obj["schema"],
+            members=[
+                JobMember.from_dict(raw, f"{where} member {index}")
+                for index, raw in enumerate(
+                    _expect(obj, "members", (list,), where, optional=True) or []
+                )
+            ],
         )
         return job.validate()
 
@@ -357,6 +505,15 @@ class Job:
 
 @dataclass
 class LatencySummary:
+    """Percentiles of every timed run, each with a distribution-free `confidence` interval.
+
+    ``p50_ci`` (``p90_ci``, ``p99_ci``) is ``[low, high]`` in ms: two order statistics of
+    the runs that bracket the true quantile with probability >= `confidence` whatever the
+    latency distribution (exact binomial, see `quantile_ranks`); None when there are too few
+    runs for that (p50 needs 6 runs, p90 36, p99 368 at 95 %). The runs are assumed independent:
+    a drifting board makes the interval too narrow, which is what interleaved rounds are for.
+    """
+
     count: int
     min: float
     p50: float
@@ -364,9 +521,13 @@ class LatencySummary:
     p99: float
     mean: float
     std: float
+    p50_ci: Optional[List[float]] = None
+    p90_ci: Optional[List[float]] = None
+    p99_ci: Optional[List[float]] = None
+    confidence: float = CONFIDENCE
 
     @classmethod
-    def of(cls, latencies_ms: List[float]) -> LatencySummary:
+    def of(cls, latencies_ms: List[float], confidence: float = CONFIDENCE) -> LatencySummary:
         """Summary of a list of latencies; percentiles by linear interpolation (numpy's default)."""
         if not latencies_ms:
             raise ValueError("no latencies to summarise")
@@ -382,7 +543,69 @@ class LatencySummary:
             p99=_percentile(data, 99),
             mean=mean,
             std=math.sqrt(variance),
+            p50_ci=quantile_interval(data, 0.5, confidence),
+            p90_ci=quantile_interval(data, 0.9, confidence),
+            p99_ci=quantile_interval(data, 0.99, confidence),
+            confidence=confidence,
         )
+
+    def half_width(self) -> Optional[float]:
+        """The p50 interval's larger half as a fraction of the p50 (None without an interval)."""
+        if self.p50_ci is None or self.p50 <= 0:
+            return None
+        low, high = self.p50_ci
+        return max(self.p50 - low, high - self.p50) / self.p50
+
+
+def quantile_ranks(
+    count: int, q: float, confidence: float = CONFIDENCE
+) -> Optional[Tuple[int, int]]:
+    """1-based ranks (j, k) with P(j <= B < k) >= confidence for B ~ Binomial(count, q).
+
+    The sorted runs x_(j) <= x_(k) then bracket the true q-quantile with at least that
+    probability (the number of runs below the quantile is B). Each tail gets at most
+    (1 - confidence) / 2, so the pair is as symmetric as the discrete distribution allows.
+    Stdlib only: the binomial terms come from lgamma, summed over the window around count*q
+    that holds all but a negligible part of the mass. None when count is too small.
+    """
+    if count < 1 or not 0 < q < 1 or not 0 < confidence < 1:
+        return None
+    tail = (1.0 - confidence) / 2.0
+    spread = math.sqrt(count * q * (1 - q))
+    first = max(0, math.floor(count * q - 12 * spread - 2))
+    last = min(count, math.ceil(count * q + 12 * spread + 2))
+    log_norm = math.lgamma(count + 1)
+    log_q, log_1q = math.log(q), math.log1p(-q)
+    below = -1  # largest m with P(B <= m) <= tail (-1: none, P(B <= -1) = 0)
+    above = None  # smallest m with P(B <= m) >= 1 - tail
+    cumulative = 0.0
+    for m in range(first, last + 1):
+        cumulative += math.exp(
+            log_norm
+            - math.lgamma(m + 1)
+            - math.lgamma(count - m + 1)
+            + m * log_q
+            + (count - m) * log_1q
+        )
+        if cumulative <= tail:
+            below = m
+        if cumulative >= 1.0 - tail:
+            above = m
+            break
+    low, high = below + 1, (above + 1 if above is not None else count + 1)
+    if low < 1 or high > count:
+        return None
+    return low, high
+
+
+def quantile_interval(
+    sorted_data: List[float], q: float, confidence: float = CONFIDENCE
+) -> Optional[List[float]]:
+    """[x_(j), x_(k)] of `quantile_ranks` from already sorted latencies, or None."""
+    ranks = quantile_ranks(len(sorted_data), q, confidence)
+    if ranks is None:
+        return None
+    return [sorted_data[ranks[0] - 1], sorted_data[ranks[1] - 1]]
 
 
 def _percentile(sorted_data: List[float], q: float) -> float:
@@ -414,6 +637,11 @@ class Measurement:
     importing the runtime, ``peak_rss_kb`` its high-water mark at the end (VmHWM), so the
     model's own cost is roughly the difference. ``cpu_affinity`` is the CPU set the child
     actually ran on.
+
+    ``rounds`` (interleaved or precision measurements): how many of the kept
+    ``latencies_ms`` each round contributed, in order; round i of every measurement with the
+    same Result.group and threads ran next to each other. ``precision`` (only when
+    options.precision was set): {"target", "reached", "half_width", "runs", "seconds"}.
     """
 
     threads: int
@@ -431,18 +659,78 @@ class Measurement:
     import_ms: Optional[float] = None
     rss_before_model_kb: Optional[int] = None
     cpu_affinity: Optional[List[int]] = None
+    rounds: Optional[List[int]] = None
+    precision: Optional[Dict[str, Any]] = None
 
     def __post_init__(self) -> None:
-        """Keep at most MAX_KEPT_LATENCIES, evenly spaced in run order; the summary (made
-        here if missing) stays over every run."""
+        """Keep at most MAX_KEPT_LATENCIES (see `thin`)."""
+        self.thin(MAX_KEPT_LATENCIES)
+
+    def thin(self, keep: int) -> None:
+        """Keep at most `keep` latencies, evenly spaced in run order; the summary (made here
+        if missing) stays over every run, and `rounds` counts what each round kept."""
         count = len(self.latencies_ms)
-        if count > MAX_KEPT_LATENCIES:
+        if count > keep:
             if self.summary is None and self.status == "ok":
                 self.summary = LatencySummary.of(self.latencies_ms)
-            self.latencies_ms = [
-                self.latencies_ms[i * count // MAX_KEPT_LATENCIES]
-                for i in range(MAX_KEPT_LATENCIES)
-            ]
+            kept = [i * count // keep for i in range(keep)]
+            self.latencies_ms = [self.latencies_ms[i] for i in kept]
+            if self.rounds is not None and sum(self.rounds) == count:
+                self.rounds = _thin_rounds(self.rounds, kept)
+
+    def validate(self, where: str) -> Measurement:
+        if self.status not in STATUSES:
+            raise ProtocolError(f"{where}: measurement status must be 'ok' or 'error'")
+        if self.rounds is not None:
+            if not isinstance(self.rounds, list) or any(
+                isinstance(r, bool) or not isinstance(r, int) or r < 0 for r in self.rounds
+            ):
+                raise ProtocolError(f"{where}: rounds must be a list of run counts >= 0")
+            if sum(self.rounds) != len(self.latencies_ms):
+                raise ProtocolError(
+                    f"{where}: rounds add up to {sum(self.rounds)} runs but latencies_ms "
+                    f"holds {len(self.latencies_ms)}"
+                )
+        if self.precision is not None:
+            _validate_precision(self.precision, where)
+        return self
+
+
+def kept_latencies(members: int, thread_counts: int) -> int:
+    """How many latencies one measurement of a group job may keep (see MAX_KEPT_PER_RESULT)."""
+    share = MAX_KEPT_PER_RESULT // max(1, members * thread_counts)
+    return max(100, min(MAX_KEPT_LATENCIES, share))
+
+
+def _thin_rounds(rounds: List[int], kept: List[int]) -> List[int]:
+    """How many of the kept run indices (sorted) fall in each round."""
+    thinned = []
+    end = 0
+    position = 0
+    for size in rounds:
+        end += size
+        start = position
+        while position < len(kept) and kept[position] < end:
+            position += 1
+        thinned.append(position - start)
+    return thinned
+
+
+PRECISION_FIELDS = {
+    "target": (int, float),
+    "reached": (bool,),
+    "half_width": (int, float),
+    "runs": (int,),
+    "seconds": (int, float),
+}
+
+
+def _validate_precision(value: Any, where: str) -> None:
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{where}: precision must be an object")
+    _no_unknown(value, set(PRECISION_FIELDS), f"{where} precision")
+    for key, types in PRECISION_FIELDS.items():
+        _expect(value, key, types, f"{where} precision", optional=key == "half_width")
 
 
 @dataclass
@@ -466,6 +754,8 @@ class Result:
     finished_at: float = 0.0
     schema: int = SCHEMA_VERSION
     error_kind: Optional[str] = None
+    group: Optional[str] = None
+    members: List[Result] = field(default_factory=list)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -474,18 +764,40 @@ class Result:
         self.validate()
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
 
-    def validate(self) -> Result:
+    def validate(self, _depth: int = 0) -> Result:
         validate_job_id(self.job_id)
         validate_sha256(self.model_sha256)
+        where = f"result {self.job_id}"
         if self.status not in STATUSES:
-            raise ProtocolError(f"result {self.job_id}: status must be 'ok' or 'error'")
+            raise ProtocolError(f"{where}: status must be 'ok' or 'error'")
         if self.status == "error" and not self.error:
-            raise ProtocolError(f"result {self.job_id}: an error result needs a message")
-        for m in self.measurements:
-            if m.status not in STATUSES:
+            raise ProtocolError(f"{where}: an error result needs a message")
+        if self.group is not None:
+            validate_job_id(self.group)
+        for index, m in enumerate(self.measurements):
+            m.validate(f"{where} measurement {index}")
+        if not isinstance(self.members, list):
+            raise ProtocolError(f"{where}: members must be a list")
+        if self.members:
+            if _depth > 0:
+                raise ProtocolError(f"{where}: a group member cannot have members of its own")
+            if len(self.members) > MAX_MEMBERS:
                 raise ProtocolError(
-                    f"result {self.job_id}: measurement status must be 'ok' or 'error'"
+                    f"{where}: at most {MAX_MEMBERS} members, got {len(self.members)}"
                 )
+            seen = set()
+            for member in self.members:
+                if not isinstance(member, Result):
+                    raise ProtocolError(f"{where}: each member must be a Result")
+                member.validate(_depth + 1)
+                if member.group != self.job_id:
+                    raise ProtocolError(
+                        f"{where}: member {member.job_id} names group {member.group!r}; "
+                        f"it must be {self.job_id!r}"
+                    )
+                if member.job_id in seen or member.job_id == self.job_id:
+                    raise ProtocolError(f"{where}: member id {member.job_id!r} is not unique")
+                seen.add(member.job_id)
         return self
 
     @classmethod
@@ -495,10 +807,15 @@ class Result:
                 f"result is larger than {MAX_RESULT_BYTES} bytes ({len(text)}); "
                 "the agent that wrote it does not bound what a result holds (upgrade it)"
             )
-        obj = _load_object(text, "result")
-        _no_unknown(obj, set(cls.__dataclass_fields__), "result")
-        job_id = validate_job_id(_expect(obj, "job_id", (str,), "result"))
-        where = f"result {job_id}"
+        return cls._from_object(_load_object(text, "result"), "result").validate()
+
+    @classmethod
+    def _from_object(cls, obj: Any, what: str) -> Result:
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{what} must be a JSON object")
+        _no_unknown(obj, set(cls.__dataclass_fields__), what)
+        job_id = validate_job_id(_expect(obj, "job_id", (str,), what))
+        where = f"{what} {job_id}"
         options = obj.get("options")
         measurements = []
         for index, raw in enumerate(
@@ -538,10 +855,22 @@ class Result:
             finished_at=float(
                 _expect(obj, "finished_at", (int, float), where, optional=True) or 0.0
             ),
-            schema=obj["schema"],
+            schema=_member_schema(obj, where),
             error_kind=_expect(obj, "error_kind", (str,), where, optional=True),
+            group=_expect(obj, "group", (str,), where, optional=True),
+            members=[
+                cls._from_object(raw, f"{where} member")
+                for raw in _expect(obj, "members", (list,), where, optional=True) or []
+            ],
         )
-        return result.validate()
+        return result
+
+
+def _member_schema(obj: Dict[str, Any], where: str) -> int:
+    schema = obj.get("schema", SCHEMA_VERSION)
+    if schema != SCHEMA_VERSION or isinstance(schema, bool):
+        raise ProtocolError(f"{where}: schema {schema!r} is not {SCHEMA_VERSION}")
+    return SCHEMA_VERSION
 
 
 def _measurement_from_dict(raw: Any, where: str) -> Measurement:
@@ -558,6 +887,13 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
                 k: float(_expect(summary_raw, k, (int, float), f"{where} summary"))
                 for k in ("min", "p50", "p90", "p99", "mean", "std")
             },
+            p50_ci=_interval(summary_raw, "p50_ci", f"{where} summary"),
+            p90_ci=_interval(summary_raw, "p90_ci", f"{where} summary"),
+            p99_ci=_interval(summary_raw, "p99_ci", f"{where} summary"),
+            confidence=float(
+                _expect(summary_raw, "confidence", (int, float), f"{where} summary", optional=True)
+                or CONFIDENCE
+            ),
         )
     latencies = _expect(raw, "latencies_ms", (list,), where, optional=True) or []
     for value in latencies:
@@ -588,7 +924,25 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
         import_ms=number("import_ms"),
         rss_before_model_kb=_expect(raw, "rss_before_model_kb", (int,), where, optional=True),
         cpu_affinity=_cpu_list(raw, where),
-    )
+        rounds=_expect(raw, "rounds", (list,), where, optional=True),
+        precision=_expect(raw, "precision", (dict,), where, optional=True),
+    ).validate(where)
+
+
+def _interval(raw: Dict[str, Any], key: str, where: str) -> Optional[List[float]]:
+    value = _expect(raw, key, (list,), where, optional=True)
+    if value is None:
+        return None
+    if (
+        len(value) != 2
+        or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            for v in value
+        )
+        or value[0] > value[1]
+    ):
+        raise ProtocolError(f"{where}: {key} must be [low, high] in ms")
+    return [float(value[0]), float(value[1])]
 
 
 def _cpu_list(raw: Dict[str, Any], where: str) -> Optional[List[int]]:

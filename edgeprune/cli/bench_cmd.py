@@ -49,6 +49,10 @@ def register(app: typer.Typer) -> None:
         runtime: str = flag(BenchOptions, "runtime"),
         inputs: str = flag(BenchOptions, "inputs", metavar="FILE"),
         timeout_s: float = flag(BenchOptions, "timeout_s", "--timeout", "--timeout-s", min=1.0),
+        round_runs: int = flag(BenchOptions, "round_runs", min=1, max=100_000),
+        precision: str = flag(BenchOptions, "precision", metavar="PCT"),
+        max_seconds: float = flag(BenchOptions, "max_seconds"),
+        interleave: bool = flag(BenchOptions, "interleave", "--interleave/--no-interleave"),
         db: str = db_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
@@ -61,7 +65,8 @@ def register(app: typer.Typer) -> None:
             "sparse, measured side by side; reports the sparse speed-up.",
         ),
     ) -> None:
-        """Deploy what is missing, run one job per model on each device, store and show the results."""
+        """Deploy what is missing, measure the models on each device (interleaved in one job
+        unless --no-interleave), store and show the results."""
         options = BenchOptions.create(
             threads=parse_int_list(threads, "--threads", minimum=1),
             runs=runs,
@@ -73,6 +78,10 @@ def register(app: typer.Typer) -> None:
             timeout_s=float(timeout_s),
             seed=seed,
             runtime=runtime,
+            round_runs=round_runs,
+            precision=precision,  # "2%" or 0.02: BenchOptions reads both
+            max_seconds=max_seconds,
+            interleave=interleave,
         )
         deploy = deploy_options(concurrency, accept_new_host_key)
         devices = select_devices(inventory, device, tag, all_, default_local=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from device_agents.protocol import BenchOptions, ProtocolError, Result
@@ -20,6 +21,15 @@ from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
 AGENT_MODULE = "device_agents"
 # Running these twice changes nothing on the device: retried after a dropped connection.
 IDEMPOTENT = frozenset({"doctor", "has", "status", "wait", "result", "ack"})
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """One model of a group job: its member job id, sha256 and label (all as the agent checks)."""
+
+    job_id: str
+    sha256: str
+    label: str
 
 
 class AgentError(DeviceError):
@@ -51,6 +61,12 @@ def bench_option_args(options: BenchOptions) -> list[str]:
     args += [f"--timeout={float(options.timeout_s)!r}", f"--seed={options.seed}"]
     if options.runtime:
         args.append(f"--runtime={options.runtime}")
+    if options.round_runs != BenchOptions.round_runs:
+        args.append(f"--round-runs={options.round_runs}")
+    if options.precision is not None:
+        args.append(f"--precision={float(options.precision)!r}")
+    if options.max_seconds is not None:
+        args.append(f"--max-seconds={float(options.max_seconds)!r}")
     return args
 
 
@@ -174,6 +190,7 @@ class AgentClient:
         label: str = "",
         inputs: str | None = None,
     ) -> str:
+        """Queue one model's job; its id."""
         args = [f"--sha256={sha256}", *bench_option_args(options)]
         if inputs:
             args.append(f"--inputs={inputs}")
@@ -181,6 +198,32 @@ class AgentClient:
             args.append(f"--id={job_id}")
         if label:
             args.append(f"--label={label}")
+        return self._submit(args, job_id)
+
+    def submit_group(
+        self,
+        members: Sequence[GroupMember],
+        options: BenchOptions,
+        *,
+        job_id: str,
+        inputs: str | None = None,
+    ) -> str:
+        """Queue one group job measuring `members` (2 or more) in alternating rounds; its id.
+
+        Each member gets its own Result (job id = its member id) inside the group's.
+        """
+        if len(members) < 2:
+            raise ValueError("a group job needs two or more members")
+        args = [f"--sha256={m.sha256}" for m in members]
+        args += bench_option_args(options)
+        if inputs:
+            args.append(f"--inputs={inputs}")
+        args.append(f"--id={job_id}")
+        args += [f"--label={m.label}" for m in members]
+        args += [f"--member-id={m.job_id}" for m in members]
+        return self._submit(args, job_id)
+
+    def _submit(self, args: list[str], job_id: str | None) -> str:
         if job_id is None:
             return str(self.call("submit", *args, timeout=120)["job_id"])
         attempt = 0

@@ -2,14 +2,15 @@
 
 `BenchOptions` mirrors the agent's own `device_agents.protocol.BenchOptions` (the agent
 cannot import pydantic, so it keeps its dataclass; a test checks the two agree) and turns
-into it with `to_protocol()` for the wire.
+into it with `to_protocol()` for the wire. Fields in `HOST_ONLY` steer the host (how jobs
+are submitted) and never go on the wire.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from device_agents import protocol
 from edgeprune.errors import UserError
@@ -21,9 +22,50 @@ if TYPE_CHECKING:
 ThreadCount = Annotated[int, Field(ge=1, le=protocol.MAX_THREADS)]
 CpuNumber = Annotated[int, Field(ge=0, lt=4096)]
 
+HOST_ONLY = frozenset({"interleave"})
+"""BenchOptions fields the host acts on itself: not in the agent's dataclass, not on the wire."""
+
+MAX_PRECISION = 0.5
+
+
+def precision_value(value: Any) -> Any:
+    """`precision` as a fraction from "2%", "2 %", 0.02 or "0.02"; refuses the ambiguous 2.
+
+    A bare number of 1 or more could mean percent or a fraction gone wrong, so it is refused
+    with both spellings rather than guessed. Runs before the type check, so the CLI (a
+    string), a recipe (YAML: a string or a number) and Python all take the same spellings.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    hint = "write it as a percentage or a fraction, e.g. 2% or 0.02"
+    if isinstance(value, str):
+        text = value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text.removesuffix("%").strip())
+        except ValueError:
+            raise ValueError(f"{value!r} is not a number; {hint}") from None
+        if percent:
+            number /= 100
+    elif isinstance(value, int | float):
+        number, percent = float(value), False
+    else:
+        return value  # the type check says what is wrong
+    if not percent and 1 <= number < 100 * MAX_PRECISION:
+        raise ValueError(
+            f"{number:g} is ambiguous; write {number:g}% or {number / 100:g} (a fraction)"
+        )
+    if not 0 < number < MAX_PRECISION:
+        raise ValueError(f"must be above 0 and below 50 %; {hint}")
+    return number
+
+
+Precision = Annotated[float | None, BeforeValidator(precision_value)]
+
 
 class BenchOptions(StageOptions):
-    """How each model is measured on a device (one job per model, every thread count)."""
+    """How each model is measured on a device (every thread count; several models on one
+    device interleaved in one group job unless `interleave` is off)."""
 
     stage = "bench"
 
@@ -54,6 +96,28 @@ class BenchOptions(StageOptions):
     runtime: Literal["ai_edge_litert", "tflite_runtime", "tensorflow"] | None = Field(
         None, description="Force this TFLite runtime on the device (default: the best one there)."
     )
+    round_runs: int = Field(
+        5,
+        ge=1,
+        le=100_000,
+        description="Timed runs of each model per round when models are measured interleaved.",
+    )
+    precision: Precision = Field(
+        None,
+        description="Keep measuring until the 95 % interval of every median is within this "
+        "(e.g. 2%), or max_seconds has passed.",
+    )
+    max_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description="Cap on measuring per thread count with precision (default 60 s).",
+    )
+    interleave: bool = Field(
+        True,
+        description="Measure several models on one device in alternating rounds of one job "
+        "(drift hits all alike); off: one job per model, back to back.",
+    )
 
     @model_validator(mode="after")
     def _runs_or_time(self) -> BenchOptions:
@@ -64,7 +128,8 @@ class BenchOptions(StageOptions):
     def to_protocol(self) -> protocol.BenchOptions:
         """The agent's dataclass, as a job carries it."""
         try:
-            return protocol.BenchOptions(**self.model_dump()).validate("bench options")
+            wire = self.model_dump(exclude=set(HOST_ONLY))
+            return protocol.BenchOptions(**wire).validate("bench options")
         except protocol.ProtocolError as exc:
             raise UserError(str(exc), params=()) from None
 

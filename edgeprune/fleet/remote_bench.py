@@ -1,10 +1,14 @@
-"""`bench` across devices: deploy what is missing, queue one job per model, get the results home.
+"""`bench` across devices: deploy what is missing, queue the models, get the results home.
 
 Per device: deploy → submit → (a running daemon measures; otherwise `serve --once` drains
-the queue in the foreground) → fetch each result → hand it to `on_result` → `ack` it. A
-result is acknowledged only after `on_result` returned (the caller stores it there), so a
-crash in between loses nothing (the next fetch hands over the same result again, which the
-results store ignores); where results go is the caller's business (`workflows.bench`).
+the queue in the foreground) → fetch each result → hand it to `on_result` → `ack` it. With
+`interleave` (the default) and two or more models, they go as one group job the agent
+measures in alternating rounds, so drift on the board lands on every model alike; its
+member results are handed over one by one and the group acknowledged once all are kept.
+Without it, one job per model runs back to back. A result is acknowledged only after
+`on_result` returned (the caller stores it there), so a crash in between loses nothing (the
+next fetch hands over the same result again, which the results store ignores); where
+results go is the caller's business (`workflows.bench`).
 While the board measures, `wait` blocks inside the agent, in slices growing to a minute; a
 dropped link is reconnected and the results (kept in the spool until acknowledged) are
 asked for again.
@@ -21,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from device_agents.integrity import sha256_file
-from device_agents.protocol import BenchOptions, Result
+from device_agents.protocol import MAX_MEMBERS, BenchOptions, Result, error_result
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path
-from edgeprune.fleet.agent_client import AgentClient, AgentError
+from edgeprune.fleet.agent_client import AgentClient, AgentError, GroupMember
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
 from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
@@ -85,8 +89,89 @@ class DeviceBench:
         return [f"{m.name}: {r.error}" for m, r in self.results if r.status != "ok"]
 
 
+MAX_GROUP_MEMBERS = MAX_MEMBERS
+"""The agent measures at most this many models in one group job (more: several groups)."""
+
+
+@dataclass
+class QueuedJob:
+    """A job on the device: one model (no `member_ids`) or a group of them, one member id each."""
+
+    job_id: str
+    models: list[LocalModel]
+    member_ids: list[str] = field(default_factory=list)
+
+    @property
+    def weight(self) -> int:
+        """How many models' time the job takes (what its wait budget allows for)."""
+        return len(self.models)
+
+    def results(self, outer: Result) -> list[tuple[LocalModel, Result]]:
+        """Each model with its own Result: the job's, or its member's in a group.
+
+        A group that could not run (or a member the agent left out) gives those models an
+        error Result carrying the group's error, so every model is accounted for.
+        """
+        if not self.member_ids:
+            return [(self.models[0], outer)]
+        by_id = {member.job_id: member for member in outer.members}
+        paired = []
+        for model, member_id in zip(self.models, self.member_ids, strict=True):
+            member = by_id.get(member_id)
+            if member is None:
+                why = outer.error if outer.status != "ok" else "the agent returned no result"
+                member = error_result(
+                    member_id,
+                    model.sha256,
+                    f"group job {self.job_id}: {why or 'failed'}",
+                    label=model.name[:200],
+                    options=outer.options,
+                    device=outer.device,
+                    runtime=outer.runtime,
+                    agent_version=outer.agent_version,
+                    error_kind=outer.error_kind,
+                    group=self.job_id,
+                )
+            paired.append((model, member))
+        return paired
+
+
 def new_job_id() -> str:
     return f"ep-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def plan_jobs(models: list[LocalModel], interleave: bool) -> list[QueuedJob]:
+    """One job per model, or (interleaved) groups of up to MAX_GROUP_MEMBERS models each
+    (a lone model left over is a job of its own). Member ids are fresh job ids."""
+    if not interleave or len(models) < 2:
+        return [QueuedJob(new_job_id(), [model]) for model in models]
+    chunks = [
+        models[start : start + MAX_GROUP_MEMBERS]
+        for start in range(0, len(models), MAX_GROUP_MEMBERS)
+    ]
+    return [
+        QueuedJob(new_job_id(), chunk, [new_job_id() for _ in chunk])
+        if len(chunk) >= 2
+        else QueuedJob(new_job_id(), chunk)
+        for chunk in chunks
+    ]
+
+
+def submit_job(
+    agent: AgentClient, job: QueuedJob, options: BenchOptions, inputs: str | None
+) -> None:
+    """Queue `job` on the device (a group job when it has members)."""
+    if not job.member_ids:
+        model = job.models[0]
+        agent.submit(
+            model.sha256, options, job_id=job.job_id, label=model.name[:200], inputs=inputs
+        )
+        return
+    members = [
+        GroupMember(member_id, model.sha256, model.name[:200])
+        for model, member_id in zip(job.models, job.member_ids, strict=True)
+    ]
+    agent.submit_group(members, options, job_id=job.job_id, inputs=inputs)
 
 
 def device_accuracy(result: Result, labels: Any | None) -> float | None:
@@ -110,8 +195,9 @@ def bench_on_session(
     inputs: BenchInputs | None = None,
     deploy_progress: DeployProgress | None = None,
     step: StepProgress | None = None,
+    interleave: bool = True,
 ) -> DeviceBench:
-    """The whole bench loop on one open device."""
+    """The whole bench loop on one open device (`interleave`: see the module's docstring)."""
     name = session.device.name
     agent = session.agent
     outcome = DeviceBench(device=name)
@@ -127,12 +213,9 @@ def bench_on_session(
         inputs_ref = f"{inputs.sha256}.{inputs.suffix}"  # the agent's name for admitted inputs
         if inputs_ref not in agent.has([inputs_ref]):
             send_file(session, inputs.path, inputs.sha256, kind="inputs", label=inputs.path.name)
-    jobs: list[tuple[LocalModel, str]] = []
-    for model in models:
-        job_id = agent.submit(
-            model.sha256, options, job_id=new_job_id(), label=model.name[:200], inputs=inputs_ref
-        )
-        jobs.append((model, job_id))
+    jobs = plan_jobs(models, interleave)
+    for job in jobs:
+        submit_job(agent, job, options, inputs_ref)
     tell("queued", 0)
     attempt = 0
     while True:  # the results wait in the spool: after a dropped link, reconnect and ask again
@@ -146,31 +229,36 @@ def bench_on_session(
             time.sleep(backoff(attempt))
             with contextlib.suppress(ConnectionLost):
                 session.transport.reconnect()
-    for index, (model, job_id, result) in enumerate(fetched):
-        on_result(name, model, result)
-        agent.ack(job_id)
-        outcome.results.append((model, result))
-        tell("stored", index + 1)
+    stored = 0
+    for job, result in fetched:
+        for model, own in job.results(result):
+            on_result(name, model, own)
+            outcome.results.append((model, own))
+            stored += 1
+            tell("stored", stored)
+        agent.ack(job.job_id)  # a group's members go with it: only once all are kept
     return outcome
 
 
 def _measure(
     session: DeviceSession,
-    jobs: list[tuple[LocalModel, str]],
+    jobs: list[QueuedJob],
     options: BenchOptions,
     outcome: DeviceBench,
     tell: Callable[[str, int], None],
-) -> list[tuple[LocalModel, str, Result]]:
+) -> list[tuple[QueuedJob, Result]]:
     """Have the device run the queued jobs and return their results.
 
     With no agent serving the spool, `serve --once` drains the queue in the foreground;
     otherwise (a daemon, another bench command's `serve --once`, or one left running by a
     dropped link) `wait` blocks on the board. Waits are cut in slices so that an agent
     that exits before reaching our jobs is noticed and the queue drained here instead.
+    Budgets count a group job as its members' worth of jobs.
     """
     agent = session.agent
     per_job = options.timeout_s + 60
-    serve_timeout = per_job * len(jobs) + 120
+    total = sum(job.weight for job in jobs)
+    serve_timeout = per_job * total + 120
     running = _agent_serving(agent)
     if not outcome.measured_once:
         outcome.daemon_running = running
@@ -179,11 +267,13 @@ def _measure(
         tell("measuring (serve --once)", 0)
         _serve_once(agent, serve_timeout)
     fetched = []
-    for index, (model, job_id) in enumerate(jobs):
-        tell("measuring", index)
+    done = 0
+    for job in jobs:
+        tell("measuring", done)
         # the board may be busy with other jobs first: allow for all of ours
-        budget = per_job * (len(jobs) - index)
-        fetched.append((model, job_id, _await_result(session, job_id, budget, serve_timeout)))
+        budget = per_job * (total - done)
+        fetched.append((job, _await_result(session, job.job_id, budget, serve_timeout)))
+        done += job.weight
     return fetched
 
 
@@ -242,6 +332,7 @@ def run_bench(
     connect: ConnectOptions | None = None,
     deploy_progress: DeployProgress | None = None,
     step: StepProgress | None = None,
+    interleave: bool = True,
 ) -> GroupResult[DeviceBench]:
     """Bench every model on every device (devices in parallel); each result goes to `on_result`.
 
@@ -258,6 +349,7 @@ def run_bench(
             inputs=inputs,
             deploy_progress=deploy_progress,
             step=step,
+            interleave=interleave,
         )
 
     return each_session(devices, work, connect=connect, concurrency=concurrency)

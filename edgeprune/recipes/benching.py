@@ -1,7 +1,8 @@
 """The bench stage of a recipe: the variants' .tflite files measured on every device.
 
 Through the fleet API (`bench_on_session`): deploy what the device lacks (by sha256),
-queue a job per model, bring the results home into the results store (`store_results`),
+queue the models (one interleaved group job, or one job per model with
+`bench.interleave: false`), bring the results home into the results store (`store_results`),
 then write one record per (model, device, options) under `bench/` so a re-run knows it is
 done. Devices
 run in parallel; a device that fails is recorded against that device and the others
@@ -150,6 +151,7 @@ def _bench_group(
         if model.sha256 not in by_sha:
             models.append(model)
         by_sha.setdefault(model.sha256, []).append(variant_plan)
+    bench_spec: Any = plan.recipe.spec.bench  # built from BenchOptions' fields (host-only too)
     result = bench_on_session(
         session,
         models,
@@ -157,6 +159,7 @@ def _bench_group(
         on_result=store_results(store, run_id, inputs),
         inputs=inputs,
         step=step,
+        interleave=bench_spec.interleave,
     )
     db = str(Path(store.path).resolve())
     for model, measured in result.results:

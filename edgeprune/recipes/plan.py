@@ -17,6 +17,7 @@ from typing import Any
 from device_agents.protocol import BenchOptions, ProtocolError
 from edgeprune.errors import UserError
 from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.options import HOST_ONLY
 from edgeprune.recipes.cache import (
     StageCache,
     StageRecord,
@@ -130,7 +131,7 @@ class Plan:
 
 def bench_options_of(recipe: Recipe) -> BenchOptions:
     spec: Any = recipe.spec.bench  # a model built from BenchOptions' fields
-    values = spec.model_dump(exclude={"inputs"})
+    values = spec.model_dump(exclude={"inputs", *HOST_ONLY})  # interleave: benching reads it
     try:
         return BenchOptions(**values).validate("bench")
     except ProtocolError as exc:

@@ -1,5 +1,9 @@
 """Turning one agent Result into store rows: one per measurement (thread count), and each
-measurement's raw latencies once, as a compact blob."""
+measurement's raw latencies once, as a compact blob.
+
+A row carries the 95 % intervals of its p50 and p90 (as the agent computed them from order
+statistics; None when too few runs) and the group job it was measured in, so tables can
+show the uncertainty and comparisons can pair interleaved rows without reading the JSON."""
 
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ def rows_of_result(
         "warnings": json.dumps(list(dict.fromkeys(w.code for w in result.warnings))),
         "started_at": result.started_at,
         "finished_at": result.finished_at,
+        "group_id": result.group,
         "result_json": result_without_latencies(result),
     }
     if not result.measurements:
@@ -65,6 +70,8 @@ def rows_of_result(
             "p50_ms": summary.p50 if summary else None,
             "p90_ms": summary.p90 if summary else None,
             "p99_ms": summary.p99 if summary else None,
+            **_interval("p50", summary.p50_ci if summary else None),
+            **_interval("p90", summary.p90_ci if summary else None),
             "mean_ms": summary.mean if summary else None,
             "std_ms": summary.std if summary else None,
             "min_ms": summary.min if summary else None,
@@ -109,12 +116,20 @@ def _empty_measurement(result: Result) -> dict[str, Any]:
         "status": "error" if result.status != "ok" else "ok",
         "error": result.error,
         **{k: None for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "runs")},
+        **_interval("p50", None),
+        **_interval("p90", None),
         "init_ms": None,
         "first_invoke_ms": None,
         "peak_rss_kb": None,
         "accuracy": None,
         "accuracy_source": None,
     }
+
+
+def _interval(name: str, ci: list[float] | None) -> dict[str, float | None]:
+    """`<name>_lo_ms` and `<name>_hi_ms` from a summary's 95 % interval (None: too few runs)."""
+    low, high = (float(ci[0]), float(ci[1])) if ci else (None, None)
+    return {f"{name}_lo_ms": low, f"{name}_hi_ms": high}
 
 
 def _bool_or_none(value: Any) -> int | None:

@@ -28,7 +28,7 @@ from edgeprune.paths import data_dir
 from edgeprune.results import dbfile, latency_blob
 from edgeprune.results.rows import ModelInfo, latency_rows, rows_of_result
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_ENV = "EDGEPRUNE_RESULTS_DB"
 
 _SCHEMA = """
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS measurements (
     error TEXT,
     p50_ms REAL, p90_ms REAL, p99_ms REAL, mean_ms REAL, std_ms REAL, min_ms REAL,
     runs INTEGER,
+    p50_lo_ms REAL, p50_hi_ms REAL, p90_lo_ms REAL, p90_hi_ms REAL,
+    group_id TEXT,
     init_ms REAL, first_invoke_ms REAL, peak_rss_kb INTEGER,
     size_bytes INTEGER, gzip_bytes INTEGER, quantization TEXT, sparsity REAL,
     accuracy REAL, accuracy_source TEXT,
@@ -76,6 +78,18 @@ CREATE TABLE IF NOT EXISTS latencies (
 """
 _RETRY_SLEEP = 0.02
 
+ADDED_COLUMNS = {
+    3: (
+        ("p50_lo_ms", "REAL"),
+        ("p50_hi_ms", "REAL"),
+        ("p90_lo_ms", "REAL"),
+        ("p90_hi_ms", "REAL"),
+        ("group_id", "TEXT"),
+    ),
+}
+"""Columns each schema version added to `measurements`: what migrating an older DB adds
+(its old rows read NULL there), and what reading one read-only fills with NULL."""
+
 COLUMNS = (
     "id",
     "run_id",
@@ -94,6 +108,11 @@ COLUMNS = (
     "std_ms",
     "min_ms",
     "runs",
+    "p50_lo_ms",
+    "p50_hi_ms",
+    "p90_lo_ms",
+    "p90_hi_ms",
+    "group_id",
     "init_ms",
     "first_invoke_ms",
     "peak_rss_kb",
@@ -282,6 +301,11 @@ class ResultsStore:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                    present = _measurement_columns(conn)
+                    for added in ADDED_COLUMNS.values():
+                        for column, kind in added:
+                            if column not in present:
+                                conn.execute(f"ALTER TABLE measurements ADD COLUMN {column} {kind}")
                     conn.execute(f"PRAGMA application_id = {dbfile.APPLICATION_ID}")
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
@@ -409,7 +433,7 @@ class ResultsStore:
     ) -> list[dict[str, Any]]:
         """Rows as dicts, oldest first; filter by runs, device name and model name or sha prefix."""
         columns = list(COLUMNS) + (["result_json"] if with_json else [])
-        query = f"SELECT {', '.join(columns)} FROM measurements WHERE 1=1"
+        query = "SELECT {columns} FROM measurements WHERE 1=1"
         params: list[Any] = []
         if run_ids:
             query += f" AND run_id IN ({', '.join('?' for _ in run_ids)})"
@@ -422,7 +446,9 @@ class ResultsStore:
             params += [model, model.lower() + "%"]
         query += " ORDER BY run_id, id"
         with self._connect() as conn:
-            rows = [dict(r) for r in conn.execute(query, params)]
+            present = _measurement_columns(conn)  # an older DB read as it is lacks the new ones
+            selected = ", ".join(c if c in present else f"NULL AS {c}" for c in columns)
+            rows = [dict(r) for r in conn.execute(query.format(columns=selected), params)]
             if with_json:
                 self._attach_results(conn, rows)
         for row in rows:
@@ -457,6 +483,11 @@ class ResultsStore:
                 if 0 <= index < len(measurements):
                     measurements[index]["latencies_ms"] = values
             row["result"] = result
+
+
+def _measurement_columns(conn: sqlite3.Connection) -> set[str]:
+    """The columns the DB's `measurements` table has (fewer in a DB of an older version)."""
+    return {row[1] for row in conn.execute("PRAGMA table_info(measurements)")}
 
 
 _INSERT_COLUMNS = [c for c in COLUMNS if c != "id"] + ["result_json"]

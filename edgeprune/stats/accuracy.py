@@ -20,7 +20,7 @@ import numpy as np
 from edgeprune.stats._checks import StatsInputError, fraction
 
 ACCURACY_VERDICTS = ("within_budget", "over_budget", "cannot_tell", "no_budget")
-_RESAMPLES = 20_000
+_RESAMPLES = 10_000
 
 
 def wilson_ci(correct: int, total: int, confidence: float = 0.95) -> tuple[float, float]:

@@ -176,7 +176,7 @@ def record_bench(
     run_id = store.begin_run(
         command,
         {
-            "options": wire.__dict__,
+            "options": wire.__dict__ | {"interleave": options.interleave},
             "models": [m.name for m in models],
             "devices": [d.name for d in devices],
             "inputs": str(inputs.path) if inputs else None,
@@ -192,6 +192,7 @@ def record_bench(
         connect=deploy.connect(),
         deploy_progress=deploy_progress,
         step=progress,
+        interleave=options.interleave,
     )
     return run_id, group
 
