@@ -33,6 +33,15 @@ from .spool import Spool
 Outcome = Tuple[Any, str, int]
 
 
+FLAGS = {
+    "round_runs": "round-runs",
+    "max_seconds": "max-seconds",
+    "min_seconds": "min-seconds",
+    "delay_ms": "delay-ms",
+    "timeout_s": "timeout",
+}
+
+
 def bench_options(args: argparse.Namespace) -> BenchOptions:
     """The bench options shared by submit and run, validated (BadInput on nonsense)."""
     runs = args.runs
@@ -58,8 +67,8 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
         return options.validate("bench options")
     except ProtocolError as exc:
         text = str(exc).replace("bench options: ", "--", 1)
-        for name in ("round_runs", "max_seconds", "min_seconds", "delay_ms", "timeout_s"):
-            text = text.replace("--" + name, "--" + name.replace("_", "-"), 1)
+        for field_name, flag in FLAGS.items():  # name the flag the user typed
+            text = text.replace("--" + field_name + " ", "--" + flag + " ", 1)
         raise BadInput(text) from None
 
 
@@ -145,7 +154,10 @@ def cmd_has(args: argparse.Namespace) -> Outcome:
 
 def cmd_submit(args: argparse.Namespace) -> Outcome:
     if bool(args.model) == bool(args.sha256):
-        raise BadInput("give either MODEL file(s) or --sha256 of model(s) already in the spool")
+        raise BadInput(
+            "give either a MODEL file or --sha256 of a model already in the spool (several of "
+            "either for a group job)"
+        )
     options = bench_options(args)
     job_id = validate_or_new_id(args.id)
     count = len(args.model or args.sha256)

@@ -18,7 +18,12 @@ Job (schema 1)::
      "options": {"threads": [1, 4], "runs": 50, "min_seconds": null, "warmup": 5,
                  "xnnpack": true, "cpus": [2, 3], "delay_ms": 0.0,
                  "inputs": "<64 hex>.npz" | null, "timeout_s": 600.0, "seed": 0,
-                 "runtime": null}}
+                 "runtime": null, "round_runs": 5, "precision": null, "max_seconds": null},
+     "members": []}
+
+A group job (several models measured in alternating rounds) lists 2 to 32 ``members``
+``{"id", "model_sha256", "model", "label"}``; its own model is the first member's, and its
+Result holds one Result per member in ``members`` (each with ``group`` = the group id).
 
 Result (schema 1): see `Result`; every latency is in milliseconds, every time stamp in
 seconds since the epoch, memory in KiB.
@@ -34,7 +39,7 @@ import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 SCHEMA_VERSION = 1
 
@@ -527,7 +532,7 @@ class LatencySummary:
     confidence: float = CONFIDENCE
 
     @classmethod
-    def of(cls, latencies_ms: List[float], confidence: float = CONFIDENCE) -> LatencySummary:
+    def of(cls, latencies_ms: Sequence[float], confidence: float = CONFIDENCE) -> LatencySummary:
         """Summary of a list of latencies; percentiles by linear interpolation (numpy's default)."""
         if not latencies_ms:
             raise ValueError("no latencies to summarise")

@@ -18,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from typing import Any, Callable, Dict, List, Optional
 
 from .protocol import LatencySummary, Measurement, kept_latencies
 
-MAX_TIMED_RUNS = 1_000_000  # per member and thread count, as for a single measurement
+MAX_TIMED_RUNS = 1_000_000  # per thread count, as for a single measurement; shared by a group
 # A member that does not answer a round within max(HANG_FLOOR_S, HANG_FACTOR x the time
 # its runs should take) is taken as hung and killed; the job's own deadline bounds it too.
 HANG_FLOOR_S = 60.0
@@ -209,7 +210,8 @@ class MemberRun:
         self.spec = spec
         self.child: Optional[RoundsChild] = None
         self.facts: Dict[str, Any] = {}
-        self.latencies: List[float] = []
+        self.latencies = array("d")  # 8 bytes a run: a group may hold many runs per member
+        self.last_round: List[float] = []
         self.rounds: List[int] = []
         self.failure: Optional[ChildFailed] = None
         self.half_width: Optional[float] = None
@@ -234,8 +236,8 @@ class MemberRun:
 
     def expected_s(self, runs: int) -> float:
         """How long `runs` timed runs should take, from what this member has shown so far."""
-        if self.latencies:
-            per_run_ms = sorted(self.latencies)[len(self.latencies) // 2]
+        if self.last_round:
+            per_run_ms = sorted(self.last_round)[len(self.last_round) // 2]
         else:
             per_run_ms = float(self.facts.get("first_invoke_ms") or 1000.0)
         return runs * (per_run_ms + float(self.spec.get("delay_ms") or 0.0)) / 1000.0
@@ -250,13 +252,15 @@ def measure_in_rounds(
     """Measure every member at one thread count in alternating rounds; one Measurement each.
 
     Setup (load, init, first invoke, warmup) runs member by member, so no two inits compete
-    for the CPU. Then each round asks every live member for `options.round_runs` runs, the
-    order rotating by one member per round, until every member has `runs` (and
-    `min_seconds` passed) and, with `precision`, every median is that precise or the
-    precision time cap is spent. A member that fails is dropped from later rounds.
+    for the CPU; each may take its share of the job's time (`_setup_limit`). Then each
+    round asks every live member for `options.round_runs` runs, the order rotating by one
+    member per round, until every member has `runs` (and `min_seconds` passed) and, with
+    `precision`, every median is that precise or the precision time cap is spent. A member
+    that fails is dropped from later rounds.
     """
     try:
-        for member in members:
+        for position, member in enumerate(members):
+            left = len(members) - position - 1  # members still to set up after this one
             try:
                 member.child = start_child(member)
             except OSError as exc:
@@ -267,7 +271,7 @@ def measure_in_rounds(
                     )
                 )
                 continue
-            _ask(member, member.spec, watch, None, member.facts.update)
+            _ask(member, member.spec, watch, _setup_limit(watch, left), member.facts.update)
         started = time.monotonic()
         _rounds(members, options, watch, started)
         elapsed = time.monotonic() - started
@@ -285,6 +289,13 @@ def measure_in_rounds(
     return measurements
 
 
+def _setup_limit(watch: Watch, left: int) -> float:
+    """A member's setup (load, init, warmup) may take an equal share of the job's remaining
+    time, keeping one share for the rounds (at least HANG_FLOOR_S): a runtime that hangs
+    while loading one model leaves time to measure the others."""
+    return max(HANG_FLOOR_S, (watch.deadline - time.monotonic()) / (left + 2))
+
+
 def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float) -> None:
     wanted = options.runs or 1
     target = options.precision
@@ -292,6 +303,7 @@ def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float
     if cap_s is not None:  # leave the job time to finish (outputs) and the next thread counts
         cap_s = min(cap_s, max(0.0, 0.8 * (watch.deadline - started)))
     round_runs = options.round_runs
+    most = max(wanted, MAX_TIMED_RUNS // len(members))  # a group shares one job's bound
     index = 0
     while True:
         live = [m for m in members if m.live]
@@ -307,7 +319,7 @@ def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float
             or all(m.precise_enough(target, round_runs) for m in live)
         ):
             return
-        if all(len(m.latencies) >= MAX_TIMED_RUNS for m in live):
+        if all(len(m.latencies) >= most for m in live):
             return
         shift = index % len(members)
         for member in members[shift:] + members[:shift]:
@@ -317,12 +329,14 @@ def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float
             limit = max(HANG_FLOOR_S, HANG_FACTOR * member.expected_s(runs))
             _ask(member, {"cmd": "runs", "n": runs}, watch, limit, member_record(member))
         index += 1
+        watch.tick()  # between rounds, so a thermal sample never lands inside timed runs
 
 
 def member_record(member: MemberRun) -> Callable[[Dict[str, Any]], None]:
     def record(reply: Dict[str, Any]) -> None:
         latencies = [float(x) for x in reply.get("latencies_ms") or []]
         member.latencies.extend(latencies)
+        member.last_round = latencies
         member.rounds.append(len(latencies))
 
     return record
@@ -376,7 +390,7 @@ def _measurement(member: MemberRun, options: Any, elapsed: float) -> Measurement
         load_ms=facts.get("load_ms"),
         init_ms=facts.get("init_ms"),
         first_invoke_ms=facts.get("first_invoke_ms"),
-        latencies_ms=member.latencies,
+        latencies_ms=member.latencies.tolist(),
         summary=summary,
         rss_before_model_kb=facts.get("rss_before_model_kb"),
         peak_rss_kb=facts.get("peak_rss_kb"),

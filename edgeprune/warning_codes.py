@@ -86,12 +86,6 @@ CATALOGUE: dict[str, WarningExplanation] = {
             "see why the agent stopped in logs/agent.log of its directory on the board (power, "
             "memory, a reboot) and bench again if the conditions matter",
         ),
-        WarningExplanation(
-            "precision_not_reached",
-            "--precision was asked for but the median's interval did not get that narrow "
-            "before --max-seconds ran out: the result is less precise than requested",
-            "raise --max-seconds, quiet the board, or accept a looser --precision",
-        ),
     )
 }
 

@@ -122,6 +122,7 @@ def bench(
         document["rows"],
         document["devices"],
         [m.name for m in loaded],
+        source=(run.store, run.run_id),
     )
     if check and result.failures:
         first = result.failures[0]
@@ -139,48 +140,83 @@ def compare(
     store: StoreLike = DEFAULT_STORE,
 ) -> Comparison:
     """Each model's p50 next to the baseline's (the first model unless `baseline` names one),
-    per device and thread count.
+    per device and thread count, with the speed-up's 95 % interval and a verdict (faster,
+    slower, indistinguishable) from the stored runs.
 
     `run` is a BenchResult, or a run id / reference (`latest`, `latest~1`) in `store`.
     `baseline` is a model's file name or a sha256 prefix.
     """
+    from edgeprune.results.tables import summary_rows
+
+    measured: list[dict[str, Any]] | None = None
     if isinstance(run, BenchResult):
         rows, run_id = run.rows, run.run_id
+        if run.source is not None:
+            kept, stored_id = run.source
+            measured = kept.measurements([stored_id], with_json=True)
     else:
-        from edgeprune.results.tables import summary_rows
-
         kept = _store(store, create=False)
         run_id = kept.resolve_run(str(run))
-        rows = summary_rows(kept.measurements([run_id]))
+        measured = kept.measurements([run_id], with_json=True)
+        rows = [{"model": r["model_name"], "model_sha256": r["model_sha256"]} for r in measured]
     if not rows:
         raise UserError("the run has no measurements to compare", params=("run",))
     base_sha = _baseline_sha(rows, baseline)
-    base_name = next(r["model"] for r in rows if r["model_sha256"] == base_sha)
+    if isinstance(run, BenchResult) and any(
+        r["baseline"] and r["model_sha256"] == base_sha for r in rows
+    ):
+        judged = rows  # the bench's own baseline: its rows are already judged against it
+    elif measured is not None:
+        judged = summary_rows(measured, baseline_sha256=base_sha)
+        if run_id is None:
+            judged = [r | {"run_id": None} for r in judged]
+    else:
+        judged = _judged_by_p50(rows, base_sha)
+    base_name = next(r["model"] for r in judged if r["model_sha256"] == base_sha)
     base_p50 = {
+        (r["device"], r["threads"], r["xnnpack"]): r["p50_ms"]
+        for r in judged
+        if r["model_sha256"] == base_sha and r["status"] == "ok" and r["p50_ms"]
+    }
+    out = []
+    for row in judged:
+        reference = base_p50.get((row["device"], row["threads"], row["xnnpack"]))
+        p50 = row["p50_ms"] if row["status"] == "ok" else None
+        out.append(
+            dict(row)
+            | {
+                "p50_ms": p50,
+                "baseline_p50_ms": reference,
+                "ratio": p50 / reference if p50 and reference else None,
+            }
+        )
+    return Comparison(baseline=base_name, rows=out, run_id=run_id)
+
+
+def _judged_by_p50(rows: list[dict[str, Any]], base_sha: str) -> list[dict[str, Any]]:
+    """Rows of a BenchResult made by hand (no store to read runs from): p50 ratios only."""
+    base = {
         (r["device"], r["threads"], r["xnnpack"]): r["p50_ms"]
         for r in rows
         if r["model_sha256"] == base_sha and r["status"] == "ok" and r["p50_ms"]
     }
     out = []
     for row in rows:
-        reference = base_p50.get((row["device"], row["threads"], row["xnnpack"]))
-        p50 = row["p50_ms"] if row["status"] == "ok" else None
+        reference = base.get((row["device"], row["threads"], row["xnnpack"]))
+        is_base = row["model_sha256"] == base_sha
+        speedup = reference / row["p50_ms"] if reference and row.get("p50_ms") else None
         out.append(
-            {
-                "model": row["model"],
-                "model_sha256": row["model_sha256"],
-                "baseline": row["model_sha256"] == base_sha,
-                "device": row["device"],
-                "threads": row["threads"],
-                "xnnpack": row["xnnpack"],
-                "status": row["status"],
-                "p50_ms": p50,
-                "baseline_p50_ms": reference,
-                "ratio": p50 / reference if p50 and reference else None,
-                "speedup": reference / p50 if p50 and reference else None,
+            dict(row)
+            | {
+                "baseline": is_base,
+                "speedup": 1.0 if is_base and speedup else speedup,
+                "speedup_ci": None,
+                "verdict": "baseline" if is_base and speedup else None,
+                "method": None,
+                "runs_to_decide": None,
             }
         )
-    return Comparison(baseline=base_name, rows=out, run_id=run_id)
+    return out
 
 
 def _models(models: ModelsLike) -> list[LocalModel]:

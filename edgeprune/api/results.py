@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeprune.api._display import html_table, ms, percent, ratio, text_block, text_table
+from edgeprune.api._display import html_table, ms, percent, text_block, text_table
 
 
 class _Shown:
@@ -336,18 +336,50 @@ class DeployResult(_Shown):
         return ["device", "model", "status"], rows
 
 
-_BENCH_HEADER = ["model", "device", "threads", "p50", "p90", "speed-up"]
+_BENCH_HEADER = ["model", "device", "threads", "p50", "p90", "speed-up", "verdict"]
 
 
 def _threads(row: dict[str, Any]) -> str:
     return str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn")
 
 
+def _legend_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """How the speed-ups were judged and each warning code shown, with its fix."""
+    from edgeprune.results import wording
+    from edgeprune.warning_codes import legend
+
+    lines = []
+    note = wording.method_note(rows)
+    if note:
+        lines.append(note)
+    codes = (c for r in rows for c in r.get("warnings") or [])
+    lines += [f"warning {entry.line()}" for entry in legend(codes)]
+    return lines
+
+
+def _measured_row(row: dict[str, Any]) -> list[object]:
+    from edgeprune.results import wording
+
+    ok = row["status"] == "ok"
+    return [
+        row["model"],  # the verdict column names the baseline
+        row["device"],
+        _threads(row),
+        wording.latency(row["p50_ms"], row.get("p50_ci_ms")) if ok else f"error: {row['error']}",
+        wording.latency(row.get("p90_ms"), None),
+        wording.speedup(row) if ok else "–",
+        wording.verdict(row) if ok else "–",
+    ]
+
+
 @dataclass(repr=False)
 class BenchResult(_Shown):
     """`ep.bench`: one row per model × device × thread count, as `edgeprune bench --json`.
 
-    `run_id` and `db` are None when the results were kept in memory only (`store=None`).
+    Each row carries `p50_ci_ms`, `runs`, and against the first model `speedup`,
+    `speedup_ci`, `verdict` ("baseline" on the first model's rows), `method` and
+    `runs_to_decide`. `run_id` and `db` are None when the results were kept in memory only
+    (`store=None`).
     """
 
     run_id: int | None
@@ -355,6 +387,8 @@ class BenchResult(_Shown):
     rows: list[dict[str, Any]]
     devices: list[dict[str, Any]]
     models: list[str] = field(default_factory=list)
+    source: Any = field(default=None, compare=False)
+    """(results store, run id) the rows came from, so `ep.compare` can judge another baseline."""
 
     @property
     def failures(self) -> list[str]:
@@ -378,28 +412,23 @@ class BenchResult(_Shown):
         return f"BenchResult: {len(self.rows)} measurement(s), {where}"
 
     def _table(self) -> tuple[list[str] | None, list[list[object]]]:
-        rows: list[list[object]] = [
-            [
-                r["model"] + (" (base)" if r["baseline"] else ""),
-                r["device"],
-                _threads(r),
-                ms(r["p50_ms"]) if r["status"] == "ok" else f"error: {r['error']}",
-                ms(r["p90_ms"]),
-                ratio(r["speedup"]),
-            ]
-            for r in self.rows
-        ]
-        return _BENCH_HEADER, rows
+        return _BENCH_HEADER, [_measured_row(r) for r in self.rows]
 
     def _lines(self) -> list[str]:
-        return super()._lines() + [f"failed: {line}" for line in self.failures]
+        return (
+            super()._lines()
+            + [f"failed: {line}" for line in self.failures]
+            + _legend_lines(self.rows)
+        )
 
 
 @dataclass(repr=False)
 class Comparison(_Shown):
-    """`ep.compare`: each model's p50 next to the first model's, per device and thread count.
+    """`ep.compare`: each model's p50 next to the baseline's, per device and thread count.
 
-    `ratio` is this model's p50 / the first model's (below 1: faster); `speedup` its inverse.
+    Rows are `edgeprune results show --json` rows judged against `baseline` (`speedup` =
+    baseline p50 / p50 with `speedup_ci` and `verdict`), plus `baseline_p50_ms` and `ratio`
+    (this model's p50 / the baseline's: below 1 is faster).
     """
 
     baseline: str
@@ -414,20 +443,15 @@ class Comparison(_Shown):
         return f"Comparison ({run}vs {self.baseline})"
 
     def _table(self) -> tuple[list[str] | None, list[list[object]]]:
-        header = ["model", "device", "threads", "p50", "base p50", "ratio", "speed-up"]
-        rows: list[list[object]] = [
-            [
-                r["model"],
-                r["device"],
-                _threads(r),
-                ms(r["p50_ms"]),
-                ms(r["baseline_p50_ms"]),
-                "–" if r["ratio"] is None else f"{r['ratio']:.2f}",
-                ratio(r["speedup"]),
-            ]
-            for r in self.rows
-        ]
+        header = [*_BENCH_HEADER[:4], "base p50", *_BENCH_HEADER[5:]]
+        rows: list[list[object]] = []
+        for r in self.rows:
+            cells = _measured_row(r)
+            rows.append([*cells[:4], ms(r["baseline_p50_ms"]), *cells[5:]])
         return header, rows
+
+    def _lines(self) -> list[str]:
+        return super()._lines() + _legend_lines(self.rows)
 
 
 @dataclass(repr=False)

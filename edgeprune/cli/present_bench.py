@@ -2,29 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 from edgeprune.cli.common import console
 from edgeprune.cli.present_fleet import human_bytes
+from edgeprune.results import wording
+from edgeprune.warning_codes import legend
 
 
 def fmt(value: float | None, digits: int = 3, suffix: str = "") -> str:
     return "–" if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def print_summary(rows: list[dict[str, Any]], title: str) -> None:
-    """model × device × threads: p50, p90, speed-up against the baseline, size, accuracy.
+def print_legend(codes: Iterable[str], rows: Sequence[dict[str, Any]] = ()) -> None:
+    """Under a table: how speed-ups were judged, what "indist." means, and every warning code
+    shown, in plain words with its fix."""
+    note = wording.method_note(rows)
+    if note:
+        console.print(f"[dim]{note}[/dim]")
+    if any(r.get("verdict") == "indistinguishable" for r in rows):
+        console.print(f"[dim]{wording.VERDICT_KEY}[/dim]")
+    explained = legend(codes)
+    if explained:
+        console.print("warnings:")
+    for entry in explained:
+        console.print(
+            f"  [yellow]{entry.code}[/yellow]: {entry.meaning}. [bold]Fix:[/bold] {entry.fix}",
+            highlight=False,
+        )
 
-    Errors and the agent's warnings follow the table, one line each, so the table stays narrow.
+
+def compact_table(title: str) -> Table:
+    """A table that fits 80 columns: no outer edge, two spaces between columns."""
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+
+
+def print_summary(rows: list[dict[str, Any]], title: str) -> None:
+    """model × device × threads: p50 and its 95 % interval (±), runs, speed-up with its
+    interval and verdict, size, accuracy (size and accuracy only when some row has them).
+
+    Errors and the agent's warnings follow the table, one line each, then the legend, so the
+    table stays narrow.
     """
-    table = Table(title=title)
+    sizes = any(r["size_bytes"] for r in rows)
+    accuracies = any(r["accuracy"] is not None for r in rows)
+    p90 = console.width >= 100  # in --json and the HTML report always
+    table = compact_table(title)
     table.add_column("model", overflow="fold")
     table.add_column("device", overflow="fold")
-    for column in ("thr", "p50 ms", "p90 ms", "speed-up", "size", "accuracy"):
-        table.add_column(column, justify="right")
+    for column in ("thr", "p50 ms ±95%", *(["p90 ms"] if p90 else []), "runs", "speed-up, 95%"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=8)
+    if sizes:
+        table.add_column("size", justify="right", no_wrap=True)
+    if accuracies:
+        table.add_column("acc", justify="right", no_wrap=True)
     notes: list[str] = []
     for row in rows:
         where = f"{row['model']} on {row['device']}, {row['threads']} thread(s)"
@@ -32,26 +69,99 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
             notes.append(f"[red]{where}: {row['error'] or 'error'}[/red]")
         elif row["warnings"]:
             notes.append(f"[yellow]{where}: {', '.join(row['warnings'])}[/yellow]")
-        accuracy = fmt(row["accuracy"], 3)
-        if row["accuracy_source"] == "device":
-            accuracy += "*"
-        table.add_row(
-            row["model"] + (" (base)" if row["baseline"] else ""),
+        precision = row.get("precision")
+        if precision and not precision.get("reached"):
+            notes.append(f"[yellow]{where}: {precision_text(precision)}[/yellow]")
+        undecided = wording.undecided_note(row)
+        if undecided and row["status"] == "ok":
+            notes.append(f"{where}: {undecided}")
+        ok = row["status"] == "ok"
+        cells = [
+            row["model"],  # the verdict column names the baseline
             row["device"],
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
-            fmt(row["p50_ms"]) if row["status"] == "ok" else "[red]error[/red]",
-            fmt(row["p90_ms"]),
-            fmt(row["speedup"], 2, "×"),
-            human_bytes(row["size_bytes"]),
-            accuracy,
-        )
+            p50_cell(row["p50_ms"], row.get("p50_ci_ms")) if ok else "[red]error[/red]",
+            *([wording.number(row["p90_ms"])] if p90 else []),
+            "–" if row.get("runs") is None else str(row["runs"]),
+            *speedup_cells(row),
+        ]
+        if sizes:
+            cells.append(human_bytes(row["size_bytes"]))
+        if accuracies:
+            accuracy = fmt(row["accuracy"], 3)
+            cells.append(accuracy + ("*" if row["accuracy_source"] == "device" else ""))
+        table.add_row(*cells)
     console.print(table)
     if any(r["accuracy_source"] == "device" for r in rows):
-        console.print(
-            "accuracy* measured on the device with --inputs; others from the model's manifest"
-        )
+        console.print("acc* measured on the device with --inputs; others from the model's manifest")
     for note in notes:
         console.print(note)
+    print_legend((c for r in rows for c in r["warnings"]), rows)
+
+
+def p50_cell(p50: float | None, interval: list[float] | None) -> str:
+    """ "10.0 ±1.0%": the median and its 95 % half-width, narrow enough for 80 columns."""
+    spread = wording.plus_minus(p50, interval).replace(" ", "")
+    return wording.number(p50) + (f" {spread}" if spread else "")
+
+
+def speedup_cells(row: dict[str, Any]) -> list[str]:
+    """[speed-up with its 95 % interval, short verdict] of a row ("–" where there is none)."""
+    if row.get("status", "ok") != "ok" or row.get("speedup") is None:
+        return ["–", "–"]
+    if row.get("verdict") == "baseline":
+        return ["1×", "baseline"]
+    ci = row.get("speedup_ci")
+    return [
+        f"{row['speedup']:.2f}×" + (f" {ci[0]:.2f}–{ci[1]:.2f}" if ci else ""),
+        wording.verdict(row, short=True),
+    ]
+
+
+def precision_text(precision: dict[str, Any]) -> str:
+    """What --precision got to: "precision 2 % not reached: ±3.1 % after 412 runs, 60 s"."""
+    target = precision.get("target")
+    width = precision.get("half_width")
+    reached = "reached" if precision.get("reached") else "not reached"
+    got = f"±{width * 100:.1f} %" if isinstance(width, (int, float)) else "no interval"
+    target_text = f"{target * 100:g} %" if isinstance(target, (int, float)) else "?"
+    return (
+        f"precision {target_text} {reached}: {got} after {precision.get('runs', '?')} runs, "
+        f"{precision.get('seconds', 0):.0f} s"
+    )
+
+
+def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
+    """`results compare`: p50 ± per run, then the last run against the first with its verdict."""
+    table = compact_table(f"p50 ms across runs {', '.join(map(str, run_ids))}")
+    table.add_column("model", overflow="fold")
+    table.add_column("device", overflow="fold")
+    table.add_column("thr", justify="right")
+    for run in run_ids:
+        table.add_column(f"run {run}", justify="right", no_wrap=True)
+    table.add_column("first/last, 95%", justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=8)
+    for row in rows:
+        cells = [p50_cell(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r))) for r in run_ids]
+        table.add_row(
+            row["model"],
+            row["device"],
+            str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
+            *cells,
+            *speedup_cells(row),
+        )
+    console.print(table)
+    for row in rows:
+        undecided = wording.undecided_note(row)
+        if undecided:
+            console.print(
+                f"{row['model']} on {row['device']}, {row['threads']} thread(s): {undecided}"
+            )
+    console.print(
+        "[dim]first/last = p50 in the first run / p50 in the last: above 1 the last run is "
+        "faster[/dim]"
+    )
+    print_legend((c for r in rows for c in r.get("warnings") or []), rows)
 
 
 def print_bench_run(run: Any) -> None:
@@ -61,20 +171,31 @@ def print_bench_run(run: Any) -> None:
 
 
 def print_sparse_ab(report: Any) -> None:
-    """An `ABReport`: dense vs sparse p50 per device and thread count, then the verdicts."""
-    table = Table(title=f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    for column in ("model", "device", "thr", "dense p50 ms", "sparse p50 ms", "speed-up"):
-        table.add_column(column, justify="left" if column in ("model", "device") else "right")
+    """An `ABReport`: dense vs sparse p50 ± per device and thread count, the speed-up with its
+    interval and verdict, then the pairs' checks, notes and the warnings' legend."""
+    table = compact_table(f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
+    table.add_column("model", overflow="fold")
+    table.add_column("device", overflow="fold")
+    for column in ("thr", "dense p50 ms", "sparse p50 ms", "speed-up, 95%"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", overflow="fold", min_width=8)
     notes: list[str] = []
     for row in report.rows:
+        shown = row.to_dict()
+        shown["runs"] = min((r for r in row.runs if r), default=None)
         table.add_row(
             Path(row.source).name,
             row.device,
             str(row.threads),
-            "–" if row.dense_p50_ms is None else f"{row.dense_p50_ms:.3f}",
-            "–" if row.sparse_p50_ms is None else f"{row.sparse_p50_ms:.3f}",
-            "–" if row.speedup is None else f"{row.speedup:.2f}×",
+            p50_cell(row.dense_p50_ms, row.dense_p50_ci_ms),
+            p50_cell(row.sparse_p50_ms, row.sparse_p50_ci_ms),
+            *speedup_cells(shown),
         )
+        undecided = wording.undecided_note(shown)
+        if undecided:
+            notes.append(
+                f"{Path(row.source).name} on {row.device}, {row.threads} thread(s): {undecided}"
+            )
         for text in (row.error, row.note):
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
             if line and line not in notes:
@@ -84,4 +205,5 @@ def print_sparse_ab(report: Any) -> None:
         console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
     for note in notes:
         console.print(f"note: {note}")
+    print_legend((c for r in report.rows for c in r.warnings), [r.to_dict() for r in report.rows])
     console.print(f"stored in {report.store.path} as run {report.run_id}")

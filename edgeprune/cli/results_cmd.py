@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from edgeprune.cli.common import console, db_option, json_option, print_json
-from edgeprune.cli.present_bench import print_summary
+from edgeprune.cli.present_bench import print_compare, print_summary
 from edgeprune.cli.present_recipe import print_report
 
 
@@ -73,28 +73,15 @@ def register(app: typer.Typer) -> None:
         db: str = db_option(),
         as_json: bool = json_option(),
     ) -> None:
-        """p50 of the same model, device and threads across runs, side by side."""
+        """p50 of the same model, device and threads across runs, side by side, with the last run's
+        speed-up against the first (95 % interval) and its verdict."""
         from edgeprune.results.queries import compare_runs
 
         compared = compare_runs(db, runs)
         if as_json:
             print_json(compared.to_dict())
             return
-        run_ids, rows = compared.run_ids, compared.rows
-        table = Table(title=f"p50 ms across runs {', '.join(map(str, run_ids))}")
-        for column in ["model", "device", "threads", *[f"run {r}" for r in run_ids], "last/first"]:
-            table.add_column(column)
-        for row in rows:
-            values = [row["p50_ms"].get(str(r)) for r in run_ids]
-            ratio = row["ratio_last_to_first"]
-            table.add_row(
-                row["model"],
-                row["device"],
-                str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
-                *["–" if v is None else f"{v:.3f}" for v in values],
-                "–" if ratio is None else f"{ratio:.2f}×",
-            )
-        console.print(table)
+        print_compare(compared.run_ids, compared.rows)
 
     @results_app.command("export")
     def export_cmd(

@@ -39,7 +39,7 @@ def report_runs(db: DB, refs: list[str] | None = None, *, html: str | None = Non
 
         written = write_html(recipe, Path(html)) if html else None
         return RunsReport(run_ids, recipe=recipe, written=written)
-    rows = store.measurements(run_ids)
+    rows = store.measurements(run_ids, with_json=True)  # raw runs: intervals and verdicts
     if html:
         from edgeprune.results.report import write_report
 

@@ -35,8 +35,11 @@ def scatter_png(
     title: str,
     x_scale: float = 1.0,
 ) -> bytes | None:
-    """PNG bytes of p50 latency against `x_key`, a series per (device, threads); None if no points."""
-    points: dict[str, list[tuple[float, float, str]]] = {}
+    """PNG bytes of p50 latency against `x_key`, a series per (device, threads); None if no points.
+
+    Each p50 carries its 95 % interval as an error bar, where the row has one.
+    """
+    points: dict[str, list[tuple[float, float, str, float, float]]] = {}
     for row in rows:
         x, y = row.get(x_key), row.get("p50_ms")
         if row.get("status") != "ok" or x is None or y is None:
@@ -44,7 +47,16 @@ def scatter_png(
         label = f"{row['device']} · {row['threads']} thr" + (
             "" if row.get("xnnpack", True) else " · no xnnpack"
         )
-        points.setdefault(label, []).append((float(x) * x_scale, float(y), str(row["model"])))
+        interval = row.get("p50_ci_ms") or (y, y)
+        points.setdefault(label, []).append(
+            (
+                float(x) * x_scale,
+                float(y),
+                str(row["model"]),
+                max(float(y) - float(interval[0]), 0.0),
+                max(float(interval[1]) - float(y), 0.0),
+            )
+        )
     if not points:
         return None
     plt = pyplot()
@@ -54,11 +66,12 @@ def scatter_png(
             series.sort()
             xs = [p[0] for p in series]
             ys = [p[1] for p in series]
-            ax.plot(xs, ys, marker="o", linestyle="-", label=label)
-            for x, y, model in series:
+            bars = [[p[3] for p in series], [p[4] for p in series]]
+            ax.errorbar(xs, ys, yerr=bars, marker="o", linestyle="-", capsize=3, label=label)
+            for x, y, model, _, _ in series:
                 ax.annotate(model, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xlabel(x_label)
-        ax.set_ylabel("p50 latency (ms)")
+        ax.set_ylabel("p50 latency (ms), 95 % interval")
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)

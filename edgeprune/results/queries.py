@@ -62,19 +62,22 @@ def show_runs(
     device: str | None = None,
     model: str | None = None,
 ) -> RunRows:
-    """The summary rows of the runs (default latest): p50, p90, speed-up, size, accuracy."""
+    """The summary rows of the runs (default latest): p50 with its interval, p90, speed-up with
+    its interval and verdict, size, accuracy."""
     store = open_store(db)
     run_ids = resolve_runs(store, refs)
-    return RunRows(run_ids, summary_rows(store.measurements(run_ids, device=device, model=model)))
+    rows = store.measurements(run_ids, device=device, model=model, with_json=True)
+    return RunRows(run_ids, summary_rows(rows))
 
 
 def compare_runs(db: DB, refs: Sequence[str]) -> RunRows:
-    """p50 of the same model, device and threads across two or more runs."""
+    """p50 of the same model, device and threads across two or more runs, and each later run
+    against the first (speed-up, interval, verdict)."""
     store = open_store(db)
     run_ids = resolve_runs(store, refs)
     if len(run_ids) < 2:
         raise UserError("compare needs two or more different runs (e.g. compare latest~1 latest)")
-    return RunRows(run_ids, compare_rows(store.measurements(run_ids), run_ids))
+    return RunRows(run_ids, compare_rows(store.measurements(run_ids, with_json=True), run_ids))
 
 
 @dataclass

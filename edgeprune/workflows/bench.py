@@ -237,5 +237,7 @@ def bench_models(
         progress=progress,
         deploy_progress=deploy_progress,
     )
-    rows = summary_rows(results.measurements([run_id]), baseline_sha256=loaded[0].sha256)
+    rows = summary_rows(
+        results.measurements([run_id], with_json=True), baseline_sha256=loaded[0].sha256
+    )
     return BenchRun(run_id, results, loaded[0], rows, group)

@@ -4,7 +4,8 @@ For each model the pair is made first (a Keras model is converted twice, with
 --dense-weights and --sparse-weights; a `.tflite` gets its twin from `storage_twins`),
 then both files are deployed and measured side by side on every device through the
 ordinary bench path, so they land in the results store like any bench run. The speed-up
-is dense p50 / sparse p50 on the same device and thread count. It proves the sparse path
+is dense p50 / sparse p50 on the same device and thread count, with its 95 % interval and
+a verdict (see `results.tables.comparison`). It proves the sparse path
 only where the board takes it: on x86 with AVX XNNPACK never does (expect about 1.0), and
 the agent reports per board whether its runtime can (`sparse_path` in each result).
 """
@@ -30,6 +31,7 @@ from edgeprune.manifest import build_manifest, manifest_path, write_manifest
 from edgeprune.models import model_format
 from edgeprune.paths import cache_dir
 from edgeprune.results.store import ResultsStore
+from edgeprune.results.tables import COMPARISON_FIELDS, comparison, p50_interval
 from edgeprune.workflows.bench import (
     DEFAULT_STORE,
     DeviceRef,
@@ -80,6 +82,14 @@ class ABRow:
     sparse_path_capable: bool | None
     note: str | None
     error: str | None = None
+    dense_p50_ci_ms: list[float] | None = None
+    sparse_p50_ci_ms: list[float] | None = None
+    runs: list[int | None] = field(default_factory=list)  # [dense, sparse]
+    speedup_ci: list[float] | None = None
+    verdict: str | None = None  # faster | slower | indistinguishable (sparse against dense)
+    method: str | None = None
+    runs_to_decide: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -254,7 +264,9 @@ def _ab_row(
         errors.append("one of the two models has no measurement")
     dense_p50 = dense["p50_ms"] if dense and dense["status"] == "ok" else None
     sparse_p50 = sparse["p50_ms"] if sparse and sparse["status"] == "ok" else None
-    speedup = dense_p50 / sparse_p50 if dense_p50 and sparse_p50 else None
+    compared: dict[str, Any] = {"speedup": None} | {k: None for k in COMPARISON_FIELDS}
+    if dense is not None and sparse is not None and dense_p50 and sparse_p50:
+        compared = comparison(dense, sparse)
     support = ((sparse or {}).get("result") or {}).get("sparse_path") or {}
     capable = support.get("capable")
     note = None
@@ -272,11 +284,21 @@ def _ab_row(
         threads=threads,
         dense_p50_ms=dense_p50,
         sparse_p50_ms=sparse_p50,
-        speedup=speedup,
+        speedup=compared["speedup"],
         runtime=f"{runtime} {version}" if runtime else None,
         sparse_path_capable=capable,
         note=note,
         error="; ".join(errors) if errors else None,
+        dense_p50_ci_ms=p50_interval(dense) if dense_p50 and dense else None,
+        sparse_p50_ci_ms=p50_interval(sparse) if sparse_p50 and sparse else None,
+        runs=[(r or {}).get("runs") for r in (dense, sparse)],
+        speedup_ci=compared["speedup_ci"],
+        verdict=compared["verdict"],
+        method=compared["method"],
+        runs_to_decide=compared["runs_to_decide"],
+        warnings=list(
+            dict.fromkeys(c for r in (dense, sparse) if r for c in r.get("warnings") or [])
+        ),
     )
 
 

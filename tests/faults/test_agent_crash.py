@@ -2,7 +2,8 @@
 
 What must hold: every job ends with exactly one stored result; a job that was interrupted is
 re-run once and its result says so (`rerun_after_interruption`); none runs to completion
-twice; nothing is left queued, running or unacknowledged on the board.
+twice; nothing is left queued, running or unacknowledged on the board. The models go one
+job each (`--no-interleave`) so that kills land between and inside several jobs.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def test_kill9_and_a_reboot_mid_bench_lose_nothing_and_run_nothing_twice(
     models = padded_model_variants(large_tflite, 4, tmp_path / "models")
     db = tmp_path / "r.db"
     proc = start_edgeprune(
-        "bench", *models, "--device", "dev1", "--runs", "600", "--warmup", "0",
+        "bench", *models, "--device", "dev1", "--runs", "600", "--warmup", "0", "--no-interleave",
         "--db", db, "--inventory", fleet.inventory_path, "--json",
         out_dir=tmp_path / "bench",
     )  # fmt: skip
@@ -114,7 +115,7 @@ def test_repeated_random_kills_every_job_gets_exactly_one_reported_result(
     models = padded_model_variants(large_tflite, 8, tmp_path / "models")
     db = tmp_path / "r.db"
     proc = start_edgeprune(
-        "bench", *models, "--device", "dev1", "--runs", "400", "--warmup", "0",
+        "bench", *models, "--device", "dev1", "--runs", "400", "--warmup", "0", "--no-interleave",
         "--db", db, "--inventory", fleet.inventory_path, "--json",
         out_dir=tmp_path / "bench",
     )  # fmt: skip

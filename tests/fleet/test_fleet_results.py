@@ -257,7 +257,7 @@ def test_results_commands(tmp_path: Path, run_cli):
 
 
 def direct_compare(store: ResultsStore, first: int, second: int):
-    return compare_rows(store.measurements([first, second]), [first, second])
+    return compare_rows(store.measurements([first, second], with_json=True), [first, second])
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,27 @@ def test_no_interleave_on_the_cli_runs_one_job_per_model(
     assert _run_options(db, document["run_id"])["interleave"] is False
 
 
+def test_precision_flags_reach_the_device_and_come_back_in_the_rows(
+    three_models: list[Path], tmp_path: Path, run_cli
+):
+    db = tmp_path / "results.db"
+    outcome = run_cli(
+        "bench", *three_models[:2], "--runs", "6", "--warmup", "0", "--round-runs", "3",
+        "--precision", "25%", "--max-seconds", "5", "--db", db, "--json",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    run_id = json.loads(outcome.out)["run_id"]
+    rows = ResultsStore(db, create=False).measurements([run_id], with_json=True)
+    assert len(rows) == 2 and len({r["group_id"] for r in rows}) == 1
+    for row in rows:
+        measurement = row["result"]["measurements"][0]
+        assert measurement["precision"]["target"] == 0.25
+        assert measurement["precision"]["runs"] == row["runs"] >= 6
+        assert all(size == 3 for size in measurement["rounds"])  # round_runs per round
+        assert row["result"]["options"]["max_seconds"] == 5.0
+    assert _run_options(db, run_id)["precision"] == 0.25
+
+
 def test_a_broken_model_in_a_group_fails_alone(three_models: list[Path], tmp_path: Path):
     broken = tmp_path / "broken.tflite"
     data = bytearray(three_models[0].read_bytes())
