@@ -80,6 +80,7 @@ STAGES: dict[str, str] = {
     "evaluate": "edgeprune.tflite.options:EvaluateOptions",
     "bench": "edgeprune.fleet.options:BenchOptions",
     "deploy": "edgeprune.fleet.options:DeployOptions",
+    "constraints": "edgeprune.recipes.constraints:ConstraintOptions",
 }
 """Every stage's options class, by stage name (`module:Class`, imported on demand)."""
 

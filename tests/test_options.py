@@ -27,6 +27,7 @@ COMMANDS = {
     "evaluate": "evaluate",
     "bench": "bench",
     "deploy": "deploy",
+    "constraints": "run",
 }
 
 RECIPE_STEPS: dict[str, tuple[str, ...]] = {
@@ -37,7 +38,7 @@ RECIPE_STEPS: dict[str, tuple[str, ...]] = {
 }
 """The recipe steps that carry a stage's options (a stage not listed has no recipe step)."""
 
-RECIPE_SECTIONS = {"bench": "bench", "deploy": "deploy"}
+RECIPE_SECTIONS = {"bench": "bench", "deploy": "deploy", "constraints": "constraints"}
 """Stages whose options are a top-level recipe section rather than a step."""
 
 NO_RECIPE_PLACE = {
@@ -61,6 +62,7 @@ VERBS = {
     "evaluate": ("edgeprune.tflite.evaluation:evaluate",),
     "bench": ("edgeprune.api.fleet:bench",),
     "deploy": ("edgeprune.api.fleet:deploy",),
+    "constraints": ("edgeprune.recipes.executor:run_recipe",),
 }
 
 PYTHON_NAMES = {("evaluate", "data"): "dataset"}
@@ -215,6 +217,9 @@ PYTHON_ERRORS = [
     ("convert", {"io": "int8"}, "io int8 needs quantize int8"),
     ("xnnpack_fix", {"samples": 0}, "samples 0 must be at least 1"),
     ("evaluate", {"data": "digits", "batch_size": 0}, "batch_size must be at least 1"),
+    ("constraints", {"max_latency_ms": -1.0}, "max_latency_ms: Input should be greater than 0"),
+    ("constraints", {"latency_percentile": 75}, "latency_percentile: Input should be 50, 90"),
+    ("constraints", {"max_model_kb": "big"}, "max_model_kb: Input should be a valid number"),
 ]
 
 
@@ -271,3 +276,13 @@ def test_options_read_back_from_to_dict_validate_again(stage):
     first = options.create(**MINIMAL.get(stage, {}))
     again = options.create(**first.to_dict())
     assert again.to_dict() == first.to_dict()
+
+
+def test_constraints_per_device_take_the_same_keys_as_the_global_ones():
+    from edgeprune.recipes.constraints import ConstraintOptions
+    from edgeprune.recipes.schema import DeviceConstraintsSpec
+
+    for name, field in ConstraintOptions.model_fields.items():
+        entry = DeviceConstraintsSpec.model_fields[name]
+        assert _same(_default(entry), _default(field)) and entry.description == field.description
+    assert set(DeviceConstraintsSpec.model_fields) == set(ConstraintOptions.model_fields)

@@ -21,7 +21,9 @@ def run_recipe(
 
     `recipe` is a loaded Recipe or the path of its YAML file; `devices` (names, or one
     comma-separated string) replaces the recipe's; `options` are
-    `edgeprune.recipes.run_recipe`'s (workdir, inventory, db, strategy, accuracy_budget, ...).
+    `edgeprune.recipes.run_recipe`'s (workdir, inventory, db, strategy, accuracy_budget, and
+    the constraints `max_latency_ms`, `latency_percentile`, `max_peak_memory_mb`,
+    `max_model_kb`, which replace the recipe's and decide again from the cache).
     """
     from edgeprune.api._params import check_known, keywords
     from edgeprune.recipes.executor import run_recipe as run

@@ -65,26 +65,32 @@ def print_grid(grid: dict[str, dict[str, str]]) -> None:
 
 
 def print_report(report: Any) -> None:
-    """Per device: the variants' table, the Pareto front and the recommendation."""
-    from edgeprune.recipes.report import COMPACT_HEADERS, table_cells
+    """Per device: the variants' table (with intervals and verdicts), the recommendation,
+    what was excluded and why, and the legend of the warning codes shown."""
+    from edgeprune.recipes.report import (
+        COMPACT_HEADERS,
+        describe_limits,
+        table_cells,
+        warning_codes,
+    )
+    from edgeprune.warning_codes import legend
 
-    budget = "none" if report.budget is None else f"{report.budget:g} point(s)"
-    baseline = "–" if report.baseline_top1 is None else f"{report.baseline_top1 * 100:.1f} %"
-    console.print(f"baseline top-1 {baseline}; accuracy budget {budget}")
+    budget = "none" if report.budget is None else f"{report.budget:g} point(s), judged at 95 %"
+    console.print(f"baseline top-1 {report.baseline_text()}; accuracy budget {budget}")
     for device in report.devices:
         table = Table(
-            title=f"{device.device}: ms, kB, top-1 %, Δ in points",
+            title=f"{device.device}: ms (± = 95 % half-width of p50), kB, top-1 %, Δ in points",
             box=box.SIMPLE_HEAD,
             padding=(0, 0),
             pad_edge=False,
         )
         for header in COMPACT_HEADERS:
-            left = header in ("variant", "")
+            left = header in ("variant", "", "verdict", "acc")
             table.add_column(
                 header, justify="left" if left else "right", no_wrap=header == "variant"
             )
         for row in device.rows:
-            style = "bold green" if row["recommended"] else None if row["in_budget"] else "dim"
+            style = "bold green" if row["recommended"] else "dim" if row.get("breaks") else None
             if row["status"] != "ok":
                 style = "red"
             table.add_row(*table_cells(row, compact=True), style=style)
@@ -92,11 +98,22 @@ def print_report(report: Any) -> None:
         for variant, why in device.missing.items():
             console.print(f"[yellow]{variant}: not measured ({why})[/yellow]")
         rec = device.recommendation
-        console.print("★ recommended  ◆ Pareto front  ✗ over the accuracy budget")
+        console.print(
+            "★ recommended  ◆ Pareto front  ✗ excluded  × speed-up vs "
+            f"{report.reference or '–'} (verdict at 95 %)  acc: drop vs baseline at 95 % "
+            "(ok = within budget, ? = cannot tell)"
+        )
+        console.print(f"constraints: {describe_limits(rec.limits)}")
         console.print(f"Pareto front (latency vs accuracy): {', '.join(rec.pareto) or '–'}")
+        for exclusion in rec.excluded:
+            console.print(f"  excluded {exclusion.text()}", markup=False)
+        for note in rec.notes:
+            console.print(f"  note: {note}", markup=False)
         if rec.choice:
             console.print(f"[bold]{device.device}: ship {rec.choice.variant}[/bold] — {rec.reason}")
             if rec.runner_up:
                 console.print(f"  runner-up {rec.runner_up.variant}: {rec.runner_up_reason}")
         else:
             console.print(f"[bold]{device.device}: no recommendation[/bold] — {rec.reason}")
+    for warning in legend(warning_codes(report)):
+        console.print(f"warning {warning.line()}", markup=False)

@@ -19,8 +19,13 @@ from edgeprune.cli.common import (
     json_option,
     print_json,
 )
+from edgeprune.cli.options import flag
 from edgeprune.cli.present_recipe import print_grid, print_plan, print_progress, print_report
 from edgeprune.errors import EdgepruneError
+from edgeprune.recipes.constraints import ConstraintOptions
+
+FLAG_NAMES = {"max_peak_memory_mb": "--max-memory-mb"}
+"""Constraint fields whose flag is spelled differently (shorter) than the field."""
 
 RUN_DEVICE_HELP = (
     "Device names or tags (repeat, or comma-separate: --device pi4,jetson); default: the recipe's."
@@ -50,6 +55,12 @@ def register(app: typer.Typer) -> None:
             "--accuracy-budget",
             help="Points of top-1 a variant may lose against the baseline (overrides the recipe).",
         ),
+        max_latency_ms: float | None = flag(ConstraintOptions, "max_latency_ms"),
+        latency_percentile: int | None = flag(ConstraintOptions, "latency_percentile"),
+        max_peak_memory_mb: float | None = flag(
+            ConstraintOptions, "max_peak_memory_mb", FLAG_NAMES["max_peak_memory_mb"]
+        ),
+        max_model_kb: float | None = flag(ConstraintOptions, "max_model_kb"),
         workdir: str = typer.Option(
             None,
             "--workdir",
@@ -72,12 +83,19 @@ def register(app: typer.Typer) -> None:
         if devices_deprecated:
             deprecated_flag("--devices", "--device")
         try:
+            limits = ConstraintOptions.create(
+                max_latency_ms=max_latency_ms,
+                latency_percentile=latency_percentile,
+                max_peak_memory_mb=max_peak_memory_mb,
+                max_model_kb=max_model_kb,
+            )
             _run(
                 recipe,
                 joined(device, devices_deprecated),
                 dry_run,
                 strategy,
                 accuracy_budget,
+                limits,
                 workdir,
                 db,
                 inventory,
@@ -86,10 +104,10 @@ def register(app: typer.Typer) -> None:
                 as_json,
             )
         except EdgepruneError as exc:
-            if "devices" not in exc.params:
+            if not {"devices", *FLAG_NAMES} & set(exc.params):
                 raise
             typed = "--devices" if devices_deprecated else "--device"  # the flag as it was typed
-            raise type(exc)(exc.in_flags({"devices": typed})) from None
+            raise type(exc)(exc.in_flags({"devices": typed, **FLAG_NAMES})) from None
 
 
 def _run(
@@ -98,6 +116,7 @@ def _run(
     dry_run: bool,
     strategy: str,
     accuracy_budget: float | None,
+    limits: ConstraintOptions,
     workdir: str | None,
     db: str | None,
     inventory: str | None,
@@ -131,6 +150,7 @@ def _run(
         db=db,
         strategy=strategy,
         accuracy_budget=accuracy_budget,
+        **limits.model_dump(),
         progress=None if as_json else print_progress,
         # given flags win over the recipe's `deploy:` section
         connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,

@@ -89,6 +89,7 @@ class RunOutcome:
             "failures": self.failures,
             "device_errors": self.device_errors,
             "files": {k: str(v) for k, v in self.files.items()},
+            "devices": self.report.decisions() if self.report else [],
             "report": self.report.to_dict() if self.report else None,
         }
 
@@ -102,7 +103,10 @@ def plan_recipe(
     db: str | os.PathLike[str] | None = None,
 ) -> Plan:
     """The plan with cache status of every stage (what `--dry-run` prints); touches nothing."""
+    from edgeprune.recipes.limits import device_limits
+
     chosen = resolve_devices(recipe, devices, inventory)
+    device_limits(recipe, chosen)  # a constraints.devices key naming no device: file:line
     plan = make_plan(recipe, recipe.workdir(workdir), chosen)
     plan_bench(plan, _existing_store(db))
     return plan
@@ -129,15 +133,31 @@ def run_recipe(
     db: str | os.PathLike[str] | None = None,
     strategy: str = "default",
     accuracy_budget: float | None = None,
+    max_latency_ms: float | None = None,
+    latency_percentile: int | None = None,
+    max_peak_memory_mb: float | None = None,
+    max_model_kb: float | None = None,
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
     concurrency: int | None = None,
 ) -> RunOutcome:
     """Build, evaluate, measure and report every variant; returns what happened.
 
-    `connect` and `concurrency` override the recipe's `deploy:` section when given.
+    `connect` and `concurrency` override the recipe's `deploy:` section when given. The
+    constraint keywords (`ConstraintOptions`' fields) replace the recipe's `constraints:`
+    for every device; what is cached is not redone, so a re-run with new limits only
+    decides again.
     """
+    from edgeprune.recipes.constraints import ConstraintOptions
     from edgeprune.recipes.context import STRATEGIES
+    from edgeprune.recipes.limits import device_limits
+
+    given = ConstraintOptions.create(
+        max_latency_ms=max_latency_ms,
+        latency_percentile=latency_percentile,
+        max_peak_memory_mb=max_peak_memory_mb,
+        max_model_kb=max_model_kb,
+    )
 
     if strategy not in STRATEGIES:
         raise UserError(
@@ -153,6 +173,7 @@ def run_recipe(
     connect = connect or deploy.connect()
     concurrency = deploy.concurrency if concurrency is None else concurrency
     chosen = resolve_devices(recipe, devices, inventory)
+    limits = device_limits(recipe, chosen, given)
     root = recipe.workdir(workdir)
     from edgeprune.results.store import ResultsStore
 
@@ -165,7 +186,9 @@ def run_recipe(
         builder.run()
         outcome = RunOutcome(plan, None, builder.grid, builder.failures, {}, None, store.path)
         outcome.trained = builder.built
-        _bench_and_report(plan, builder, store, outcome, accuracy_budget, connect, concurrency)
+        _bench_and_report(
+            plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
+        )
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -269,6 +292,7 @@ def _bench_and_report(
     accuracy_budget: float | None,
     connect: ConnectOptions | None,
     concurrency: int,
+    limits: dict[str, Any],
 ) -> None:
     from edgeprune.recipes.benching import bench_missing, publish_variant, write_inputs
     from edgeprune.recipes.report_html import write_report_files
@@ -281,7 +305,7 @@ def _bench_and_report(
         write_inputs(plan, data.x_val, data.y_val)
     plan_bench(plan, store)
     budget = plan.recipe.spec.accuracy_budget if accuracy_budget is None else accuracy_budget
-    record = run_record(plan, outcome.failures, budget)
+    record = run_record(plan, outcome.failures, budget, limits)
     outcome.run_id = store.begin_run(RUN_COMMAND, record, label=plan.recipe.name)
 
     def step(device: str, what: str, done: int, total: int) -> None:
@@ -310,15 +334,21 @@ def _bench_and_report(
         for variant, error in run.failed.items():
             outcome.grid[variant][f"bench@{name}"] = "failed"
             outcome.failures.setdefault(variant, f"bench@{name}: {error}")
-    final = run_record(plan, outcome.failures, budget)
+    final = run_record(plan, outcome.failures, budget, limits)
     final["device_errors"] = outcome.device_errors
-    rows = store.measurements(run_ids=referenced_runs(final, outcome.run_id))
+    rows = store.measurements(run_ids=referenced_runs(final, outcome.run_id), with_json=True)
     outcome.report = build_report(final, rows, outcome.run_id)
     outcome.files = write_report_files(outcome.report, plan.workdir)
 
 
-def run_record(plan: Plan, failures: dict[str, str], budget: float | None) -> dict[str, Any]:
-    """What the results store keeps about a recipe run, enough to rebuild its report."""
+def run_record(
+    plan: Plan,
+    failures: dict[str, str],
+    budget: float | None,
+    limits: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What the results store keeps about a recipe run, enough to rebuild its report
+    (with the per-sample correctness, so a later report judges drops on the same samples)."""
     base = plan.variants[0].stages[0].record if plan.variants else None
     variants = []
     for variant_plan in plan.variants:
@@ -332,6 +362,8 @@ def run_record(plan: Plan, failures: dict[str, str], budget: float | None) -> di
                 "top1": metrics.get("top1"),
                 "size_bytes": metrics.get("size_bytes"),
                 "gzip_bytes": metrics.get("gzip_bytes"),
+                "samples": metrics.get("samples"),
+                "correct": metrics.get("correct"),
                 "quantize": metrics.get("quantize"),
                 "sparsity": metrics.get("sparsity"),
                 "sparse_weights": metrics.get("sparse_weights"),
@@ -352,6 +384,10 @@ def run_record(plan: Plan, failures: dict[str, str], budget: float | None) -> di
         "workdir": str(plan.workdir),
         "accuracy_budget": budget,
         "baseline_top1": base.metrics.get("top1") if base else None,
+        "baseline_samples": base.metrics.get("samples") if base else None,
+        "baseline_classes": base.metrics.get("classes") if base else None,
+        "baseline_correct": base.metrics.get("correct") if base else None,
+        "constraints": {name: options.model_dump() for name, options in (limits or {}).items()},
         "bench_options": plan.bench_options.__dict__,
         "devices": [d.name for d in plan.devices],
         "variants": variants,

@@ -12,8 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgeprune.recipes.constraints import PERCENTILES, ConstraintOptions
+from edgeprune.recipes.correctness import unpack
 from edgeprune.recipes.formatting import kb, ms, num, pct
-from edgeprune.recipes.recommend import Candidate, Recommendation, recommend, within_budget
+from edgeprune.recipes.recommend import Baseline, Candidate, Recommendation, recommend
+from edgeprune.warning_codes import legend
 
 RUN_COMMAND = "run"
 
@@ -44,6 +47,7 @@ class RecipeReport:
     variants: list[dict[str, Any]]
     devices: list[DeviceReport]
     device_errors: dict[str, str] = field(default_factory=dict)
+    baseline_samples: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,11 +55,37 @@ class RecipeReport:
             "run_id": self.run_id,
             "accuracy_budget_points": self.budget,
             "baseline_top1": self.baseline_top1,
+            "baseline_samples": self.baseline_samples,
+            "baseline_top1_ci": list(self.baseline_ci) if self.baseline_ci else None,
             "speedup_reference": self.reference,
-            "variants": self.variants,
+            "variants": [_public_variant(v) for v in self.variants],
             "devices": [d.to_dict() for d in self.devices],
             "device_errors": self.device_errors,
+            "warning_legend": [w.to_dict() for w in legend(warning_codes(self))],
         }
+
+    @property
+    def baseline_ci(self) -> tuple[float, float] | None:
+        """Wilson 95 % interval of the baseline's top-1 (None without a sample count)."""
+        if self.baseline_top1 is None or not self.baseline_samples:
+            return None
+        from edgeprune.stats.accuracy import wilson_ci
+
+        return wilson_ci(round(self.baseline_top1 * self.baseline_samples), self.baseline_samples)
+
+    def baseline_text(self) -> str:
+        """'98.1 % (95 % 96.0–99.1 %, n=359)'."""
+        ci = self.baseline_ci
+        if ci is None:
+            return pct(self.baseline_top1)
+        return (
+            f"{pct(self.baseline_top1)} (95 % {pct(ci[0], False)}–{pct(ci[1])}, "
+            f"n={self.baseline_samples})"
+        )
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Per device: choice, runner_up, reason, excluded (what `run --json` leads with)."""
+        return [d.recommendation.decision() for d in self.devices]
 
     def recommendations(self) -> dict[str, str | None]:
         """device -> recommended variant (None when nothing qualifies)."""
@@ -67,8 +97,8 @@ class RecipeReport:
     def to_markdown(self, plots: dict[str, str] | None = None) -> str:
         lines = [f"# Recipe {self.name}" + (f" (run {self.run_id})" if self.run_id else ""), ""]
         lines.append(
-            f"Baseline top-1 {pct(self.baseline_top1)}; accuracy budget "
-            + ("none" if self.budget is None else f"{self.budget:g} point(s)")
+            f"Baseline top-1 {self.baseline_text()}; accuracy budget "
+            + ("none" if self.budget is None else f"{self.budget:g} point(s), judged at 95 %")
             + f"; speed-up against {self.reference or '–'}."
         )
         failed = [v for v in self.variants if v.get("error")]
@@ -79,12 +109,19 @@ class RecipeReport:
         for device in self.devices:
             rec = device.recommendation
             lines += ["", f"## {device.device}", ""]
+            lines.append(f"Constraints: {describe_limits(rec.limits)}.")
+            lines.append("")
             if rec.choice:
                 lines.append(f"**Recommended: {rec.choice.variant}** — {rec.reason}.")
                 if rec.runner_up:
                     lines.append(f"Runner-up: {rec.runner_up.variant} — {rec.runner_up_reason}.")
             else:
                 lines.append(f"**No recommendation** — {rec.reason}.")
+            for note in rec.notes:
+                lines.append(f"- note: {note}")
+            for exclusion in rec.excluded:
+                lines.append(f"- excluded: {exclusion.text()}")
+            lines.append("")
             lines.append(f"Pareto front (latency vs accuracy): {', '.join(rec.pareto) or '–'}.")
             lines += [
                 "",
@@ -97,48 +134,140 @@ class RecipeReport:
                 lines.append(f"\n{missing}: not measured ({why})")
             if plots and device.device in plots:
                 lines += ["", f"![{device.device}: latency vs accuracy]({plots[device.device]})"]
+        lines += ["", LEGEND + "."]
+        warnings = legend(warning_codes(self))
+        if warnings:
+            lines += ["", "Warnings:", ""]
+            lines += [f"- {w.line()}" for w in warnings]
         return "\n".join(lines) + "\n"
+
+
+def _public_variant(variant: dict[str, Any]) -> dict[str, Any]:
+    """A variant's record without the per-sample bits (kept in the store, not in --json)."""
+    return {k: v for k, v in variant.items() if k != "correct"}
+
+
+def describe_limits(limits: dict[str, Any]) -> str:
+    """The constraints a recommendation applied, as text ('none' when there are none)."""
+    if not limits:
+        return "none"
+    return ConstraintOptions.create(**limits).describe()
 
 
 TABLE_HEADERS = (
     "variant",
     "thr",
-    "p50 ms",
+    "p50 ms (95 %)",
     "p90 ms",
-    "speed-up",
+    "runs",
+    "speed-up (95 %)",
+    "verdict",
     "size",
     "gzip",
-    "top-1 host",
+    "peak MB",
+    "top-1 host (95 %)",
     "top-1 device",
-    "Δ top-1",
+    "Δ top-1 (95 %)",
+    "accuracy",
     "",
 )
-COMPACT_HEADERS = ("variant", "thr", "p50", "p90", "×", "size", "gzip", "top1", "dev", "Δ", "")
+COMPACT_HEADERS = (
+    "variant",
+    "thr",
+    "p50",
+    "±",
+    "p90",
+    "×",
+    "verdict",
+    "gzip",
+    "top1",
+    "Δ",
+    "acc",
+    "",
+)
+VERDICT_WORDS = {
+    "baseline": "baseline",
+    "faster": "faster",
+    "slower": "slower",
+    "indistinguishable": "same",
+}
+ACCURACY_WORDS = {
+    "within_budget": "within budget",
+    "over_budget": "over budget",
+    "cannot_tell": "cannot tell",
+    "no_budget": "no budget",
+}
+ACCURACY_SHORT = {"within_budget": "ok", "over_budget": "over", "cannot_tell": "?", "no_budget": ""}
+
+
+def _points(value: float) -> str:
+    """'+0.6' (never '-0.0')."""
+    return f"{round(value, 1) + 0.0:+.1f}"
+
+
+def _range(ci: list[float] | tuple[float, float] | None, fmt: str = "{:.2f}") -> str:
+    return "" if not ci else f" ({fmt.format(ci[0])}–{fmt.format(ci[1])})"
 
 
 def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
     """One table line as text (Markdown and HTML; `compact` for an 80-column terminal)."""
     marks = ("★" if row["recommended"] else "") + ("◆" if row["pareto"] else "")
-    if not row["in_budget"]:
-        marks += "✗" if compact else " over budget"
+    if row.get("breaks"):
+        marks += "✗" if compact else " excluded: " + ", ".join(row["breaks"])
     if row["status"] != "ok":
         marks = f"error: {row['error'] or ''}"[:80]
     unit = not compact
     drop = row["drop_points"]
     gain = None if drop is None else (0.0 if abs(drop) < 0.05 else -drop)
+    gain_text = "–" if gain is None else _points(gain)
+    verdict = VERDICT_WORDS.get(row.get("verdict") or "", "–")
+    accuracy = row.get("accuracy_verdict")
+    speedup = num(row["speedup"], 2, "×")
+    if compact:
+        spread = row.get("p50_half_width")
+        return [
+            row["variant"],
+            str(row["threads"]),
+            ms(row["p50_ms"]),
+            "–" if spread is None else f"{spread * 100:.{1 if spread < 0.1 else 0}f}%",
+            ms(row["p90_ms"]),
+            num(row["speedup"], 2),
+            verdict,
+            kb(row["gzip_bytes"], "k"),
+            pct(row["top1_host"] if row["top1_host"] is not None else row["top1_device"], False),
+            gain_text,
+            ACCURACY_SHORT.get(accuracy or "", "–"),
+            marks.strip(),
+        ]
+    p50_ci = row.get("p50_ci")
+    drop_ci = row.get("drop_ci")
+    top1_ci = row.get("top1_ci")
+    peak = row.get("peak_rss_kb")
     return [
         row["variant"],
         str(row["threads"]),
-        ms(row["p50_ms"]),
+        ms(row["p50_ms"]) + ("" if not p50_ci else f" ({ms(p50_ci[0])}–{ms(p50_ci[1])})"),
         ms(row["p90_ms"]),
-        num(row["speedup"], 2, "×"),
-        kb(row["size_bytes"], "k" if compact else " kB"),
-        kb(row["gzip_bytes"], "k" if compact else " kB"),
-        pct(row["top1_host"], unit),
+        "–" if row.get("runs") is None else str(row["runs"]),
+        speedup + _range(row.get("speedup_ci")),
+        verdict,
+        kb(row["size_bytes"], " kB"),
+        kb(row["gzip_bytes"], " kB"),
+        "–" if not peak else f"{peak / 1024:.1f}",
+        pct(row["top1_host"], unit)
+        + ("" if not top1_ci else f" ({pct(top1_ci[0], False)}–{pct(top1_ci[1], False)})"),
         pct(row["top1_device"], unit),
-        "–" if gain is None else f"{gain:+.1f}",
+        gain_text + ("" if not drop_ci else f" ({_points(-drop_ci[1])} to {_points(-drop_ci[0])})"),
+        ACCURACY_WORDS.get(accuracy or "", "–"),
         marks.strip(),
     ]
+
+
+LEGEND = (
+    "★ recommended · ◆ Pareto front · ✗ excluded (a constraint or the accuracy budget) · "
+    "verdict: speed-up against the reference at 95 % (same = indistinguishable) · "
+    "accuracy: the drop against the baseline at 95 %, on the same samples"
+)
 
 
 def build_report(
@@ -147,13 +276,26 @@ def build_report(
     run_id: int | None,
     budget: float | None = None,
     use_record_budget: bool = True,
+    limits: dict[str, ConstraintOptions] | ConstraintOptions | None = None,
 ) -> RecipeReport:
-    """The report of one recipe run from its record and the store's measurement rows."""
+    """The report of one recipe run from its record and the store's measurement rows.
+
+    `rows` should carry `result` (`store.measurements(..., with_json=True)`) for the
+    latencies the intervals and verdicts rest on; without it they are left out.
+    `limits` (one for all devices, or per device) replace the recorded constraints.
+    """
     if use_record_budget:
         budget = record.get("accuracy_budget")
     baseline = record.get("baseline_top1")
+    base = Baseline(
+        baseline,
+        record.get("baseline_samples"),
+        unpack(record.get("baseline_correct")),
+        record.get("baseline_classes"),
+    )
     variants = record.get("variants", [])
     reference = next((v["name"] for v in variants if v.get("sha256")), None)
+    recorded = record.get("constraints") or {}
     devices = []
     for device in record.get("devices", []):
         refs = record.get("measurements", {}).get(device, {})
@@ -170,7 +312,15 @@ def build_report(
                     else (r["run_id"] == run_id and r["model_sha256"] == variant.get("sha256"))
                 )
             ]
-        devices.append(_device_report(device, variants, per_variant, baseline, budget, reference))
+        if isinstance(limits, ConstraintOptions):
+            device_limits = limits
+        elif isinstance(limits, dict) and device in limits:
+            device_limits = limits[device]
+        else:
+            device_limits = ConstraintOptions.create(**(recorded.get(device) or {}))
+        devices.append(
+            _device_report(device, variants, per_variant, base, budget, reference, device_limits)
+        )
     return RecipeReport(
         name=str(record.get("name", "recipe")),
         run_id=run_id,
@@ -180,19 +330,68 @@ def build_report(
         variants=variants,
         devices=devices,
         device_errors=dict(record.get("device_errors", {})),
+        baseline_samples=base.samples,
     )
+
+
+def _measurement_of(row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The stored Measurement dict behind a row (same threads and xnnpack) and its group."""
+    result = row.get("result")
+    if not isinstance(result, dict):
+        return None, None
+    for measurement in result.get("measurements") or []:
+        if measurement.get("threads") == row["threads"] and bool(
+            measurement.get("xnnpack", True)
+        ) == bool(row.get("xnnpack", True)):
+            return measurement, result.get("group")
+    return None, result.get("group")
+
+
+def latency_figures(row: dict[str, Any]) -> tuple[Any, dict[int, tuple[float, float] | None]]:
+    """(LatencySample or None, percentile -> 95 % interval) of a row's measurement.
+
+    The agent's own intervals (over every run) are used when present, else they are
+    computed from the kept latencies.
+    """
+    from edgeprune.stats.latency import LatencySample, quantile_ci
+
+    measurement, group = _measurement_of(row)
+    cis: dict[int, tuple[float, float] | None] = {}
+    if measurement is None or row["status"] != "ok":
+        return None, cis
+    from edgeprune.stats import StatsInputError
+
+    latencies = measurement.get("latencies_ms") or []
+    summary = measurement.get("summary") or {}
+    try:
+        for q in PERCENTILES:
+            given = summary.get(f"p{q}_ci")
+            if given:
+                cis[q] = (float(given[0]), float(given[1]))
+            elif latencies:
+                cis[q] = quantile_ci(latencies, q / 100)
+            else:
+                cis[q] = None
+        sample = LatencySample.from_measurement(measurement, group) if latencies else None
+    except (StatsInputError, TypeError, ValueError):  # a damaged record: no intervals, no verdict
+        return None, {}
+    return sample, cis
 
 
 def _device_report(
     device: str,
     variants: list[dict[str, Any]],
     per_variant: dict[str, list[dict[str, Any]]],
-    baseline: float | None,
+    baseline: Baseline,
     budget: float | None,
     reference: str | None,
+    limits: ConstraintOptions,
 ) -> DeviceReport:
-    reference_p50 = {
-        r["threads"]: r["p50_ms"]
+    from edgeprune.stats.compare import compare_samples
+
+    figures = {id(r): latency_figures(r) for rows in per_variant.values() for r in rows}
+    reference_rows = {
+        r["threads"]: r
         for r in per_variant.get(reference or "", [])
         if r["status"] == "ok" and r["p50_ms"]
     }
@@ -209,10 +408,31 @@ def _device_report(
             missing[name] = "no measurement"
             continue
         host = variant.get("top1")
+        correct = unpack(variant.get("correct"))
         for row in measured:
             device_top1 = row["accuracy"] if row.get("accuracy_source") == "device" else None
             ok = row["status"] == "ok" and row["p50_ms"] is not None
-            base = reference_p50.get(row["threads"])
+            sample, cis = figures[id(row)]
+            base_row = reference_rows.get(row["threads"])
+            speedup = verdict = speedup_ci = None
+            if ok and base_row is not None:
+                speedup = base_row["p50_ms"] / row["p50_ms"]
+                if base_row is row or (name == reference):
+                    verdict = "baseline"
+                else:
+                    base_sample = figures[id(base_row)][0]
+                    estimate = (
+                        compare_samples(base_sample, sample)
+                        if base_sample is not None and sample is not None
+                        else None
+                    )
+                    if estimate is not None:
+                        speedup, speedup_ci, verdict = (
+                            estimate.speedup,
+                            list(estimate.ci),
+                            estimate.verdict,
+                        )
+            p50_ci = cis.get(50)
             table.append(
                 {
                     "variant": name,
@@ -220,10 +440,17 @@ def _device_report(
                     "status": row["status"],
                     "error": row.get("error"),
                     "p50_ms": row["p50_ms"],
+                    "p50_ci": list(p50_ci) if p50_ci else None,
+                    "p50_half_width": _half_width(row["p50_ms"], p50_ci),
                     "p90_ms": row["p90_ms"],
-                    "speedup": base / row["p50_ms"] if ok and base else None,
+                    "p90_ci": _as_list(cis.get(90)),
+                    "runs": row.get("runs"),
+                    "speedup": speedup,
+                    "speedup_ci": speedup_ci,
+                    "verdict": verdict,
                     "size_bytes": row.get("size_bytes") or variant.get("size_bytes"),
                     "gzip_bytes": row.get("gzip_bytes") or variant.get("gzip_bytes"),
+                    "peak_rss_kb": row.get("peak_rss_kb"),
                     "top1_host": host,
                     "top1_device": device_top1,
                     "runtime": row.get("runtime"),
@@ -234,6 +461,7 @@ def _device_report(
         if ok_rows:
             best = min(ok_rows, key=lambda r: r["p50_ms"])
             device_top1 = best["accuracy"] if best.get("accuracy_source") == "device" else None
+            sample, cis = figures[id(best)]
             candidates.append(
                 Candidate(
                     variant=name,
@@ -242,22 +470,58 @@ def _device_report(
                     accuracy=host if host is not None else device_top1,
                     p90_ms=best["p90_ms"],
                     gzip_bytes=best.get("gzip_bytes") or variant.get("gzip_bytes"),
+                    size_bytes=best.get("size_bytes") or variant.get("size_bytes"),
+                    p99_ms=best.get("p99_ms"),
+                    latency_ci=cis,
+                    peak_rss_kb=best.get("peak_rss_kb"),
+                    sample=sample,
+                    accuracy_samples=variant.get("samples") if host is not None else None,
+                    correct=correct if host is not None else None,
                 )
             )
-    rec = recommend(device, candidates, baseline, budget)
+    rec = recommend(device, candidates, baseline, budget, limits)
     front = set(rec.pareto)
     by_name = {c.variant: c for c in candidates}
+    excluded = {e.variant: e for e in rec.excluded}
     for row in table:
         candidate = by_name.get(row["variant"])
-        row["drop_points"] = candidate.drop_points(baseline) if candidate else None
+        info = rec.accuracy.get(row["variant"]) or {}
+        row["drop_points"] = candidate.drop_points(baseline.accuracy) if candidate else None
+        row["drop_ci"] = info.get("drop_ci")
+        row["top1_ci"] = info.get("top1_ci")
+        row["accuracy_verdict"] = info.get("verdict")
+        exclusion = excluded.get(row["variant"])
+        row["breaks"] = [b.constraint for b in exclusion.breaks] if exclusion else []
         row["pareto"] = row["variant"] in front and row["status"] == "ok"
-        row["in_budget"] = candidate is None or within_budget(candidate, baseline, budget)
+        row["in_budget"] = "accuracy_budget" not in row["breaks"]
         row["recommended"] = bool(
             rec.choice
             and rec.choice.variant == row["variant"]
             and rec.choice.threads == row["threads"]
         )
     return DeviceReport(device, table, rec, missing)
+
+
+def _as_list(ci: tuple[float, float] | None) -> list[float] | None:
+    return None if ci is None else [ci[0], ci[1]]
+
+
+def _half_width(point: float | None, ci: tuple[float, float] | None) -> float | None:
+    if not point or not ci:
+        return None
+    return max(point - ci[0], ci[1] - point) / point
+
+
+def warning_codes(report: RecipeReport) -> list[str]:
+    """Every warning code any row of the report carries (for the legend under the tables)."""
+    codes: dict[str, None] = {}
+    for device in report.devices:
+        for row in device.rows:
+            for warning in row.get("warnings") or []:
+                code = warning.get("code") if isinstance(warning, dict) else str(warning)
+                if code:
+                    codes[str(code)] = None
+    return list(codes)
 
 
 def referenced_runs(record: dict[str, Any], run_id: int | None) -> list[int]:
@@ -276,5 +540,5 @@ def recipe_report_for_run(
     if info is None or info["command"] != RUN_COMMAND:
         return None
     record = info["options"]
-    rows = store.measurements(run_ids=referenced_runs(record, run_id))
+    rows = store.measurements(run_ids=referenced_runs(record, run_id), with_json=True)
     return build_report(record, rows, run_id, budget, use_record_budget=budget is None)

@@ -12,8 +12,15 @@ from typing import Any
 
 from edgeprune.files import atomic_output
 from edgeprune.html import esc, page, png_img, table
-from edgeprune.recipes.formatting import pct
-from edgeprune.recipes.report import TABLE_HEADERS, DeviceReport, RecipeReport, table_cells
+from edgeprune.recipes.report import (
+    LEGEND,
+    TABLE_HEADERS,
+    DeviceReport,
+    RecipeReport,
+    describe_limits,
+    table_cells,
+    warning_codes,
+)
 from edgeprune.results.plots import figure_png, pyplot
 
 
@@ -86,7 +93,7 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
                 ax.scatter(
                     [x], [y], marker="*", s=260, color="#2a9d3a", zorder=5, label="recommended"
                 )
-            color = "#3a6fd8" if row["in_budget"] else "#aaaaaa"
+            color = "#aaaaaa" if row.get("breaks") else "#3a6fd8"
             ax.scatter([x], [y], s=36, color=color, zorder=6)
             ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xlabel("p50 latency (ms), lower is better")
@@ -161,7 +168,7 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
         f"<h1>Recipe {esc(report.name)}</h1>",
         "<p class='note'>"
         + esc(
-            f"baseline top-1 {pct(report.baseline_top1)} · budget "
+            f"baseline top-1 {report.baseline_text()} · budget "
             + ("none" if report.budget is None else f"{report.budget:g} point(s)")
             + f" · speed-up against {report.reference or '–'}"
             + (f" · results run {report.run_id}" if report.run_id else "")
@@ -180,8 +187,19 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
     if "latency" in by_stem:
         body.append("<h2>Latency by variant</h2>" + png_img(*by_stem["latency"]))
     body.append(
-        "<p class='note'>★ recommended · ◆ on the Pareto front (no variant is both faster and more accurate)</p>"
+        "<p class='note'>"
+        + esc(LEGEND + " · ◆ = no variant is both faster and more accurate")
+        + "</p>"
     )
+    from edgeprune.warning_codes import legend
+
+    warnings = legend(warning_codes(report))
+    if warnings:
+        body.append("<h2>Warnings</h2><ul>")
+        body += [
+            f"<li><b>{esc(w.code)}</b>: {esc(w.meaning)}. Fix: {esc(w.fix)}</li>" for w in warnings
+        ]
+        body.append("</ul>")
     return page(f"edgeprune: {report.name}", body)
 
 
@@ -189,6 +207,7 @@ def _device_section(device: DeviceReport, by_stem: dict[str, tuple[str, bytes]])
     """One device's recommendation box, table, unmeasured variants and accuracy plot."""
     rec = device.recommendation
     lines = [f"<h2>{esc(device.device)}</h2><div class='rec'>"]
+    lines.append(f"<p>Constraints: {esc(describe_limits(rec.limits))}</p>")
     if rec.choice:
         lines.append(f"<p><b>Recommended: {esc(rec.choice.variant)}</b> — {esc(rec.reason)}.</p>")
         if rec.runner_up:
@@ -197,6 +216,11 @@ def _device_section(device: DeviceReport, by_stem: dict[str, tuple[str, bytes]])
             )
     else:
         lines.append(f"<p><b>No recommendation</b> — {esc(rec.reason)}.</p>")
+    if rec.excluded or rec.notes:
+        lines.append("<ul>")
+        lines += [f"<li>excluded: {esc(e.text())}</li>" for e in rec.excluded]
+        lines += [f"<li>note: {esc(n)}</li>" for n in rec.notes]
+        lines.append("</ul>")
     lines.append(f"<p>Pareto front: {esc(', '.join(rec.pareto) or '–')}</p></div>")
     rows = ((_row_class(row), table_cells(row)) for row in device.rows)
     lines += table(TABLE_HEADERS, rows, text_columns=(0,))
@@ -214,7 +238,7 @@ def _row_class(row: dict[str, Any]) -> str:
         return "error"
     if row["recommended"]:
         return "pick"
-    return "" if row["in_budget"] else "over"
+    return "over" if row.get("breaks") else ""
 
 
 def write_report_files(report: RecipeReport, folder: Path) -> dict[str, Path]:

@@ -25,6 +25,7 @@ from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
+from edgeprune.recipes.constraints import ConstraintOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
 from edgeprune.xnnpack.fix_options import FixOptions
@@ -108,6 +109,24 @@ DeploySpec = create_model(
 )
 
 
+DeviceConstraintsSpec = create_model(
+    "DeviceConstraintsSpec",
+    __base__=_Strict,
+    __doc__="One device's (or tag's) limits, over the global ones (as `ConstraintOptions`).",
+    **_fields_of(ConstraintOptions),
+)
+
+
+ConstraintsSpec = create_model(
+    "ConstraintsSpec",
+    __base__=_Strict,
+    __doc__="`constraints:`: global limits (as `edgeprune.recipes.constraints.ConstraintOptions`) "
+    "and, under `devices:`, limits per device name or tag that replace them field by field.",
+    **_fields_of(ConstraintOptions),
+    devices=(dict[str, DeviceConstraintsSpec], Field(default_factory=dict)),  # type: ignore[valid-type]
+)
+
+
 class RecipeFile(_Strict):
     """The whole file. Give `steps` (one pipeline) or `pipelines` (name -> steps)."""
 
@@ -124,6 +143,7 @@ class RecipeFile(_Strict):
     bench: BenchSpec = Field(default_factory=BenchSpec)  # type: ignore[valid-type]
     deploy: DeploySpec = Field(default_factory=DeploySpec)  # type: ignore[valid-type]
     accuracy_budget: float | None = Field(1.0, ge=0, le=100)
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)  # type: ignore[valid-type]
 
 
 # ---------------------------------------------------------------- step options

@@ -51,7 +51,7 @@ def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
             metrics["train"] = _fit(model, data, spec.train.model_dump())
             metrics["strategy"] = ctx.strategy_info()
         if ctx.recipe.spec.data is not None:
-            metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
+            metrics.update(_accuracy(model, ctx.data.training(ctx.input_shape)))
         metrics["params"] = int(model.count_params())
         metrics["input_shape"] = list(model.input_shape)
         _save(model, out, "base", ctx, {"model": spec.model_dump()}, metrics)
@@ -106,6 +106,22 @@ def _fit(model: Any, data: Dataset, options: dict[str, Any]) -> dict[str, Any]:
             verbose=0,
         )
     return {"epochs": options["epochs"], "loss": float(history.history["loss"][-1])}
+
+
+def _accuracy(model: Any, data: Dataset) -> dict[str, Any]:
+    """Top-1 with the per-sample correctness (the baseline of paired accuracy drops)."""
+    from edgeprune.prune.training import output_kind, predict_labels
+    from edgeprune.recipes.correctness import pack
+
+    with _tf.quiet_native_output():
+        labels = predict_labels(model, data.x_val, output_kind(model, data.x_val))
+    correct = np.asarray(labels).reshape(-1) == np.asarray(data.y_val).reshape(-1)
+    return {
+        "top1": float(correct.mean()) if correct.size else 0.0,
+        "samples": int(correct.size),
+        "classes": int(data.num_classes),
+        "correct": pack(correct),
+    }
 
 
 def _top1(model: Any, data: Dataset) -> float:
@@ -266,6 +282,9 @@ def run_convert(
     from device_agents.integrity import sha256_file
 
     accuracy = report.accuracy or {}
+    correct = None
+    if dataset is not None and accuracy.get("top1") is not None:
+        correct = _tflite_correct(out / TFLITE_FILE, dataset)
     return {
         "sha256": sha256_file(out / TFLITE_FILE),
         "size_bytes": report.size_bytes,
@@ -276,8 +295,20 @@ def run_convert(
         "densify_ops": report.densify_ops,
         "top1": accuracy.get("top1"),
         "samples": accuracy.get("samples"),
+        "correct": correct,
         "notes": report.notes,
     }
+
+
+def _tflite_correct(path: Path, data: Dataset) -> dict[str, Any] | None:
+    """Which validation samples the .tflite gets right (packed), for paired accuracy drops."""
+    from edgeprune.recipes.correctness import correct_labels, pack
+    from edgeprune.tflite.predictors import TFLitePredictor
+
+    outputs = np.asarray(TFLitePredictor(path, "variant").predict(data.x_val))
+    if outputs.ndim != 2 or outputs.shape[1] < data.num_classes:
+        return None
+    return pack(correct_labels(outputs, data.y_val))
 
 
 def _save(
