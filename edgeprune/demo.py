@@ -12,6 +12,7 @@ from typing import Any
 
 from edgeprune import _tf
 from edgeprune.data import Dataset
+from edgeprune.progress import keras_callbacks
 
 DEMO_INPUT_SHAPE = (8, 8, 1)
 DEMO_CLASSES = 10
@@ -86,5 +87,6 @@ def train_demo_model(
         epochs=epochs,
         batch_size=batch_size,
         verbose=0,
+        callbacks=keras_callbacks("train demo model"),
     )
     return model

@@ -76,6 +76,7 @@ def bench(
     accept_new_host_key: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     check: bool = True,
+    mlflow: str | None = None,
     options: object = None,
     **given: Any,
 ) -> BenchResult:
@@ -86,7 +87,8 @@ def bench(
     them all at once. `store` is where the results go: the
     default store, a path, a ResultsStore, or None to keep them in memory only (then
     `run_id` is None). `inputs` is an .npz (x[, y]) or .npy run instead of random data.
-    With `check`, any failed device or measurement raises `DeviceError`.
+    `mlflow` (a tracking URI such as sqlite:///mlflow.db) also logs one MLflow run per model ×
+    device. With `check`, any failed device or measurement raises `DeviceError`.
     """
     from edgeprune.fleet.options import BenchOptions, DeployOptions
     from edgeprune.workflows.bench import DEFAULT_STORE as DEFAULT_DB
@@ -110,6 +112,7 @@ def bench(
         deploy=DeployOptions.create(
             concurrency=concurrency, accept_new_host_key=accept_new_host_key
         ),
+        mlflow=mlflow,
     )
     document = run.to_dict()
     kept = run.db is not None
@@ -123,6 +126,7 @@ def bench(
         document["devices"],
         [m.name for m in loaded],
         source=(run.store, run.run_id),
+        mlflow=document["mlflow"],
     )
     if check and result.failures:
         first = result.failures[0]

@@ -389,6 +389,8 @@ class BenchResult(_Shown):
     models: list[str] = field(default_factory=list)
     source: Any = field(default=None, compare=False)
     """(results store, run id) the rows came from, so `ep.compare` can judge another baseline."""
+    mlflow: dict[str, Any] | None = None
+    """The MLflow runs written (`mlflow=URI`): uri, experiment_id, runs by "model@device"."""
 
     @property
     def failures(self) -> list[str]:
@@ -404,6 +406,7 @@ class BenchResult(_Shown):
             "run_id": self.run_id,
             "db": None if self.db is None else str(self.db),
             "rows": self.rows,
+            "mlflow": self.mlflow,
             "devices": self.devices,
         }
 

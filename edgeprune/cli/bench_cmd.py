@@ -16,6 +16,7 @@ from edgeprune.cli.common import (
     err_console,
     inventory_option,
     json_option,
+    mlflow_option,
     parse_int_list,
     print_json,
     select_devices,
@@ -24,6 +25,7 @@ from edgeprune.cli.common import (
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_bench import print_bench_run, print_sparse_ab
 from edgeprune.cli.present_fleet import ByteProgress, print_failed_devices, step_printer
+from edgeprune.errors import UserError
 from edgeprune.fleet.options import BenchOptions
 
 
@@ -54,6 +56,7 @@ def register(app: typer.Typer) -> None:
         max_seconds: float = flag(BenchOptions, "max_seconds"),
         interleave: bool = flag(BenchOptions, "interleave", "--interleave/--no-interleave"),
         db: str = db_option(),
+        mlflow: str = mlflow_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
         concurrency: int = concurrency_option(),
@@ -83,6 +86,11 @@ def register(app: typer.Typer) -> None:
             max_seconds=max_seconds,
             interleave=interleave,
         )
+        if sparse_ab and mlflow:
+            raise UserError(
+                "--mlflow is not logged for --sparse-ab yet; log the pair with a plain bench of "
+                "both files"
+            )
         deploy = deploy_options(concurrency, accept_new_host_key)
         devices = select_devices(inventory, device, tag, all_, default_local=True)
         from edgeprune.workflows.bench import DEFAULT_STORE, bench_models
@@ -101,7 +109,7 @@ def register(app: typer.Typer) -> None:
                 note = None if as_json else err_console.print
                 outcome = sparse_ab_of(models, devices, options, on_note=note, **shared)
             else:
-                outcome = bench_models(models, devices, options, **shared)
+                outcome = bench_models(models, devices, options, mlflow=mlflow, **shared)
         if as_json:
             print_json(outcome.to_dict())
         elif sparse_ab:

@@ -41,6 +41,17 @@ def quiet_option() -> Any:
     return typer.Option(False, "--quiet", "-q", help="Show no training progress.")
 
 
+def mlflow_option() -> Any:
+    """`--mlflow URI`: also log the numbers to MLflow (one MLflow run per model × device)."""
+    return typer.Option(
+        None,
+        "--mlflow",
+        metavar="URI",
+        help="Also log to MLflow at this tracking URI (e.g. sqlite:///mlflow.db); needs "
+        "pip install 'edgeprune[mlflow]'.",
+    )
+
+
 def db_option() -> Any:
     """`--db`: the results store."""
     return typer.Option(None, "--db", help=DB_HELP)

@@ -168,6 +168,11 @@ def print_bench_run(run: Any) -> None:
     """A `BenchRun`: its table and where it was stored."""
     print_summary(run.rows, f"bench run {run.run_id} (baseline {run.baseline.name})")
     console.print(f"stored in {run.store.path} as run {run.run_id}")
+    if run.mlflow is not None:
+        console.print(
+            f"logged to MLflow at {run.mlflow.uri}: {len(run.mlflow.runs)} run(s) in "
+            f"experiment {run.mlflow.experiment_id}"
+        )
 
 
 def print_sparse_ab(report: Any) -> None:

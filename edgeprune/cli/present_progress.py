@@ -14,14 +14,17 @@ from edgeprune.progress import ProgressSink, TrainingEvent, reporting
 
 
 @contextlib.contextmanager
-def training_progress(quiet: bool = False, stream: TextIO | None = None) -> Iterator[None]:
-    """Show the progress of the training inside (nothing with `quiet`)."""
+def training_progress(
+    quiet: bool = False, stream: TextIO | None = None, *, live: bool = True
+) -> Iterator[None]:
+    """Show the progress of the training inside (nothing with `quiet`); `live=False` keeps
+    to one line per epoch even on a terminal (when other progress lines share it)."""
     if quiet:
         with reporting(None):
             yield
         return
     out = stream or sys.stderr
-    if out.isatty():
+    if live and out.isatty():
         with _live_bar(out) as sink, reporting(sink):
             yield
         return

@@ -17,9 +17,12 @@ from edgeprune.cli.common import (
     inventory_option,
     joined,
     json_option,
+    mlflow_option,
     print_json,
+    quiet_option,
 )
 from edgeprune.cli.options import flag
+from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_recipe import print_grid, print_plan, print_progress, print_report
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipes.constraints import ConstraintOptions
@@ -78,6 +81,8 @@ def register(app: typer.Typer) -> None:
             "deploy.concurrency, else 8).",
         ),
         as_json: bool = json_option(),
+        mlflow: str | None = mlflow_option(),
+        quiet: bool = quiet_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""
         if devices_deprecated:
@@ -102,6 +107,8 @@ def register(app: typer.Typer) -> None:
                 concurrency,
                 accept_new_host_key,
                 as_json,
+                mlflow,
+                quiet,
             )
         except EdgepruneError as exc:
             if not {"devices", *FLAG_NAMES} & set(exc.params):
@@ -123,6 +130,8 @@ def _run(
     concurrency: int | None,
     accept_new_host_key: bool,
     as_json: bool,
+    mlflow: str | None,
+    quiet: bool,
 ) -> None:
     from edgeprune.fleet.inventory import split_names
     from edgeprune.fleet.session import ConnectOptions
@@ -142,20 +151,22 @@ def _run(
             f"recipe {loaded.name}: {len(loaded.variants)} variant(s); "
             f"work dir {loaded.workdir(workdir)}"
         )
-    outcome = run_recipe(
-        loaded,
-        workdir=workdir,
-        devices=names,
-        inventory=inventory,
-        db=db,
-        strategy=strategy,
-        accuracy_budget=accuracy_budget,
-        **limits.model_dump(),
-        progress=None if as_json else print_progress,
-        # given flags win over the recipe's `deploy:` section
-        connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
-        concurrency=concurrency,
-    )
+    with training_progress(quiet or as_json, live=False):
+        outcome = run_recipe(
+            loaded,
+            workdir=workdir,
+            devices=names,
+            inventory=inventory,
+            db=db,
+            strategy=strategy,
+            accuracy_budget=accuracy_budget,
+            **limits.model_dump(),
+            progress=None if as_json else print_progress,
+            # given flags win over the recipe's `deploy:` section
+            connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
+            concurrency=concurrency,
+            mlflow=mlflow,
+        )
     if as_json:
         print_json(outcome.to_dict())
     else:
@@ -167,6 +178,11 @@ def _run(
             f"{outcome.seconds:.1f} s; report: {outcome.files.get('html', '–')}; "
             f"results run {outcome.run_id} in {outcome.db}"
         )
+        if outcome.mlflow:
+            console.print(
+                f"logged to MLflow at {outcome.mlflow['uri']}: {len(outcome.mlflow['runs'])} "
+                f"run(s) in experiment {outcome.mlflow['experiment_id']}"
+            )
     for error in outcome.device_errors.values():
         print(f"error: {error}", file=sys.stderr)
     outcome.raise_for_failures()

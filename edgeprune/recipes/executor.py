@@ -57,6 +57,7 @@ class RunOutcome:
     seconds: float = 0.0
     trained: int = 0  # stages that trained or built a model in this run
     measured: int = 0  # (variant, device) measurements made in this run
+    mlflow: dict[str, Any] | None = None  # the MLflow runs written (`mlflow`), as MlflowLog.to_dict
 
     def raise_for_failures(self) -> None:
         """What counts as a failed run: a device that failed (`DeviceError`: a re-run
@@ -89,6 +90,7 @@ class RunOutcome:
             "failures": self.failures,
             "device_errors": self.device_errors,
             "files": {k: str(v) for k, v in self.files.items()},
+            "mlflow": self.mlflow,
             "devices": self.report.decisions() if self.report else [],
             "report": self.report.to_dict() if self.report else None,
         }
@@ -140,13 +142,15 @@ def run_recipe(
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
     concurrency: int | None = None,
+    mlflow: str | None = None,
 ) -> RunOutcome:
     """Build, evaluate, measure and report every variant; returns what happened.
 
     `connect` and `concurrency` override the recipe's `deploy:` section when given. The
     constraint keywords (`ConstraintOptions`' fields) replace the recipe's `constraints:`
     for every device; what is cached is not redone, so a re-run with new limits only
-    decides again.
+    decides again. `mlflow` (a tracking URI; else the recipe's `mlflow:`) also logs one MLflow
+    run per variant × device, with the variant's `.tflite` and the report.
     """
     from edgeprune.recipes.constraints import ConstraintOptions
     from edgeprune.recipes.context import STRATEGIES
@@ -168,6 +172,11 @@ def run_recipe(
             f"accuracy_budget {accuracy_budget:g} must be in [0, 100] points",
             params=("accuracy_budget",),
         )
+    tracking = mlflow if mlflow is not None else recipe.spec.mlflow
+    if tracking is not None:
+        from edgeprune.results.mlflow_log import check_tracking_uri
+
+        check_tracking_uri(tracking)
     start = time.perf_counter()
     deploy = deploy_options_of(recipe)
     connect = connect or deploy.connect()
@@ -189,6 +198,8 @@ def run_recipe(
         _bench_and_report(
             plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
         )
+        if tracking is not None and outcome.run_id is not None:
+            outcome.mlflow = _log_to_mlflow(tracking, plan, store, outcome)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
@@ -339,6 +350,34 @@ def _bench_and_report(
     rows = store.measurements(run_ids=referenced_runs(final, outcome.run_id), with_json=True)
     outcome.report = build_report(final, rows, outcome.run_id)
     outcome.files = write_report_files(outcome.report, plan.workdir)
+
+
+def _log_to_mlflow(uri: str, plan: Plan, store: Any, outcome: RunOutcome) -> dict[str, Any]:
+    """One MLflow run per variant × device: its steps as params, the numbers, its `.tflite`
+    and the report."""
+    from edgeprune.results.mlflow_log import log_runs
+
+    record = store.run_info(outcome.run_id) or {}
+    rows = store.measurements(run_ids=referenced_runs(record.get("options") or {}, outcome.run_id))
+    files = {}
+    steps = {}
+    for variant_plan in plan.variants:
+        published = plan.workdir / "models" / f"{variant_plan.name}.tflite"
+        if variant_plan.converted is not None and published.is_file():
+            files[variant_plan.converted.metrics["sha256"]] = published
+        steps[variant_plan.name] = variant_plan.variant.describe()
+    logged = log_runs(
+        uri,
+        rows,
+        params={
+            "recipe": plan.recipe.name,
+            "steps": "; ".join(f"{k}: {v}" for k, v in steps.items()),
+        },
+        model_files=files,
+        report=outcome.files.get("html"),
+        tags={"edgeprune.recipe": plan.recipe.name},
+    )
+    return logged.to_dict()
 
 
 def run_record(

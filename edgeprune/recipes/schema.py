@@ -138,6 +138,9 @@ class RecipeFile(_Strict):
     steps: dict[str, Any] | None = None
     pipelines: dict[str, Any] | None = None
     devices: list[str] = Field(default_factory=lambda: ["local"], min_length=1)
+    mlflow: str | None = Field(
+        None, description="Also log every variant × device to this MLflow tracking URI."
+    )
     inventory: str | None = None
     # Both are built by create_model from the fleet's options, which mypy cannot follow.
     bench: BenchSpec = Field(default_factory=BenchSpec)  # type: ignore[valid-type]

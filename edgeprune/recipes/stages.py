@@ -16,6 +16,7 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.artifacts import save_keras_artifact
 from edgeprune.data import Dataset, check_fits
+from edgeprune.progress import keras_callbacks
 from edgeprune.recipes.context import StageContext
 from edgeprune.recipes.loader import Recipe
 
@@ -104,6 +105,7 @@ def _fit(model: Any, data: Dataset, options: dict[str, Any]) -> dict[str, Any]:
             batch_size=options["batch_size"],
             shuffle=True,
             verbose=0,
+            callbacks=keras_callbacks("train"),
         )
     return {"epochs": options["epochs"], "loss": float(history.history["loss"][-1])}
 
@@ -144,9 +146,9 @@ def run_prune(
         model = load_keras_model(source)
         if options["method"] == "gradual":
             data = ctx.data.training(ctx.input_shape)
-            chosen = PruneOptions.create(
-                **{k: v for k, v in options.items() if k != "method"}, data=data.name
-            )
+            given = {k: v for k, v in options.items() if k != "method"}
+            given["tensorboard"] = log_dir(ctx, given.get("tensorboard"), out)
+            chosen = PruneOptions.create(**given, data=data.name)
             with _tf.quiet_native_output():
                 result = prune_gradually(model, data, options=chosen)
             report = result.report
@@ -233,7 +235,11 @@ def run_finetune(
         data = ctx.data.training(ctx.input_shape)
         kept = _keep_zeros(model)
         try:
-            result = finetune(model, data, **options)
+            result = finetune(
+                model,
+                data,
+                **{**options, "tensorboard": log_dir(ctx, options.get("tensorboard"), out)},
+            )
         finally:
             strip_pruning(model)
         metrics = {
@@ -244,6 +250,14 @@ def run_finetune(
         }
         _save(model, out, "finetune", ctx, options, metrics, source)
     return metrics
+
+
+def log_dir(ctx: StageContext, given: str | None, out: Path) -> str | None:
+    """A stage's TensorBoard logs: `tensorboard:` (relative to the recipe file) / the stage's
+    own name, so the variants of a sweep never write into one run."""
+    if not given:
+        return None
+    return str(ctx.recipe.resolve(given) / out.stem)
 
 
 def _keep_zeros(model: Any) -> int:

@@ -29,6 +29,7 @@ from edgeprune.fleet.remote_bench import (
     device_accuracy,
     run_bench,
 )
+from edgeprune.results.mlflow_log import MlflowLog, check_tracking_uri, log_runs
 from edgeprune.results.rows import ModelInfo
 from edgeprune.results.store import ResultsStore
 from edgeprune.results.tables import summary_rows
@@ -49,6 +50,7 @@ class BenchRun:
     baseline: LocalModel
     rows: list[dict[str, Any]]
     group: GroupResult[DeviceBench]
+    mlflow: MlflowLog | None = None
 
     @property
     def db(self) -> Path | None:
@@ -85,6 +87,7 @@ class BenchRun:
             "run_id": self.run_id,
             "db": None if self.db is None else str(self.db),
             "rows": self.rows,
+            "mlflow": None if self.mlflow is None else self.mlflow.to_dict(),
             "devices": [
                 {
                     "device": o.device.name,
@@ -214,15 +217,19 @@ def bench_models(
     deploy: DeployOptions | None = None,
     progress: StepProgress | None = None,
     deploy_progress: DeployProgress | None = None,
+    mlflow: str | None = None,
 ) -> BenchRun:
     """Deploy what is missing, measure each model on each device, record it: one `BenchRun`.
 
     The first model is the baseline of the speed-ups. `store`: a `ResultsStore` or a DB path;
     None keeps the results in memory only; not given, the default results DB. Devices
     default to `local` (no inventory needed); `deploy` says how many at once and whether to
-    trust new host keys. Failures do not raise here: see
-    `BenchRun.failures` and `raise_for_failures()`.
+    trust new host keys. `mlflow` (a tracking URI, checked first) also gets one MLflow run per
+    model × device. Failures do not raise here: see `BenchRun.failures` and
+    `raise_for_failures()`.
     """
+    if mlflow is not None:
+        check_tracking_uri(mlflow)
     loaded = as_local_models(models)
     bench_inputs = load_inputs(inputs)
     chosen = resolve_devices(devices)
@@ -237,7 +244,14 @@ def bench_models(
         progress=progress,
         deploy_progress=deploy_progress,
     )
-    rows = summary_rows(
-        results.measurements([run_id], with_json=True), baseline_sha256=loaded[0].sha256
-    )
-    return BenchRun(run_id, results, loaded[0], rows, group)
+    stored = results.measurements([run_id], with_json=True)
+    rows = summary_rows(stored, baseline_sha256=loaded[0].sha256)
+    logged = None
+    if mlflow is not None:
+        logged = log_runs(
+            mlflow,
+            stored,
+            params=(options or BenchOptions()).to_dict(),
+            model_files={m.sha256: m.path for m in loaded},
+        )
+    return BenchRun(run_id, results, loaded[0], rows, group, logged)

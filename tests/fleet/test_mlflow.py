@@ -95,3 +95,35 @@ def test_bad_tracking_uris_are_one_line_naming_mlflow(uri, message):
     with pytest.raises(UserError, match=message) as caught:
         check_tracking_uri(uri)
     assert caught.value.in_flags().startswith("--mlflow")
+
+
+def test_bench_with_mlflow_logs_each_model_and_a_bad_uri_fails_before_any_work(
+    run_cli, tiny_tflite, tiny_tflite_b, tmp_path
+):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    db = tmp_path / "results.db"
+    outcome = run_cli(
+        "bench", tiny_tflite, tiny_tflite_b, "--runs", "20", "--db", db, "--mlflow", uri, "--json"
+    )
+    assert outcome.code == 0, outcome.err
+    import json
+
+    document = json.loads(outcome.out)
+    runs = document["mlflow"]["runs"]
+    assert sorted(runs) == sorted(f"{p.name}@local" for p in (tiny_tflite, tiny_tflite_b))
+    client = MlflowClient(tracking_uri=uri)
+    for name, run_id in runs.items():
+        run = client.get_run(run_id)
+        assert run.data.metrics["p50_ms/threads_1"] > 0
+        assert run.data.params["options.runs"] == "20"
+        assert [a.path for a in client.list_artifacts(run_id, "model")] == [
+            "model/" + name.split("@")[0]
+        ]
+    bad = run_cli(
+        "bench", tiny_tflite, "--db", tmp_path / "other.db", "--mlflow", "sqlite:////no/dir/m.db"
+    )
+    assert bad.code == 2
+    assert bad.err.strip().splitlines()[-1].startswith("error: --mlflow 'sqlite:////no/dir/m.db'")
+    assert not (tmp_path / "other.db").exists()
