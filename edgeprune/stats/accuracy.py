@@ -93,7 +93,10 @@ def accuracy_drop(
 
     Only the discordant samples (one model right, the other wrong) move the difference, so
     resampling the n samples is a multinomial draw over (baseline-only right,
-    variant-only right, agree): exact and fast.
+    variant-only right, agree): exact and fast. The draw adds one pseudo-sample to each
+    discordant cell (as the adjusted Wald interval of Bonett & Price does): with the raw
+    counts, 1 or 2 discordant samples give an interval that covers the true drop only
+    ~80 % of the time, and 0 give a zero-width one.
     """
     from scipy.stats import binomtest
 
@@ -112,9 +115,8 @@ def accuracy_drop(
     only_var = int(np.sum(~base & var))
     drop = (only_base - only_var) / n * 100.0
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(
-        n, [only_base / n, only_var / n, 1.0 - (only_base + only_var) / n], size=_RESAMPLES
-    )
+    p_base, p_var = (only_base + 1) / (n + 2), (only_var + 1) / (n + 2)
+    draws = rng.multinomial(n, [p_base, p_var, 1.0 - p_base - p_var], size=_RESAMPLES)
     drops = (draws[:, 0] - draws[:, 1]) / n * 100.0
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = (float(x) for x in np.percentile(drops, [tail, 100.0 - tail]))

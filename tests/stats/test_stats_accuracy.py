@@ -42,12 +42,14 @@ def _scored(rng: np.random.Generator, n: int, only_base: float, only_var: float)
     return base, var
 
 
-def test_paired_drop_interval_covers_the_true_drop() -> None:
+@pytest.mark.parametrize(("only_base", "only_var"), [(0.05, 0.03), (0.005, 0.0)])
+def test_paired_drop_interval_covers_the_true_drop(only_base: float, only_var: float) -> None:
+    """Also with about two discordant samples in 360, where a raw bootstrap covers ~80 %."""
     rng = np.random.default_rng(7)
-    true_drop = (0.05 - 0.03) * 100
+    true_drop = (only_base - only_var) * 100
     covered = 0
     for seed in range(200):
-        base, var = _scored(rng, 360, 0.05, 0.03)
+        base, var = _scored(rng, 360, only_base, only_var)
         drop = accuracy_drop(base, var, budget_points=1.0, seed=seed)
         covered += drop.ci[0] <= true_drop <= drop.ci[1]
     assert covered / 200 >= 0.93
@@ -75,7 +77,9 @@ def test_mcnemar_is_the_exact_binomial_test_on_the_discordant_samples() -> None:
 def test_verdicts_against_the_budget() -> None:
     same = np.random.default_rng(9).random(400) < 0.95
     identical = accuracy_drop(same, same, budget_points=1.0)
-    assert identical.verdict == "within_budget" and identical.ci == (0.0, 0.0)
+    assert identical.verdict == "within_budget" and identical.drop_points == 0.0
+    assert identical.ci[0] < 0.0 < identical.ci[1] < 1.0  # no disagreement in 400 samples
+    assert accuracy_drop(same, same, budget_points=0.1).verdict == "cannot_tell"
     worse = same.copy()
     worse[np.flatnonzero(same)[:40]] = False  # 10 points lost
     assert accuracy_drop(same, worse, budget_points=1.0).verdict == "over_budget"
