@@ -67,6 +67,7 @@ _OPTIONS = {
     "EvaluateOptions": "evaluate",
     "BenchOptions": "bench",
     "DeployOptions": "deploy",
+    "ConstraintOptions": "constraints",
 }
 """Each stage's options class -> its stage; the module comes from `edgeprune.options.STAGES`
 (read on first use: that module imports pydantic, which `import edgeprune` must not)."""
@@ -78,6 +79,7 @@ __all__ = [
     "BenchResult",
     "ChannelOptions",
     "Comparison",
+    "ConstraintOptions",
     "ConvertOptions",
     "ConvertResult",
     "DeployOptions",

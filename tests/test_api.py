@@ -182,7 +182,7 @@ def test_bench_on_local_goes_to_the_default_store(tiny_tflite, run_cli, tmp_path
     shown = run_cli("results", "show", "--json")  # what the CLI reads is what was stored
     assert shown.code == 0, shown.err
     assert json.loads(shown.out)["rows"] == json.loads(json.dumps(run.rows))
-    assert set(run.to_dict()) == {"run_id", "db", "rows", "devices"}
+    assert set(run.to_dict()) == {"run_id", "db", "rows", "mlflow", "devices"}
 
     table = ep.compare(run)
     base, second = table.rows

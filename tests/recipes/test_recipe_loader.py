@@ -217,6 +217,7 @@ def test_cli_reports_a_bad_recipe_in_one_line_with_exit_2(run_cli, write_recipe)
                 "pattern",
                 "include",
                 "exclude",
+                "include_types",
                 "min_params",
                 "schedule",
                 "begin_step",
@@ -228,6 +229,7 @@ def test_cli_reports_a_bad_recipe_in_one_line_with_exit_2(run_cli, write_recipe)
                 "batch_size",
                 "learning_rate",
                 "seed",
+                "tensorboard",
             ]
         )
     ]

@@ -68,9 +68,9 @@ def record() -> dict:
             {
                 "name": "int8",
                 "sha256": "b" * 64,
-                "top1": 352 / N,
+                "top1": 353 / N,  # the same samples right: within any budget
                 "samples": N,
-                "correct": pack(flags(352)),
+                "correct": pack(flags(353)),
                 "size_bytes": 20_000,
                 "gzip_bytes": 10_000,
             },
