@@ -121,7 +121,10 @@ class Session:
                 self.recorder = inputs.OutputRecorder("random")
         except inputs.InputsError as exc:
             raise BenchFailure("bad_inputs", str(exc)) from None
-        self.done = 0  # timed runs so far: the next sample continues the cycle across rounds
+        # timed runs so far (a fresh process of the same member starts where the last one
+        # stopped): the next sample continues the cycle across rounds and processes
+        self.done = int(spec.get("first_run") or 0)
+        self.collected = False
         with _invoking():
             self.feed(self.samples[0])
             start = time.perf_counter()
@@ -138,8 +141,9 @@ class Session:
 
     def timed(self, runs: Optional[int], min_seconds: Optional[float]) -> List[float]:
         """Timed runs in ms (see `_timed_runs`)."""
-        if not self.done:  # start timing with nothing for the collector to do (once: a full
-            gc.collect()  # collection costs milliseconds, more than a round of a small model)
+        if not self.collected:  # start timing with nothing for the collector to do (once: a
+            gc.collect()  # full collection costs milliseconds, more than a round of a small model)
+            self.collected = True
         with _invoking():
             latencies = _timed_runs(
                 self.interpreter,
@@ -164,8 +168,11 @@ class Session:
             "cpu_affinity": self.affinity,
         }
 
-    def finish(self) -> Dict[str, Any]:
-        """Peak memory, and the outputs of every sample (for accuracy and cross-checks)."""
+    def finish(self, outputs: bool = True) -> Dict[str, Any]:
+        """Peak memory, and the outputs of every sample (for accuracy and cross-checks);
+        a later process of the same member skips the outputs (the first one has them)."""
+        if not outputs:
+            return {"peak_rss_kb": _status_kb("VmHWM")}
         with _invoking():
             for sample in self.samples:
                 self.feed(sample)
@@ -203,7 +210,9 @@ def serve_rounds(commands: Any, reply: Any) -> None:
 
     First line: the spec (as for `measure`) -> {"status": "ok", setup facts...}. Then
     {"cmd": "runs", "n": N} -> {"latencies_ms": [...]}, as often as the agent asks, and
-    {"cmd": "finish"} -> {"peak_rss_kb", "outputs"}, after which the process exits. A
+    {"cmd": "finish"} -> {"peak_rss_kb", "outputs"} (with "outputs": false only the
+    peak), after which the process exits. The spec's "first_run" (default 0) is how many
+    timed runs earlier processes of this member made, so inputs keep cycling. A
     failure answers {"status": "error", "error_kind", "error"} and ends the process.
     """
     session = Session(json.loads(next(commands)))
@@ -213,7 +222,7 @@ def serve_rounds(commands: Any, reply: Any) -> None:
         if command.get("cmd") == "runs":
             reply({"latencies_ms": session.timed(int(command["n"]), None)})
         elif command.get("cmd") == "finish":
-            reply(session.finish())
+            reply(session.finish(command.get("outputs", True) is not False))
             return
         else:
             raise BenchFailure("runtime_error", f"unknown command {command.get('cmd')!r}")

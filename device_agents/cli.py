@@ -93,6 +93,13 @@ def _add_bench_options(parser: argparse.ArgumentParser) -> None:
         help="timed runs of each model per round, when several are measured interleaved",
     )
     group.add_argument(
+        "--rounds-per-process",
+        type=int,
+        default=2,
+        metavar="N",
+        help="in rounds: start a fresh process per model every N rounds (default 2)",
+    )
+    group.add_argument(
         "--precision",
         type=_fraction,
         metavar="P",

@@ -35,6 +35,7 @@ Outcome = Tuple[Any, str, int]
 
 FLAGS = {
     "round_runs": "round-runs",
+    "rounds_per_process": "rounds-per-process",
     "max_seconds": "max-seconds",
     "min_seconds": "min-seconds",
     "delay_ms": "delay-ms",
@@ -62,6 +63,7 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
         round_runs=args.round_runs,
         precision=args.precision,
         max_seconds=args.max_seconds,
+        rounds_per_process=args.rounds_per_process,
     )
     try:
         return options.validate("bench options")

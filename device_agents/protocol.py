@@ -18,7 +18,8 @@ Job (schema 1)::
      "options": {"threads": [1, 4], "runs": 50, "min_seconds": null, "warmup": 5,
                  "xnnpack": true, "cpus": [2, 3], "delay_ms": 0.0,
                  "inputs": "<64 hex>.npz" | null, "timeout_s": 600.0, "seed": 0,
-                 "runtime": null, "round_runs": 5, "precision": null, "max_seconds": null},
+                 "runtime": null, "round_runs": 5, "precision": null, "max_seconds": null,
+                 "rounds_per_process": 2},
      "members": []}
 
 A group job (several models measured in alternating rounds) lists 2 to 32 ``members``
@@ -208,6 +209,7 @@ class BenchOptions:
     round_runs: int = 5
     precision: Optional[float] = None
     max_seconds: Optional[float] = None
+    rounds_per_process: int = 2
 
     def validate(self, where: str = "options") -> BenchOptions:
         if not isinstance(self.threads, list) or not 1 <= len(self.threads) <= MAX_THREAD_COUNTS:
@@ -287,6 +289,15 @@ class BenchOptions:
         if self.max_seconds is not None and not _positive_number(self.max_seconds, 86400):
             raise ProtocolError(
                 f"{where}: max_seconds must be > 0 and <= 86400, got {self.max_seconds!r}"
+            )
+        if (
+            isinstance(self.rounds_per_process, bool)
+            or not isinstance(self.rounds_per_process, int)
+            or not 1 <= self.rounds_per_process <= MAX_ROUND_RUNS
+        ):
+            raise ProtocolError(
+                f"{where}: rounds_per_process must be from 1 to {MAX_ROUND_RUNS}, "
+                f"got {self.rounds_per_process!r}"
             )
         return self
 
@@ -645,7 +656,9 @@ class Measurement:
 
     ``rounds`` (interleaved or precision measurements): how many of the kept
     ``latencies_ms`` each round contributed, in order; round i of every measurement with the
-    same Result.group and threads ran next to each other. ``precision`` (only when
+    same Result.group and threads ran next to each other. ``processes``: how many of those
+    rounds each fresh child process held, in order (a process per `rounds_per_process`
+    rounds; generation i of every member ran at the same time). ``precision`` (only when
     options.precision was set): {"target", "reached", "half_width", "runs", "seconds"}.
     """
 
@@ -666,6 +679,7 @@ class Measurement:
     cpu_affinity: Optional[List[int]] = None
     rounds: Optional[List[int]] = None
     precision: Optional[Dict[str, Any]] = None
+    processes: Optional[List[int]] = None
 
     def __post_init__(self) -> None:
         """Keep at most MAX_KEPT_LATENCIES (see `thin`)."""
@@ -696,6 +710,15 @@ class Measurement:
                     f"{where}: rounds add up to {sum(self.rounds)} runs but latencies_ms "
                     f"holds {len(self.latencies_ms)}"
                 )
+        if self.processes is not None and (
+            self.rounds is None
+            or not isinstance(self.processes, list)
+            or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in self.processes)
+            or sum(self.processes) != len(self.rounds)
+        ):
+            raise ProtocolError(
+                f"{where}: processes must be round counts >= 1 adding up to len(rounds)"
+            )
         if self.precision is not None:
             _validate_precision(self.precision, where)
         return self
@@ -931,6 +954,7 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
         cpu_affinity=_cpu_list(raw, where),
         rounds=_expect(raw, "rounds", (list,), where, optional=True),
         precision=_expect(raw, "precision", (dict,), where, optional=True),
+        processes=_expect(raw, "processes", (list,), where, optional=True),
     ).validate(where)
 
 

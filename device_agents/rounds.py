@@ -4,8 +4,12 @@ Why rounds: a board's speed drifts (heat, clocks, a neighbour's load) on the sca
 seconds. Timing A fully, then B, puts the drift between them; asking every model for a few
 runs in turn (A B C, B C A, ...) lands it on all of them alike, and the host can pair round
 i of A with round i of B. Why a process per model: a runtime that crashes or hangs on one
-model takes down only that member; the others carry on. The same loop serves a single model
-whose options ask for `precision` (a group of one).
+model takes down only that member; the others carry on. Why a fresh process every
+`rounds_per_process` rounds: one process's memory layout and cache placement give it a
+fixed offset (two copies of one architecture came out 1.09x apart in one pair of processes
+and 1.00x in the next), which no resampling of rounds can see; several process generations
+let the host resample whole generations. The same loop serves a single model whose options
+ask for `precision` (a group of one).
 """
 
 from __future__ import annotations
@@ -213,6 +217,8 @@ class MemberRun:
         self.latencies = array("d")  # 8 bytes a run: a group may hold many runs per member
         self.last_round: List[float] = []
         self.rounds: List[int] = []
+        self.processes: List[int] = []  # rounds per process generation, in order
+        self.setup_s: Optional[float] = None  # how long the first process took to set up
         self.failure: Optional[ChildFailed] = None
         self.half_width: Optional[float] = None
         self.checked_at = 0  # len(latencies) at the last precision check
@@ -255,28 +261,19 @@ def measure_in_rounds(
     for the CPU; each may take its share of the job's time (`_setup_limit`). Then each
     round asks every live member for `options.round_runs` runs, the order rotating by one
     member per round, until every member has `runs` (and `min_seconds` passed) and, with
-    `precision`, every median is that precise or the precision time cap is spent. A member
-    that fails is dropped from later rounds.
+    `precision`, every median is that precise or the precision time cap is spent. Every
+    `options.rounds_per_process` rounds each live member's process is finished and a fresh
+    one set up (`_renew`). A member that fails is dropped from later rounds.
     """
     try:
         for position, member in enumerate(members):
             left = len(members) - position - 1  # members still to set up after this one
-            try:
-                member.child = start_child(member)
-            except OSError as exc:
-                member.fail(
-                    ChildFailed(
-                        "runtime_error",
-                        f"cannot start the benchmark process: {exc.strerror or exc}",
-                    )
-                )
-                continue
-            _ask(member, member.spec, watch, _setup_limit(watch, left), member.facts.update)
+            _start(member, watch, _setup_limit(watch, left), start_child)
         started = time.monotonic()
-        _rounds(members, options, watch, started)
+        _rounds(members, options, watch, started, start_child)
         elapsed = time.monotonic() - started
         for member in members:
-            _ask(member, {"cmd": "finish"}, watch, None, member.facts.update)
+            _finish(member, watch)
     finally:
         for member in members:
             if member.child is not None:
@@ -296,7 +293,71 @@ def _setup_limit(watch: Watch, left: int) -> float:
     return max(HANG_FLOOR_S, (watch.deadline - time.monotonic()) / (left + 2))
 
 
-def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float) -> None:
+def _start(
+    member: MemberRun,
+    watch: Watch,
+    limit_s: float,
+    start_child: Callable[[MemberRun], RoundsChild],
+) -> None:
+    """A new process for `member`, set up; the first one's facts are the member's facts."""
+    first = member.setup_s is None
+    begin = time.monotonic()
+    try:
+        member.child = start_child(member)
+    except OSError as exc:
+        member.fail(
+            ChildFailed(
+                "runtime_error", f"cannot start the benchmark process: {exc.strerror or exc}"
+            )
+        )
+        return
+    spec = dict(member.spec, first_run=len(member.latencies))
+    _ask(member, spec, watch, limit_s, member.facts.update if first else lambda reply: None)
+    if first:
+        member.setup_s = time.monotonic() - begin
+    member.processes.append(0)
+
+
+def _finish(member: MemberRun, watch: Watch) -> None:
+    """End the member's process: the first one reports the outputs, every one its peak."""
+    first = len(member.processes) <= 1
+
+    def use(reply: Dict[str, Any]) -> None:
+        peak = member.facts.get("peak_rss_kb")
+        if first:
+            member.facts.update(reply)
+        if reply.get("peak_rss_kb") is not None and peak is not None:
+            member.facts["peak_rss_kb"] = max(int(peak), int(reply["peak_rss_kb"]))
+
+    _ask(member, {"cmd": "finish", "outputs": first}, watch, None, use)
+    if member.child is not None:
+        member.child.close()
+        member.child = None
+
+
+def _renew(
+    members: List[MemberRun], watch: Watch, start_child: Callable[[MemberRun], RoundsChild]
+) -> None:
+    """A fresh process for every live member, one member after the other (no two setups
+    compete for the CPU). A fresh process may take about as long as the first one took
+    (HANG_FACTOR x, at least HANG_FLOOR_S), and never more than its share of the time."""
+    live = [m for m in members if m.live]
+    for position, member in enumerate(live):
+        _finish(member, watch)
+        if member.failure is not None:
+            continue
+        share = _setup_limit(watch, len(live) - position - 1)
+        limit = min(share, max(HANG_FLOOR_S, HANG_FACTOR * (member.setup_s or 0.0)))
+        _start(member, watch, limit, start_child)
+
+
+def _rounds(
+    members: List[MemberRun],
+    options: Any,
+    watch: Watch,
+    started: float,
+    start_child: Callable[[MemberRun], RoundsChild],
+) -> None:
     wanted = options.runs or 1
     target = options.precision
     cap_s = options.precision_seconds()
@@ -321,6 +382,10 @@ def _rounds(members: List[MemberRun], options: Any, watch: Watch, started: float
             return
         if all(len(m.latencies) >= most for m in live):
             return
+        if index and index % options.rounds_per_process == 0:
+            _renew(members, watch, start_child)
+            if not any(m.live for m in members):
+                return
         shift = index % len(members)
         for member in members[shift:] + members[:shift]:
             if not member.live:
@@ -338,6 +403,8 @@ def member_record(member: MemberRun) -> Callable[[Dict[str, Any]], None]:
         member.latencies.extend(latencies)
         member.last_round = latencies
         member.rounds.append(len(latencies))
+        if member.processes:
+            member.processes[-1] += 1
 
     return record
 
@@ -398,6 +465,7 @@ def _measurement(member: MemberRun, options: Any, elapsed: float) -> Measurement
         cpu_affinity=facts.get("cpu_affinity"),
         rounds=member.rounds,
         precision=precision,
+        processes=member.processes or None,
     )
 
 

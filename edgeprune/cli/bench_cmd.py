@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
         round_runs: int = flag(BenchOptions, "round_runs", min=1, max=100_000),
         precision: str = flag(BenchOptions, "precision", metavar="PCT"),
         max_seconds: float = flag(BenchOptions, "max_seconds"),
+        rounds_per_process: int = flag(BenchOptions, "rounds_per_process", min=1, max=100_000),
         interleave: bool = flag(BenchOptions, "interleave", "--interleave/--no-interleave"),
         db: str = db_option(),
         mlflow: str = mlflow_option(),
@@ -84,6 +85,7 @@ def register(app: typer.Typer) -> None:
             round_runs=round_runs,
             precision=precision,  # "2%" or 0.02: BenchOptions reads both
             max_seconds=max_seconds,
+            rounds_per_process=rounds_per_process,
             interleave=interleave,
         )
         if sparse_ab and mlflow:

@@ -67,6 +67,8 @@ def bench_option_args(options: BenchOptions) -> list[str]:
         args.append(f"--precision={float(options.precision)!r}")
     if options.max_seconds is not None:
         args.append(f"--max-seconds={float(options.max_seconds)!r}")
+    if options.rounds_per_process != BenchOptions.rounds_per_process:
+        args.append(f"--rounds-per-process={options.rounds_per_process}")
     return args
 
 

@@ -113,6 +113,13 @@ class BenchOptions(StageOptions):
         le=86400,
         description="Cap on measuring per thread count with precision (default 60 s).",
     )
+    rounds_per_process: int = Field(
+        2,
+        ge=1,
+        le=100_000,
+        description="In rounds: a fresh process per model every this many rounds, so one "
+        "process's memory layout cannot pass for a speed difference.",
+    )
     interleave: bool = Field(
         True,
         description="Measure several models on one device in alternating rounds of one job "

@@ -2,7 +2,10 @@
 
 Runs measured in the same interleaved rounds are compared with a block bootstrap over the
 rounds (round i of both models is resampled together), so drift that is slow compared with
-a round moves both medians alike and drops out of the ratio. Runs measured apart are
+a round moves both medians alike and drops out of the ratio. When the agent measured each
+model in several fresh processes (`processes`), whole process generations are resampled
+instead: one process's memory layout gives it a fixed offset that rounds inside it share,
+so rounds alone would call an A/A pair faster. Runs measured apart are
 compared with an ordinary bootstrap of the ratio of medians (scipy.stats.bootstrap). Both
 read the bootstrap distribution as an expanded percentile interval (Hesterberg), which keeps
 95 % coverage with as few as 5 rounds. A speed-up within the noise floor (±2 %) is never called faster or slower, as criterion.rs
@@ -24,7 +27,10 @@ VERDICTS = ("baseline", "faster", "slower", "indistinguishable")
 NOISE_FLOOR = 0.02
 MIN_RUNS = 5
 MIN_PAIRED_ROUNDS = 5  # fewer rounds give too few distinct resamples to trust
+MIN_PAIRED_PROCESSES = 5  # generations needed to resample them instead of rounds
 PAIRED = "paired rounds"
+PAIRED_PROCESSES = "paired processes"
+PAIRED_FEW_PROCESSES = "paired rounds (few processes)"  # said, not silently widened
 INDEPENDENT = "independent"
 _CELLS_PER_CHUNK = 2_000_000  # bootstrap weights held at once (resamples x runs)
 
@@ -112,8 +118,11 @@ def compare_samples(
 ) -> SpeedupEstimate | None:
     """The speed-up of `other` over `baseline`; None when either has fewer than 5 runs.
 
-    Paired rounds when both samples come from the same group and thread count and carry
-    rounds (at least MIN_PAIRED_ROUNDS common ones); otherwise independent. Same inputs and seed give the same interval.
+    Paired when both samples come from the same group and thread count and carry rounds
+    (at least MIN_PAIRED_ROUNDS common ones): over process generations when both have at
+    least MIN_PAIRED_PROCESSES common ones, else over rounds (method PAIRED_FEW_PROCESSES
+    when there were processes but too few: the interval may then be too narrow);
+    otherwise independent. Same inputs and seed give the same interval.
     """
     confidence = fraction(confidence, "confidence")
     if not (0.0 <= float(noise_floor) < 1.0):
@@ -138,8 +147,7 @@ def compare_samples(
         speedup, ci = _independent(base, oth, confidence, int(resamples), rng)
         method, rounds, runs = INDEPENDENT, None, (base.size, oth.size)
     else:
-        speedup, ci, rounds, runs = result
-        method = PAIRED
+        speedup, ci, rounds, runs, method = result
     verdict = verdict_of(speedup, ci, noise_floor)
     return SpeedupEstimate(
         speedup=speedup,
@@ -169,32 +177,68 @@ def _paired(
     confidence: float,
     resamples: int,
     rng: np.random.Generator,
-) -> tuple[float, tuple[float, float], int, tuple[int, int]] | None:
-    """Block bootstrap over the common rounds: the same round indices for both models.
+) -> tuple[float, tuple[float, float], int, tuple[int, int], str] | None:
+    """Block bootstrap over the common rounds (or process generations, see `_clusters`):
+    the same indices for both models.
 
     None when fewer than MIN_PAIRED_ROUNDS common rounds hold runs of both: the caller
     then compares the runs as independent.
     """
-    base_blocks = baseline.round_blocks()
-    other_blocks = other.round_blocks()
-    common = min(len(base_blocks), len(other_blocks))
-    keep = [i for i in range(common) if base_blocks[i].size and other_blocks[i].size]
+    base_rounds = baseline.round_blocks()
+    other_rounds = other.round_blocks()
+    common = min(len(base_rounds), len(other_rounds))
+    keep = [i for i in range(common) if base_rounds[i].size and other_rounds[i].size]
     if len(keep) < MIN_PAIRED_ROUNDS:
         return None
-    base_blocks = [base_blocks[i] for i in keep]
-    other_blocks = [other_blocks[i] for i in keep]
+    clusters = _generations(baseline, other, base_rounds, other_rounds)
+    if clusters is not None:
+        base_blocks, other_blocks, used_rounds = clusters
+        method = PAIRED_PROCESSES
+    else:
+        base_blocks = [base_rounds[i] for i in keep]
+        other_blocks = [other_rounds[i] for i in keep]
+        used_rounds = len(keep)
+        has_processes = baseline.processes is not None or other.processes is not None
+        method = PAIRED_FEW_PROCESSES if has_processes else PAIRED
     base_all = np.concatenate(base_blocks)
     other_all = np.concatenate(other_blocks)
     if base_all.size < MIN_RUNS or other_all.size < MIN_RUNS:
         return None
     speedup = _ratio(float(np.median(base_all)), float(np.median(other_all)))
-    # How many times each round is drawn, per resample: (resamples, rounds).
-    counts = rng.multinomial(len(keep), np.full(len(keep), 1.0 / len(keep)), size=resamples)
+    # How many times each block is drawn, per resample: (resamples, blocks).
+    blocks = len(base_blocks)
+    counts = rng.multinomial(blocks, np.full(blocks, 1.0 / blocks), size=resamples)
     ratios = _weighted_medians(base_blocks, counts) / np.maximum(
         _weighted_medians(other_blocks, counts), np.finfo(float).tiny
     )
-    ci = _percentile_interval(ratios, _expanded(confidence, len(keep)))
-    return speedup, ci, len(keep), (int(base_all.size), int(other_all.size))
+    ci = _percentile_interval(ratios, _expanded(confidence, blocks))
+    return speedup, ci, used_rounds, (int(base_all.size), int(other_all.size)), method
+
+
+def _generations(
+    baseline: LatencySample,
+    other: LatencySample,
+    base_rounds: list[np.ndarray],
+    other_rounds: list[np.ndarray],
+) -> tuple[list[np.ndarray], list[np.ndarray], int] | None:
+    """Each model's runs per process generation, generation i of both (they ran at the same
+    time) kept where both hold runs; with the rounds they span. None when either sample
+    has no process info or fewer than MIN_PAIRED_PROCESSES generations pair up."""
+    base_gens = baseline.generation_rounds()
+    other_gens = other.generation_rounds()
+    if base_gens is None or other_gens is None:
+        return None
+    base_blocks, other_blocks, rounds = [], [], 0
+    for base_gen, other_gen in zip(base_gens, other_gens, strict=False):
+        base_runs = np.concatenate([base_rounds[r] for r in base_gen])
+        other_runs = np.concatenate([other_rounds[r] for r in other_gen])
+        if base_runs.size and other_runs.size:
+            base_blocks.append(base_runs)
+            other_blocks.append(other_runs)
+            rounds += min(len(base_gen), len(other_gen))
+    if len(base_blocks) < MIN_PAIRED_PROCESSES:
+        return None
+    return base_blocks, other_blocks, rounds
 
 
 def _weighted_medians(blocks: list[np.ndarray], counts: np.ndarray) -> np.ndarray:

@@ -22,13 +22,16 @@ class LatencySample:
     """The runs of one measurement, with what is needed to pair it with another.
 
     Two samples are paired (measured in the same interleaved rounds) when they share a
-    `group` and `threads` and both carry `rounds` (runs per round, in order).
+    `group` and `threads` and both carry `rounds` (runs per round, in order). `processes`
+    (Measurement.processes) is how many of those rounds each fresh child process held, in
+    order: generation i of two paired samples ran at the same time.
     """
 
     latencies_ms: tuple[float, ...]
     rounds: tuple[int, ...] | None = None
     group: str | None = None
     threads: int | None = None
+    processes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         latencies(self.latencies_ms)
@@ -40,25 +43,43 @@ class LatencySample:
                 f"{len(self.latencies_ms)} latencies, got a sum of {sum(self.rounds)}",
                 params=("rounds",),
             )
+        if self.processes is not None and (
+            self.rounds is None
+            or any(int(p) < 1 for p in self.processes)
+            or sum(self.processes) != len(self.rounds)
+        ):
+            raise StatsInputError(
+                "processes must be counts of rounds per process (each >= 1) summing to the "
+                f"{len(self.rounds or ())} rounds",
+                params=("processes",),
+            )
 
     @classmethod
     def from_measurement(cls, measurement: Mapping[str, Any], group: str | None) -> LatencySample:
         """A sample from a stored Measurement dict (row["result"]["measurements"][i]).
 
         Rounds that do not add up to the kept latencies (an older or damaged record) are
-        dropped: the sample is then compared as independent runs, which stays sound.
+        dropped: the sample is then compared as independent runs, which stays sound. So are
+        processes that do not add up to the rounds (then: paired rounds, no generations).
         """
         values = tuple(float(x) for x in measurement.get("latencies_ms") or ())
         raw_rounds = measurement.get("rounds")
         rounds = tuple(int(r) for r in raw_rounds) if raw_rounds else None
         if rounds is not None and (sum(rounds) != len(values) or min(rounds) < 0):
             rounds = None
+        raw_processes = measurement.get("processes")
+        processes = tuple(int(p) for p in raw_processes) if raw_processes else None
+        if processes is not None and (
+            rounds is None or sum(processes) != len(rounds) or min(processes) < 1
+        ):
+            processes = None
         threads = measurement.get("threads")
         return cls(
             latencies_ms=values,
             rounds=rounds,
             group=group,
             threads=int(threads) if threads is not None else None,
+            processes=processes,
         )
 
     def pairs_with(self, other: LatencySample) -> bool:
@@ -78,6 +99,13 @@ class LatencySample:
             return [values]
         edges = np.cumsum((0, *self.rounds))
         return [values[a:b] for a, b in itertools.pairwise(edges)]
+
+    def generation_rounds(self) -> list[range] | None:
+        """The round indices of each process generation, in order (None: no process info)."""
+        if self.processes is None:
+            return None
+        edges = np.cumsum((0, *self.processes))
+        return [range(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def order_statistic_ranks(

@@ -117,6 +117,8 @@ def test_a_group_must_carry_its_first_members_model():
         ({"round_runs": 100_001}, "round_runs must be from 1 to 100000"),
         ({"round_runs": 2.5}, "round_runs must be from 1 to 100000"),
         ({"round_runs": None}, "round_runs must be from 1 to 100000"),
+        ({"rounds_per_process": 0}, "rounds_per_process must be from 1 to 100000, got 0"),
+        ({"rounds_per_process": True}, "rounds_per_process must be from 1 to 100000"),
         ({"max_seconds": 0}, "max_seconds must be > 0 and <= 86400, got 0"),
         ({"max_seconds": 86_401}, "max_seconds must be > 0 and <= 86400"),
         ({"max_seconds": float("nan")}, "max_seconds must be > 0 and <= 86400"),
@@ -207,8 +209,12 @@ def test_summary_fills_the_intervals_from_order_statistics():
 def test_thinning_keeps_rounds_consistent():
     latencies = [float(i % 97) for i in range(25_000)]
     rounds = [7] * (25_000 // 7) + [25_000 % 7]
-    m = Measurement(threads=1, xnnpack=True, latencies_ms=latencies, rounds=rounds)
+    processes = [2] * (len(rounds) // 2) + [1] * (len(rounds) % 2)
+    m = Measurement(
+        threads=1, xnnpack=True, latencies_ms=latencies, rounds=rounds, processes=processes
+    )
     assert len(m.latencies_ms) == MAX_KEPT_LATENCIES
+    assert m.processes == processes  # rounds are thinned inside, never dropped
     assert len(m.rounds) == len(rounds) and sum(m.rounds) == MAX_KEPT_LATENCIES
     assert set(m.rounds[:-1]) <= {2, 3}
     assert m.summary.count == 25_000
@@ -226,6 +232,7 @@ def _result(latencies=(1.0, 2.0, 3.0), rounds=(2, 1)) -> Result:
         latencies_ms=list(latencies),
         summary=LatencySummary.of(list(latencies)),
         rounds=list(rounds),
+        processes=[1] * len(rounds),
         precision={"target": 0.02, "reached": False, "half_width": None, "runs": 3, "seconds": 1.0},
     )
     members = [
@@ -240,6 +247,7 @@ def test_a_group_result_round_trips():
     again = Result.from_json(result.to_json())
     assert again == result
     assert again.members[0].measurements[0].rounds == [2, 1]
+    assert again.members[0].measurements[0].processes == [1, 1]
     assert again.members[0].measurements[0].precision["reached"] is False
     assert again.members[1].group == "g" and again.members[1].status == "error"
 
@@ -252,6 +260,8 @@ def test_a_group_result_round_trips():
         (lambda r: setattr(r.members[0], "members", [_result().members[1]]), "cannot have members"),
         (lambda r: setattr(r.members[0].measurements[0], "rounds", [1, 1]), "rounds add up to 2"),
         (lambda r: setattr(r.members[0].measurements[0], "rounds", [4, -1]), "run counts >= 0"),
+        (lambda r: setattr(r.members[0].measurements[0], "processes", [1]), "processes must"),
+        (lambda r: setattr(r.members[0].measurements[0], "processes", [2, 0]), "processes must"),
         (lambda r: r.members[0].measurements[0].precision.pop("reached"), "missing field"),
         (lambda r: setattr(r.members[1], "error", None), "needs a message"),
     ],
@@ -285,7 +295,7 @@ def test_old_results_without_the_new_fields_still_read():
     raw.update(group=None)
     for key in ("group", "members"):
         raw.pop(key)
-    for key in ("rounds", "precision"):
+    for key in ("rounds", "precision", "processes"):
         raw["measurements"][0].pop(key)
     for key in ("p50_ci", "p90_ci", "p99_ci", "confidence"):
         raw["measurements"][0]["summary"].pop(key)

@@ -120,7 +120,11 @@ def test_a_crashing_member_leaves_the_others_measured(agent_models):
 
     def work():
         outcome["result"] = benchmark_group(
-            "gc", members, BenchOptions(runs=None, min_seconds=2.0, round_runs=3, timeout_s=60)
+            "gc",
+            members,
+            BenchOptions(
+                runs=None, min_seconds=2.0, round_runs=3, timeout_s=60, rounds_per_process=100_000
+            ),
         )
 
     thread = threading.Thread(target=work)
@@ -128,7 +132,7 @@ def test_a_crashing_member_leaves_the_others_measured(agent_models):
     deadline = time.monotonic() + 30
     while len(bench_children("gc")) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    (pid,) = member_children("gc", "gc.2")
+    (pid,) = member_children("gc", "gc.2")  # one process all along (rounds_per_process)
     time.sleep(0.3)  # into the rounds
     os.kill(pid, signal.SIGSEGV)
     thread.join(60)
@@ -255,6 +259,7 @@ def test_a_group_job_through_the_spool(agent, agent_models, tmp_path):
         (["run", "MODEL", "--precision=-1"], "--precision must be a fraction > 0 and < 0.5"),
         (["run", "MODEL", "--precision=abc"], "is not a fraction (write 0.02 or 2%)"),
         (["run", "MODEL", "--round-runs=0"], "--round-runs must be from 1 to 100000"),
+        (["run", "MODEL", "--rounds-per-process=0"], "--rounds-per-process must be from 1 to"),
         (["run", "MODEL", "--max-seconds=0"], "--max-seconds must be > 0 and <= 86400"),
         (["submit", "MODEL", "MODEL", "--id=g", "--member-id=g", "--member-id=h"], "own id"),
         (["submit", "--sha256=" + "a" * 64, "--sha256=" + "b" * 64], "is not in"),
@@ -313,7 +318,11 @@ def test_a_hung_member_is_killed_and_the_others_finish(agent_models, monkeypatch
 
     def work():
         outcome["result"] = benchmark_group(
-            "gh", members, BenchOptions(runs=None, min_seconds=2.5, round_runs=3, timeout_s=60)
+            "gh",
+            members,
+            BenchOptions(
+                runs=None, min_seconds=2.5, round_runs=3, timeout_s=60, rounds_per_process=100_000
+            ),
         )
 
     thread = threading.Thread(target=work)
@@ -321,7 +330,8 @@ def test_a_hung_member_is_killed_and_the_others_finish(agent_models, monkeypatch
     deadline = time.monotonic() + 30
     while len(bench_children("gh")) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    (pid,) = member_children("gh", "gh.1")  # set up: the next ones started after it
+    (pid,) = member_children("gh", "gh.1")  # set up: the next ones started after it; one
+    # process all along (rounds_per_process)
     time.sleep(0.3)
     os.kill(pid, signal.SIGSTOP)
     thread.join(60)
@@ -332,3 +342,87 @@ def test_a_hung_member_is_killed_and_the_others_finish(agent_models, monkeypatch
     assert second.status == "ok" and third.status == "ok"
     assert second.measurements[0].rounds == third.measurements[0].rounds
     assert bench_children("gh") == []
+
+
+def test_fresh_processes_every_round_per_process(agent_models, tmp_path):
+    """--rounds-per-process=1: every round in a new process per member; default 2."""
+    for per_process, processes in (("--rounds-per-process=1", [1] * 6), (None, [2, 2, 2])):
+        args = [a for a in (per_process,) if a]
+        outcome = run_agent(
+            "run", agent_models.dense, agent_models.int8, "--runs=6", "--round-runs=1",
+            "--warmup=1", *args, "--spool", tmp_path / "s", "--json",
+        )  # fmt: skip
+        assert outcome.code == 0, outcome.err
+        for member in Result.from_json(outcome.out).members:
+            (m,) = member.measurements
+            assert m.rounds == [1] * 6 and m.processes == processes
+            assert m.load_ms is not None and m.first_invoke_ms is not None
+            assert m.peak_rss_kb > m.rss_before_model_kb > 0 and m.outputs["digest"]
+
+
+def _spec(model) -> dict:
+    return {
+        "model_path": str(model),
+        "runtime": "ai_edge_litert",
+        "threads": 1,
+        "xnnpack": True,
+        "warmup": 1,
+        "runs": 6,
+        "min_seconds": None,
+        "delay_ms": 0.0,
+        "cpus": None,
+        "inputs_path": None,
+        "seed": 0,
+    }
+
+
+def test_each_generation_is_a_new_child(agent_models):
+    """The pids of every member's children: one per `rounds_per_process` rounds."""
+    for per_process, expected in ((1, 6), (2, 3)):
+        pids: dict[str, list[int]] = {"A": [], "B": []}
+
+        def start(member, pids=pids):
+            child = RoundsChild(child_argv("gen", member.member_id), _child_env())
+            pids[member.member_id].append(child.proc.pid)
+            return child
+
+        members = [MemberRun(name, _spec(agent_models.dense)) for name in "AB"]
+        watch = Watch(time.monotonic() + 60, 60, lambda: None, lambda: False, RuntimeError, 0.5)
+        options = BenchOptions(runs=6, round_runs=1, rounds_per_process=per_process)
+        measured = measure_in_rounds(members, options, watch, start)
+        for m in measured:
+            assert m.status == "ok" and m.processes == [per_process] * expected
+        assert [len(set(p)) for p in pids.values()] == [expected, expected]
+        assert bench_children("gen") == []
+
+
+def test_a_fresh_child_that_fails_is_that_members_error(agent_models, monkeypatch):
+    """B's second process exits without answering, C's hangs in its setup: both become
+    error measurements; A is measured to the end in its fresh processes."""
+    import sys
+
+    from device_agents import rounds
+
+    monkeypatch.setattr(rounds, "HANG_FLOOR_S", 1.0)
+    monkeypatch.setattr(rounds, "HANG_FACTOR", 1.0)
+    started: dict[str, int] = {}
+    broken = {
+        "B": [sys.executable, "-c", "import sys; sys.exit(3)"],
+        "C": [sys.executable, "-c", "import time; time.sleep(60)"],
+    }
+
+    def start(member):
+        started[member.member_id] = started.get(member.member_id, 0) + 1
+        argv = child_argv("fresh", member.member_id)
+        if started[member.member_id] == 2 and member.member_id in broken:
+            argv = broken[member.member_id]
+        return RoundsChild(argv, _child_env())
+
+    members = [MemberRun(name, _spec(agent_models.dense)) for name in "ABC"]
+    watch = Watch(time.monotonic() + 60, 60, lambda: None, lambda: False, RuntimeError, 0.2)
+    options = BenchOptions(runs=6, round_runs=1, rounds_per_process=2)
+    a, b, c = measure_in_rounds(members, options, watch, start)
+    assert a.status == "ok" and a.processes == [2, 2, 2] and len(a.latencies_ms) == 6
+    assert b.status == "error" and b.error_kind == "runtime_error" and "code 3" in b.error
+    assert c.status == "error" and c.error_kind == "timeout" and "stopped answering" in c.error
+    assert started == {"A": 3, "B": 2, "C": 2}
