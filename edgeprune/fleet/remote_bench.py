@@ -90,8 +90,10 @@ class DeviceBench:
         return [f"{m.name}: {r.error}" for m, r in self.results if r.status != "ok"]
 
 
-MAX_GROUP_MEMBERS = MAX_MEMBERS
-"""The agent measures at most this many models in one group job (more: several groups)."""
+MAX_GROUP_MEMBERS = min(8, MAX_MEMBERS)
+"""The host puts at most this many models in one group job (more: several groups of about
+equal size). Every member keeps a live runtime process on the board while the group runs,
+so a board's memory, not the protocol's limit of 32, bounds it."""
 
 
 @dataclass
@@ -142,14 +144,17 @@ def new_job_id() -> str:
 
 
 def plan_jobs(models: list[LocalModel], interleave: bool) -> list[QueuedJob]:
-    """One job per model, or (interleaved) groups of up to MAX_GROUP_MEMBERS models each
-    (a lone model left over is a job of its own). Member ids are fresh job ids."""
+    """One job per model, or (interleaved) groups of up to MAX_GROUP_MEMBERS models each, of
+    about equal size (9 models: 5 + 4, never 8 + a lone 1). Member ids are fresh job ids."""
     if not interleave or len(models) < 2:
         return [QueuedJob(new_job_id(), [model]) for model in models]
-    chunks = [
-        models[start : start + MAX_GROUP_MEMBERS]
-        for start in range(0, len(models), MAX_GROUP_MEMBERS)
-    ]
+    count = -(-len(models) // MAX_GROUP_MEMBERS)
+    size, extra = divmod(len(models), count)
+    chunks, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        chunks.append(models[start:end])
+        start = end
     return [
         QueuedJob(new_job_id(), chunk, [new_job_id() for _ in chunk])
         if len(chunk) >= 2

@@ -185,10 +185,13 @@ def test_each_member_is_matched_by_its_id_and_a_failed_group_fails_every_model(
 
 
 def test_more_models_than_a_group_holds_are_split(tiny_tflite: Path, tmp_path: Path):
-    models = [load_model(p) for p in padded_model_variants(tiny_tflite, 33, tmp_path / "many")]
+    models = [load_model(p) for p in padded_model_variants(tiny_tflite, 17, tmp_path / "many")]
     jobs = plan_jobs(models, interleave=True)
-    assert [len(j.models) for j in jobs] == [32, 1]
-    assert isinstance(jobs[1], QueuedJob) and jobs[1].member_ids == []
+    assert [len(j.models) for j in jobs] == [6, 6, 5]  # of about equal size, none left alone
+    assert all(len(j.member_ids) == len(j.models) for j in jobs)
+    assert [m.sha256 for j in jobs for m in j.models] == [m.sha256 for m in models]
+    nine = plan_jobs(models[:9], interleave=True)
+    assert [len(j.models) for j in nine] == [5, 4]
 
 
 def _run_options(db: Path, run_id: int) -> dict[str, Any]:
