@@ -20,7 +20,7 @@ from device_agents.protocol import LatencySummary, Measurement, Result, error_re
 from edgeprune.errors import UserError
 from edgeprune.fleet.artifacts import load_model
 from edgeprune.fleet.options import BenchOptions
-from edgeprune.fleet.remote_bench import QueuedJob, plan_jobs
+from edgeprune.fleet.remote_bench import plan_jobs
 from edgeprune.recipes.loader import load_recipe
 from edgeprune.recipes.plan import bench_options_of
 from edgeprune.results.store import ResultsStore
