@@ -386,11 +386,14 @@ def _rounds(
             _renew(members, watch, start_child)
             if not any(m.live for m in members):
                 return
+        size = round_runs
+        if options.min_seconds is None and target is None:  # `runs` alone: exactly that many
+            size = max(1, min(round_runs, wanted - min(len(m.latencies) for m in live)))
         shift = index % len(members)
         for member in members[shift:] + members[:shift]:
             if not member.live:
                 continue
-            runs = round_runs
+            runs = size
             limit = max(HANG_FLOOR_S, HANG_FACTOR * member.expected_s(runs))
             _ask(member, {"cmd": "runs", "n": runs}, watch, limit, member_record(member))
         index += 1
