@@ -18,7 +18,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -120,18 +119,7 @@ def benchmark_model(
     """
     started = time.time()
 
-    def failed(kind: str, message: str, runtime: Dict[str, Any]) -> Result:
-        return error_result(
-            job_id,
-            model_sha256,
-            message,
-            error_kind=kind,
-            label=label,
-            agent_version=__version__,
-            options=options,
-            started_at=started,
-            runtime=runtime,
-        )
+    failed = _job_failure(job_id, model_sha256, label, options, started)
 
     setup = _setup(options)
     if not isinstance(setup, _Setup):
@@ -190,18 +178,7 @@ def benchmark_group(
     started = time.time()
     first = members[0]
 
-    def failed(kind: str, message: str, runtime: Dict[str, Any]) -> Result:
-        return error_result(
-            group_id,
-            first.model_sha256,
-            message,
-            error_kind=kind,
-            label=first.label,
-            agent_version=__version__,
-            options=options,
-            started_at=started,
-            runtime=runtime,
-        )
+    failed = _job_failure(group_id, first.model_sha256, first.label, options, started)
 
     setup = _setup(options)
     if not isinstance(setup, _Setup):
@@ -367,6 +344,27 @@ def _model_result(
     )
 
 
+def _job_failure(
+    job_id: str, model_sha256: str, label: str, options: BenchOptions, started: float
+) -> Callable[[str, str, Dict[str, Any]], Result]:
+    """failed(kind, message, runtime): the error Result of a job that could not start."""
+
+    def failed(kind: str, message: str, runtime: Dict[str, Any]) -> Result:
+        return error_result(
+            job_id,
+            model_sha256,
+            message,
+            error_kind=kind,
+            label=label,
+            agent_version=__version__,
+            options=options,
+            started_at=started,
+            runtime=runtime,
+        )
+
+    return failed
+
+
 def runtime_warnings(
     runtime: RuntimeInfo, facts: ModelFacts, support: Dict[str, Any], options: BenchOptions
 ) -> List[Warning_]:
@@ -417,15 +415,7 @@ def run_child(
 
     if budget_s <= 0:
         return failed("timeout", f"not started: the job's timeout ({timeout_s:g} s) ran out")
-    argv = [
-        sys.executable,
-        "-m",
-        "device_agents.bench_child",
-        "--parent",
-        str(os.getpid()),
-        "--job",
-        job_id,
-    ]
+    argv = child_argv(job_id)
     try:
         proc = subprocess.Popen(
             argv,

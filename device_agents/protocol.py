@@ -227,21 +227,13 @@ class BenchOptions:
                 )
         if self.runs is None and self.min_seconds is None:
             raise ProtocolError(f"{where}: give runs or min_seconds")
-        if self.runs is not None and (
-            isinstance(self.runs, bool)
-            or not isinstance(self.runs, int)
-            or not 1 <= self.runs <= 1_000_000
-        ):
+        if self.runs is not None and not _whole_number(self.runs, 1, 1_000_000):
             raise ProtocolError(f"{where}: runs must be from 1 to 1000000, got {self.runs!r}")
         if self.min_seconds is not None and not _positive_number(self.min_seconds, 86400):
             raise ProtocolError(
                 f"{where}: min_seconds must be > 0 and <= 86400, got {self.min_seconds!r}"
             )
-        if (
-            isinstance(self.warmup, bool)
-            or not isinstance(self.warmup, int)
-            or not 0 <= self.warmup <= 100_000
-        ):
+        if not _whole_number(self.warmup, 0, 100_000):
             raise ProtocolError(f"{where}: warmup must be from 0 to 100000, got {self.warmup!r}")
         if not isinstance(self.xnnpack, bool):
             raise ProtocolError(f"{where}: xnnpack must be true or false")
@@ -261,21 +253,13 @@ class BenchOptions:
             )
         if not _positive_number(self.timeout_s, 7 * 86400):
             raise ProtocolError(f"{where}: timeout_s must be > 0, got {self.timeout_s!r}")
-        if (
-            isinstance(self.seed, bool)
-            or not isinstance(self.seed, int)
-            or not 0 <= self.seed < 2**32
-        ):
+        if not _whole_number(self.seed, 0, 2**32 - 1):
             raise ProtocolError(f"{where}: seed must be a whole number from 0 to 2**32-1")
         if self.runtime is not None and self.runtime not in RUNTIME_NAMES:
             raise ProtocolError(
                 f"{where}: runtime {self.runtime!r} is unknown; choose one of {', '.join(RUNTIME_NAMES)}"
             )
-        if (
-            isinstance(self.round_runs, bool)
-            or not isinstance(self.round_runs, int)
-            or not 1 <= self.round_runs <= MAX_ROUND_RUNS
-        ):
+        if not _whole_number(self.round_runs, 1, MAX_ROUND_RUNS):
             raise ProtocolError(
                 f"{where}: round_runs must be from 1 to {MAX_ROUND_RUNS}, got {self.round_runs!r}"
             )
@@ -290,11 +274,7 @@ class BenchOptions:
             raise ProtocolError(
                 f"{where}: max_seconds must be > 0 and <= 86400, got {self.max_seconds!r}"
             )
-        if (
-            isinstance(self.rounds_per_process, bool)
-            or not isinstance(self.rounds_per_process, int)
-            or not 1 <= self.rounds_per_process <= MAX_ROUND_RUNS
-        ):
+        if not _whole_number(self.rounds_per_process, 1, MAX_ROUND_RUNS):
             raise ProtocolError(
                 f"{where}: rounds_per_process must be from 1 to {MAX_ROUND_RUNS}, "
                 f"got {self.rounds_per_process!r}"
@@ -322,6 +302,11 @@ class BenchOptions:
             if isinstance(values[name], int) and not isinstance(values[name], bool):
                 values[name] = float(values[name])
         return cls(**values).validate(where)
+
+
+def _whole_number(value: Any, lower: int, upper: int) -> bool:
+    """An int (never a bool) in [lower, upper]."""
+    return not isinstance(value, bool) and isinstance(value, int) and lower <= value <= upper
 
 
 def _positive_number(value: Any, upper: float) -> bool:

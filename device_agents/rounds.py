@@ -472,16 +472,11 @@ def _measurement(member: MemberRun, options: Any, elapsed: float) -> Measurement
     )
 
 
-def child_argv(job_id: str, member_id: str) -> List[str]:
-    return [
-        sys.executable,
-        "-m",
-        "device_agents.bench_child",
-        "--parent",
-        str(os.getpid()),
-        "--job",
-        job_id,
-        "--member",
-        member_id,
-        "--rounds",
-    ]
+def child_argv(job_id: str, member_id: Optional[str] = None) -> List[str]:
+    """The `bench_child` command line: one-shot, or (with `member_id`) a group member's
+    long-lived rounds child."""
+    argv = [sys.executable, "-m", "device_agents.bench_child", "--parent", str(os.getpid())]
+    argv += ["--job", job_id]
+    if member_id is not None:
+        argv += ["--member", member_id, "--rounds"]
+    return argv

@@ -151,34 +151,26 @@ def check(limits: ConstraintOptions, measured: Measured) -> tuple[list[Breach], 
             )
         elif ci is not None and ci[1] > limit:
             notes.append(f"p{q} {ms(value)} ms is at the limit {limit:g} ms{shown}")
-    if limits.max_peak_memory_mb is not None:
-        limit = limits.max_peak_memory_mb
-        mb = None if measured.peak_rss_kb is None else measured.peak_rss_kb / 1024
-        if mb is None:
-            breaches.append(Breach("max_peak_memory_mb", limit, None, "peak memory not measured"))
-        elif mb > limit:
-            breaches.append(
-                Breach(
-                    "max_peak_memory_mb",
-                    limit,
-                    mb,
-                    f"peak memory {mb:.1f} MB is {mb - limit:.1f} MB over {limit:g} MB",
-                )
-            )
-    if limits.max_model_kb is not None:
-        limit = limits.max_model_kb
-        kb = None if measured.size_bytes is None else measured.size_bytes / 1000
-        if kb is None:
-            breaches.append(Breach("max_model_kb", limit, None, "model size unknown"))
-        elif kb > limit:
-            breaches.append(
-                Breach(
-                    "max_model_kb",
-                    limit,
-                    kb,
-                    f"model {kb:.1f} kB is {kb - limit:.1f} kB over {limit:g} kB",
-                )
-            )
+    mb = None if measured.peak_rss_kb is None else measured.peak_rss_kb / 1024
+    kb = None if measured.size_bytes is None else measured.size_bytes / 1000
+    for name, cap, value, what, unit, unknown in (
+        (
+            "max_peak_memory_mb",
+            limits.max_peak_memory_mb,
+            mb,
+            "peak memory",
+            "MB",
+            "peak memory not measured",
+        ),
+        ("max_model_kb", limits.max_model_kb, kb, "model", "kB", "model size unknown"),
+    ):
+        if cap is None:
+            continue
+        if value is None:
+            breaches.append(Breach(name, cap, None, unknown))
+        elif value > cap:
+            text = f"{what} {value:.1f} {unit} is {value - cap:.1f} {unit} over {cap:g} {unit}"
+            breaches.append(Breach(name, cap, value, text))
     return breaches, notes
 
 
