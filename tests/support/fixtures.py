@@ -99,8 +99,8 @@ def large_tflite(cached_artifact) -> Path:
 def preinstall_agent(device: SshDevice) -> Path:
     """What `edgeprune agent install` leaves behind, made in a blink: `<spool>/venv/bin/python`.
 
-    It is a wrapper that runs this repository's interpreter, so the board runs the real
-    device_agents code (the same files), without copying the package and building a venv for
+    It is a wrapper that runs this repository's interpreter on this checkout, so the board
+    runs the real device_agents code (the same files, even from a second worktree), without copying the package and building a venv for
     every fault test. `agent install` itself is tested in tests/fleet and tests/faults/test_security.
     """
     bin_dir = Path(device.spool) / "venv" / "bin"
@@ -108,7 +108,8 @@ def preinstall_agent(device: SshDevice) -> Path:
     for part in (Path(device.spool), Path(device.spool) / "venv", bin_dir):
         part.chmod(0o700)
     wrapper = bin_dir / "python"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    checkout = Path(__file__).resolve().parents[2]  # this checkout's device_agents, always
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={checkout} exec {sys.executable} "$@"\n')
     wrapper.chmod(0o700)
     return wrapper
 
