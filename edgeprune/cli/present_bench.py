@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,25 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     for note in notes:
         console.print(note)
     print_legend((c for r in rows for c in r["warnings"]), rows)
+
+
+def print_run_outcomes(outcomes: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> None:
+    """Under `results show|compare`: each run that did not end ok (and why), and which
+    earlier runs measured what a run reused."""
+    for outcome in outcomes:
+        if outcome["status"] in ("failed", "interrupted", "running"):
+            why = f": {outcome['error']}" if outcome.get("error") else ""
+            console.print(f"[red]run {outcome['id']} {outcome['status']}{why}[/red]")
+    reused: dict[int, set[int]] = {}
+    for row in rows:
+        measured_in = row.get("measured_in")
+        if measured_in is not None and measured_in != row.get("run_id"):
+            reused.setdefault(int(row["run_id"]), set()).add(int(measured_in))
+    for run_id, sources in sorted(reused.items()):
+        console.print(
+            f"run {run_id} reused measurements of run(s) {', '.join(map(str, sorted(sources)))}"
+            " (its stages and measurements were cached)"
+        )
 
 
 def p50_cell(p50: float | None, interval: list[float] | None) -> str:
@@ -212,3 +232,32 @@ def print_sparse_ab(report: Any) -> None:
         console.print(f"note: {note}")
     print_legend((c for r in report.rows for c in r.warnings), [r.to_dict() for r in report.rows])
     console.print(f"stored in {report.store.path} as run {report.run_id}")
+
+
+def print_runs(db: Path, runs: Sequence[dict[str, Any]]) -> None:
+    """`results list`: the DB read (first, so a newcomer sees whose runs these are), then
+    one line per run; a failed run's error follows the table."""
+    table = compact_table(f"runs in {db}")
+    for column in ("run", "when", "kind", "status", "devices", "models", "measurements", "ok"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
+        measured = str(run["rows"]) + (
+            f" ({run['reused_rows']} reused)" if run["reused_rows"] else ""
+        )
+        table.add_row(
+            str(run["id"]),
+            when,
+            run["kind"],
+            run["status"],
+            ",".join(run["devices"]),
+            str(run["models"]),
+            measured,
+            str(run["ok_rows"]),
+        )
+    console.print(table)
+    for run in runs:
+        if run.get("error"):
+            console.print(f"run {run['id']} {run['status']}: {run['error']}", highlight=False)
+    if not runs:
+        console.print(f"no runs in {db} yet")

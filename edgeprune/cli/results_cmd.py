@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import typer
-from rich.table import Table
 
 from edgeprune.cli.common import console, db_option, json_option, print_json
-from edgeprune.cli.present_bench import print_compare, print_summary
+from edgeprune.cli.present_bench import print_compare, print_run_outcomes, print_runs, print_summary
 from edgeprune.cli.present_recipe import print_report
 
 
@@ -23,7 +21,8 @@ def register(app: typer.Typer) -> None:
         db: str = db_option(),
         as_json: bool = json_option(),
     ) -> None:
-        """Runs, newest first: when, devices, models, measurements."""
+        """Runs, newest first, of the DB named in the header: when, kind, status, devices,
+        models, measurements (a cached run's are the ones it reused)."""
         from edgeprune.results.queries import open_store
 
         store = open_store(db)
@@ -31,20 +30,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"db": str(store.path), "runs": runs})
             return
-        table = Table(title=f"runs in {store.path}")
-        for column in ("run", "when", "devices", "models", "measurements", "ok"):
-            table.add_column(column)
-        for run in runs:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
-            table.add_row(
-                str(run["id"]),
-                when,
-                ",".join(run["devices"]),
-                str(run["models"]),
-                str(run["rows"]),
-                str(run["ok_rows"]),
-            )
-        console.print(table)
+        print_runs(store.path, runs)
 
     @results_app.command("show")
     def show_cmd(
@@ -66,6 +52,7 @@ def register(app: typer.Typer) -> None:
             print_json(shown.to_dict())
             return
         print_summary(shown.rows, shown.title)
+        print_run_outcomes(shown.outcomes, shown.rows)
 
     @results_app.command("compare")
     def compare_cmd(
@@ -82,6 +69,7 @@ def register(app: typer.Typer) -> None:
             print_json(compared.to_dict())
             return
         print_compare(compared.run_ids, compared.rows)
+        print_run_outcomes(compared.outcomes, [])
 
     @results_app.command("export")
     def export_cmd(

@@ -25,7 +25,15 @@ from edgeprune.recipes.cache import StageCache, StageRecord, workdir_lock
 from edgeprune.recipes.devices import resolve_devices
 from edgeprune.recipes.loader import Recipe
 from edgeprune.recipes.plan import Plan, PlannedStage, VariantPlan, make_plan, plan_bench
-from edgeprune.recipes.report import RUN_COMMAND, RecipeReport, build_report, referenced_runs
+from edgeprune.recipes.report import (
+    RUN_COMMAND,
+    RecipeReport,
+    build_report,
+    recipe_outcome,
+    referenced_runs,
+)
+from edgeprune.results.recording import ended_early_recorded
+from edgeprune.results.store import recorded_reuse
 
 
 @dataclass
@@ -110,7 +118,7 @@ def plan_recipe(
     chosen = resolve_devices(recipe, devices, inventory)
     device_limits(recipe, chosen)  # a constraints.devices key naming no device: file:line
     plan = make_plan(recipe, recipe.workdir(workdir), chosen)
-    plan_bench(plan, _existing_store(db))
+    plan_bench(plan, _existing_store(db, plan.workdir))
     return plan
 
 
@@ -119,10 +127,18 @@ def deploy_options_of(recipe: Recipe) -> DeployOptions:
     return DeployOptions.create(**recipe.spec.deploy.model_dump())
 
 
-def _existing_store(db: str | os.PathLike[str] | None) -> Any | None:
-    from edgeprune.results.store import ResultsStore, default_db_path
+def recipe_db_path(db: str | os.PathLike[str] | None, workdir: Path) -> Path:
+    """`db`, else `$EDGEPRUNE_RESULTS_DB`, else `<workdir>/results.db`: a recipe's runs live
+    with its work dir, not among every other tool's runs on this machine."""
+    from edgeprune.results.store import chosen_db_path
 
-    path = Path(db).expanduser() if db is not None else default_db_path()
+    return chosen_db_path(db, workdir)
+
+
+def _existing_store(db: str | os.PathLike[str] | None, workdir: Path) -> Any | None:
+    from edgeprune.results.store import ResultsStore
+
+    path = recipe_db_path(db, workdir)
     return ResultsStore(path, create=False) if path.is_file() else None
 
 
@@ -150,7 +166,9 @@ def run_recipe(
     constraint keywords (`ConstraintOptions`' fields) replace the recipe's `constraints:`
     for every device; what is cached is not redone, so a re-run with new limits only
     decides again. `mlflow` (a tracking URI; else the recipe's `mlflow:`) also logs one MLflow
-    run per variant × device, with the variant's `.tflite` and the report.
+    run per variant × device, with the variant's `.tflite` and the report. `db`: the results
+    DB; default `$EDGEPRUNE_RESULTS_DB`, else `results.db` in the work dir. A re-run whose
+    measurements are all cached stores a `cached` run pointing at the ones it reused.
     """
     from edgeprune.recipes.constraints import ConstraintOptions
     from edgeprune.recipes.context import STRATEGIES
@@ -186,8 +204,8 @@ def run_recipe(
     root = recipe.workdir(workdir)
     from edgeprune.results.store import ResultsStore
 
-    store = ResultsStore(db)  # checked (and created) before any slow work
     with workdir_lock(root):
+        store = ResultsStore(recipe_db_path(db, root))  # checked before any slow work
         cache = StageCache(root)
         cache.clean_partials()
         plan = make_plan(recipe, root, chosen, cache)
@@ -195,9 +213,10 @@ def run_recipe(
         builder.run()
         outcome = RunOutcome(plan, None, builder.grid, builder.failures, {}, None, store.path)
         outcome.trained = builder.built
-        _bench_and_report(
-            plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
-        )
+        with ended_early_recorded(store, lambda: outcome.run_id):  # Ctrl-C: interrupted
+            _bench_and_report(
+                plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
+            )
         if tracking is not None and outcome.run_id is not None:
             outcome.mlflow = _log_to_mlflow(tracking, plan, store, outcome)
     outcome.seconds = time.perf_counter() - start
@@ -317,7 +336,7 @@ def _bench_and_report(
     plan_bench(plan, store)
     budget = plan.recipe.spec.accuracy_budget if accuracy_budget is None else accuracy_budget
     record = run_record(plan, outcome.failures, budget, limits)
-    outcome.run_id = store.begin_run(RUN_COMMAND, record, label=plan.recipe.name)
+    outcome.run_id = store.begin_run(RUN_COMMAND, record, label=plan.recipe.name, kind="recipe")
 
     def step(device: str, what: str, done: int, total: int) -> None:
         builder.progress(StageEvent("*", f"bench@{device}", what, done, total))
@@ -347,6 +366,12 @@ def _bench_and_report(
             outcome.failures.setdefault(variant, f"bench@{name}: {error}")
     final = run_record(plan, outcome.failures, budget, limits)
     final["device_errors"] = outcome.device_errors
+    store.finish_run(
+        outcome.run_id,
+        *recipe_outcome(outcome.device_errors, outcome.failures, outcome.measured),
+        options=final,  # the record with this run's own measurements too
+        reused=recorded_reuse(final, outcome.run_id),
+    )
     rows = store.measurements(run_ids=referenced_runs(final, outcome.run_id), with_json=True)
     outcome.report = build_report(final, rows, outcome.run_id)
     outcome.files = write_report_files(outcome.report, plan.workdir)

@@ -16,9 +16,10 @@ from edgeprune.recipes.constraints import PERCENTILES, ConstraintOptions
 from edgeprune.recipes.correctness import unpack
 from edgeprune.recipes.formatting import kb, ms, num, pct
 from edgeprune.recipes.recommend import Baseline, Candidate, Recommendation, recommend
+from edgeprune.results.store import RECIPE_COMMAND
 from edgeprune.warning_codes import legend
 
-RUN_COMMAND = "run"
+RUN_COMMAND = RECIPE_COMMAND
 
 
 @dataclass
@@ -530,6 +531,18 @@ def referenced_runs(record: dict[str, Any], run_id: int | None) -> list[int]:
     if run_id is not None:
         ids.add(run_id)
     return sorted(ids)
+
+
+def recipe_outcome(
+    device_errors: dict[str, str], failures: dict[str, str], measured: int
+) -> tuple[str, str | None]:
+    """(status, error) the store keeps for a finished recipe run: `failed` with the first
+    device or variant that failed, `cached` when every measurement was reused, else `ok`."""
+    problems = [f"{name}: {error}" for name, error in [*device_errors.items(), *failures.items()]]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return "failed", problems[0] + more
+    return ("cached", None) if measured == 0 else ("ok", None)
 
 
 def recipe_report_for_run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,30 @@ DB = str | os.PathLike[str] | None
 
 @dataclass
 class RunRows:
-    """Rows of one or more runs: summaries (`show`) or run-against-run p50s (`compare`)."""
+    """Rows of one or more runs: summaries (`show`) or run-against-run p50s (`compare`).
+
+    A run's rows include the measurements it reused (a cached recipe run), each saying in
+    `measured_in` which run measured it; `outcomes` says how each run ended."""
 
     run_ids: list[int]
     rows: list[dict[str, Any]]
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def title(self) -> str:
         return f"run {', '.join(map(str, self.run_ids))}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.run_ids, "rows": self.rows}
+        return {"runs": self.run_ids, "outcomes": self.outcomes, "rows": self.rows}
+
+
+OUTCOME_FIELDS = ("id", "kind", "status", "error", "label", "command")
+
+
+def run_outcomes(store: ResultsStore, run_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Each run's kind, status and error (why a run shows no rows, or fewer than expected)."""
+    found = [store.run_info(run_id) for run_id in run_ids]
+    return [{k: info[k] for k in OUTCOME_FIELDS} for info in found if info is not None]
 
 
 def open_store(db: DB) -> ResultsStore:
@@ -66,8 +79,10 @@ def show_runs(
     its interval and verdict, size, accuracy."""
     store = open_store(db)
     run_ids = resolve_runs(store, refs)
-    rows = store.measurements(run_ids, device=device, model=model, with_json=True)
-    return RunRows(run_ids, summary_rows(rows))
+    rows = store.measurements(
+        run_ids, device=device, model=model, with_json=True, include_reused=True
+    )
+    return RunRows(run_ids, summary_rows(rows), run_outcomes(store, run_ids))
 
 
 def compare_runs(db: DB, refs: Sequence[str]) -> RunRows:
@@ -77,7 +92,8 @@ def compare_runs(db: DB, refs: Sequence[str]) -> RunRows:
     run_ids = resolve_runs(store, refs)
     if len(run_ids) < 2:
         raise UserError("compare needs two or more different runs (e.g. compare latest~1 latest)")
-    return RunRows(run_ids, compare_rows(store.measurements(run_ids, with_json=True), run_ids))
+    rows = store.measurements(run_ids, with_json=True, include_reused=True)
+    return RunRows(run_ids, compare_rows(rows, run_ids), run_outcomes(store, run_ids))
 
 
 @dataclass
@@ -90,14 +106,16 @@ class Export:
 
 
 def export_runs(db: DB, refs: Sequence[str] | None, out: str, fmt: str | None) -> Export:
-    """CSV or JSON of the runs' measurements (every run when none is named), written to `out`
-    atomically unless `out` is `-`."""
+    """CSV or JSON of the runs' measurements (every run when none is named; a named run's
+    include those it reused), written to `out` atomically unless `out` is `-`."""
     from edgeprune.results.export import format_for, render, write_export
 
     store = open_store(db)
     chosen = format_for(out, fmt)
     run_ids = resolve_runs(store, refs, default_latest=False)
-    rows = store.measurements(run_ids or None, with_json=chosen == "json")
+    rows = store.measurements(
+        run_ids or None, with_json=chosen == "json", include_reused=bool(run_ids)
+    )
     text = render(rows, chosen)
     target = None if out == "-" else write_export(text, out)
     return Export(len(rows), text, target)

@@ -143,6 +143,7 @@ def summary_rows(
         out.append(
             {
                 "run_id": row.get("run_id"),
+                "measured_in": row.get("measured_in", row.get("run_id")),
                 "model": row["model_name"],
                 "model_sha256": row["model_sha256"],
                 "baseline": row["model_sha256"] == baseline,

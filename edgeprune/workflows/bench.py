@@ -30,6 +30,7 @@ from edgeprune.fleet.remote_bench import (
     run_bench,
 )
 from edgeprune.results.mlflow_log import MlflowLog, check_tracking_uri, log_runs
+from edgeprune.results.recording import bench_outcome, ended_early_recorded
 from edgeprune.results.rows import ModelInfo
 from edgeprune.results.store import ResultsStore
 from edgeprune.results.tables import summary_rows
@@ -173,7 +174,9 @@ def record_bench(
     progress: StepProgress | None = None,
     deploy_progress: DeployProgress | None = None,
 ) -> tuple[int, GroupResult[DeviceBench]]:
-    """Open a run in `store`, bench every model on every device into it: (run id, outcomes)."""
+    """Open a run in `store`, bench every model on every device into it: (run id, outcomes).
+
+    The run ends `ok`, or `failed` with the first failure, or `interrupted` on Ctrl-C."""
     wire = options.to_protocol()
     deploy = deploy or DeployOptions()
     run_id = store.begin_run(
@@ -184,19 +187,23 @@ def record_bench(
             "devices": [d.name for d in devices],
             "inputs": str(inputs.path) if inputs else None,
         },
+        kind="bench",
     )
-    group = run_bench(
-        devices,
-        models,
-        wire,
-        on_result=store_results(store, run_id, inputs),
-        inputs=inputs,
-        concurrency=deploy.concurrency,
-        connect=deploy.connect(),
-        deploy_progress=deploy_progress,
-        step=progress,
-        interleave=options.interleave,
-    )
+    with ended_early_recorded(store, run_id):  # Ctrl-C or a crash: stored as such
+        group = run_bench(
+            devices,
+            models,
+            wire,
+            on_result=store_results(store, run_id, inputs),
+            inputs=inputs,
+            concurrency=deploy.concurrency,
+            connect=deploy.connect(),
+            deploy_progress=deploy_progress,
+            step=progress,
+            interleave=options.interleave,
+        )
+    failed = {o.device.name: o.message for o in group.failed}
+    store.finish_run(run_id, *bench_outcome(failed, store.measurements([run_id])))
     return run_id, group
 
 

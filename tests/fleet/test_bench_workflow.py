@@ -55,7 +55,13 @@ def test_bench_models_default_and_given_stores(tiny_tflite, tmp_path: Path):
     given = tmp_path / "given.db"
     again = bench_models([tiny_tflite], options=QUICK, store=given)
     assert again.db == given and again.run_id == 1
-    assert ResultsStore(given).run_info(1)["command"] == "bench"
+    info = ResultsStore(given).run_info(1)
+    assert (info["command"], info["kind"], info["status"], info["error"]) == (
+        "bench",
+        "bench",
+        "ok",
+        None,
+    )
 
 
 def test_what_counts_as_failure_is_decided_by_the_run(tiny_tflite, tmp_path: Path):

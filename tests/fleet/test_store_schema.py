@@ -1,4 +1,5 @@
-"""The results store's schema v3: latency intervals and group ids in columns, v2 DBs migrated.
+"""The results store's schema: v3's latency intervals and group ids in columns, v2 DBs
+migrated (v3 and v4's run outcomes: tests/fleet/test_run_outcomes.py).
 
 A v2 DB is built here with the v2 release's own SQL (a frozen copy), holding a row the way
 that release wrote it, so the migration is tested on a real old file rather than on a DB
@@ -173,7 +174,7 @@ def test_a_v2_db_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path):
     make_v2_db(db)
     store = ResultsStore(db)
     with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
     conn.close()
     assert columns(db)[-5:] == list(NEW_COLUMNS)  # added at the end, the old ones untouched
     run = store.begin_run("bench")
@@ -188,11 +189,12 @@ def test_a_v2_db_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path):
     assert columns(db)[-5:] == list(NEW_COLUMNS)
 
 
-def test_a_v3_db_is_refused_as_newer_by_a_v2_reader(tmp_path: Path, monkeypatch):
-    db = tmp_path / "v3.db"
+def test_a_db_is_refused_as_newer_by_the_previous_reader(tmp_path: Path, monkeypatch):
+    db = tmp_path / "new.db"
     ResultsStore(db).begin_run("bench")
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)  # the previous release's reader
-    with pytest.raises(UserError, match="schema version 3, newer than this edgeprune"):
+    now = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", now - 1)  # the previous release's reader
+    with pytest.raises(UserError, match=f"schema version {now}, newer than this edgeprune"):
         ResultsStore(db, create=False)
 
 
