@@ -50,8 +50,9 @@ def test_rerun_is_all_cached_and_a_new_sweep_value_does_only_the_missing_work(
     run_cli, write_recipe, tmp_path: Path
 ):
     recipe = write_recipe(TINY.format(sparsities="[0.5]"))
-    workdir, db = tmp_path / "work", tmp_path / "results.db"
-    common = ("--workdir", workdir, "--db", db)
+    workdir = tmp_path / "work"
+    db = workdir / "results.db"  # no --db, no $EDGEPRUNE_RESULTS_DB: the work dir's own
+    common = ("--workdir", workdir)
 
     code, first, err = run_json(run_cli, recipe, *common)
     assert code == 0, err
@@ -80,7 +81,22 @@ def test_rerun_is_all_cached_and_a_new_sweep_value_does_only_the_missing_work(
     assert spool_files(tmp_path) == spool  # nothing deployed, no job queued
     # the new run's report is rebuilt from the stored measurements it points at
     assert again["report"]["devices"][0]["rows"] == device["rows"]
-    assert again["run_id"] == first["run_id"] + 1
+    assert again["run_id"] == first["run_id"] + 1 and again["db"] == str(db)
+    # the cached re-run is no empty run: it points at the measurements it reused
+    listed = json.loads(run_cli("results", "list", "--db", db, "--json").out)
+    assert listed["db"] == str(db)
+    assert [
+        (r["id"], r["kind"], r["status"], r["rows"], r["reused_rows"]) for r in listed["runs"]
+    ] == [
+        (again["run_id"], "recipe", "cached", 2, 2),
+        (first["run_id"], "recipe", "ok", 2, 0),
+    ]
+    shown = json.loads(run_cli("results", "show", again["run_id"], "--db", db, "--json").out)
+    assert {(r["model"], r["measured_in"]) for r in shown["rows"]} == {
+        ("dense-fp32.tflite", first["run_id"]),
+        ("pruned-sp0.5-fp32.tflite", first["run_id"]),
+    }
+    assert not (tmp_path / "xdg-data" / "edgeprune" / "results.db").exists()  # not the machine's
 
     code, plan, err = run_json(run_cli, recipe, *common, "--dry-run")
     assert code == 0, err
@@ -111,6 +127,10 @@ def test_rerun_is_all_cached_and_a_new_sweep_value_does_only_the_missing_work(
     sparsity = {v["name"]: v["sparsity"] for v in third["report"]["variants"]}
     assert sparsity["pruned-sp0.7-fp32"] > sparsity["pruned-sp0.5-fp32"] > sparsity["dense-fp32"]
 
+    listed = json.loads(run_cli("results", "list", "--db", db, "--json").out)
+    assert listed["runs"][0]["status"] == "ok" and listed["runs"][0]["reused_rows"] == 2
+    shown = json.loads(run_cli("results", "show", "--db", db, "--json").out)
+    assert len(shown["rows"]) == 3  # show agrees with report: every variant on every device
     outcome = run_cli("results", "report", "--db", db)  # the latest run: the recipe report
     assert outcome.code == 0, outcome.err
     assert "pruned-sp0.7-fp32" in outcome.out and "local: ship" in outcome.out
