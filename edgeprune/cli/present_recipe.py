@@ -49,6 +49,8 @@ def print_plan(plan: Any) -> None:
         f"{cached} of {total} stage(s) cached in {plan.workdir}; "
         f"devices: {', '.join(d.name for d in plan.devices)}"
     )
+    for device, limits in plan.constraints.items():
+        console.print(f"constraints on {device}: {limits.describe()}", highlight=False)
 
 
 def print_grid(grid: dict[str, dict[str, str]]) -> None:

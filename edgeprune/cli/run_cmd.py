@@ -140,7 +140,14 @@ def _run(
     loaded = load_recipe(recipe)
     names = split_names(devices) or None
     if dry_run:
-        plan = plan_recipe(loaded, workdir=workdir, devices=names, inventory=inventory, db=db)
+        plan = plan_recipe(
+            loaded,
+            workdir=workdir,
+            devices=names,
+            inventory=inventory,
+            db=db,
+            **limits.model_dump(),
+        )
         if as_json:
             print_json(plan.to_dict())
         else:
@@ -178,6 +185,10 @@ def _run(
             f"{outcome.seconds:.1f} s; report: {outcome.files.get('html', '–')}; "
             f"results run {outcome.run_id} in {outcome.db}"
         )
+        if outcome.run_id is not None:
+            console.print(
+                f"see it again: edgeprune results show {outcome.run_id} --db {outcome.db}"
+            )
         if outcome.mlflow:
             console.print(
                 f"logged to MLflow at {outcome.mlflow['uri']}: {len(outcome.mlflow['runs'])} "

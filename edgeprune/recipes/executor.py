@@ -111,13 +111,27 @@ def plan_recipe(
     devices: list[str] | None = None,
     inventory: str | None = None,
     db: str | os.PathLike[str] | None = None,
+    max_latency_ms: float | None = None,
+    latency_percentile: int | None = None,
+    max_peak_memory_mb: float | None = None,
+    max_model_kb: float | None = None,
 ) -> Plan:
-    """The plan with cache status of every stage (what `--dry-run` prints); touches nothing."""
+    """The plan with cache status of every stage and each device's constraints (the
+    recipe's, replaced by the keywords given, as in `run_recipe`): what `--dry-run` prints;
+    touches nothing."""
+    from edgeprune.recipes.constraints import ConstraintOptions
     from edgeprune.recipes.limits import device_limits
 
+    given = ConstraintOptions.create(
+        max_latency_ms=max_latency_ms,
+        latency_percentile=latency_percentile,
+        max_peak_memory_mb=max_peak_memory_mb,
+        max_model_kb=max_model_kb,
+    )
     chosen = resolve_devices(recipe, devices, inventory)
-    device_limits(recipe, chosen)  # a constraints.devices key naming no device: file:line
+    limits = device_limits(recipe, chosen, given)  # a key naming no device: file:line
     plan = make_plan(recipe, recipe.workdir(workdir), chosen)
+    plan.constraints = limits
     plan_bench(plan, _existing_store(db, plan.workdir))
     return plan
 

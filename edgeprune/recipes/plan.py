@@ -89,6 +89,7 @@ class Plan:
     data_key: str | None
     variants: list[VariantPlan]
     inputs_path: Path | None = None
+    constraints: dict[str, Any] = field(default_factory=dict)  # device -> ConstraintOptions
 
     def stage_counts(self) -> tuple[int, int]:
         """(stages cached, stages in total), shared stages counted once, bench included."""
@@ -108,6 +109,7 @@ class Plan:
             "workdir": str(self.workdir),
             "devices": [d.name for d in self.devices],
             "bench_options": self.bench_options.__dict__,
+            "constraints": {name: c.model_dump() for name, c in self.constraints.items()},
             "stages_cached": cached,
             "stages_total": total,
             "variants": [

@@ -171,3 +171,26 @@ def test_python_keywords_take_the_same_constraints_and_refuse_bad_ones(
     with pytest.raises(UserError, match="did you mean|unknown|max_latency_ms"):
         ep.run_recipe(recipe, workdir=workdir, db=db, max_latency=3)
     assert not workdir.exists() and not db.exists()
+
+
+def test_dry_run_shows_each_devices_constraints_with_the_flags_applied(
+    run_cli, write_recipe, tmp_path: Path
+):
+    recipe = write_recipe(
+        recipe_text("constraints:\n  max_model_kb: 500\n  devices:\n    local: {max_latency_ms: 5}")
+    )
+    common = ("--workdir", tmp_path / "work", "--dry-run", "--max-memory-mb", "64")
+    outcome = run_cli("run", recipe, *common, "--json")
+    assert outcome.code == 0, outcome.err
+    limits = json.loads(outcome.out)["constraints"]["local"]
+    assert (limits["max_model_kb"], limits["max_latency_ms"], limits["max_peak_memory_mb"]) == (
+        500,
+        5,
+        64,
+    )
+    outcome = run_cli("run", recipe, *common)
+    assert outcome.code == 0, outcome.err
+    assert "constraints on local: p50 <= 5 ms, peak memory <= 64 MB, model <= 500 kB" in " ".join(
+        outcome.out.split()
+    )
+    assert not (tmp_path / "work" / "results.db").exists()  # a dry run stores nothing
