@@ -257,7 +257,8 @@ def test_run_recipe_builds_measures_and_recommends(demo_model_path, tmp_path):
     result = ep.run_recipe(recipe, devices="local", workdir=tmp_path / "work")
     assert result.recommendations == {"local": "dense-fp32"}
     assert isinstance(result.run_id, int)
-    assert result.to_dict()["db"] == str(default_db_path())
+    assert result.to_dict()["db"] == str(tmp_path / "work" / "results.db")  # the work dir's
+    assert not default_db_path().exists()
     assert "best on local: dense-fp32" in repr(result)
 
 

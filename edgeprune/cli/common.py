@@ -29,6 +29,7 @@ INVENTORY_HELP = (
 DEVICE_HELP = "Device name (repeat, or comma-separate: --device pi4,jetson)."
 TAG_HELP = "Every device with this tag (repeatable)."
 DB_HELP = "Results DB (default: $EDGEPRUNE_RESULTS_DB or ~/.local/share/edgeprune/results.db)."
+RUN_DB_HELP = "Results DB (default: $EDGEPRUNE_RESULTS_DB, else results.db in the work dir)."
 
 
 def json_option() -> Any:
@@ -52,9 +53,9 @@ def mlflow_option() -> Any:
     )
 
 
-def db_option() -> Any:
+def db_option(help: str = DB_HELP) -> Any:
     """`--db`: the results store."""
-    return typer.Option(None, "--db", help=DB_HELP)
+    return typer.Option(None, "--db", help=help)
 
 
 def inventory_option() -> Any:

@@ -7,6 +7,7 @@ import sys
 import typer
 
 from edgeprune.cli.common import (
+    RUN_DB_HELP,
     accept_option,
     concurrency_option,
     console,
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
             "--workdir",
             help="Stage cache and reports (default: the recipe's, else ./build/NAME).",
         ),
-        db: str = db_option(),
+        db: str = db_option(RUN_DB_HELP),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(
             help="Trust and record unknown SSH host keys (also: the recipe's "

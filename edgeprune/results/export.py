@@ -16,14 +16,19 @@ FORMATS = ("csv", "json")
 
 
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    """CSV with the store's columns (warnings joined by ';'), or a JSON list with full results."""
+    """CSV with the store's columns (warnings joined by ';'; `measured_in` too when the rows
+    include reused ones), or a JSON list with full results."""
     if fmt == "json":
         return json.dumps(rows, indent=2, sort_keys=True, default=str) + "\n"
     if fmt != "csv":
         raise UserError(f"--format {fmt!r} is unknown; choose csv or json")
     buffer = io.StringIO()
+    reused = any("measured_in" in row for row in rows)  # named runs: which run measured it
     writer = csv.DictWriter(
-        buffer, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n"
+        buffer,
+        fieldnames=list(COLUMNS) + (["measured_in"] if reused else []),
+        extrasaction="ignore",
+        lineterminator="\n",
     )
     writer.writeheader()
     for row in rows:

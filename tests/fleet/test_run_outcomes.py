@@ -114,6 +114,11 @@ def test_show_and_compare_of_a_cached_recipe_run_list_what_it_reused(tmp_path: P
     assert "pruned-fp32.tflite" in outcome.out and "run 4 reused measurements of run(s) 3" in (
         outcome.out
     )
+    outcome = run_cli("results", "export", "4", "--db", db)
+    assert outcome.code == 0, outcome.err
+    header, *lines = outcome.out.splitlines()
+    assert header.startswith("id,run_id,") and header.endswith(",measured_in")
+    assert len(lines) == 2 and all(line.endswith(",3") for line in lines)
     outcome = run_cli("results", "show", "2", "--db", db)
     assert outcome.code == 0 and "run 2 failed: stored no measurement" in outcome.out
 
