@@ -214,7 +214,9 @@ class ResultsStore:
         if not self.path.exists():
             if not create:
                 raise UserError(
-                    f"no results yet: {str(self.path)!r} does not exist (run edgeprune bench first, or pass --db)"
+                    f"no results yet: {str(self.path)!r} does not exist (run edgeprune bench "
+                    f"first, or pass --db; edgeprune run keeps a recipe's runs in its work dir's "
+                    f"{DB_FILE})"
                 )
             if self.path == default_db_path():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
