@@ -177,6 +177,8 @@ def test_a_v2_db_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path):
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
     conn.close()
     assert columns(db)[-5:] == list(NEW_COLUMNS)  # added at the end, the old ones untouched
+    (old_run,) = store.runs()  # v2 kept no outcome: one with measurements was ok
+    assert (old_run["kind"], old_run["status"], old_run["error"]) == ("bench", "ok", None)
     run = store.begin_run("bench")
     assert run == 2
     assert store.add_result(run, "dev", result("new-job", 50, group="g-1"), ModelInfo("n", SHA))
