@@ -43,41 +43,28 @@ def cancelled_result(
     except ProtocolError:
         job = None
     if job is None or job.id != job_id:
-        sha = sha256_in(text) if text else UNKNOWN_SHA256
-        return error_result(
-            job_id,
-            sha,
-            CANCELLED_MESSAGE,
-            status="cancelled",
-            error_kind="cancelled",
-            agent_version=__version__,
-        )
-    extra: Dict[str, Any] = {"agent_version": __version__, "options": job.options}
+        return _cancelled(job_id, sha256_in(text) if text else UNKNOWN_SHA256)
+    extra: Dict[str, Any] = {"options": job.options}
     if started_at is not None:
         extra["started_at"] = started_at
     members = [
-        error_result(
-            m.id,
-            m.model_sha256,
-            CANCELLED_MESSAGE,
-            status="cancelled",
-            error_kind="cancelled",
-            label=m.label,
-            group=job.id,
-            **extra,
-        )
-        for m in job.members
+        _cancelled(m.id, m.model_sha256, label=m.label, group=job.id, **extra) for m in job.members
     ]
+    return _cancelled(
+        job.id, job.model_sha256, label=job.label, members=members, **extra
+    ).validate()
+
+
+def _cancelled(job_id: str, sha256: str, **extra: Any) -> Result:
     return error_result(
-        job.id,
-        job.model_sha256,
+        job_id,
+        sha256,
         CANCELLED_MESSAGE,
         status="cancelled",
         error_kind="cancelled",
-        label=job.label,
-        members=members,
+        agent_version=__version__,
         **extra,
-    ).validate()
+    )
 
 
 def cancel_jobs(spool: Spool, job_ids: List[str], wait_s: float) -> List[Dict[str, Any]]:
