@@ -213,7 +213,7 @@ def cancel_pending(token: CancelToken) -> None:
     lines: dict[str, list[str]] = {}
 
     def one(jobs: list[SubmittedJob]) -> None:
-        lines[jobs[0].device.name] = _cancel_on_device(jobs)
+        lines[jobs[0].device.name] = _cancel_on_device(jobs, token)
 
     workers = [
         threading.Thread(target=one, args=(jobs,), daemon=True, name=f"cancel-{name}")
@@ -233,8 +233,9 @@ def cancel_pending(token: CancelToken) -> None:
             token.notify(line)
 
 
-def _cancel_on_device(jobs: list[SubmittedJob]) -> list[str]:
-    """Cancel `jobs` (all on one device) over a fresh connection; a line per job."""
+def _cancel_on_device(jobs: list[SubmittedJob], token: CancelToken) -> list[str]:
+    """Cancel `jobs` (all on one device) over a fresh connection; a line per job. Jobs the
+    device answered for are dropped from `token` (a later signal need not name them)."""
     from edgeprune.fleet.agent_client import AgentClient
     from edgeprune.fleet.session import open_transport
 
@@ -256,6 +257,9 @@ def _cancel_on_device(jobs: list[SubmittedJob]) -> list[str]:
             for job in jobs
         ]
     by_id = {record.get("job_id"): record for record in records if isinstance(record, dict)}
+    for job in jobs:
+        if (by_id.get(job.job_id) or {}).get("outcome") in ("cancelled", "finished", "unknown"):
+            token.finished(device.name, job.job_id)
     return [_line(device.name, job, by_id.get(job.job_id) or {}) for job in jobs]
 
 

@@ -108,6 +108,7 @@ def test_registered_jobs_are_cancelled_on_a_real_local_agent(tmp_path, tiny_tfli
     ]
     result = Result.from_json((spool / "results" / "ep-local-1.json").read_text())
     assert result.status == "cancelled"
+    assert token.pending() == []  # both answered for: a second signal names neither
 
 
 def test_an_unreachable_board_is_named_with_the_job_it_may_still_run(tmp_path):
@@ -119,6 +120,7 @@ def test_an_unreachable_board_is_named_with_the_job_it_may_still_run(tmp_path):
     token.submitted(SubmittedJob(closed, "python3", "/spool", "ep-1", "model a.tflite"))
     cancel_pending(token)
     (line,) = lines
+    assert [job.job_id for job in token.pending()] == ["ep-1"]  # it may still run there
     assert line.startswith("gone: could not cancel job ep-1 (model a.tflite): ")
     assert line.endswith("the board may still be running it")
 
