@@ -177,6 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("job_id", metavar="ID")
     ack = command("ack", "the host has stored the result: drop it from results/")
     ack.add_argument("job_id", metavar="ID")
+    cancel = command(
+        "cancel",
+        "cancel jobs: a queued one at once, a running one within a second; each gets a "
+        "'cancelled' result and is never re-run (finished or unknown ids: reported, no error)",
+    )
+    cancel.add_argument("job_id", nargs="+", metavar="ID")
+    cancel.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="wait up to S seconds for running jobs to stop (default 5)",
+    )
     run = command(
         "run",
         "benchmark a model now, without the daemon or the queue (several: interleaved rounds)",
@@ -264,7 +277,19 @@ def _disk_full(spool_root: str) -> str:
 
 
 def _command_names() -> List[str]:
-    return ["doctor", "admit", "has", "submit", "status", "wait", "result", "ack", "run", "serve"]
+    return [
+        "doctor",
+        "admit",
+        "has",
+        "submit",
+        "status",
+        "wait",
+        "result",
+        "ack",
+        "cancel",
+        "run",
+        "serve",
+    ]
 
 
 def main() -> None:

@@ -272,6 +272,16 @@ def cmd_ack(args: argparse.Namespace) -> Outcome:
     return {"acked": job_id}, f"acknowledged {job_id}", 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> Outcome:
+    from .cancel import cancel_jobs, describe
+
+    ids = [validate_or_new_id(value, "job id") for value in args.job_id]
+    if args.wait < 0:
+        raise BadInput("--wait must be >= 0 seconds")
+    records = cancel_jobs(Spool(args.spool).ensure(), ids, args.wait)
+    return {"jobs": records}, "\n".join(describe(r) for r in records), 0
+
+
 def cmd_run(args: argparse.Namespace) -> Outcome:
     for model in args.model:
         if not os.path.isfile(model):
@@ -353,6 +363,7 @@ COMMANDS: Dict[str, Any] = {
     "wait": cmd_wait,
     "result": cmd_result,
     "ack": cmd_ack,
+    "cancel": cmd_cancel,
     "run": cmd_run,
     "serve": cmd_serve,
 }

@@ -11,6 +11,11 @@ agent or the board cannot loop forever. Attempts are counted in jobs/attempts/<i
 SIGTERM/SIGINT: the running benchmark child is killed, the job goes back to queued/
 (without counting an attempt), and the daemon exits 0.
 
+Cancelled jobs (`edgeprune-agent cancel`, cancel.py): the daemon looks for a job's cancel mark
+every tick while it runs; when it appears the benchmark's process group is killed and a
+`cancelled` result written. A job marked before it is claimed, or found marked in running/ at
+restart, gets that result without running: a cancelled job is never re-queued.
+
 A result that cannot be written (disk full) is kept in memory and retried every poll for
 `write_retry_s`; after that a short error result (kind "write_failed") is tried instead.
 Until one is written the job stays in running/ and no new job starts.
@@ -29,6 +34,7 @@ from typing import Any, Optional
 
 from . import __version__
 from .bench import BenchInterrupted
+from .cancel import cancelled_result
 from .errors import AgentError
 from .job_runner import result_for_job_text, sha256_in
 from .locks import LockBusy, acquire_daemon_lock, bench_lock
@@ -176,6 +182,10 @@ class Daemon:
                 self.spool.finish(job_id)
                 log.info("job %s had finished before the restart; cleared running/", job_id)
                 continue
+            if self.spool.cancel_requested(job_id):
+                log.info("job %s was cancelled while the agent was down; not re-queued", job_id)
+                self._deliver(cancelled_result(job_id, self.spool.read_claimed(job_id)[0]))
+                continue
             attempts = self.spool.attempts(job_id)
             if attempts >= MAX_ATTEMPTS:
                 text, _ = self.spool.read_claimed(job_id)
@@ -201,6 +211,10 @@ class Daemon:
             )
 
     def _process(self, job_id: str) -> None:
+        if self.spool.cancel_requested(job_id):
+            log.info("job %s was cancelled before it started", job_id)
+            self._deliver(cancelled_result(job_id, self.spool.read_claimed(job_id)[0]))
+            return
         attempt = self.spool.attempts(job_id) + 1
         try:
             self.spool.set_attempts(job_id, attempt)
@@ -208,12 +222,21 @@ class Daemon:
             log.warning("cannot record the attempt of job %s: %s", job_id, exc.strerror)
         text, problem = self.spool.read_claimed(job_id)
         log.info("running job %s (attempt %d)", job_id, attempt)
+        started = time.time()
+
+        def should_stop() -> bool:
+            return self.stopping or self.spool.cancel_requested(job_id)
+
         try:
             with bench_lock(self.spool.root):
                 result = result_for_job_text(
-                    self.spool, job_id, text, problem, should_stop=lambda: self.stopping
+                    self.spool, job_id, text, problem, should_stop=should_stop
                 )
         except BenchInterrupted:
+            if self.spool.cancel_requested(job_id):
+                log.info("job %s cancelled: its benchmark process was killed", job_id)
+                self._deliver(cancelled_result(job_id, text, started_at=started))
+                return
             self.spool.requeue(job_id)
             with contextlib.suppress(OSError):
                 self.spool.set_attempts(job_id, attempt - 1)

@@ -8,7 +8,6 @@ always hears back.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Dict, Optional, Tuple, Union
 
@@ -16,12 +15,12 @@ from . import __version__
 from .bench import GroupMember, StopCheck, benchmark_group, benchmark_model, never_stop
 from .integrity import sha256_file
 from .protocol import (
-    SHA256_PATTERN,
     UNKNOWN_SHA256,
     Job,
     ProtocolError,
     Result,
     error_result,
+    sha256_in,
 )
 from .runtimes import describe_runtime
 from .spool import Spool
@@ -164,16 +163,6 @@ def _inputs(spool: Spool, job: Job) -> Union[str, Tuple[str, str], None]:
             "corrupt and was removed; upload the inputs again",
         )
     return inputs_path
-
-
-def sha256_in(text: Optional[str]) -> str:
-    """The model_sha256 a broken job file names, if it names a valid one."""
-    try:
-        obj = json.loads(text or "")
-    except (ValueError, RecursionError):
-        return UNKNOWN_SHA256
-    value = obj.get("model_sha256") if isinstance(obj, dict) else None
-    return value if isinstance(value, str) and SHA256_PATTERN.match(value) else UNKNOWN_SHA256
 
 
 def _bad_job(job_id: str, sha: str, message: str) -> Result:

@@ -49,7 +49,11 @@ JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}\Z")
 INPUTS_NAME_PATTERN = re.compile(r"^[0-9a-f]{64}\.(npz|npy)\Z")
 RUNTIME_NAMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
-STATUSES = ("ok", "error")
+STATUSES = ("ok", "error")  # of a measurement
+# of a result: "cancelled" = the host (or `edgeprune-agent cancel`) stopped the job; it holds
+# no measurements and is never re-run
+RESULT_STATUSES = ("ok", "error", "cancelled")
+CANCELLED_MESSAGE = "cancelled by the host"
 # A result must name a model; when a job file is too broken to say which, this stands in.
 UNKNOWN_SHA256 = "0" * 64
 # Machine-readable reasons for an error result (`Result.error_kind`, `Measurement.error_kind`).
@@ -67,6 +71,7 @@ ERROR_KINDS = (
     "cpus_unavailable",  # options.cpus names CPUs this process may not use
     "interrupted",  # the agent was killed twice while running this job
     "write_failed",  # the full result could not be written (e.g. disk full)
+    "cancelled",  # the job was cancelled (queued: never ran; running: its process was killed)
 )
 MAX_THREADS = 256
 MAX_THREAD_COUNTS = 64  # one measurement (and one stored row) per entry: bounded
@@ -748,7 +753,8 @@ def _validate_precision(value: Any, where: str) -> None:
 
 @dataclass
 class Result:
-    """What the agent reports for one job; `status` is "error" if the job could not run at all."""
+    """What the agent reports for one job; `status` is "error" if the job could not run at all,
+    "cancelled" if it was cancelled before it finished (then it holds no measurements)."""
 
     job_id: str
     model_sha256: str
@@ -781,10 +787,12 @@ class Result:
         validate_job_id(self.job_id)
         validate_sha256(self.model_sha256)
         where = f"result {self.job_id}"
-        if self.status not in STATUSES:
-            raise ProtocolError(f"{where}: status must be 'ok' or 'error'")
-        if self.status == "error" and not self.error:
-            raise ProtocolError(f"{where}: an error result needs a message")
+        if self.status not in RESULT_STATUSES:
+            raise ProtocolError(f"{where}: status must be 'ok', 'error' or 'cancelled'")
+        if self.status != "ok" and not self.error:
+            raise ProtocolError(f"{where}: an {self.status} result needs a message")
+        if self.status == "cancelled" and self.measurements:
+            raise ProtocolError(f"{where}: a cancelled result holds no measurements")
         if self.group is not None:
             validate_job_id(self.group)
         for index, m in enumerate(self.measurements):
@@ -969,16 +977,28 @@ def _cpu_list(raw: Dict[str, Any], where: str) -> Optional[List[int]]:
     return list(cpus)
 
 
-def error_result(job_id: str, model_sha256: str, message: str, **extra: Any) -> Result:
-    """A result that says the job could not run, with one line that says why."""
+def error_result(
+    job_id: str, model_sha256: str, message: str, status: str = "error", **extra: Any
+) -> Result:
+    """A result that says the job could not run (or was cancelled), with one line saying why."""
     first_line = (message.strip().splitlines() or ["unknown error"])[0][:500]
     now = time.time()
     return Result(
         job_id=job_id,
         model_sha256=model_sha256,
-        status="error",
+        status=status,
         error=first_line,
         started_at=extra.pop("started_at", now),
         finished_at=now,
         **extra,
     )
+
+
+def sha256_in(text: Optional[str]) -> str:
+    """The model_sha256 a broken job file names, if it names a valid one."""
+    try:
+        obj = json.loads(text or "")
+    except (ValueError, RecursionError):
+        return UNKNOWN_SHA256
+    value = obj.get("model_sha256") if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and SHA256_PATTERN.match(value) else UNKNOWN_SHA256

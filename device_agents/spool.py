@@ -45,6 +45,7 @@ SUBDIRS = (
     "jobs/running",
     "jobs/rejected",
     "jobs/attempts",
+    "jobs/cancel",
     "results",
     "results/acked",
     "logs",
@@ -288,6 +289,10 @@ class Spool:
     def _job_file(self, state: str, job_id: str) -> str:
         return self.path("jobs", state, validate_job_id(job_id) + ".json")
 
+    def job_path(self, state: str, job_id: str) -> str:
+        """jobs/<state>/<id>.json (state: queued or running)."""
+        return self._job_file(state, job_id)
+
     def result_file(self, job_id: str, acked: bool = False) -> str:
         name = validate_job_id(job_id) + ".json"
         return self.path("results", "acked", name) if acked else self.path("results", name)
@@ -356,7 +361,10 @@ class Spool:
 
     def read_claimed(self, job_id: str) -> Tuple[Optional[str], Optional[str]]:
         """(text, None) of a running job file, or (None, why it cannot be read)."""
-        path = self._job_file("running", job_id)
+        return self.read_job_file(self._job_file("running", job_id), job_id)
+
+    def read_job_file(self, path: str, job_id: str) -> Tuple[Optional[str], Optional[str]]:
+        """(text, None) of a job file at `path`, or (None, why it cannot be read)."""
         try:
             fd = open_regular(path, root=self.root)
         except OSError as exc:
@@ -375,9 +383,41 @@ class Spool:
         os.rename(self._job_file("running", job_id), self._job_file("queued", job_id))
 
     def finish(self, job_id: str) -> None:
-        """The result is on disk: forget the running job and its attempt count."""
+        """The result is on disk: forget the running job, its attempt count and cancel mark."""
         _unlink(self._job_file("running", job_id))
         _unlink(self.path("jobs", "attempts", job_id))
+        _unlink(self._cancel_mark(job_id))
+
+    # ------------------------------------------------------------------ cancelling
+
+    def _cancel_mark(self, job_id: str) -> str:
+        return self.path("jobs", "cancel", validate_job_id(job_id))
+
+    def taken_file(self, job_id: str) -> str:
+        """Where `cancel` moves a queued job it takes out of the queue (a dot name: never an
+        id, never a mark)."""
+        return self.path("jobs", "cancel", f".job-{validate_job_id(job_id)}.json")
+
+    def mark_cancelled(self, job_id: str) -> None:
+        """Ask whoever runs (or will claim) this job to stop it: jobs/cancel/<id>, atomically."""
+        atomic_write_text(self._cancel_mark(job_id), f"{time.time():.3f}\n")
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return os.path.lexists(self._cancel_mark(job_id))
+
+    def take_queued(self, job_id: str) -> bool:
+        """Take a queued job out of the queue with one rename; False if it was not queued (a
+        daemon claimed it first, or it never was)."""
+        try:
+            os.rename(self._job_file("queued", job_id), self.taken_file(job_id))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def drop_taken(self, job_id: str) -> None:
+        """Its cancelled result is written: forget the taken job file and the mark."""
+        _unlink(self.taken_file(job_id))
+        _unlink(self._cancel_mark(job_id))
 
     def reject(self, name: str, reason: str) -> None:
         """Move a queued file that cannot become a result aside, with a log line."""

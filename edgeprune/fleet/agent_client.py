@@ -287,6 +287,16 @@ class AgentClient:
     def ack(self, job_id: str) -> None:
         self.call("ack", "--", job_id, timeout=60)
 
+    def cancel(self, job_ids: Sequence[str], wait_s: float = 3.0) -> list[dict[str, Any]]:
+        """Cancel jobs (docs/agent-contract.md `cancel`): one record per id saying what became
+        of it (`outcome`: cancelled, stopping, finished or unknown). Safe to repeat."""
+        if not job_ids:
+            return []
+        payload = self.call(
+            "cancel", f"--wait={float(wait_s)!r}", "--", *job_ids, timeout=wait_s + 30
+        )
+        return list(payload.get("jobs", [])) if isinstance(payload, dict) else []
+
     def serve_once(self, timeout: float) -> None:
         """Drain the queue in the foreground (a device with no daemon running)."""
         result = self.transport.run(self.argv("serve", "--once"), timeout=timeout)

@@ -2,21 +2,28 @@
 
 As fabric's `GroupResult`: a failure on one board is recorded against that board and
 never hides the others; the caller decides the exit code from `failed`.
+
+Each device's work runs in a daemon thread and the caller's thread waits in short slices, so
+an interrupt (KeyboardInterrupt, or the command's cancel token, fleet/cancel.py) ends the
+wait at once instead of after the slowest board: the workers see the token between their
+steps, and what they still have in flight is abandoned with the process.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edgeprune.errors import EdgepruneError
+from edgeprune.fleet.cancel import CommandCancelled, active_token
 from edgeprune.fleet.inventory import Device
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
+WAIT_SLICE_S = 0.2
 
 
 @dataclass
@@ -86,7 +93,29 @@ def fan_out(
             return DeviceOutcome(device, error=exc, seconds=time.perf_counter() - start)
         return DeviceOutcome(device, value=value, seconds=time.perf_counter() - start)
 
-    if len(devices) <= 1 or concurrency <= 1:
-        return GroupResult([one(d) for d in devices])
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(devices))) as pool:
-        return GroupResult(list(pool.map(one, devices)))
+    token = active_token()
+    outcomes: list[DeviceOutcome[T] | None] = [None] * len(devices)
+    slots = threading.Semaphore(max(1, min(concurrency, len(devices))))
+
+    def runner(index: int, device: Device) -> None:
+        with slots:
+            if token.is_set:
+                why = CommandCancelled("the command was interrupted before this device's turn")
+                outcomes[index] = DeviceOutcome(device, error=why)
+                return
+            try:
+                outcomes[index] = one(device)
+            except BaseException as exc:  # a thread's end: record it, never lose it
+                outcomes[index] = DeviceOutcome(device, error=exc)
+
+    workers = [
+        threading.Thread(target=runner, args=(i, d), daemon=True, name=f"edgeprune-{d.name}"[:60])
+        for i, d in enumerate(devices)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        while worker.is_alive():
+            worker.join(WAIT_SLICE_S)
+            token.check()
+    return GroupResult([o for o in outcomes if o is not None])

@@ -1,4 +1,8 @@
-"""The `local` device: the same operations as over SSH, done with subprocesses and files here."""
+"""The `local` device: the same operations as over SSH, done with subprocesses and files here.
+
+Each command runs in its own session, as it would behind sshd, so a Ctrl-C at the terminal
+reaches only the host command, which cancels its jobs (fleet/cancel.py) as for a board.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +49,9 @@ class LocalTransport(Transport):
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=full_env,
+                # as over SSH, a Ctrl-C at the terminal reaches the host command only: it
+                # decides (fleet/cancel.py) what becomes of the agent's jobs
+                start_new_session=True,
             )
         except OSError as exc:
             return CommandResult(

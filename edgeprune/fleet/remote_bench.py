@@ -12,6 +12,12 @@ results go is the caller's business (`workflows.bench`).
 While the board measures, `wait` blocks inside the agent, in slices growing to a minute; a
 dropped link is reconnected and the results (kept in the spool until acknowledged) are
 asked for again.
+
+Interrupts (fleet/cancel.py): each job is registered with the command's cancel token before
+it is submitted and dropped once acknowledged; the token is checked between steps and wait
+slices, and nothing is stored once it is set. Jobs of an earlier command ahead of ours in the
+device's queue (an interrupted bench's, or one the agent re-queued after its own crash) are
+said once per device: the board finishes them first.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path
 from edgeprune.fleet.agent_client import AgentClient, AgentError, GroupMember
 from edgeprune.fleet.artifacts import LocalModel
+from edgeprune.fleet.cancel import CancelToken, SubmittedJob, active_token, interrupt_cancels
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
 from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
 from edgeprune.fleet.inventory import Device
@@ -103,6 +110,12 @@ class QueuedJob:
     job_id: str
     models: list[LocalModel]
     member_ids: list[str] = field(default_factory=list)
+
+    @property
+    def what(self) -> str:
+        """The job's models for a message: "model a.tflite" or "models a.tflite, b.tflite"."""
+        names = [model.name for model in self.models]
+        return ("model " if len(names) == 1 else "models ") + ", ".join(names)
 
     @property
     def weight(self) -> int:
@@ -216,13 +229,16 @@ def bench_on_session(
     name = session.device.name
     agent = session.agent
     outcome = DeviceBench(device=name)
+    token = active_token()
 
     def tell(what: str, done: int) -> None:
         if step:
             step(name, what, done, len(models))
 
+    token.check()
     tell("deploying", 0)
     outcome.deployed = deploy_to_session(session, models, deploy_progress)
+    token.check()
     inputs_ref = None
     if inputs is not None:
         inputs_ref = f"{inputs.sha256}.{inputs.suffix}"  # the agent's name for admitted inputs
@@ -230,6 +246,10 @@ def bench_on_session(
             send_file(session, inputs.path, inputs.sha256, kind="inputs", label=inputs.path.name)
     jobs = plan_jobs(models, interleave)
     for job in jobs:
+        token.check()
+        token.submitted(
+            SubmittedJob(session.device, agent.python, agent.spool, job.job_id, job.what)
+        )
         submit_job(agent, job, options, inputs_ref)
     tell("queued", 0)
     attempt = 0
@@ -241,17 +261,19 @@ def bench_on_session(
             attempt += 1
             if attempt > session.device.retries:
                 raise
-            time.sleep(backoff(attempt))
+            token.sleep(backoff(attempt))
             with contextlib.suppress(ConnectionLost):
                 session.transport.reconnect()
     stored = 0
     for job, result in fetched:
+        token.check()  # interrupted: store nothing more (the job is cancelled instead)
         for model, own in job.results(result):
             on_result(name, model, own)
             outcome.results.append((model, own))
             stored += 1
             tell("stored", stored)
         agent.ack(job.job_id)  # a group's members go with it: only once all are kept
+        token.finished(name, job.job_id)
     return outcome
 
 
@@ -274,7 +296,9 @@ def _measure(
     per_job = options.timeout_s + 60
     total = sum(job.weight for job in jobs)
     serve_timeout = per_job * total + 120
-    running = _agent_serving(agent)
+    status = agent.status()
+    running = bool((status.get("daemon") or {}).get("running"))
+    _note_earlier_jobs(session.device.name, status, jobs, active_token())
     if not outcome.measured_once:
         outcome.daemon_running = running
         outcome.measured_once = True
@@ -292,6 +316,26 @@ def _measure(
     return fetched
 
 
+def _note_earlier_jobs(
+    device: str, status: dict[str, Any], jobs: list[QueuedJob], token: CancelToken
+) -> None:
+    """Say (once per device) which jobs of an earlier command the board runs before ours."""
+    ours = token.own_job_ids(device) | {job.job_id for job in jobs}
+    queued = [str(j) for j in status.get("queued") or []]
+    ahead = queued[: min((queued.index(j) for j in ours if j in queued), default=len(queued))]
+    earlier = [str(j) for j in status.get("running") or [] if j not in ours]
+    earlier += [j for j in ahead if j not in ours]
+    if earlier:
+        listed = ", ".join(earlier[:3]) + (
+            f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
+        )
+        noun = "job" if len(earlier) == 1 else "jobs"
+        token.note_once(
+            f"earlier-jobs:{device}",
+            f"{device}: finishing {noun} {listed} from an earlier command first",
+        )
+
+
 WAIT_SLICES_S = (5.0, 10.0, 20.0, 40.0, 60.0)
 
 
@@ -300,9 +344,11 @@ def _await_result(
 ) -> Result:
     """`wait` for one job in growing slices; between slices, drain the queue if nobody serves."""
     agent = session.agent
+    token = active_token()
     deadline = time.monotonic() + budget
     slices = iter(WAIT_SLICES_S)
     while True:
+        token.check()
         left = deadline - time.monotonic()
         slice_s = next(slices, WAIT_SLICES_S[-1])
         result = agent.wait(job_id, timeout=max(0.0, min(slice_s, left)), pending_ok=True)
@@ -352,6 +398,8 @@ def run_bench(
     """Bench every model on every device (devices in parallel); each result goes to `on_result`.
 
     `on_result` is called from the devices' threads, one call at a time per device.
+    Interrupted (SIGINT/SIGTERM, KeyboardInterrupt), it cancels the jobs it submitted on the
+    devices, says so per job and raises `fleet.cancel.Interrupted` (fleet/cancel.py).
     """
     options.validate()
 
@@ -367,4 +415,5 @@ def run_bench(
             interleave=interleave,
         )
 
-    return each_session(devices, work, connect=connect, concurrency=concurrency)
+    with interrupt_cancels():
+        return each_session(devices, work, connect=connect, concurrency=concurrency)

@@ -25,6 +25,7 @@ import numpy as np
 
 from device_agents.integrity import atomic_write_text, sha256_file
 from edgeprune.fleet.artifacts import LocalModel, load_model
+from edgeprune.fleet.cancel import interrupt_cancels
 from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.remote_bench import BenchInputs, bench_on_session
@@ -130,7 +131,8 @@ def bench_missing(
                 )
         return outcome
 
-    return each_session(devices, work, connect=connect, concurrency=concurrency)
+    with interrupt_cancels():  # Ctrl-C: the devices' jobs are cancelled, not left to run
+        return each_session(devices, work, connect=connect, concurrency=concurrency)
 
 
 def _bench_group(

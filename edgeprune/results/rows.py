@@ -33,7 +33,8 @@ class ModelInfo:
 def rows_of_result(
     run_id: int, device: str, result: Result, model: ModelInfo
 ) -> Iterator[dict[str, Any]]:
-    """One row per measurement; a job that failed outright is one error row (threads 0)."""
+    """One row per measurement; a job that failed outright is one error row (threads 0), a
+    cancelled one a "cancelled" row (threads 0, no numbers)."""
     runtime = result.runtime or {}
     base = {
         "run_id": run_id,
@@ -113,7 +114,8 @@ def _empty_measurement(result: Result) -> dict[str, Any]:
     return {
         "threads": 0,
         "xnnpack": int(options.xnnpack) if options else 1,
-        "status": "error" if result.status != "ok" else "ok",
+        # a cancelled job is stored as what it is: no numbers, status "cancelled"
+        "status": result.status if result.status in ("ok", "cancelled") else "error",
         "error": result.error,
         **{k: None for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "runs")},
         **_interval("p50", None),
