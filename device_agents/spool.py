@@ -16,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import stat
 import tempfile
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
-from .integrity import atomic_write_text, sha256_file
+from .integrity import atomic_write_text, sha256_bytes, sha256_file
 from .protocol import (
     JOB_ID_PATTERN,
     SHA256_PATTERN,
@@ -52,7 +53,11 @@ SUBDIRS = (
 )
 MAX_JOB_BYTES = 1 << 20
 MAX_RESULT_BYTES = 64 << 20
-PART_GRACE_S = 3600.0
+PART_GRACE_S = 86400.0
+"""An upload part untouched this long is removed: a day, so a deploy cut off in the evening
+(a dropped link, Ctrl-C, a crashed host) still resumes from its part the next morning."""
+PART_BUSY_S = 10.0
+PART_TOKEN_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 ACKED_KEEP_S = 7 * 86400
 _CHUNK = 1 << 20
 
@@ -197,6 +202,61 @@ class Spool:
                 removed += 1
                 log.info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
         return removed
+
+    def claim_part(self, sha256: str, token: str) -> Dict[str, object]:
+        """Take over the longest idle upload part of `sha256` as `incoming/<sha256>.<token>.part`.
+
+        The rename is atomic, so of two commands that pick the same part only one gets it; a
+        part some process holds open and wrote in the last PART_BUSY_S (an upload in progress)
+        is left alone unless it already carries `token` (the caller's own, after a dropped
+        link). One held open but idle longer is a writer whose link died unnoticed: it is
+        taken (every writer of a part writes the same bytes at the same offsets, and admit
+        checks the whole hash). Other idle parts of this
+        sha256 are deleted: only one is worth keeping. The document gives the claimed part's
+        length and the sha256 of its bytes, which the host compares with its file's prefix.
+        """
+        validate_sha256(sha256)
+        if not isinstance(token, str) or not PART_TOKEN_PATTERN.match(token):
+            raise BadInput(f"--claim {token!r} is not a part token (6-32 lowercase hex digits)")
+        directory = self.path("incoming")
+        mine = os.path.join(directory, f"{sha256}.{token}.part")
+        candidates: List[Tuple[int, str]] = []
+        in_use: Optional[Set[Tuple[int, int]]] = None
+        for name in sorted(os.listdir(directory)):
+            if not (name.startswith(sha256 + ".") and name.endswith(".part")):
+                continue
+            full = os.path.join(directory, name)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if full != mine and info.st_mtime > time.time() - PART_BUSY_S:
+                if in_use is None:
+                    in_use = _open_files()
+                if (info.st_dev, info.st_ino) in in_use:
+                    continue  # another command is writing it
+            candidates.append((info.st_size, full))
+        claimed = False
+        discarded = 0
+        for _size, full in sorted(candidates, reverse=True):
+            if claimed:
+                _unlink(full)
+                discarded += 1
+                continue
+            try:
+                if full != mine:
+                    os.rename(full, mine)  # atomic: a racing command's rename fails here
+                claimed = True
+            except FileNotFoundError:
+                continue  # someone else claimed it first
+        length = 0
+        digest = sha256_bytes(b"")
+        if claimed:
+            with os.fdopen(open_regular(mine, root=self.root), "rb") as handle:
+                length, digest = _hash_stream(handle)
+        return {"path": mine, "length": length, "sha256": digest, "discarded": discarded}
 
     def admit(self, file: str, sha256: str, kind: str = "models") -> Dict[str, object]:
         """Move an upload from incoming/ to models/ (or inputs/) once its hash is checked."""
@@ -495,6 +555,18 @@ def _open_files() -> Set[Tuple[int, int]]:
                 info = os.stat(os.path.join(fd_dir, fd))
                 held.add((info.st_dev, info.st_ino))
     return held
+
+
+def _hash_stream(handle: BinaryIO) -> Tuple[int, str]:
+    """(bytes read, their sha256) of an open file, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    length = 0
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        digest.update(chunk)
+        length += len(chunk)
+    return length, digest.hexdigest()
 
 
 def _unlink(path: str) -> None:

@@ -16,7 +16,12 @@ from edgeprune.cli.common import (
     select_devices,
     tag_option,
 )
-from edgeprune.cli.present_fleet import ByteProgress, print_deploy_table, report_failures
+from edgeprune.cli.present_fleet import (
+    ByteProgress,
+    print_deploy_table,
+    print_interrupted,
+    report_failures,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -35,11 +40,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upload models (skipping those a device already has), verified by sha256 on the device."""
         from edgeprune.fleet.deploy import deploy_models
+        from edgeprune.fleet.fanout import Interrupted
 
         options = deploy_options(concurrency, accept_new_host_key)
         devices = select_devices(inventory, device, tag, all_)
-        with ByteProgress(enabled=not as_json) as progress:
-            run = deploy_models(models, devices, options, progress=progress)
+        try:
+            with ByteProgress(enabled=not as_json) as progress:
+                run = deploy_models(models, devices, options, progress=progress)
+        except Interrupted as stopped:
+            print_interrupted(stopped.group, "deploy")
+            raise
         if as_json:
             print_json(run.to_dict())
         else:

@@ -68,6 +68,15 @@ def print_failed_devices(group: Any) -> None:
         print(f"error: {outcome.message}", file=sys.stderr)
 
 
+def print_interrupted(group: Any, what: str) -> None:
+    """After Ctrl-C: one line per device saying where it stopped (the CLI then exits 130)."""
+    print(f"{what} interrupted:", file=sys.stderr)
+    for outcome in group:
+        print(
+            f"  {outcome.device.name}: {'done' if outcome.ok else outcome.message}", file=sys.stderr
+        )
+
+
 def report_failures(group: Any, what: str) -> None:
     """Print one `error:` line per failed device, then fail the command (exit 3) if any did."""
     from edgeprune.fleet.deploy import require_success

@@ -6,11 +6,12 @@ never hides the others; the caller decides the exit code from `failed`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from edgeprune.errors import EdgepruneError
 from edgeprune.fleet.inventory import Device
@@ -71,12 +72,32 @@ class GroupResult(Generic[T]):
         return [o for o in self.outcomes if not o.ok]
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while devices were worked on; `group` holds what each had done when it stopped
+    (the work of a device not yet started is a `not started` error)."""
+
+    def __init__(self, group: GroupResult[object]) -> None:
+        super().__init__("interrupted")
+        self.group = group
+
+
+class NotStarted(EdgepruneError):
+    """The command was interrupted before this device's turn came."""
+
+
 def fan_out(
     devices: list[Device],
     work: Callable[[Device], T],
     concurrency: int = DEFAULT_CONCURRENCY,
+    *,
+    stop: threading.Event | None = None,
 ) -> GroupResult[T]:
-    """`work(device)` for every device on at most `concurrency` threads."""
+    """`work(device)` for every device on at most `concurrency` threads.
+
+    On Ctrl-C `stop` is set, so the work winds down at its next step (an upload keeps its
+    part), devices not started are skipped, and `Interrupted` (a KeyboardInterrupt holding
+    every device's outcome) is raised once the running work has returned.
+    """
 
     def one(device: Device) -> DeviceOutcome[T]:
         start = time.perf_counter()
@@ -86,7 +107,34 @@ def fan_out(
             return DeviceOutcome(device, error=exc, seconds=time.perf_counter() - start)
         return DeviceOutcome(device, value=value, seconds=time.perf_counter() - start)
 
-    if len(devices) <= 1 or concurrency <= 1:
+    if stop is None and (len(devices) <= 1 or concurrency <= 1):
         return GroupResult([one(d) for d in devices])
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(devices))) as pool:
-        return GroupResult(list(pool.map(one, devices)))
+    # with `stop`, even one device works on a thread: the main thread takes the Ctrl-C and
+    # the work winds down at a step boundary, rather than being torn in the middle of a call
+    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(devices))))
+    futures = [pool.submit(one, device) for device in devices]
+    try:
+        outcomes = [future.result() for future in futures]
+    except KeyboardInterrupt as interrupt:
+        if stop is not None:
+            stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise Interrupted(GroupResult(_so_far(devices, futures))) from interrupt
+    except BaseException:
+        if stop is not None:
+            stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return GroupResult(outcomes)
+
+
+def _so_far(devices: list[Device], futures: list[Future[DeviceOutcome[T]]]) -> list[Any]:
+    """Each device's outcome once the pool has wound down after an interrupt."""
+    outcomes: list[Any] = []
+    for device, future in zip(devices, futures, strict=True):
+        if future.cancelled():
+            outcomes.append(DeviceOutcome(device, error=NotStarted("not started (interrupted)")))
+        else:
+            outcomes.append(future.result())
+    return outcomes
