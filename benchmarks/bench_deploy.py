@@ -78,7 +78,7 @@ def run() -> list[Ratio]:
 
             def timed_deploy(targets) -> float:  # type: ignore[no-untyped-def]
                 start = time.perf_counter()
-                group = deploy(targets, [model], concurrency=DEVICES)
+                group = deploy(targets, [model], parallel=DEVICES)
                 elapsed = time.perf_counter() - start
                 if group.failed:
                     raise RuntimeError(group.failed[0].message)

@@ -9,7 +9,7 @@ import typer
 from edgeprune.cli.common import (
     accept_option,
     all_option,
-    concurrency_option,
+    concurrency_alias_option,
     db_option,
     deploy_options,
     device_option,
@@ -17,6 +17,7 @@ from edgeprune.cli.common import (
     inventory_option,
     json_option,
     mlflow_option,
+    parallel_option,
     parse_int_list,
     print_json,
     select_devices,
@@ -60,7 +61,8 @@ def register(app: typer.Typer) -> None:
         mlflow: str = mlflow_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(),
+        parallel: int | None = parallel_option(),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
         sparse_ab: bool = typer.Option(
             False,
@@ -93,7 +95,7 @@ def register(app: typer.Typer) -> None:
                 "--mlflow is not logged for --sparse-ab yet; log the pair with a plain bench of "
                 "both files"
             )
-        deploy = deploy_options(concurrency, accept_new_host_key)
+        deploy = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, device, tag, all_, default_local=True)
         from edgeprune.workflows.bench import DEFAULT_STORE, bench_models
         from edgeprune.workflows.sparse_ab import sparse_ab as sparse_ab_of

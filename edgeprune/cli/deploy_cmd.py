@@ -7,11 +7,12 @@ import typer
 from edgeprune.cli.common import (
     accept_option,
     all_option,
-    concurrency_option,
+    concurrency_alias_option,
     deploy_options,
     device_option,
     inventory_option,
     json_option,
+    parallel_option,
     print_json,
     select_devices,
     tag_option,
@@ -35,14 +36,15 @@ def register(app: typer.Typer) -> None:
         all_: bool = all_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(),
+        parallel: int | None = parallel_option(),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
     ) -> None:
         """Upload models (skipping those a device already has), verified by sha256 on the device."""
         from edgeprune.fleet.deploy import deploy_models
         from edgeprune.fleet.fanout import Interrupted
 
-        options = deploy_options(concurrency, accept_new_host_key)
+        options = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, device, tag, all_)
         try:
             with ByteProgress(enabled=not as_json) as progress:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.agent_client import AgentError
 from edgeprune.fleet.artifacts import LocalModel
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff, retry_on_drop
 from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
@@ -240,7 +240,7 @@ def deploy(
     devices: list[Device],
     models: list[LocalModel],
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
     connect: ConnectOptions | None = None,
     progress: DeployProgress | None = None,
 ) -> GroupResult[list[DeployedFile]]:
@@ -250,7 +250,7 @@ def deploy(
         devices,
         lambda session: deploy_to_session(session, models, progress),
         connect=connect,
-        concurrency=concurrency,
+        parallel=parallel,
     )
 
 
@@ -299,7 +299,7 @@ def deploy_models(
     group = deploy(
         devices,
         as_local_models(models),
-        concurrency=chosen.concurrency,
+        parallel=chosen.parallel,
         connect=chosen.connect(),
         progress=progress,
     )

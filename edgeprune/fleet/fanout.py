@@ -17,7 +17,16 @@ from edgeprune.errors import EdgepruneError
 from edgeprune.fleet.inventory import Device
 
 T = TypeVar("T")
-DEFAULT_CONCURRENCY = 8
+MAX_PARALLEL = 64
+"""Most devices one command may work on at once (`parallel`): each is a thread and a link."""
+DEFAULT_PARALLEL_CAP = 32
+"""Without `parallel`, every device at once, up to this many."""
+
+
+def workers(parallel: int | None, devices: int) -> int:
+    """Threads for `devices` devices: `parallel`, or all of them up to DEFAULT_PARALLEL_CAP."""
+    limit = DEFAULT_PARALLEL_CAP if parallel is None else parallel
+    return max(1, min(limit, devices))
 
 
 @dataclass
@@ -88,11 +97,11 @@ class NotStarted(EdgepruneError):
 def fan_out(
     devices: list[Device],
     work: Callable[[Device], T],
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
     *,
     stop: threading.Event | None = None,
 ) -> GroupResult[T]:
-    """`work(device)` for every device on at most `concurrency` threads.
+    """`work(device)` for every device on at most `workers(parallel, len(devices))` threads.
 
     On Ctrl-C `stop` is set, so the work winds down at its next step (an upload keeps its
     part), devices not started are skipped, and `Interrupted` (a KeyboardInterrupt holding
@@ -107,11 +116,12 @@ def fan_out(
             return DeviceOutcome(device, error=exc, seconds=time.perf_counter() - start)
         return DeviceOutcome(device, value=value, seconds=time.perf_counter() - start)
 
-    if stop is None and (len(devices) <= 1 or concurrency <= 1):
+    threads = workers(parallel, len(devices))
+    if stop is None and threads == 1:
         return GroupResult([one(d) for d in devices])
     # with `stop`, even one device works on a thread: the main thread takes the Ctrl-C and
     # the work winds down at a step boundary, rather than being torn in the middle of a call
-    pool = ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(devices))))
+    pool = ThreadPoolExecutor(max_workers=threads)
     futures = [pool.submit(one, device) for device in devices]
     try:
         outcomes = [future.result() for future in futures]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from edgeprune.fleet.agent_client import AgentClient
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import GroupResult, fan_out
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.local_transport import LocalTransport
 from edgeprune.fleet.retry import retry_on_drop
@@ -90,7 +90,7 @@ def each_session(
     work: Callable[[DeviceSession], T],
     *,
     connect: ConnectOptions | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
 ) -> GroupResult[T]:
     """`work(session)` on every device, each in its own open session, devices in parallel."""
 
@@ -101,4 +101,4 @@ def each_session(
             session.stopping = stop
             return work(session)
 
-    return fan_out(devices, one, concurrency, stop=stop)
+    return fan_out(devices, one, parallel, stop=stop)

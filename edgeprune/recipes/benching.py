@@ -99,7 +99,7 @@ def bench_missing(
     *,
     connect: ConnectOptions | None = None,
     step: BenchStep | None = None,
-    concurrency: int = 8,
+    parallel: int | None = None,
 ) -> GroupResult[DeviceRun]:
     """Measure every converted variant that has no valid bench record, on every device."""
     todo: dict[str, list[VariantPlan]] = {}
@@ -130,7 +130,7 @@ def bench_missing(
                 )
         return outcome
 
-    return each_session(devices, work, connect=connect, concurrency=concurrency)
+    return each_session(devices, work, connect=connect, parallel=parallel)
 
 
 def _bench_group(

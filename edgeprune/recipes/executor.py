@@ -141,12 +141,12 @@ def run_recipe(
     max_model_kb: float | None = None,
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
-    concurrency: int | None = None,
+    parallel: int | None = None,
     mlflow: str | None = None,
 ) -> RunOutcome:
     """Build, evaluate, measure and report every variant; returns what happened.
 
-    `connect` and `concurrency` override the recipe's `deploy:` section when given. The
+    `connect` and `parallel` override the recipe's `deploy:` section when given. The
     constraint keywords (`ConstraintOptions`' fields) replace the recipe's `constraints:`
     for every device; what is cached is not redone, so a re-run with new limits only
     decides again. `mlflow` (a tracking URI; else the recipe's `mlflow:`) also logs one MLflow
@@ -180,7 +180,7 @@ def run_recipe(
     start = time.perf_counter()
     deploy = deploy_options_of(recipe)
     connect = connect or deploy.connect()
-    concurrency = deploy.concurrency if concurrency is None else concurrency
+    parallel = deploy.parallel if parallel is None else parallel
     chosen = resolve_devices(recipe, devices, inventory)
     limits = device_limits(recipe, chosen, given)
     root = recipe.workdir(workdir)
@@ -195,9 +195,7 @@ def run_recipe(
         builder.run()
         outcome = RunOutcome(plan, None, builder.grid, builder.failures, {}, None, store.path)
         outcome.trained = builder.built
-        _bench_and_report(
-            plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
-        )
+        _bench_and_report(plan, builder, store, outcome, accuracy_budget, connect, parallel, limits)
         if tracking is not None and outcome.run_id is not None:
             outcome.mlflow = _log_to_mlflow(tracking, plan, store, outcome)
     outcome.seconds = time.perf_counter() - start
@@ -302,7 +300,7 @@ def _bench_and_report(
     outcome: RunOutcome,
     accuracy_budget: float | None,
     connect: ConnectOptions | None,
-    concurrency: int,
+    parallel: int | None,
     limits: dict[str, Any],
 ) -> None:
     from edgeprune.recipes.benching import bench_missing, publish_variant, write_inputs
@@ -327,7 +325,7 @@ def _bench_and_report(
             state = "cached" if bench.cached else "pending" if bench.key else "skipped"
             outcome.grid.setdefault(variant_plan.name, {})[f"bench@{device}"] = state
     group = bench_missing(
-        plan, store, outcome.run_id, connect=connect, step=step, concurrency=concurrency
+        plan, store, outcome.run_id, connect=connect, step=step, parallel=parallel
     )
     for device_outcome in group:
         name = device_outcome.device.name
