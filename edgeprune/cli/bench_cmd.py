@@ -25,7 +25,8 @@ from edgeprune.cli.common import (
 )
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_bench import print_bench_run, print_sparse_ab
-from edgeprune.cli.present_fleet import ByteProgress, print_failed_devices, step_printer
+from edgeprune.cli.present_fleet import print_failed_devices
+from edgeprune.cli.present_live import FleetLive
 from edgeprune.errors import UserError
 from edgeprune.fleet.options import BenchOptions
 
@@ -101,13 +102,13 @@ def register(app: typer.Typer) -> None:
         from edgeprune.workflows.sparse_ab import sparse_ab as sparse_ab_of
 
         outcome: Any
-        with ByteProgress(enabled=not as_json) as progress:
+        with FleetLive([d.name for d in devices], enabled=not as_json) as live:
             shared: dict[str, Any] = {
                 "store": db or DEFAULT_STORE,  # opened once the models and inputs are checked
                 "inputs": inputs,
                 "deploy": deploy,
-                "progress": step_printer(as_json),
-                "deploy_progress": progress,
+                "progress": live.step,
+                "deploy_progress": live.upload,
             }
             if sparse_ab:
                 note = None if as_json else err_console.print
@@ -120,5 +121,6 @@ def register(app: typer.Typer) -> None:
             print_sparse_ab(outcome)
         else:
             print_bench_run(outcome)
+        live.summary(outcome.group, "bench")
         print_failed_devices(outcome.group)
         outcome.raise_for_failures()

@@ -17,12 +17,8 @@ from edgeprune.cli.common import (
     select_devices,
     tag_option,
 )
-from edgeprune.cli.present_fleet import (
-    ByteProgress,
-    print_deploy_table,
-    print_interrupted,
-    report_failures,
-)
+from edgeprune.cli.present_fleet import print_deploy_table, print_interrupted, report_failures
+from edgeprune.cli.present_live import FleetLive
 
 
 def register(app: typer.Typer) -> None:
@@ -47,8 +43,8 @@ def register(app: typer.Typer) -> None:
         options = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, device, tag, all_)
         try:
-            with ByteProgress(enabled=not as_json) as progress:
-                run = deploy_models(models, devices, options, progress=progress)
+            with FleetLive([d.name for d in devices], enabled=not as_json) as live:
+                run = deploy_models(models, devices, options, progress=live.upload)
         except Interrupted as stopped:
             print_interrupted(stopped.group, "deploy")
             raise
@@ -56,4 +52,5 @@ def register(app: typer.Typer) -> None:
             print_json(run.to_dict())
         else:
             print_deploy_table(run.group)
+        live.summary(run.group, "deploy")
         report_failures(run.group, "deploy")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgeprune.cli.common import console, err_console
+from edgeprune.cli.common import console
 
 
 def human_bytes(value: int | None) -> str:
@@ -19,47 +17,6 @@ def human_bytes(value: int | None) -> str:
         if value >= size:
             return f"{value / size:.1f} {unit}"
     return f"{value} B"
-
-
-class ByteProgress:
-    """A rich progress bar per (device, file) on stderr; thread-safe; silent with --json."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not enabled,
-            transient=False,
-        )
-        self._tasks: dict[tuple[str, str], TaskID] = {}
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> ByteProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, device: str, label: str, done: int, total: int) -> None:
-        with self._lock:
-            key = (device, label)
-            if key not in self._tasks:
-                self._tasks[key] = self.progress.add_task(f"{device}: {label}", total=total)
-            self.progress.update(self._tasks[key], completed=done, total=total)
-
-
-def step_printer(as_json: bool) -> Any:
-    """`step(device, what, done, total)` as one line on stderr (nothing with --json)."""
-
-    def step(device_name: str, what: str, done: int, total: int) -> None:
-        if not as_json:
-            err_console.print(f"{device_name}: {what} {done}/{total}")
-
-    return step
 
 
 def print_failed_devices(group: Any) -> None:
