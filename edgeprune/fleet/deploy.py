@@ -76,6 +76,10 @@ def _mb(value: int) -> str:
     return f"{value / 1e6:.1f} MB"
 
 
+def _is_part_of(name: str, sha256: str) -> bool:
+    return name.startswith(sha256 + ".") and name.endswith(".part")
+
+
 def prefix_sha256(path: Path, length: int) -> str:
     """sha256 of the first `length` bytes of a local file (what a resumed part must hold)."""
     digest = hashlib.sha256()
@@ -102,9 +106,15 @@ class _Upload:
         self._mark = 0  # the last `done` seen in this attempt
         self._claims = True  # False for an agent older than `part`: no resume across commands
 
-    def resume_point(self) -> int:
-        """Bytes of a part (an earlier command's, or this one's before a drop) that can stay."""
+    def resume_point(self, names: list[str] | None = None) -> int:
+        """Bytes of a part (an earlier command's, or this one's before a drop) that can stay.
+
+        `names`: what incoming/ holds, when the caller just listed it; with no part of this
+        file there, the agent is not asked (one agent process fewer per file sent).
+        """
         agent = self.session.agent
+        if names is not None and not any(_is_part_of(name, self.sha256) for name in names):
+            return 0
         if self._claims:
             try:
                 claimed = agent.claim_part(self.sha256, self.token)
@@ -164,9 +174,11 @@ def send_file(
             progress(device, label, done, total)
 
     def prepare() -> tuple[int, int]:
-        transport.makedirs(session.spool)
-        transport.makedirs(incoming)
-        return transport.free_bytes(incoming), upload.resume_point()
+        names = transport.list_names(incoming)  # one round trip when incoming/ is there
+        if names is None:
+            transport.makedirs(incoming)
+            names = []
+        return transport.free_bytes(incoming), upload.resume_point(names)
 
     try:
         free, offset = retry_on_drop(transport, retries, prepare)
