@@ -52,3 +52,13 @@ def test_the_recipes_deploy_section_becomes_deploy_options(write_recipe):
     assert deploy_options_of(load_recipe(plain)) == DeployOptions()
     old = write_recipe(RECIPE.replace("parallel: 2", "concurrency: 2"), "old.yaml")
     assert deploy_options_of(load_recipe(old)) == given  # the old name still reads
+
+
+def test_run_parallel_and_its_old_spelling(run_cli, write_recipe):
+    recipe = write_recipe(RECIPE)
+    outcome = run_cli("run", recipe, "--dry-run", "--parallel", "3", "--json")
+    assert outcome.code == 0, outcome.err
+    assert "deprecated" not in outcome.err
+    outcome = run_cli("run", recipe, "--dry-run", "--concurrency", "3", "--json")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.splitlines()[0] == "note: --concurrency is deprecated; use --parallel"
