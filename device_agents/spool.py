@@ -175,32 +175,20 @@ class Spool:
 
     def clean_stale_parts(self, grace_s: float = PART_GRACE_S) -> int:
         """Delete incoming/ uploads untouched for `grace_s` that no process holds open."""
-        directory = self.path("incoming")
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return 0
         cutoff = time.time() - grace_s
         removed = 0
-        in_use: Optional[Set[Tuple[int, int]]] = None
-        for name in names:
-            if not name.endswith(".part"):
-                continue
-            full = os.path.join(directory, name)
-            try:
-                info = os.lstat(full)
-            except OSError:
-                continue
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
-                continue
-            if in_use is None:
-                in_use = _open_files()
-            if (info.st_dev, info.st_ino) in in_use:
+        holders = _Holders()
+        for full, info in _part_files(self.path("incoming")):
+            if info.st_mtime >= cutoff or holders.hold(info):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(full)
                 removed += 1
-                log.info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
+                log.info(
+                    "removed stale upload incoming/%s (untouched for %d s)",
+                    os.path.basename(full),
+                    grace_s,
+                )
         return removed
 
     def claim_part(self, sha256: str, token: str) -> Dict[str, object]:
@@ -221,22 +209,11 @@ class Spool:
         directory = self.path("incoming")
         mine = os.path.join(directory, f"{sha256}.{token}.part")
         candidates: List[Tuple[int, str]] = []
-        in_use: Optional[Set[Tuple[int, int]]] = None
-        for name in sorted(os.listdir(directory)):
-            if not (name.startswith(sha256 + ".") and name.endswith(".part")):
-                continue
-            full = os.path.join(directory, name)
-            try:
-                info = os.lstat(full)
-            except OSError:
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            if full != mine and info.st_mtime > time.time() - PART_BUSY_S:
-                if in_use is None:
-                    in_use = _open_files()
-                if (info.st_dev, info.st_ino) in in_use:
-                    continue  # another command is writing it
+        holders = _Holders()
+        busy_since = time.time() - PART_BUSY_S
+        for full, info in _part_files(directory, sha256 + "."):
+            if full != mine and info.st_mtime > busy_since and holders.hold(info):
+                continue  # another command is writing it
             candidates.append((info.st_size, full))
         claimed = False
         discarded = 0
@@ -533,6 +510,38 @@ class Spool:
 
 def _fingerprint(info: os.stat_result) -> str:
     return f"{info.st_size} {info.st_mtime_ns}"
+
+
+def _part_files(directory: str, prefix: str = "") -> List[Tuple[str, os.stat_result]]:
+    """(path, lstat) of each regular `<prefix>*.part` file in `directory` ([] if unreadable)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found: List[Tuple[str, os.stat_result]] = []
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            info = os.lstat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append((full, info))
+    return found
+
+
+class _Holders:
+    """Whether some process holds a file open; /proc is read once, at the first question."""
+
+    def __init__(self) -> None:
+        self._held: Optional[Set[Tuple[int, int]]] = None
+
+    def hold(self, info: os.stat_result) -> bool:
+        if self._held is None:
+            self._held = _open_files()
+        return (info.st_dev, info.st_ino) in self._held
 
 
 def _open_files() -> Set[Tuple[int, int]]:
