@@ -154,6 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     admit.add_argument("file", metavar="FILE")
     admit.add_argument("--sha256", required=True, metavar="H")
     admit.add_argument("--kind", choices=("models", "model", "inputs", "input"), default="models")
+    part = command(
+        "part",
+        "claim the longest idle upload part of a model in incoming/ (to resume it): its path, "
+        "length and the sha256 of its bytes",
+    )
+    part.add_argument("--sha256", required=True, metavar="H")
+    part.add_argument(
+        "--claim", required=True, metavar="TOKEN", help="rename it to incoming/H.TOKEN.part"
+    )
     has = command("has", "which models (or '<sha256>.npz' inputs) are in the spool")
     has.add_argument("sha256", nargs="+", metavar="SHA256")
     submit = command(
@@ -280,6 +289,7 @@ def _command_names() -> List[str]:
     return [
         "doctor",
         "admit",
+        "part",
         "has",
         "submit",
         "status",

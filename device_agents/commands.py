@@ -137,6 +137,13 @@ def cmd_admit(args: argparse.Namespace) -> Outcome:
     return doc, f"{verb}: {doc['path']}", 0
 
 
+def cmd_part(args: argparse.Namespace) -> Outcome:
+    spool = Spool(args.spool).ensure()
+    spool.clean_stale_parts()
+    doc = spool.claim_part(args.sha256, args.claim)
+    return doc, f"{doc['path']}: {doc['length']} bytes, sha256 {doc['sha256']}", 0
+
+
 def cmd_has(args: argparse.Namespace) -> Outcome:
     spool = Spool(args.spool).check()
     spool.clean_stale_parts()
@@ -358,6 +365,7 @@ COMMANDS: Dict[str, Any] = {
     "doctor": cmd_doctor,
     "admit": cmd_admit,
     "has": cmd_has,
+    "part": cmd_part,
     "submit": cmd_submit,
     "status": cmd_status,
     "wait": cmd_wait,

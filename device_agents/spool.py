@@ -16,14 +16,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import stat
 import tempfile
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import BinaryIO, Dict, List, Optional, Set, Tuple
 
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
-from .integrity import atomic_write_text, sha256_file
+from .integrity import atomic_write_text, sha256_bytes, sha256_file
 from .protocol import (
     JOB_ID_PATTERN,
     SHA256_PATTERN,
@@ -53,7 +54,11 @@ SUBDIRS = (
 )
 MAX_JOB_BYTES = 1 << 20
 MAX_RESULT_BYTES = 64 << 20
-PART_GRACE_S = 3600.0
+PART_GRACE_S = 86400.0
+"""An upload part untouched this long is removed: a day, so a deploy cut off in the evening
+(a dropped link, Ctrl-C, a crashed host) still resumes from its part the next morning."""
+PART_BUSY_S = 10.0
+PART_TOKEN_PATTERN = re.compile(r"^[0-9a-f]{6,32}$")
 ACKED_KEEP_S = 7 * 86400
 _CHUNK = 1 << 20
 
@@ -171,33 +176,65 @@ class Spool:
 
     def clean_stale_parts(self, grace_s: float = PART_GRACE_S) -> int:
         """Delete incoming/ uploads untouched for `grace_s` that no process holds open."""
-        directory = self.path("incoming")
-        try:
-            names = os.listdir(directory)
-        except OSError:
-            return 0
         cutoff = time.time() - grace_s
         removed = 0
-        in_use: Optional[Set[Tuple[int, int]]] = None
-        for name in names:
-            if not name.endswith(".part"):
-                continue
-            full = os.path.join(directory, name)
-            try:
-                info = os.lstat(full)
-            except OSError:
-                continue
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= cutoff:
-                continue
-            if in_use is None:
-                in_use = _open_files()
-            if (info.st_dev, info.st_ino) in in_use:
+        holders = _Holders()
+        for full, info in _part_files(self.path("incoming")):
+            if info.st_mtime >= cutoff or holders.hold(info):
                 continue
             with contextlib.suppress(OSError):
                 os.unlink(full)
                 removed += 1
-                log.info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
+                log.info(
+                    "removed stale upload incoming/%s (untouched for %d s)",
+                    os.path.basename(full),
+                    grace_s,
+                )
         return removed
+
+    def claim_part(self, sha256: str, token: str) -> Dict[str, object]:
+        """Take over the longest idle upload part of `sha256` as `incoming/<sha256>.<token>.part`.
+
+        The rename is atomic, so of two commands that pick the same part only one gets it; a
+        part some process holds open and wrote in the last PART_BUSY_S (an upload in progress)
+        is left alone unless it already carries `token` (the caller's own, after a dropped
+        link). One held open but idle longer is a writer whose link died unnoticed: it is
+        taken (every writer of a part writes the same bytes at the same offsets, and admit
+        checks the whole hash). Other idle parts of this
+        sha256 are deleted: only one is worth keeping. The document gives the claimed part's
+        length and the sha256 of its bytes, which the host compares with its file's prefix.
+        """
+        validate_sha256(sha256)
+        if not isinstance(token, str) or not PART_TOKEN_PATTERN.match(token):
+            raise BadInput(f"--claim {token!r} is not a part token (6-32 lowercase hex digits)")
+        directory = self.path("incoming")
+        mine = os.path.join(directory, f"{sha256}.{token}.part")
+        candidates: List[Tuple[int, str]] = []
+        holders = _Holders()
+        busy_since = time.time() - PART_BUSY_S
+        for full, info in _part_files(directory, sha256 + "."):
+            if full != mine and info.st_mtime > busy_since and holders.hold(info):
+                continue  # another command is writing it
+            candidates.append((info.st_size, full))
+        claimed = False
+        discarded = 0
+        for _size, full in sorted(candidates, reverse=True):
+            if claimed:
+                _unlink(full)
+                discarded += 1
+                continue
+            try:
+                if full != mine:
+                    os.rename(full, mine)  # atomic: a racing command's rename fails here
+                claimed = True
+            except FileNotFoundError:
+                continue  # someone else claimed it first
+        length = 0
+        digest = sha256_bytes(b"")
+        if claimed:
+            with os.fdopen(open_regular(mine, root=self.root), "rb") as handle:
+                length, digest = _hash_stream(handle)
+        return {"path": mine, "length": length, "sha256": digest, "discarded": discarded}
 
     def admit(self, file: str, sha256: str, kind: str = "models") -> Dict[str, object]:
         """Move an upload from incoming/ to models/ (or inputs/) once its hash is checked."""
@@ -515,6 +552,38 @@ def _fingerprint(info: os.stat_result) -> str:
     return f"{info.st_size} {info.st_mtime_ns}"
 
 
+def _part_files(directory: str, prefix: str = "") -> List[Tuple[str, os.stat_result]]:
+    """(path, lstat) of each regular `<prefix>*.part` file in `directory` ([] if unreadable)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    found: List[Tuple[str, os.stat_result]] = []
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            info = os.lstat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found.append((full, info))
+    return found
+
+
+class _Holders:
+    """Whether some process holds a file open; /proc is read once, at the first question."""
+
+    def __init__(self) -> None:
+        self._held: Optional[Set[Tuple[int, int]]] = None
+
+    def hold(self, info: os.stat_result) -> bool:
+        if self._held is None:
+            self._held = _open_files()
+        return (info.st_dev, info.st_ino) in self._held
+
+
 def _open_files() -> Set[Tuple[int, int]]:
     """(device, inode) of every file our processes hold open, from /proc (empty elsewhere)."""
     held: Set[Tuple[int, int]] = set()
@@ -535,6 +604,18 @@ def _open_files() -> Set[Tuple[int, int]]:
                 info = os.stat(os.path.join(fd_dir, fd))
                 held.add((info.st_dev, info.st_ino))
     return held
+
+
+def _hash_stream(handle: BinaryIO) -> Tuple[int, str]:
+    """(bytes read, their sha256) of an open file, read in chunks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    length = 0
+    for chunk in iter(lambda: handle.read(_CHUNK), b""):
+        digest.update(chunk)
+        length += len(chunk)
+    return length, digest.hexdigest()
 
 
 def _unlink(path: str) -> None:

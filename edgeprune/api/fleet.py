@@ -9,6 +9,7 @@ come from the inventory (`load_inventory()`: `$EDGEPRUNE_INVENTORY` or
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -36,7 +37,15 @@ DevicesLike = str | Device | Sequence[str | Device]
 ModelsLike = Any
 """A .tflite path or a ConvertResult, or a list of those (the first is the baseline)."""
 
-DEFAULT_CONCURRENCY = 8
+
+def _parallel(parallel: int | None, concurrency: int | None) -> int | None:
+    """`parallel`, or the deprecated keyword `concurrency` (a DeprecationWarning)."""
+    if concurrency is None:
+        return parallel
+    warnings.warn("concurrency= is deprecated; use parallel=", DeprecationWarning, 3)
+    if parallel is not None:
+        raise UserError("give parallel, not also its old name concurrency", params=("parallel",))
+    return concurrency
 
 
 def deploy(
@@ -45,12 +54,15 @@ def deploy(
     *,
     inventory: str | os.PathLike[str] | None = None,
     accept_new_host_key: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
+    concurrency: int | None = None,
     check: bool = True,
 ) -> DeployResult:
     """Upload the models each device lacks, verified by sha256 on the device.
 
-    With `check`, a device that failed raises `DeviceError` (after every other device ran).
+    `parallel`: devices worked on at once (default all of them, at most 32; `concurrency` is
+    its deprecated name). With `check`, a device that failed raises `DeviceError` (after
+    every other device ran).
     """
     from edgeprune.fleet.deploy import deploy_models
     from edgeprune.fleet.options import DeployOptions
@@ -58,7 +70,9 @@ def deploy(
     run = deploy_models(
         _models(models),
         _devices(devices, inventory),
-        DeployOptions.create(concurrency=concurrency, accept_new_host_key=accept_new_host_key),
+        DeployOptions.create(
+            parallel=_parallel(parallel, concurrency), accept_new_host_key=accept_new_host_key
+        ),
     )
     result = DeployResult(run.to_dict()["devices"])
     if check and result.failures:
@@ -74,7 +88,8 @@ def bench(
     inputs: str | os.PathLike[str] | None = None,
     inventory: str | os.PathLike[str] | None = None,
     accept_new_host_key: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
+    concurrency: int | None = None,
     check: bool = True,
     mlflow: str | None = None,
     options: object = None,
@@ -88,7 +103,8 @@ def bench(
     default store, a path, a ResultsStore, or None to keep them in memory only (then
     `run_id` is None). `inputs` is an .npz (x[, y]) or .npy run instead of random data.
     `mlflow` (a tracking URI such as sqlite:///mlflow.db) also logs one MLflow run per model ×
-    device. With `check`, any failed device or measurement raises `DeviceError`.
+    device. `parallel` is as for `deploy`. With `check`, any failed device or measurement
+    raises `DeviceError`.
     """
     from edgeprune.fleet.options import BenchOptions, DeployOptions
     from edgeprune.workflows.bench import DEFAULT_STORE as DEFAULT_DB
@@ -110,7 +126,7 @@ def bench(
         store=where,
         inputs=None if inputs is None else str(inputs),
         deploy=DeployOptions.create(
-            concurrency=concurrency, accept_new_host_key=accept_new_host_key
+            parallel=_parallel(parallel, concurrency), accept_new_host_key=accept_new_host_key
         ),
         mlflow=mlflow,
     )

@@ -7,13 +7,14 @@ import typer
 from edgeprune.cli.common import (
     accept_option,
     all_option,
-    concurrency_option,
+    concurrency_alias_option,
     deploy_options,
     device_option,
     err_console,
     inventory_option,
     joined,
     json_option,
+    parallel_option,
     print_json,
     select_devices,
     tag_option,
@@ -47,14 +48,15 @@ def register(app: typer.Typer) -> None:
         ),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(default=4),
+        parallel: int | None = parallel_option(),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
     ) -> None:
         """Copy device_agents into the spool, make its venv, ensure a runtime, start it, run doctor."""
         from edgeprune.fleet.install import check_runtime, install_agents
 
         check_runtime(runtime)
-        deploy = deploy_options(concurrency, accept_new_host_key)
+        deploy = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, joined(names, device), tag, all_)
 
         def say(device: str, message: str) -> None:
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
             offline=offline,
             start_service=not no_start,
             connect=deploy.connect(),
-            concurrency=deploy.concurrency,
+            parallel=deploy.parallel,
             on_note=say,
         )
         if as_json:

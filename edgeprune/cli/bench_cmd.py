@@ -9,7 +9,7 @@ import typer
 from edgeprune.cli.common import (
     accept_option,
     all_option,
-    concurrency_option,
+    concurrency_alias_option,
     db_option,
     deploy_options,
     device_option,
@@ -17,6 +17,7 @@ from edgeprune.cli.common import (
     inventory_option,
     json_option,
     mlflow_option,
+    parallel_option,
     parse_int_list,
     print_json,
     select_devices,
@@ -24,7 +25,8 @@ from edgeprune.cli.common import (
 )
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_bench import print_bench_run, print_sparse_ab
-from edgeprune.cli.present_fleet import ByteProgress, print_failed_devices, step_printer
+from edgeprune.cli.present_fleet import print_failed_devices
+from edgeprune.cli.present_live import FleetLive
 from edgeprune.errors import UserError
 from edgeprune.fleet.options import BenchOptions
 
@@ -60,7 +62,8 @@ def register(app: typer.Typer) -> None:
         mlflow: str = mlflow_option(),
         inventory: str = inventory_option(),
         accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(),
+        parallel: int | None = parallel_option(),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
         sparse_ab: bool = typer.Option(
             False,
@@ -93,19 +96,19 @@ def register(app: typer.Typer) -> None:
                 "--mlflow is not logged for --sparse-ab yet; log the pair with a plain bench of "
                 "both files"
             )
-        deploy = deploy_options(concurrency, accept_new_host_key)
+        deploy = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, device, tag, all_, default_local=True)
         from edgeprune.workflows.bench import DEFAULT_STORE, bench_models
         from edgeprune.workflows.sparse_ab import sparse_ab as sparse_ab_of
 
         outcome: Any
-        with ByteProgress(enabled=not as_json) as progress:
+        with FleetLive([d.name for d in devices], enabled=not as_json) as live:
             shared: dict[str, Any] = {
                 "store": db or DEFAULT_STORE,  # opened once the models and inputs are checked
                 "inputs": inputs,
                 "deploy": deploy,
-                "progress": step_printer(as_json),
-                "deploy_progress": progress,
+                "progress": live.step,
+                "deploy_progress": live.upload,
             }
             if sparse_ab:
                 note = None if as_json else err_console.print
@@ -118,5 +121,6 @@ def register(app: typer.Typer) -> None:
             print_sparse_ab(outcome)
         else:
             print_bench_run(outcome)
+        live.summary(outcome.group, "bench")
         print_failed_devices(outcome.group)
         outcome.raise_for_failures()

@@ -1,7 +1,7 @@
 """What every command module shares: output helpers, list parsing and the shared options.
 
 An option several commands take (`--json`, `--db`, `--device`, `--tag`, `--inventory`,
-`--accept-new-host-key`, `--concurrency`) is defined here once, so it has the same name and
+`--accept-new-host-key`, `--parallel`) is defined here once, so it has the same name and
 help everywhere. Commands import this module and the presenters; never the other way.
 """
 
@@ -18,6 +18,7 @@ from rich.console import Console
 
 from edgeprune.cli.options import flag
 from edgeprune.errors import UserError
+from edgeprune.fleet.fanout import MAX_PARALLEL
 from edgeprune.fleet.options import DeployOptions
 
 console = Console(highlight=False)
@@ -83,14 +84,40 @@ def accept_option(**overrides: Any) -> Any:
     return flag(DeployOptions, "accept_new_host_key", **overrides)
 
 
-def concurrency_option(**overrides: Any) -> Any:
-    """`--concurrency`: devices worked on at once (a command may default otherwise)."""
-    return flag(DeployOptions, "concurrency", min=1, max=64, **overrides)
+def parallel_option(**overrides: Any) -> Any:
+    """`--parallel N`: devices worked on at once (default: all of them, up to a cap)."""
+    return flag(DeployOptions, "parallel", min=1, max=MAX_PARALLEL, **overrides)
 
 
-def deploy_options(concurrency: int, accept_new_host_key: bool) -> DeployOptions:
+def concurrency_alias_option() -> Any:
+    """`--concurrency`: the old spelling of `--parallel`; still works, with a note."""
+    return typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        max=MAX_PARALLEL,
+        hidden=True,
+        help="Deprecated spelling of --parallel.",
+    )
+
+
+def chosen_parallel(parallel: int | None, concurrency: int | None) -> int | None:
+    """`--parallel`, or the deprecated `--concurrency` (with a note); not both."""
+    if concurrency is None:
+        return parallel
+    deprecated_flag("--concurrency", "--parallel")
+    if parallel is not None:
+        raise UserError("give --parallel, not also its old spelling --concurrency")
+    return concurrency
+
+
+def deploy_options(
+    parallel: int | None, accept_new_host_key: bool, concurrency: int | None = None
+) -> DeployOptions:
     """The flags' values as `DeployOptions` (one validation for every fleet command)."""
-    return DeployOptions.create(concurrency=concurrency, accept_new_host_key=accept_new_host_key)
+    return DeployOptions.create(
+        parallel=chosen_parallel(parallel, concurrency), accept_new_host_key=accept_new_host_key
+    )
 
 
 def select_devices(

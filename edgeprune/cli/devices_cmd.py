@@ -8,13 +8,14 @@ from rich.table import Table
 from edgeprune.cli.common import (
     accept_option,
     all_option,
-    concurrency_option,
+    concurrency_alias_option,
     console,
     deploy_options,
     device_option,
     inventory_option,
     joined,
     json_option,
+    parallel_option,
     print_json,
     select_devices,
     tag_option,
@@ -62,14 +63,15 @@ def _check(
     tags: list[str] | None,
     all_: bool,
     accept_new_host_key: bool,
-    concurrency: int,
+    parallel: int | None,
+    concurrency: int | None,
     as_json: bool,
 ) -> None:
     from edgeprune.fleet.health import check_devices
 
-    deploy = deploy_options(concurrency, accept_new_host_key)
+    deploy = deploy_options(parallel, accept_new_host_key, concurrency)
     devices = select_devices(inventory, names, tags, all_, default_all=True)
-    group = check_devices(devices, concurrency=deploy.concurrency, connect=deploy.connect())
+    group = check_devices(devices, parallel=deploy.parallel, connect=deploy.connect())
     if as_json:
         print_json({"devices": outcome_documents(group)})
     else:
@@ -99,7 +101,8 @@ def register(app: typer.Typer) -> None:
         tag: list[str] = tag_option(),
         all_: bool = all_option("Every device."),
         accept_new_host_key: bool = accept_option(),
-        concurrency: int = concurrency_option(),
+        parallel: int | None = parallel_option(),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
     ) -> None:
         """Connect to each device: reachable, login, Python, runtime, agent, free disk, daemon."""
@@ -109,6 +112,7 @@ def register(app: typer.Typer) -> None:
             tag,
             all_,
             accept_new_host_key,
+            parallel,
             concurrency,
             as_json,
         )

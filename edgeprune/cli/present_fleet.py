@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgeprune.cli.common import console, err_console
+from edgeprune.cli.common import console
 
 
 def human_bytes(value: int | None) -> str:
@@ -21,51 +19,19 @@ def human_bytes(value: int | None) -> str:
     return f"{value} B"
 
 
-class ByteProgress:
-    """A rich progress bar per (device, file) on stderr; thread-safe; silent with --json."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not enabled,
-            transient=False,
-        )
-        self._tasks: dict[tuple[str, str], TaskID] = {}
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> ByteProgress:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, device: str, label: str, done: int, total: int) -> None:
-        with self._lock:
-            key = (device, label)
-            if key not in self._tasks:
-                self._tasks[key] = self.progress.add_task(f"{device}: {label}", total=total)
-            self.progress.update(self._tasks[key], completed=done, total=total)
-
-
-def step_printer(as_json: bool) -> Any:
-    """`step(device, what, done, total)` as one line on stderr (nothing with --json)."""
-
-    def step(device_name: str, what: str, done: int, total: int) -> None:
-        if not as_json:
-            err_console.print(f"{device_name}: {what} {done}/{total}")
-
-    return step
-
-
 def print_failed_devices(group: Any) -> None:
     """One `error:` line on stderr per device that failed."""
     for outcome in group.failed:
         print(f"error: {outcome.message}", file=sys.stderr)
+
+
+def print_interrupted(group: Any, what: str) -> None:
+    """After Ctrl-C: one line per device saying where it stopped (the CLI then exits 130)."""
+    print(f"{what} interrupted:", file=sys.stderr)
+    for outcome in group:
+        print(
+            f"  {outcome.device.name}: {'done' if outcome.ok else outcome.message}", file=sys.stderr
+        )
 
 
 def report_failures(group: Any, what: str) -> None:

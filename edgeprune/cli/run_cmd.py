@@ -9,7 +9,8 @@ import typer
 from edgeprune.cli.common import (
     RUN_DB_HELP,
     accept_option,
-    concurrency_option,
+    chosen_parallel,
+    concurrency_alias_option,
     console,
     db_option,
     deprecated_flag,
@@ -19,6 +20,7 @@ from edgeprune.cli.common import (
     joined,
     json_option,
     mlflow_option,
+    parallel_option,
     print_json,
     quiet_option,
 )
@@ -76,11 +78,11 @@ def register(app: typer.Typer) -> None:
             help="Trust and record unknown SSH host keys (also: the recipe's "
             "deploy.accept_new_host_key).",
         ),
-        concurrency: int | None = concurrency_option(
-            default=None,
+        parallel: int | None = parallel_option(
             help="How many devices to work on at once (default: the recipe's "
-            "deploy.concurrency, else 8).",
+            "deploy.parallel, else all of them, at most 32).",
         ),
+        concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
         mlflow: str | None = mlflow_option(),
         quiet: bool = quiet_option(),
@@ -105,7 +107,7 @@ def register(app: typer.Typer) -> None:
                 workdir,
                 db,
                 inventory,
-                concurrency,
+                chosen_parallel(parallel, concurrency),
                 accept_new_host_key,
                 as_json,
                 mlflow,
@@ -128,7 +130,7 @@ def _run(
     workdir: str | None,
     db: str | None,
     inventory: str | None,
-    concurrency: int | None,
+    parallel: int | None,
     accept_new_host_key: bool,
     as_json: bool,
     mlflow: str | None,
@@ -172,7 +174,7 @@ def _run(
             progress=None if as_json else print_progress,
             # given flags win over the recipe's `deploy:` section
             connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
-            concurrency=concurrency,
+            parallel=parallel,
             mlflow=mlflow,
         )
     if as_json:

@@ -20,7 +20,7 @@ from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
 
 AGENT_MODULE = "device_agents"
 # Running these twice changes nothing on the device: retried after a dropped connection.
-IDEMPOTENT = frozenset({"doctor", "has", "status", "wait", "result", "ack"})
+IDEMPOTENT = frozenset({"doctor", "has", "part", "status", "wait", "result", "ack"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,15 @@ class GroupMember:
     job_id: str
     sha256: str
     label: str
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """An upload part in incoming/ that this command now owns: where, how long, its hash."""
+
+    path: str
+    length: int
+    sha256: str
 
 
 class AgentError(DeviceError):
@@ -182,6 +191,19 @@ class AgentClient:
             args.append(f"--kind={kind}")
         args += ["--", path]
         return self.call("admit", *args, timeout=300)
+
+    def claim_part(self, sha256: str, token: str) -> UploadPart:
+        """Take over the longest idle upload part of `sha256` in incoming/ as
+        `<sha256>.<token>.part` (renamed atomically); its length and the sha256 of its bytes.
+        Length 0 when there is none (nothing is created)."""
+        payload = self.call("part", f"--sha256={sha256}", f"--claim={token}", timeout=300)
+        try:
+            return UploadPart(str(payload["path"]), int(payload["length"]), str(payload["sha256"]))
+        except (KeyError, TypeError, ValueError):
+            raise DeviceError(
+                f"device {self.device_name}: agent part printed an unexpected document; is the "
+                "agent version right?"
+            ) from None
 
     def submit(
         self,

@@ -47,7 +47,15 @@ class CommandCancelled(EdgepruneError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """The command was interrupted (SIGINT/SIGTERM); its jobs on the devices were cancelled."""
+    """The command was interrupted (SIGINT/SIGTERM); its jobs on the devices were cancelled.
+
+    Raised by `fan_out`, `group` holds what each device had done when it stopped (a
+    `GroupResult`; a device not started has a CommandCancelled error).
+    """
+
+    def __init__(self, group: Any = None) -> None:
+        super().__init__("interrupted")
+        self.group = group
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ never hides the others; the caller decides the exit code from `failed`.
 
 Each device's work runs in a daemon thread and the caller's thread waits in short slices, so
 an interrupt (KeyboardInterrupt, or the command's cancel token, fleet/cancel.py) ends the
-wait at once instead of after the slowest board: the workers see the token between their
-steps, and what they still have in flight is abandoned with the process.
+wait at once instead of after the slowest board: `stop` is set, the workers see it (and the
+token) between their steps (an upload between chunks, keeping its part), they get a short
+grace to wind down, and what they still have in flight is abandoned with the process.
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edgeprune.errors import EdgepruneError
-from edgeprune.fleet.cancel import CommandCancelled, active_token
+from edgeprune.fleet.cancel import CommandCancelled, Interrupted, active_token
 from edgeprune.fleet.inventory import Device
 
 T = TypeVar("T")
-DEFAULT_CONCURRENCY = 8
 WAIT_SLICE_S = 0.2
+STOP_GRACE_S = 3.0
+"""After an interrupt, how long the workers get to reach a step boundary (an upload's next
+chunk) before the caller stops waiting for them."""
+MAX_PARALLEL = 64
+"""Most devices one command may work on at once (`parallel`): each is a thread and a link."""
+DEFAULT_PARALLEL_CAP = 32
+"""Without `parallel`, every device at once, up to this many."""
+
+
+def workers(parallel: int | None, devices: int) -> int:
+    """Threads for `devices` devices: `parallel`, or all of them up to DEFAULT_PARALLEL_CAP."""
+    limit = DEFAULT_PARALLEL_CAP if parallel is None else parallel
+    return max(1, min(limit, devices))
 
 
 @dataclass
@@ -81,9 +94,16 @@ class GroupResult(Generic[T]):
 def fan_out(
     devices: list[Device],
     work: Callable[[Device], T],
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
+    *,
+    stop: threading.Event | None = None,
 ) -> GroupResult[T]:
-    """`work(device)` for every device on at most `concurrency` threads."""
+    """`work(device)` for every device on at most `workers(parallel, len(devices))` threads.
+
+    On an interrupt `stop` is set so the work winds down at its next step, devices not
+    started are skipped, and `Interrupted` (a KeyboardInterrupt holding every device's outcome
+    so far) is raised.
+    """
 
     def one(device: Device) -> DeviceOutcome[T]:
         start = time.perf_counter()
@@ -95,7 +115,7 @@ def fan_out(
 
     token = active_token()
     outcomes: list[DeviceOutcome[T] | None] = [None] * len(devices)
-    slots = threading.Semaphore(max(1, min(concurrency, len(devices))))
+    slots = threading.Semaphore(workers(parallel, len(devices)))
 
     def runner(index: int, device: Device) -> None:
         with slots:
@@ -108,14 +128,26 @@ def fan_out(
             except BaseException as exc:  # a thread's end: record it, never lose it
                 outcomes[index] = DeviceOutcome(device, error=exc)
 
-    workers = [
+    threads = [
         threading.Thread(target=runner, args=(i, d), daemon=True, name=f"edgeprune-{d.name}"[:60])
         for i, d in enumerate(devices)
     ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        while worker.is_alive():
-            worker.join(WAIT_SLICE_S)
-            token.check()
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(WAIT_SLICE_S)
+                token.check()
+    except (KeyboardInterrupt, CommandCancelled) as interrupt:
+        if stop is not None:
+            stop.set()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        so_far = [
+            outcome or DeviceOutcome(device, error=CommandCancelled("interrupted"))
+            for device, outcome in zip(devices, outcomes, strict=True)
+        ]
+        raise Interrupted(GroupResult(so_far)) from interrupt
     return GroupResult([o for o in outcomes if o is not None])

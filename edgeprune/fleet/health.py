@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeprune.fleet.agent_client import AgentNotInstalled
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.probe import missing_runtime_message, probe_device
 from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
@@ -69,7 +69,7 @@ def check_session(session: DeviceSession) -> DeviceHealth:
 def check_devices(
     devices: list[Device],
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
     connect: ConnectOptions | None = None,
 ) -> GroupResult[DeviceHealth]:
-    return each_session(devices, check_session, connect=connect, concurrency=concurrency)
+    return each_session(devices, check_session, connect=connect, parallel=parallel)

@@ -130,10 +130,10 @@ def install_agents(
     offline: bool = False,
     start_service: bool = True,
     connect: ConnectOptions | None = None,
-    concurrency: int = 4,
+    parallel: int | None = 4,
     on_note: Say | None = None,
 ) -> GroupResult[InstallReport]:
-    """`install_agent` on every device (at most `concurrency` at once); one outcome per device.
+    """`install_agent` on every device (at most `parallel` at once); one outcome per device.
 
     `on_note(device_name, message)` hears each step. The runtime choice is checked before any
     device is touched.
@@ -145,7 +145,7 @@ def install_agents(
             session, runtime=runtime, offline=offline, start_service=start_service, say=on_note
         )
 
-    return each_session(devices, work, connect=connect, concurrency=concurrency)
+    return each_session(devices, work, connect=connect, parallel=parallel)
 
 
 def install_agent(

@@ -118,6 +118,12 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return None
 
+    def list_names(self, remote_path: str) -> list[str] | None:
+        try:
+            return os.listdir(remote_path)
+        except FileNotFoundError:
+            return None
+
     def remove(self, remote_path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(remote_path)

@@ -8,12 +8,14 @@ are submitted) and never go on the wire.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
 from device_agents import protocol
 from edgeprune.errors import UserError
+from edgeprune.fleet.fanout import DEFAULT_PARALLEL_CAP, MAX_PARALLEL
 from edgeprune.options import StageOptions
 
 if TYPE_CHECKING:
@@ -146,12 +148,30 @@ class DeployOptions(StageOptions):
 
     stage = "deploy"
 
-    concurrency: int = Field(8, ge=1, le=64, description="How many devices to work on at once.")
+    parallel: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PARALLEL,
+        validation_alias=AliasChoices("parallel", "concurrency"),
+        description=f"How many devices to work on at once (default: all of them, at most "
+        f"{DEFAULT_PARALLEL_CAP}).",
+    )
     accept_new_host_key: bool = Field(
         False,
         description="Trust an unknown host's key and record it in known_hosts (like "
         "StrictHostKeyChecking=accept-new). A changed key is always refused.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "concurrency" in values:
+            if "parallel" in values:
+                raise ValueError("give parallel, not also its old name concurrency")
+            warnings.warn(
+                "deploy option concurrency is deprecated; use parallel", DeprecationWarning, 3
+            )
+        return values
 
     def connect(self) -> ConnectOptions:
         """The `ConnectOptions` a device session opens with."""

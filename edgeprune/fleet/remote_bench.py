@@ -39,7 +39,7 @@ from edgeprune.fleet.agent_client import AgentClient, AgentError, GroupMember
 from edgeprune.fleet.artifacts import LocalModel
 from edgeprune.fleet.cancel import CancelToken, SubmittedJob, active_token, interrupt_cancels
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult
+from edgeprune.fleet.fanout import GroupResult
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.retry import backoff
 from edgeprune.fleet.session import ConnectOptions, DeviceSession, each_session
@@ -389,7 +389,7 @@ def run_bench(
     *,
     on_result: ResultSink,
     inputs: BenchInputs | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
     connect: ConnectOptions | None = None,
     deploy_progress: DeployProgress | None = None,
     step: StepProgress | None = None,
@@ -416,4 +416,4 @@ def run_bench(
         )
 
     with interrupt_cancels():
-        return each_session(devices, work, connect=connect, concurrency=concurrency)
+        return each_session(devices, work, connect=connect, parallel=parallel)

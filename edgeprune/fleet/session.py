@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import posixpath
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from edgeprune.fleet.agent_client import AgentClient
-from edgeprune.fleet.fanout import DEFAULT_CONCURRENCY, GroupResult, fan_out
+from edgeprune.fleet.fanout import GroupResult, fan_out
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.local_transport import LocalTransport
 from edgeprune.fleet.retry import retry_on_drop
@@ -41,6 +42,8 @@ class DeviceSession:
     def __init__(self, device: Device, transport: Transport) -> None:
         self.device = device
         self.transport = transport
+        self.stopping = threading.Event()
+        """Set when the command is interrupted: long steps (uploads) stop at their next chunk."""
         self.spool = retry_on_drop(
             transport, device.retries, lambda: transport.expand_path(device.spool)
         )
@@ -87,12 +90,15 @@ def each_session(
     work: Callable[[DeviceSession], T],
     *,
     connect: ConnectOptions | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    parallel: int | None = None,
 ) -> GroupResult[T]:
     """`work(session)` on every device, each in its own open session, devices in parallel."""
 
+    stop = threading.Event()
+
     def one(device: Device) -> T:
         with DeviceSession.open(device, connect) as session:
+            session.stopping = stop
             return work(session)
 
-    return fan_out(devices, one, concurrency)
+    return fan_out(devices, one, parallel, stop=stop)

@@ -271,6 +271,15 @@ class SshTransport(Transport):
 
         return self._guard("stat", size)
 
+    def list_names(self, remote_path: str) -> list[str] | None:
+        def names() -> list[str] | None:
+            try:
+                return self._sftp_client().listdir(remote_path)
+            except FileNotFoundError:
+                return None
+
+        return self._guard("listdir", names)
+
     def remove(self, remote_path: str) -> None:
         def remove() -> None:
             with contextlib.suppress(FileNotFoundError):

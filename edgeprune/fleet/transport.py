@@ -162,6 +162,10 @@ class Transport(abc.ABC):
         """Size of a file, or None when it does not exist."""
 
     @abc.abstractmethod
+    def list_names(self, remote_path: str) -> list[str] | None:
+        """Names in a directory, or None when it does not exist."""
+
+    @abc.abstractmethod
     def remove(self, remote_path: str) -> None:
         """Delete a file; no error when it is already gone."""
 

@@ -100,7 +100,7 @@ def bench_missing(
     *,
     connect: ConnectOptions | None = None,
     step: BenchStep | None = None,
-    concurrency: int = 8,
+    parallel: int | None = None,
 ) -> GroupResult[DeviceRun]:
     """Measure every converted variant that has no valid bench record, on every device."""
     todo: dict[str, list[VariantPlan]] = {}
@@ -132,7 +132,7 @@ def bench_missing(
         return outcome
 
     with interrupt_cancels():  # Ctrl-C: the devices' jobs are cancelled, not left to run
-        return each_session(devices, work, connect=connect, concurrency=concurrency)
+        return each_session(devices, work, connect=connect, parallel=parallel)
 
 
 def _bench_group(

@@ -171,12 +171,12 @@ def run_recipe(
     max_model_kb: float | None = None,
     progress: Progress | None = None,
     connect: ConnectOptions | None = None,
-    concurrency: int | None = None,
+    parallel: int | None = None,
     mlflow: str | None = None,
 ) -> RunOutcome:
     """Build, evaluate, measure and report every variant; returns what happened.
 
-    `connect` and `concurrency` override the recipe's `deploy:` section when given. The
+    `connect` and `parallel` override the recipe's `deploy:` section when given. The
     constraint keywords (`ConstraintOptions`' fields) replace the recipe's `constraints:`
     for every device; what is cached is not redone, so a re-run with new limits only
     decides again. `mlflow` (a tracking URI; else the recipe's `mlflow:`) also logs one MLflow
@@ -212,7 +212,7 @@ def run_recipe(
     start = time.perf_counter()
     deploy = deploy_options_of(recipe)
     connect = connect or deploy.connect()
-    concurrency = deploy.concurrency if concurrency is None else concurrency
+    parallel = deploy.parallel if parallel is None else parallel
     chosen = resolve_devices(recipe, devices, inventory)
     limits = device_limits(recipe, chosen, given)
     root = recipe.workdir(workdir)
@@ -229,7 +229,7 @@ def run_recipe(
         outcome.trained = builder.built
         with ended_early_recorded(store, lambda: outcome.run_id):  # Ctrl-C: interrupted
             _bench_and_report(
-                plan, builder, store, outcome, accuracy_budget, connect, concurrency, limits
+                plan, builder, store, outcome, accuracy_budget, connect, parallel, limits
             )
         if tracking is not None and outcome.run_id is not None:
             outcome.mlflow = _log_to_mlflow(tracking, plan, store, outcome)
@@ -335,7 +335,7 @@ def _bench_and_report(
     outcome: RunOutcome,
     accuracy_budget: float | None,
     connect: ConnectOptions | None,
-    concurrency: int,
+    parallel: int | None,
     limits: dict[str, Any],
 ) -> None:
     from edgeprune.recipes.benching import bench_missing, publish_variant, write_inputs
@@ -360,7 +360,7 @@ def _bench_and_report(
             state = "cached" if bench.cached else "pending" if bench.key else "skipped"
             outcome.grid.setdefault(variant_plan.name, {})[f"bench@{device}"] = state
     group = bench_missing(
-        plan, store, outcome.run_id, connect=connect, step=step, concurrency=concurrency
+        plan, store, outcome.run_id, connect=connect, step=step, parallel=parallel
     )
     for device_outcome in group:
         name = device_outcome.device.name

@@ -196,7 +196,7 @@ def record_bench(
             wire,
             on_result=store_results(store, run_id, inputs),
             inputs=inputs,
-            concurrency=deploy.concurrency,
+            parallel=deploy.parallel,
             connect=deploy.connect(),
             deploy_progress=deploy_progress,
             step=progress,

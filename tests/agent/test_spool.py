@@ -185,3 +185,42 @@ def test_old_acknowledged_results_are_pruned(made):
     path = made.result_file("old", acked=True)
     os.utime(path, (time.time() - 8 * 86400,) * 2)
     assert made.prune_acked() == 1 and not os.path.exists(path)
+
+
+def test_claim_part_takes_the_longest_idle_part_and_drops_the_rest(made):
+    data = os.urandom(300_000)
+    digest = sha(data)
+    incoming = made.path("incoming")
+    for token, length in (("aaaaaa", 1000), ("bbbbbb", 200_000), ("cccccc", 50)):
+        with open(os.path.join(incoming, f"{digest}.{token}.part"), "wb") as handle:
+            handle.write(data[:length])
+    other = os.path.join(incoming, f"{sha(b'other')}.dddddd.part")
+    with open(other, "wb") as handle:
+        handle.write(b"x")
+    doc = made.claim_part(digest, "0123456789ab")
+    mine = os.path.join(incoming, f"{digest}.0123456789ab.part")
+    assert doc == {"path": mine, "length": 200_000, "sha256": sha(data[:200_000]), "discarded": 2}
+    assert sorted(os.listdir(incoming)) == sorted([os.path.basename(mine), os.path.basename(other)])
+    # claiming again with the same token is the same answer (a retried call after a drop)
+    assert made.claim_part(digest, "0123456789ab") == dict(doc, discarded=0)
+
+
+def test_claim_part_leaves_a_part_another_upload_is_writing(made):
+    data = os.urandom(4096)
+    digest = sha(data)
+    busy = os.path.join(made.path("incoming"), f"{digest}.eeeeee.part")
+    with open(busy, "wb") as writer:  # held open and fresh: an upload in progress
+        writer.write(data[:1000])
+        writer.flush()
+        doc = made.claim_part(digest, "ffffff")
+        assert doc["length"] == 0 and os.path.exists(busy)
+    assert not os.path.exists(doc["path"])  # nothing is created for an empty claim
+    assert made.claim_part(digest, "ffffff")["length"] == 1000  # closed: now it is taken
+    assert not os.path.exists(busy)
+
+
+def test_claim_part_refuses_bad_names(made):
+    with pytest.raises(BadInput, match="part token"):
+        made.claim_part(sha(b"x"), "../../x")
+    with pytest.raises(Exception, match="sha256"):
+        made.claim_part("nothex", "abcdef")

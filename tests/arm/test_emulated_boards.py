@@ -197,7 +197,7 @@ def sparse_ab(host: dict[str, Any], model: Path, *select: str) -> dict[str, Any]
         str(RUNS),
         "--warmup",
         str(WARMUP),
-        "--concurrency",
+        "--parallel",
         "1",  # one board at a time: the timed runs never share the CPU with another board
         env=host["env"],
     )

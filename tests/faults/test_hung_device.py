@@ -6,6 +6,7 @@ command's exit code says a device failed.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 
@@ -13,7 +14,7 @@ import pytest
 from support.sshd import sshd_available
 from support.tcp_proxy import hung_listener
 
-from .harness import edgeprune, listing
+from .harness import edgeprune, listing, start_edgeprune, wait_for
 
 pytestmark = pytest.mark.skipif(not sshd_available(), reason="OpenSSH server not installed")
 
@@ -74,3 +75,35 @@ def test_a_bare_listening_socket_fails_a_deploy_alone(ready_fleet, tiny_tflite, 
     assert "no SSH answer within 3 s" in devices["silent"]["error"]
     assert run.err.splitlines()[-1] == "error: deploy failed on 1 of 3 device(s): silent"
     figures("hung device", injected=1, survived=2, failed_clearly=1, lost=0)
+
+
+def test_a_fast_devices_results_are_stored_while_another_device_still_hangs(
+    ready_fleet, tiny_tflite, tmp_path, figures
+):
+    """Stored as they arrive: dev1's row is in the DB while the command still waits on dev2."""
+    fleet = ready_fleet(2, retries=0, connect_timeout=120)
+    fleet.proxy("dev2").hang_new_connections()
+    db = tmp_path / "r.db"
+    proc = start_edgeprune(
+        "bench", tiny_tflite, "--tag", "sshd", "--runs", "2", "--warmup", "0",
+        "--db", db, "--inventory", fleet.inventory_path, "--json",
+        out_dir=tmp_path / "bench",
+    )  # fmt: skip
+
+    def stored_devices() -> list[str]:
+        if not db.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            try:
+                rows = conn.execute("SELECT DISTINCT device FROM measurements").fetchall()
+            except sqlite3.OperationalError:  # the schema is not there yet
+                return []
+        return [row[0] for row in rows]
+
+    try:
+        assert wait_for(stored_devices, 60, "dev1's result in the store") == ["dev1"]
+        assert proc.poll() is None, "the command ended: dev2 was not hanging"
+    finally:
+        proc.kill()
+        proc.wait(30)
+    figures("hung device", injected=1, survived=1, lost=0)

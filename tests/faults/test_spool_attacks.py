@@ -20,7 +20,7 @@ import pytest
 from support.sshd import DeviceSpec, sshd_available
 
 from device_agents.protocol import BenchOptions, Job
-from device_agents.spool import Spool
+from device_agents.spool import PART_GRACE_S, Spool
 
 REPO = Path(__file__).resolve().parents[2]
 ZERO_SHA = "0" * 64
@@ -252,7 +252,7 @@ def test_has_proves_the_content_and_admit_replaces_a_corrupt_copy(spool, figures
 
 
 def test_stale_uploads_are_cleaned_at_the_next_contact_but_not_one_in_use(spool, figures):
-    old = time.time() - 3 * 3600
+    old = time.time() - PART_GRACE_S - 3600
     stale = _upload(spool, b"x" * 1000, "a.1.part")
     held = _upload(spool, b"y" * 1000, "b.2.part")
     fresh = _upload(spool, b"z" * 1000, "c.3.part")

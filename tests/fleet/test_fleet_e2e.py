@@ -206,11 +206,12 @@ def test_killed_upload_retries_and_never_leaves_a_partial_model(installed_fleet,
             kills.append(fleet["dev2"].kill_connections())
             assert not target.exists()
 
-    # no retries allowed: the deploy fails, and nothing usable or partial is left behind
+    # no retries allowed: the deploy fails; nothing usable is left, only the part to resume
     group = deploy([replace(device, retries=0)], [model], progress=kill_once)
     assert kills and group.failed and "connection lost" in group.failed[0].message
     assert not target.exists()
-    assert spool_files(fleet, "dev2", "incoming") == []
+    (part,) = spool_files(fleet, "dev2", "incoming")
+    assert part.startswith(model.sha256 + ".") and part.endswith(".part")
     # with retries the same cut is survived: the upload resumes and the agent admits it
     kills.clear()
     group = deploy([device], [model], progress=kill_once)

@@ -114,9 +114,13 @@ def test_the_recipes_bench_section_is_built_from_bench_options():
 
 
 def test_deploy_options_bounds_and_connect():
-    assert DeployOptions().concurrency == 8
+    assert DeployOptions().parallel is None  # every device at once, up to the cap
     with pytest.raises(UserError) as caught:
-        DeployOptions.create(concurrency=0)
-    assert caught.value.params == ("concurrency",)
-    assert caught.value.in_flags().startswith("--concurrency:")
+        DeployOptions.create(parallel=0)
+    assert caught.value.params == ("parallel",)
+    assert caught.value.in_flags().startswith("--parallel:")
+    with pytest.warns(DeprecationWarning, match="use parallel"):
+        assert DeployOptions.create(concurrency=3).parallel == 3  # the old name still works
+    with pytest.raises(UserError, match="not also"):
+        DeployOptions.create(concurrency=3, parallel=3)
     assert DeployOptions.create(accept_new_host_key=True).connect().accept_new_host_key is True

@@ -9,7 +9,7 @@ model: {demo: true}
 data: digits
 steps: {}
 devices: [local]
-deploy: {concurrency: 2}
+deploy: {parallel: 2}
 """
 
 NOTE = "note: --devices is deprecated; use --device"
@@ -35,10 +35,10 @@ def test_run_devices_still_works_and_says_what_to_use(run_cli, write_recipe):
 
 
 def test_the_recipes_deploy_section_is_checked(run_cli, write_recipe):
-    recipe = write_recipe(RECIPE.replace("concurrency: 2", "concurrency: 0"))
+    recipe = write_recipe(RECIPE.replace("parallel: 2", "parallel: 0"))
     outcome = run_cli("run", recipe, "--dry-run")
     assert outcome.code == 2
-    assert "deploy.concurrency: should be greater than or equal to 1" in outcome.err
+    assert "deploy.parallel: should be greater than or equal to 1" in outcome.err
 
 
 def test_the_recipes_deploy_section_becomes_deploy_options(write_recipe):
@@ -47,6 +47,18 @@ def test_the_recipes_deploy_section_becomes_deploy_options(write_recipe):
     from edgeprune.recipes.executor import deploy_options_of
 
     given = deploy_options_of(load_recipe(write_recipe(RECIPE)))
-    assert given == DeployOptions(concurrency=2)
-    plain = write_recipe(RECIPE.replace("deploy: {concurrency: 2}\n", ""), "plain.yaml")
+    assert given == DeployOptions(parallel=2)
+    plain = write_recipe(RECIPE.replace("deploy: {parallel: 2}\n", ""), "plain.yaml")
     assert deploy_options_of(load_recipe(plain)) == DeployOptions()
+    old = write_recipe(RECIPE.replace("parallel: 2", "concurrency: 2"), "old.yaml")
+    assert deploy_options_of(load_recipe(old)) == given  # the old name still reads
+
+
+def test_run_parallel_and_its_old_spelling(run_cli, write_recipe):
+    recipe = write_recipe(RECIPE)
+    outcome = run_cli("run", recipe, "--dry-run", "--parallel", "3", "--json")
+    assert outcome.code == 0, outcome.err
+    assert "deprecated" not in outcome.err
+    outcome = run_cli("run", recipe, "--dry-run", "--concurrency", "3", "--json")
+    assert outcome.code == 0, outcome.err
+    assert outcome.err.splitlines()[0] == "note: --concurrency is deprecated; use --parallel"
