@@ -129,7 +129,9 @@ def fan_out(
                 outcomes[index] = DeviceOutcome(device, error=exc)
 
     threads = [
-        threading.Thread(target=runner, args=(i, d), daemon=True, name=f"edgeprune-{d.name}"[:60])
+        threading.Thread(
+            target=runner, args=(i, d), daemon=True, name=f"edgeprune-{i}-{d.name}"[:60]
+        )
         for i, d in enumerate(devices)
     ]
     for thread in threads:
