@@ -116,6 +116,7 @@ def fan_out(
     token = active_token()
     outcomes: list[DeviceOutcome[T] | None] = [None] * len(devices)
     slots = threading.Semaphore(workers(parallel, len(devices)))
+    worker_interrupts: list[KeyboardInterrupt] = []
 
     def runner(index: int, device: Device) -> None:
         with slots:
@@ -127,6 +128,8 @@ def fan_out(
                 outcomes[index] = one(device)
             except BaseException as exc:  # a thread's end: record it, never lose it
                 outcomes[index] = DeviceOutcome(device, error=exc)
+                if isinstance(exc, KeyboardInterrupt):  # the whole command's, not one device's
+                    worker_interrupts.append(exc)
 
     threads = [
         threading.Thread(
@@ -141,6 +144,8 @@ def fan_out(
             while thread.is_alive():
                 thread.join(WAIT_SLICE_S)
                 token.check()
+            if worker_interrupts:
+                raise worker_interrupts[0]
     except (KeyboardInterrupt, CommandCancelled) as interrupt:
         if stop is not None:
             stop.set()
@@ -148,7 +153,9 @@ def fan_out(
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         so_far = [
-            outcome or DeviceOutcome(device, error=CommandCancelled("interrupted"))
+            outcome
+            if outcome and not isinstance(outcome.error, KeyboardInterrupt)
+            else DeviceOutcome(device, error=CommandCancelled("interrupted"))
             for device, outcome in zip(devices, outcomes, strict=True)
         ]
         raise Interrupted(GroupResult(so_far)) from interrupt
