@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich import box
-from rich.table import Table
+from rich.console import RenderableType
 
 from edgeprune.cli.common import console
 from edgeprune.cli.present_fleet import human_bytes
+from edgeprune.cli.present_table import Name, compact_table, print_table
 from edgeprune.results import wording
 from edgeprune.warning_codes import legend
 
@@ -37,11 +37,6 @@ def print_legend(codes: Iterable[str], rows: Sequence[dict[str, Any]] = ()) -> N
         )
 
 
-def compact_table(title: str) -> Table:
-    """A table that fits 80 columns: no outer edge, two spaces between columns."""
-    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-
-
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """model × device × threads: p50 and its 95 % interval (±), runs, speed-up with its
     interval and verdict, size, accuracy (size and accuracy only when some row has them).
@@ -53,8 +48,8 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     accuracies = any(r["accuracy"] is not None for r in rows)
     p90 = console.width >= 100  # in --json and the HTML report always
     table = compact_table(title)
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     for column in ("thr", "p50 ms ±95%", *(["p90 ms"] if p90 else []), "runs", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", overflow="fold", min_width=8)
@@ -76,9 +71,9 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         if undecided and row["status"] == "ok":
             notes.append(f"{where}: {undecided}")
         ok = row["status"] == "ok"
-        cells = [
-            row["model"],  # the verdict column names the baseline
-            row["device"],
+        cells: list[RenderableType] = [
+            Name(row["model"]),  # the verdict column names the baseline
+            Name(row["device"]),
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
             p50_cell(row["p50_ms"], row.get("p50_ci_ms")) if ok else "[red]error[/red]",
             *([wording.number(row["p90_ms"])] if p90 else []),
@@ -91,7 +86,7 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
             accuracy = fmt(row["accuracy"], 3)
             cells.append(accuracy + ("*" if row["accuracy_source"] == "device" else ""))
         table.add_row(*cells)
-    console.print(table)
+    print_table(table)
     if any(r["accuracy_source"] == "device" for r in rows):
         console.print("acc* measured on the device with --inputs; others from the model's manifest")
     for note in notes:
@@ -134,8 +129,8 @@ def precision_text(precision: dict[str, Any]) -> str:
 def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     """`results compare`: p50 ± per run, then the last run against the first with its verdict."""
     table = compact_table(f"p50 ms across runs {', '.join(map(str, run_ids))}")
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     table.add_column("thr", justify="right")
     for run in run_ids:
         table.add_column(f"run {run}", justify="right", no_wrap=True)
@@ -144,13 +139,13 @@ def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cells = [p50_cell(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r))) for r in run_ids]
         table.add_row(
-            row["model"],
-            row["device"],
+            Name(row["model"]),
+            Name(row["device"]),
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
             *cells,
             *speedup_cells(row),
         )
-    console.print(table)
+    print_table(table)
     for row in rows:
         undecided = wording.undecided_note(row)
         if undecided:
@@ -179,8 +174,8 @@ def print_sparse_ab(report: Any) -> None:
     """An `ABReport`: dense vs sparse p50 ± per device and thread count, the speed-up with its
     interval and verdict, then the pairs' checks, notes and the warnings' legend."""
     table = compact_table(f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     for column in ("thr", "dense p50 ms", "sparse p50 ms", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", overflow="fold", min_width=8)
@@ -189,8 +184,8 @@ def print_sparse_ab(report: Any) -> None:
         shown = row.to_dict()
         shown["runs"] = min((r for r in row.runs if r), default=None)
         table.add_row(
-            Path(row.source).name,
-            row.device,
+            Name(Path(row.source).name),
+            Name(row.device),
             str(row.threads),
             p50_cell(row.dense_p50_ms, row.dense_p50_ci_ms),
             p50_cell(row.sparse_p50_ms, row.sparse_p50_ci_ms),
@@ -205,7 +200,7 @@ def print_sparse_ab(report: Any) -> None:
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
             if line and line not in notes:
                 notes.append(line)
-    console.print(table)
+    print_table(table)
     for pair in report.pairs:
         console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
     for note in notes:
