@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,23 @@ def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
         "faster[/dim]"
     )
     print_legend((c for r in rows for c in r.get("warnings") or []), rows)
+
+
+def print_run_list(title: str, runs: list[dict[str, Any]]) -> None:
+    """`results list`: id, when, devices, models, measurements, ok ones."""
+    table = compact_table(title)
+    for column in ("run", "when", "devices", "models", "measurements", "ok"):
+        table.add_column(column, justify="left" if column in ("when", "devices") else "right")
+    for run in runs:
+        table.add_row(
+            str(run["id"]),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"])),
+            ", ".join(run["devices"]),
+            str(run["models"]),
+            str(run["rows"]),
+            str(run["ok_rows"]),
+        )
+    print_table(table)
 
 
 def print_bench_run(run: Any) -> None:

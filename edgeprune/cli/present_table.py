@@ -61,6 +61,9 @@ def print_table(table: Table, console: Console | None = None) -> None:
     when even their narrowest does not fit, one block of "header: value" lines per row."""
     out = console or stdout_console
     widths = fitted_widths(table, out)
+    if table.title:  # on its own line: wrapped at the console's width, not the table's
+        out.print(table.title, style="table.title")
+        table.title = None
     if widths is None:
         print_vertical(table, out)
         return
@@ -72,9 +75,9 @@ def print_table(table: Table, console: Console | None = None) -> None:
 def fitted_widths(table: Table, console: Console) -> list[int] | None:
     """Content width of each column so the table fits `console.width`; None if it cannot.
 
-    Text columns give up room first, down to `TEXT_MIN` (they wrap, nothing is lost); then
-    names are shortened (down to `NAME_MIN` characters); then text goes down to its longest
-    word.
+    Room is given up in this order, nothing being lost until the last steps: short text wraps
+    at its spaces (a sentence keeps `TEXT_MIN` columns); names are shortened in the middle,
+    down to `NAME_MIN`; sentences go down to their longest word.
     """
     options = console.options.update_width(10_000)
     ranges = [_column_range(console, options, column) for column in table.columns]
@@ -82,11 +85,11 @@ def fitted_widths(table: Table, console: Console) -> list[int] | None:
     room = console.width - overhead
     highs = [high for _, high in ranges]
     names = [_holds_names(column) for column in table.columns]
-    readable = [max(low, min(high, TEXT_MIN)) for low, high in ranges]
-    shortest = [low for low, _ in ranges]
-    names_whole = [h if n else r for h, r, n in zip(highs, readable, names, strict=True)]
-    names_short = [s if n else r for s, r, n in zip(shortest, readable, names, strict=True)]
-    for lows in (names_whole, names_short, shortest):
+    words = [low for low, _ in ranges]
+    sentences = [max(low, TEXT_MIN) if high > TEXT_MIN else low for low, high in ranges]
+    names_whole = [h if n else t for h, t, n in zip(highs, sentences, names, strict=True)]
+    names_short = [w if n else t for w, t, n in zip(words, sentences, names, strict=True)]
+    for lows in (names_whole, names_short, words):
         if sum(lows) <= room:
             return _share(lows, highs, room, names)
     return None
@@ -130,11 +133,9 @@ def _column_range(console: Console, options: ConsoleOptions, column: Column) -> 
 def print_vertical(table: Table, console: Console) -> None:
     """Each row as a block: its first cell as a heading, then its other cells as indented
     "header value" pairs, as many to a line as fit (a pair is never split)."""
-    if table.title:
-        console.print(table.title, style="italic")
     columns = list(table.columns)
     cells = [list(column.cells) for column in columns]
-    headers = [_plain(column.header) for column in columns]
+    headers = [_plain(column.header) if table.show_header else "" for column in columns]
     room = max(console.width - len(INDENT), 1)
     for index, row in enumerate(table.rows):
         style = row.style or ""
@@ -142,7 +143,8 @@ def print_vertical(table: Table, console: Console) -> None:
         console.print(_as_text(first, console.width), style=style, no_wrap=isinstance(first, Name))
         line = Text()
         for header, column_cells in zip(headers[1:], cells[1:], strict=True):
-            pair = Text(header, style="dim") + " " + _as_text(column_cells[index], room)
+            value = _as_text(column_cells[index], room)
+            pair = Text(header, style="dim") + " " + value if header else value
             if line and len(line) + len(SEPARATOR) + len(pair) > room:
                 console.print(Padding.indent(line, len(INDENT)), style=style)
                 line = Text()

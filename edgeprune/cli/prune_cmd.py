@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import RenderableType
 
 from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
@@ -64,23 +65,22 @@ def prune(
 
 
 def _print_run(run: Any) -> None:
-    from rich.table import Table
-
+    from edgeprune.cli.present_table import Name, compact_table, print_table
     from edgeprune.prune.selection import describe_skipped
 
     report = run.report
-    table = Table(title=f"pruned {run.source} ({report.scope}, {run.options['mode']})")
+    table = compact_table(f"pruned {run.source} ({report.scope}, {run.options['mode']})")
     table.add_column("layer")
     table.add_column("type")
-    table.add_column("weights", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("achieved", justify="right")
+    table.add_column("weights", justify="right", no_wrap=True)
+    table.add_column("target", justify="right", no_wrap=True)
+    table.add_column("achieved", justify="right", no_wrap=True)
     if report.pattern:
         table.add_column(report.pattern)
     for kernel in report.kernels:
-        row = [
-            kernel.layer,
-            kernel.class_name,
+        row: list[RenderableType] = [
+            Name(kernel.layer),
+            Name(kernel.class_name),
             f"{kernel.size:,}",
             f"{kernel.target:.1%}",
             f"{kernel.achieved:.1%}",
@@ -90,7 +90,7 @@ def _print_run(run: Any) -> None:
                 "ok" if kernel.pattern_violations == 0 else f"{kernel.pattern_violations} bad"
             )
         table.add_row(*row)
-    console.print(table)
+    print_table(table)
     dense = f"{len(report.skipped)} kernel(s) left dense"
     if report.skipped:
         dense += f" ({describe_skipped(report.skipped)})"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import typer
-from rich.table import Table
 
 from edgeprune.cli.common import console, db_option, json_option, print_json
-from edgeprune.cli.present_bench import print_compare, print_summary
+from edgeprune.cli.present_bench import print_compare, print_run_list, print_summary
 from edgeprune.cli.present_recipe import print_report
 
 
@@ -31,20 +29,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"db": str(store.path), "runs": runs})
             return
-        table = Table(title=f"runs in {store.path}")
-        for column in ("run", "when", "devices", "models", "measurements", "ok"):
-            table.add_column(column)
-        for run in runs:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
-            table.add_row(
-                str(run["id"]),
-                when,
-                ",".join(run["devices"]),
-                str(run["models"]),
-                str(run["rows"]),
-                str(run["ok_rows"]),
-            )
-        console.print(table)
+        print_run_list(f"runs in {store.path}", runs)
 
     @results_app.command("show")
     def show_cmd(
