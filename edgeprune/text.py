@@ -42,4 +42,5 @@ def points(value: float | None, signed: bool = False) -> str:
     """A difference of accuracy in percentage points: 0.25 -> "0.25" (+0.25 when signed)."""
     if value is None:
         return "–"
+    value = round(value, ACCURACY_DIGITS) + 0.0  # never "-0.00"
     return f"{value:+.{ACCURACY_DIGITS}f}" if signed else f"{value:.{ACCURACY_DIGITS}f}"

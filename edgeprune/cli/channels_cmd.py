@@ -12,6 +12,7 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import percent
 
 SHOWN_GROUPS = 30
 
@@ -96,8 +97,8 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
     accuracy = report.get("accuracy")
     if accuracy:
         console.print(
-            f"top-1 on {accuracy['dataset']}: {accuracy['top1_before_pruning']:.4f} before, "
-            f"{accuracy['top1_after_pruning']:.4f} pruned, {accuracy['top1']:.4f} after "
+            f"top-1 on {accuracy['dataset']}: {percent(accuracy['top1_before_pruning'])} before, "
+            f"{percent(accuracy['top1_after_pruning'])} pruned, {percent(accuracy['top1'])} after "
             f"{accuracy['epochs']} epoch(s) of fine-tuning"
         )
     for note in report["notes"]:

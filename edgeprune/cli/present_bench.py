@@ -13,6 +13,7 @@ from edgeprune.cli.common import console
 from edgeprune.cli.present_fleet import human_bytes
 from edgeprune.cli.present_table import Name, compact_table, print_table
 from edgeprune.results import wording
+from edgeprune.text import percent
 from edgeprune.warning_codes import legend
 
 
@@ -57,7 +58,7 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     if sizes:
         table.add_column("size", justify="right", no_wrap=True)
     if accuracies:
-        table.add_column("acc", justify="right", no_wrap=True)
+        table.add_column("top-1 %", justify="right", no_wrap=True)
     notes: list[str] = []
     for row in rows:
         where = f"{row['model']} on {row['device']}, {row['threads']} thread(s)"
@@ -84,12 +85,14 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         if sizes:
             cells.append(human_bytes(row["size_bytes"]))
         if accuracies:
-            accuracy = fmt(row["accuracy"], 3)
+            accuracy = percent(row["accuracy"], unit=False)
             cells.append(accuracy + ("*" if row["accuracy_source"] == "device" else ""))
         table.add_row(*cells)
     print_table(table)
     if any(r["accuracy_source"] == "device" for r in rows):
-        console.print("acc* measured on the device with --inputs; others from the model's manifest")
+        console.print(
+            "top-1* measured on the device with --inputs; others from the model's manifest"
+        )
     for note in notes:
         console.print(note)
     print_legend((c for r in rows for c in r["warnings"]), rows)

@@ -14,6 +14,7 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
+from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -102,7 +103,7 @@ def _print_run(run: Any) -> None:
     accuracy = run.accuracy
     if accuracy is not None:
         console.print(
-            f"accuracy {accuracy['dense_top1']:.2%} dense -> {accuracy['top1']:.2%} pruned "
+            f"top-1 {percent(accuracy['dense_top1'])} dense -> {percent(accuracy['top1'])} pruned "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)

@@ -8,6 +8,7 @@ import typer
 
 from edgeprune.cli.common import console, print_json
 from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +52,7 @@ def _print_fix(run: Any) -> None:
         console.print(f"outputs: {run.inputs}")
     else:
         agreement = (
-            f", top-1 agreement {change['top1_agreement']:.1%}"
+            f", top-1 agreement {percent(change['top1_agreement'])}"
             if change["top1_agreement"] is not None
             else ""
         )

@@ -87,7 +87,9 @@ def report_plots(rows: list[dict[str, Any]]) -> list[tuple[str, bytes]]:
     size = scatter_png(rows, "size_bytes", "model size (MB)", "Latency against model size", 1e-6)
     if size:
         plots.append(("Latency against model size", size))
-    accuracy = scatter_png(rows, "accuracy", "accuracy (top-1)", "Latency against accuracy")
+    accuracy = scatter_png(
+        rows, "accuracy", "top-1 accuracy (%)", "Latency against accuracy", x_scale=100.0
+    )
     if accuracy:
         plots.append(("Latency against accuracy", accuracy))
     return plots

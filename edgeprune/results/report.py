@@ -13,6 +13,7 @@ from edgeprune.html import esc, page, png_img, table
 from edgeprune.results import wording
 from edgeprune.results.plots import report_plots
 from edgeprune.results.tables import summary_rows
+from edgeprune.text import percent
 from edgeprune.warning_codes import legend
 
 HEADERS = (
@@ -80,7 +81,7 @@ def legend_html(summary: list[dict[str, Any]]) -> list[str]:
 
 def _row(row: dict[str, Any]) -> tuple[str, list[str]]:
     """(css class, cells) of one summary row: failed runs are marked and say why."""
-    accuracy = _fmt(row["accuracy"], 3) + (
+    accuracy = percent(row["accuracy"]) + (
         f" ({row['accuracy_source']})" if row["accuracy_source"] else ""
     )
     status = row["status"] if row["status"] == "ok" else f"error: {row['error'] or ''}"
