@@ -95,6 +95,8 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         )
     for note in notes:
         console.print(note)
+    for note in wording.sparse_path_notes(rows):
+        console.print(f"note: {note}", markup=False)
     print_legend((c for r in rows for c in r["warnings"]), rows)
 
 

@@ -16,6 +16,7 @@ from edgeprune.recipes.constraints import PERCENTILES, ConstraintOptions
 from edgeprune.recipes.correctness import unpack
 from edgeprune.recipes.formatting import kb, ms, num, pct
 from edgeprune.recipes.recommend import Baseline, Candidate, Recommendation, recommend
+from edgeprune.results import wording
 from edgeprune.text import points
 from edgeprune.warning_codes import legend
 
@@ -319,9 +320,12 @@ def build_report(
             device_limits = limits[device]
         else:
             device_limits = ConstraintOptions.create(**(recorded.get(device) or {}))
-        devices.append(
-            _device_report(device, variants, per_variant, base, budget, reference, device_limits)
+        found = _device_report(
+            device, variants, per_variant, base, budget, reference, device_limits
         )
+        measured = [r for kept in per_variant.values() for r in kept]
+        found.recommendation.notes.extend(wording.sparse_path_notes(measured))
+        devices.append(found)
     return RecipeReport(
         name=str(record.get("name", "recipe")),
         run_id=run_id,

@@ -61,12 +61,14 @@ def render_html(rows: list[dict[str, Any]], title: str, runs: list[int]) -> str:
 
 
 def legend_html(summary: list[dict[str, Any]]) -> list[str]:
-    """Under the table: how the speed-ups were judged, and each warning code shown, in plain
-    words with its fix."""
+    """Under the table: how the speed-ups were judged, why pruned fp32 is no faster on a
+    device without XNNPACK's sparse path, and each warning code shown, with its fix."""
     out = []
     note = wording.method_note(summary)
     if note:
         out.append(f"<p class='note'>{esc(note)}</p>")
+    for sparse in wording.sparse_path_notes(summary):
+        out.append(f"<p class='note'>{esc(sparse)}</p>")
     explained = legend(c for row in summary for c in row["warnings"])
     if explained:
         out.append("<h2>Warnings</h2><dl class='legend'>")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from device_agents.protocol import BenchOptions, LatencySummary, Measurement, Result
+from device_agents.sparse_support import sparse_path_support
 from edgeprune.results import ModelInfo, ResultsStore
 
 MODELS = (  # name, median ms, accuracy, size
@@ -15,6 +16,7 @@ MODELS = (  # name, median ms, accuracy, size
     ("cnn_dense_fp32.tflite", 4.1, 0.9975, 1_200_000),
 )
 DEVICES = ("raspberrypi4-livingroom", "local")
+MACHINES = {"raspberrypi4-livingroom": "aarch64", "local": "x86_64"}  # local: no sparse path
 
 
 def draws(median: float, seed: int, n: int = 40) -> list[float]:
@@ -36,6 +38,9 @@ def fill(path: Path, runs: int = 2) -> ResultsStore:
                     model_sha256=sha,
                     status="ok",
                     runtime={"name": "ai_edge_litert", "version": "2.3.0"},
+                    sparse_path=sparse_path_support(
+                        "ai_edge_litert", "2.3.0", MACHINES[device], ["avx"]
+                    ),
                     options=BenchOptions(threads=[1]),
                     measurements=[
                         Measurement(
