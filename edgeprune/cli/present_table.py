@@ -1,12 +1,13 @@
 """Tables that fit the terminal (80 columns in CI logs and pipes): names are never broken.
 
 Every CLI table is built with `compact_table` and printed with `print_table`:
-- a name cell (`Name`) is shortened in the middle with "…" when its column cannot be as wide
-  as the name, and never wraps;
-- the other columns get at least their longest word (so no word is broken) and the room that
-  is left is shared in proportion to what each column would still take;
-- when even that does not fit, the rows are printed one after another, one "header: value"
-  line per column (a vertical layout), so nothing is cut.
+- a name cell (`Name`: a file, layer, device or variant) is shortened in the middle with "…"
+  when its column cannot be as wide as the name, and never wraps;
+- other text wraps at its spaces, never inside a word; a column that has sentences keeps
+  `TEXT_MIN` characters until names have been shortened (to `NAME_MIN`);
+- when even the narrowest columns do not fit, each row is printed as its first cell on a
+  line, then "header value" pairs, as many to a line as fit (a vertical layout).
+Sentences that belong to a row (a device's problems, an error) go under the table instead.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def compact_table(title: str | None = None, **options: object) -> Table:
 
 def print_table(table: Table, console: Console | None = None) -> None:
     """Print `table` within the console's width: columns sized so no word or name breaks, or,
-    when even their narrowest does not fit, one block of "header: value" lines per row."""
+    when even their narrowest does not fit, one block per row (`print_vertical`). The title
+    goes on its own line. Print a table once: its title and column widths are set here."""
     out = console or stdout_console
     widths = fitted_widths(table, out)
     if table.title:  # on its own line: wrapped at the console's width, not the table's

@@ -50,7 +50,7 @@ def assert_names_intact(text: str, names: list[str]) -> None:
     start at a line's end, its rest on the next line) or a shortening of none of them."""
     for raw in text.split():
         token = raw.strip(",;:()")
-        if token in names or len(token) < 4:
+        if token in names or len(token) < 6:  # shorter pieces read as words
             continue
         if "…" in token:
             start, end = token.split("…", 1)
@@ -164,3 +164,40 @@ def keras_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = Path(tmp_path_factory.mktemp("inspect")) / "model_with_a_rather_long_file_name.keras"
     keras.Model(inputs, outputs).save(path)
     return str(path)
+
+
+LONG_VARIANTS = {
+    "dense": "dense",
+    "int8": "mobilenet_int8_channels0.5_gradual",
+    "slow": "slowvariant_q7z_xy",
+}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_recipe_report_fits_keeps_variants_whole_and_explains_the_missing_sparse_path(
+    capsys, at_width, width
+):
+    from recipes.test_recipe_report import record, rows
+
+    from device_agents.sparse_support import sparse_path_support
+    from edgeprune.cli.present_recipe import print_report
+    from edgeprune.recipes.report import build_report
+
+    recorded = record()
+    for variant in recorded["variants"]:
+        variant["name"] = LONG_VARIANTS[variant["name"]]
+    recorded["measurements"]["pi4"] = {
+        LONG_VARIANTS[k]: v for k, v in recorded["measurements"]["pi4"].items()
+    }
+    measured = rows()
+    for row in measured:  # measured on an x86 host
+        row["result"]["sparse_path"] = sparse_path_support("ai_edge_litert", "2.3.0", "x86_64", [])
+    at_width(width)
+    capsys.readouterr()
+    print_report(build_report(recorded, measured, 1))
+    out = capsys.readouterr().out
+    assert_fits(out, width)
+    assert_names_intact(out, list(LONG_VARIANTS.values()))
+    said = " ".join(out.split())
+    assert "pi4: pruned fp32 models are not faster than dense ones here: XNNPACK never" in said
+    assert "baseline top-1 98.06 %" in said  # percent, two decimals
