@@ -153,7 +153,7 @@ def check_table(group: Any) -> Table:
         h = o.value
         if h is None:
             reached = "[red]no[/red]" if isinstance(o.error, ConnectionLost) else "yes"
-            table.add_row(Name(o.device.name), reached, "–", "–", "–", "–", "[red]failed[/red]")
+            table.add_row(Name(o.device.name), reached, *["–"] * 5)  # why: under the table
             continue
         runtime = (
             Name(f"{h.runtime} {h.runtime_version or ''}".strip())
