@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "stats",
                 "progress",
                 "warning_codes",
+                "text",
                 "__init__",
             }
         ),

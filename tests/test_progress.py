@@ -24,7 +24,7 @@ def test_eta_comes_from_the_pace_so_far():
             "gradual prune", "epoch", 3, 8, 45, 45, 12.0, {"loss": 0.2134, "accuracy": 0.95}
         )
     )
-    assert text == "gradual prune: epoch 3/8 · loss 0.2134 · accuracy 0.95 · 12 s · ETA 20 s"
+    assert text == "gradual prune: epoch 3/8 · loss 0.2134 · accuracy 95.00 % · 12 s · ETA 20 s"
 
 
 def test_no_sink_adds_no_callback_and_a_sink_gets_every_epoch():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.api._display import html_table, ms, percent, text_block, text_table
+from edgeprune.text import percent as accuracy_percent
 
 
 class _Shown:
@@ -83,8 +84,8 @@ class PruneResult(_Shown):
             fields.append(
                 (
                     "accuracy",
-                    f"{percent(self.accuracy['dense_top1'])} dense -> "
-                    f"{percent(self.accuracy['top1'])} pruned",
+                    f"{accuracy_percent(self.accuracy['dense_top1'])} dense -> "
+                    f"{accuracy_percent(self.accuracy['top1'])} pruned",
                 )
             )
         return fields
@@ -191,7 +192,7 @@ class ConvertResult(_Shown):
         ]
         acc = self.accuracy
         if acc and "top1" in acc:
-            fields.append(("top-1", f"{acc['top1']:.4f} on {acc['dataset']}"))
+            fields.append(("top-1", f"{accuracy_percent(acc['top1'])} on {acc['dataset']}"))
         return fields
 
 
@@ -290,7 +291,11 @@ class EvaluateResult(_Shown):
     def _fields(self) -> list[tuple[str, object]]:
         r = self.report
         fields: list[tuple[str, object]] = [
-            ("top-1", f"{r.top1:.4f}" + (f", top-5 {r.top5:.4f}" if r.top5 is not None else "")),
+            (
+                "top-1",
+                accuracy_percent(r.top1)
+                + (f", top-5 {accuracy_percent(r.top5)}" if r.top5 is not None else ""),
+            ),
             ("data", f"{r.dataset} ({r.samples} {r.split} samples, {r.classes} classes)"),
         ]
         if r.reference is not None:
@@ -298,7 +303,7 @@ class EvaluateResult(_Shown):
             fields.append(
                 (
                     f"vs {p.reference}",
-                    f"max |diff| {p.max_abs_diff:.3g}, top-1 agreement {p.top1_agreement:.4f}",
+                    f"max |diff| {p.max_abs_diff:.3g}, top-1 agreement {accuracy_percent(p.top1_agreement)}",
                 )
             )
         return fields

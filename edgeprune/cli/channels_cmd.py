@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import typer
-from rich.table import Table
 
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
+from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import percent
 
 SHOWN_GROUPS = 30
 
@@ -62,17 +63,21 @@ def register(app: typer.Typer) -> None:
 def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
     """Human view: the groups that changed, then params and MACs before -> after."""
     groups = report["groups"]
-    table = Table(title="dependency groups", title_justify="left")
+    table = compact_table("dependency groups", title_justify="left")
     for column in ("group", "layers", "filters", "status"):
-        table.add_column(column, justify="right" if column == "filters" else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("layers", "filters") else "left",
+            no_wrap=column in ("layers", "filters"),
+        )
     for group in groups[:SHOWN_GROUPS]:
         table.add_row(
-            group["name"],
+            Name(group["name"]),
             str(len(group["layers"])),
             f"{group['filters_before']} → {group['filters_after']}",
             group["status"] + (f" ({group['reason']})" if group["reason"] else ""),
         )
-    console.print(table)
+    print_table(table)
     if len(groups) > SHOWN_GROUPS:
         console.print(f"… and {len(groups) - SHOWN_GROUPS} more groups (--json lists all)")
     prunable = report["prunable_filters"]
@@ -92,8 +97,8 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
     accuracy = report.get("accuracy")
     if accuracy:
         console.print(
-            f"top-1 on {accuracy['dataset']}: {accuracy['top1_before_pruning']:.4f} before, "
-            f"{accuracy['top1_after_pruning']:.4f} pruned, {accuracy['top1']:.4f} after "
+            f"top-1 on {accuracy['dataset']}: {percent(accuracy['top1_before_pruning'])} before, "
+            f"{percent(accuracy['top1_after_pruning'])} pruned, {percent(accuracy['top1'])} after "
             f"{accuracy['epochs']} epoch(s) of fine-tuning"
         )
     for note in report["notes"]:

@@ -8,6 +8,7 @@ import typer
 
 from edgeprune.cli.common import console, print_json
 from edgeprune.cli.options import flag
+from edgeprune.text import percent
 from edgeprune.tflite.options import ConvertOptions
 
 
@@ -57,9 +58,12 @@ def register(app: typer.Typer) -> None:
             )
         if report.accuracy and "top1" in report.accuracy:
             acc = report.accuracy
-            line = f"  top-1 {acc['top1']:.4f} on {acc['dataset']} ({acc['samples']} validation samples)"
+            line = (
+                f"  top-1 {percent(acc['top1'])} on {acc['dataset']} "
+                f"({acc['samples']} validation samples)"
+            )
             if "source_top1" in acc:
-                line += f"; source model {acc['source_top1']:.4f}"
+                line += f"; source model {percent(acc['source_top1'])}"
             console.print(line)
         for note in report.notes:
             console.print(f"  note: {note}")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from edgeprune.cli.common import (
     accept_option,
     all_option,
     concurrency_alias_option,
-    console,
     deploy_options,
     device_option,
     inventory_option,
@@ -20,7 +18,12 @@ from edgeprune.cli.common import (
     select_devices,
     tag_option,
 )
-from edgeprune.cli.present_fleet import outcome_documents, print_check_table, report_failures
+from edgeprune.cli.present_fleet import (
+    outcome_documents,
+    print_check_table,
+    print_device_list,
+    report_failures,
+)
 
 
 def _list(inventory: str | None, as_json: bool) -> None:
@@ -42,19 +45,7 @@ def _list(inventory: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"inventory": str(inv.path) if inv.path else None, "devices": rows})
         return
-    table = Table(title=f"devices ({inv.path or 'built-in only'})")
-    for column in ("name", "kind", "address", "tags", "spool"):
-        table.add_column(column)
-    for row in rows:
-        tags = row["tags"]
-        table.add_row(
-            str(row["name"]),
-            str(row["kind"]),
-            str(row["address"]),
-            ",".join(tags) if isinstance(tags, list) else str(tags or ""),
-            str(row["spool"]),
-        )
-    console.print(table)
+    print_device_list(f"devices ({inv.path or 'built-in only'})", rows)
 
 
 def _check(

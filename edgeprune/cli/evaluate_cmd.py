@@ -8,6 +8,7 @@ import typer
 
 from edgeprune.cli.common import console, print_json
 from edgeprune.cli.options import flag
+from edgeprune.text import percent
 from edgeprune.tflite.options import EvaluateOptions
 
 
@@ -29,9 +30,9 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(report.to_dict())
             return
-        line = f"{report.model}: top-1 {report.top1:.4f}"
+        line = f"{report.model}: top-1 {percent(report.top1)}"
         if report.top5 is not None:
-            line += f", top-5 {report.top5:.4f}"
+            line += f", top-5 {percent(report.top5)}"
         console.print(
             f"{line} on {report.dataset} ({report.samples} {report.split} samples, "
             f"{report.classes} classes)"
@@ -42,9 +43,9 @@ def register(app: typer.Typer) -> None:
         parity = report.reference
         if parity is not None:
             console.print(
-                f"  vs {parity.reference} (top-1 {parity.reference_top1:.4f}): max |diff| "
+                f"  vs {parity.reference} (top-1 {percent(parity.reference_top1)}): max |diff| "
                 f"{parity.max_abs_diff:.3g}, mean |diff| {parity.mean_abs_diff:.3g}, "
-                f"top-1 agreement {parity.top1_agreement:.4f}"
+                f"top-1 agreement {percent(parity.top1_agreement)}"
             )
         for note in report.notes:
             console.print(f"  note: {note}")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -61,14 +60,14 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def _io_table(report: dict[str, Any]) -> None:
-    table = Table(title="inputs and outputs", title_justify="left")
+    table = compact_table("inputs and outputs", title_justify="left")
     for column in ("", "name", "shape", "dtype", "quantization"):
         table.add_column(column)
     for kind in ("inputs", "outputs"):
         for item in report.get(kind, []):
             table.add_row(
                 kind[:-1],
-                item["name"],
+                Name(item["name"]),
                 str(item["shape"]),
                 item["dtype"],
                 _quant_text(item.get("quantization")),
@@ -85,13 +84,13 @@ def _tflite_tables(report: dict[str, Any]) -> None:
         f"{totals['kernel_sparsity']:.1%} of {totals['kernel_params']:,}; "
         f"{totals['params']:,} weight+bias values, {totals['stored_values']:,} stored"
     )
-    ops = Table(title=f"ops ({report['op_count']})", title_justify="left")
+    ops = compact_table(f"ops ({report['op_count']})", title_justify="left")
     ops.add_column("op")
     ops.add_column("count", justify="right")
     for name, count in report["ops"].items():
-        ops.add_row(name, str(count))
-    console.print(ops)
-    weights = Table(title="weight tensors", title_justify="left", box=box.SIMPLE_HEAD)
+        ops.add_row(Name(name), str(count))
+    print_table(ops)
+    weights = compact_table("weight tensors", title_justify="left")
     columns = (
         "#",
         "used by",
@@ -105,11 +104,11 @@ def _tflite_tables(report: dict[str, Any]) -> None:
     )
     for column in columns:
         numeric = column in ("#", "params", "stored", "zeros")
-        weights.add_column(column, justify="right" if numeric else "left")
+        weights.add_column(column, justify="right" if numeric else "left", no_wrap=numeric)
     for w in report["weights"]:
         weights.add_row(
             str(w["index"]),
-            w["op"] or "",
+            Name(w["op"] or ""),
             w["role"],
             "×".join(str(d) for d in w["shape"]),
             w["dtype"].lower(),
@@ -118,7 +117,7 @@ def _tflite_tables(report: dict[str, Any]) -> None:
             f"{w['sparsity']:.1%}",
             _quant_text(w["quantization"]),
         )
-    _print_wide(weights)
+    print_table(weights)
 
 
 def _keras_table(report: dict[str, Any]) -> None:
@@ -126,29 +125,31 @@ def _keras_table(report: dict[str, Any]) -> None:
         f"{report['params']:,} params, {report['macs']:,} MACs per sample, prunable kernels "
         f"{report['kernel_sparsity']:.1%} zero"
     )
-    table = Table(title="layers", title_justify="left", box=box.SIMPLE_HEAD)
+    table = compact_table("layers", title_justify="left")
     for column in ("layer", "type", "params", "MACs", "kernel", "zeros"):
-        table.add_column(column, justify="left" if column in ("layer", "type") else "right")
+        text = column in ("layer", "type")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text)
     for layer in report["layers"]:
         table.add_row(
-            layer["name"],
-            layer["class_name"],
+            Name(layer["name"]),
+            Name(layer["class_name"]),
             f"{layer['params']:,}",
             f"{layer['macs']:,}",
             f"{layer['kernel_size']:,}" if layer["kernel_size"] else "",
             f"{layer['kernel_sparsity']:.1%}" if layer["kernel_size"] else "",
         )
-    _print_wide(table)
+    print_table(table)
 
 
 def _variables_table(report: dict[str, Any]) -> None:
     console.print(f"{report['params']:,} variable values")
-    table = Table(title="variables", title_justify="left")
+    table = compact_table("variables", title_justify="left")
     for column in ("variable", "shape", "params", "zeros"):
-        table.add_column(column, justify="right" if column in ("params", "zeros") else "left")
+        numeric = column in ("params", "zeros")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric)
     for v in report["variables"]:
-        table.add_row(v["name"], str(v["shape"]), f"{v['params']:,}", f"{v['sparsity']:.1%}")
-    console.print(table)
+        table.add_row(Name(v["name"]), str(v["shape"]), f"{v['params']:,}", f"{v['sparsity']:.1%}")
+    print_table(table)
 
 
 def _manifest(manifest: dict[str, Any] | None) -> None:
@@ -158,17 +159,33 @@ def _manifest(manifest: dict[str, Any] | None) -> None:
     if "error" in manifest:
         console.print(f"manifest: {manifest['error']}")
         return
-    table = Table(title="manifest", title_justify="left", show_header=False)
+    table = compact_table("manifest", title_justify="left", show_header=False)
     table.add_column("field")
     table.add_column("value")
     for key in ("step", "quantization", "options", "sparsity", "accuracy", "source", "created_at"):
-        value = manifest.get(key)
-        if key == "sparsity" and isinstance(value, dict):
-            value = (
-                f"overall {value.get('overall', 0):.1%} over {len(value.get('layers', {}))} layers"
-            )
-        table.add_row(key, str(value))
-    console.print(table)
+        table.add_row(key, _manifest_value(key, manifest.get(key)))
+    print_table(table)
+
+
+def _manifest_value(key: str, value: Any) -> str:
+    """A manifest field in words: accuracy in percent, options as k=v, the source's sha short."""
+    from rich.markup import escape
+
+    if key == "sparsity" and isinstance(value, dict):
+        return f"overall {value.get('overall', 0):.1%} over {len(value.get('layers', {}))} layers"
+    if key == "accuracy" and isinstance(value, dict) and value.get("top1") is not None:
+        where = f"{value.get('dataset', '?')} {value.get('split', '')}".strip()
+        text = f"top-1 {percent(value['top1'])} on {where}, {value.get('samples', '?')} samples"
+        for before in ("dense_top1", "source_top1"):
+            if value.get(before) is not None:
+                text += f" ({before.split('_')[0]} {percent(value[before])})"
+        return escape(text)
+    if key == "source" and isinstance(value, dict):
+        sha = str(value.get("sha256") or "")
+        return escape(f"{value.get('path')}" + (f" (sha256 {sha[:12]}…)" if sha else ""))
+    if isinstance(value, dict):
+        return escape(", ".join(f"{k}={v}" for k, v in value.items()))
+    return escape(str(value))
 
 
 def _channels_change(manifest: dict[str, Any] | None) -> None:
@@ -184,14 +201,6 @@ def _channels_change(manifest: dict[str, Any] | None) -> None:
         item = change[key]
         ratio = f" ({item['ratio']:.2f}×)" if item.get("ratio") is not None else ""
         console.print(f"channels: {label} {item['before']:,} → {item['after']:,}{ratio}")
-
-
-def _print_wide(table: Table) -> None:
-    """Tables of tensors need ~110 columns; a pipe or file gets them rather than wrapping."""
-    if console.is_terminal:
-        console.print(table)
-    else:
-        Console(highlight=False, width=max(console.width, 120)).print(table)
 
 
 def _quant_text(quant: dict[str, Any] | None) -> str:

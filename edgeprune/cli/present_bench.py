@@ -7,12 +7,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich import box
-from rich.table import Table
+from rich.console import RenderableType
 
 from edgeprune.cli.common import console
 from edgeprune.cli.present_fleet import human_bytes
+from edgeprune.cli.present_table import Name, compact_table, print_table
 from edgeprune.results import wording
+from edgeprune.text import percent
 from edgeprune.warning_codes import legend
 
 
@@ -38,11 +39,6 @@ def print_legend(codes: Iterable[str], rows: Sequence[dict[str, Any]] = ()) -> N
         )
 
 
-def compact_table(title: str) -> Table:
-    """A table that fits 80 columns: no outer edge, two spaces between columns."""
-    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
-
-
 def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     """model × device × threads: p50 and its 95 % interval (±), runs, speed-up with its
     interval and verdict, size, accuracy (size and accuracy only when some row has them).
@@ -54,15 +50,15 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
     accuracies = any(r["accuracy"] is not None for r in rows)
     p90 = console.width >= 100  # in --json and the HTML report always
     table = compact_table(title)
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     for column in ("thr", "p50 ms ±95%", *(["p90 ms"] if p90 else []), "runs", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", overflow="fold", min_width=8)
     if sizes:
         table.add_column("size", justify="right", no_wrap=True)
     if accuracies:
-        table.add_column("acc", justify="right", no_wrap=True)
+        table.add_column("top-1 %", justify="right", no_wrap=True)
     notes: list[str] = []
     for row in rows:
         where = f"{row['model']} on {row['device']}, {row['threads']} thread(s)"
@@ -77,9 +73,9 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         if undecided and row["status"] == "ok":
             notes.append(f"{where}: {undecided}")
         ok = row["status"] == "ok"
-        cells = [
-            row["model"],  # the verdict column names the baseline
-            row["device"],
+        cells: list[RenderableType] = [
+            Name(row["model"]),  # the verdict column names the baseline
+            Name(row["device"]),
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
             p50_cell(row["p50_ms"], row.get("p50_ci_ms")) if ok else "[red]error[/red]",
             *([wording.number(row["p90_ms"])] if p90 else []),
@@ -89,14 +85,18 @@ def print_summary(rows: list[dict[str, Any]], title: str) -> None:
         if sizes:
             cells.append(human_bytes(row["size_bytes"]))
         if accuracies:
-            accuracy = fmt(row["accuracy"], 3)
+            accuracy = percent(row["accuracy"], unit=False)
             cells.append(accuracy + ("*" if row["accuracy_source"] == "device" else ""))
         table.add_row(*cells)
-    console.print(table)
+    print_table(table)
     if any(r["accuracy_source"] == "device" for r in rows):
-        console.print("acc* measured on the device with --inputs; others from the model's manifest")
+        console.print(
+            "top-1* measured on the device with --inputs; others from the model's manifest"
+        )
     for note in notes:
         console.print(note)
+    for note in wording.sparse_path_notes(rows):
+        console.print(f"note: {note}", markup=False)
     print_legend((c for r in rows for c in r["warnings"]), rows)
 
 
@@ -154,8 +154,8 @@ def precision_text(precision: dict[str, Any]) -> str:
 def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     """`results compare`: p50 ± per run, then the last run against the first with its verdict."""
     table = compact_table(f"p50 ms across runs {', '.join(map(str, run_ids))}")
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     table.add_column("thr", justify="right")
     for run in run_ids:
         table.add_column(f"run {run}", justify="right", no_wrap=True)
@@ -164,13 +164,13 @@ def print_compare(run_ids: list[int], rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cells = [p50_cell(row["p50_ms"].get(str(r)), row["p50_ci_ms"].get(str(r))) for r in run_ids]
         table.add_row(
-            row["model"],
-            row["device"],
+            Name(row["model"]),
+            Name(row["device"]),
             str(row["threads"]) + ("" if row["xnnpack"] else " no-xnn"),
             *cells,
             *speedup_cells(row),
         )
-    console.print(table)
+    print_table(table)
     for row in rows:
         undecided = wording.undecided_note(row)
         if undecided:
@@ -199,8 +199,8 @@ def print_sparse_ab(report: Any) -> None:
     """An `ABReport`: dense vs sparse p50 ± per device and thread count, the speed-up with its
     interval and verdict, then the pairs' checks, notes and the warnings' legend."""
     table = compact_table(f"sparse A/B, run {report.run_id}: same weights, stored dense vs sparse")
-    table.add_column("model", overflow="fold")
-    table.add_column("device", overflow="fold")
+    table.add_column("model")
+    table.add_column("device")
     for column in ("thr", "dense p50 ms", "sparse p50 ms", "speed-up, 95%"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", overflow="fold", min_width=8)
@@ -209,8 +209,8 @@ def print_sparse_ab(report: Any) -> None:
         shown = row.to_dict()
         shown["runs"] = min((r for r in row.runs if r), default=None)
         table.add_row(
-            Path(row.source).name,
-            row.device,
+            Name(Path(row.source).name),
+            Name(row.device),
             str(row.threads),
             p50_cell(row.dense_p50_ms, row.dense_p50_ci_ms),
             p50_cell(row.sparse_p50_ms, row.sparse_p50_ci_ms),
@@ -225,7 +225,7 @@ def print_sparse_ab(report: Any) -> None:
             line = f"{row.device} ({row.runtime or 'runtime ?'}): {text}" if text else None
             if line and line not in notes:
                 notes.append(line)
-    console.print(table)
+    print_table(table)
     for pair in report.pairs:
         console.print(f"{Path(pair.source).name}: the sparse file is {pair.verdict}")
     for note in notes:
@@ -239,7 +239,7 @@ def print_runs(db: Path, runs: Sequence[dict[str, Any]]) -> None:
     one line per run; a failed run's error follows the table."""
     table = compact_table(f"runs in {db}")
     for column in ("run", "when", "kind", "status", "devices", "models", "measurements", "ok"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, justify="left" if column in ("when", "devices") else "right")
     for run in runs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["created_at"]))
         measured = str(run["rows"]) + (
@@ -250,12 +250,12 @@ def print_runs(db: Path, runs: Sequence[dict[str, Any]]) -> None:
             when,
             run["kind"],
             run["status"],
-            ",".join(run["devices"]),
+            ", ".join(run["devices"]),
             str(run["models"]),
             measured,
             str(run["ok_rows"]),
         )
-    console.print(table)
+    print_table(table)
     for run in runs:
         if run.get("error"):
             console.print(f"run {run['id']} {run['status']}: {run['error']}", highlight=False)

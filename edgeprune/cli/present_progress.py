@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from edgeprune.progress import ProgressSink, TrainingEvent, reporting
+from edgeprune.text import percent
 
 
 @contextlib.contextmanager
@@ -33,14 +34,16 @@ def training_progress(
 
 
 def describe(event: TrainingEvent) -> str:
-    """'gradual prune: epoch 3/8 · loss 0.213 · accuracy 0.951 · 12 s · ETA 20 s'."""
+    """'gradual prune: epoch 3/8 · loss 0.2134 · accuracy 95.10 % · 12 s · ETA 20 s' (Keras'
+    accuracy metrics in percent, like every accuracy shown)."""
     parts = [f"{event.stage}: epoch {event.epoch}/{event.epochs}"]
     if event.kind == "batch" and event.steps:
         parts[0] += f" (batch {event.step}/{event.steps})"
     for key, value in event.logs.items():
         if key in ("batch", "size"):
             continue
-        parts.append(f"{key} {value:.4g}")
+        shown = percent(value) if "accuracy" in key else f"{value:.4g}"
+        parts.append(f"{key} {shown}")
     parts.append(f"{event.elapsed_s:.0f} s")
     eta = event.eta_s
     if eta is not None and not (event.kind == "epoch" and event.epoch == event.epochs):

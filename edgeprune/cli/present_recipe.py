@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
-from rich.table import Table
+from rich.markup import escape
 
 from edgeprune.cli.common import console, err_console
+from edgeprune.cli.present_table import Name, compact_table, print_table
 
 STATE_MARKS = {
     "cached": "[green]cached[/green]",
@@ -36,15 +36,17 @@ def print_progress(event: Any) -> None:
 
 def print_plan(plan: Any) -> None:
     cached, total = plan.stage_counts()
-    table = Table(title=f"plan for {plan.recipe.name}: {len(plan.variants)} variant(s)")
-    table.add_column("variant", overflow="fold")
-    table.add_column("steps", overflow="fold")
-    table.add_column("stages (cached = ✓)", overflow="fold")
+    table = compact_table(f"plan for {plan.recipe.name}: {len(plan.variants)} variant(s)")
+    table.add_column("variant")
+    table.add_column("steps")
+    table.add_column("stages (cached = ✓)")
     for variant_plan in plan.variants:
         stages = [f"{s.kind} {'✓' if s.cached else '·'}" for s in variant_plan.stages]
         stages += [f"bench@{d} {'✓' if b.cached else '·'}" for d, b in variant_plan.bench.items()]
-        table.add_row(variant_plan.name, variant_plan.variant.describe(), "  ".join(stages))
-    console.print(table)
+        table.add_row(
+            Name(variant_plan.name), escape(variant_plan.variant.describe()), "  ".join(stages)
+        )
+    print_table(table)
     console.print(
         f"{cached} of {total} stage(s) cached in {plan.workdir}; "
         f"devices: {', '.join(d.name for d in plan.devices)}"
@@ -57,13 +59,14 @@ def print_grid(grid: dict[str, dict[str, str]]) -> None:
     order = ("base", "prune", "channels", "finetune", "convert")
     found = list(dict.fromkeys(stage for row in grid.values() for stage in row))
     columns = [s for s in order if s in found] + [s for s in found if s not in order]
-    table = Table(title="variant × stage")
+    table = compact_table("variant × stage")
     table.add_column("variant")
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for variant, row in grid.items():
-        table.add_row(variant, *(STATE_MARKS.get(row.get(c, ""), row.get(c, "–")) for c in columns))
-    console.print(table)
+        marks = (STATE_MARKS.get(row.get(c, ""), row.get(c, "–")) for c in columns)
+        table.add_row(Name(variant), *marks)
+    print_table(table)
 
 
 def print_report(report: Any) -> None:
@@ -80,23 +83,20 @@ def print_report(report: Any) -> None:
     budget = "none" if report.budget is None else f"{report.budget:g} point(s), judged at 95 %"
     console.print(f"baseline top-1 {report.baseline_text()}; accuracy budget {budget}")
     for device in report.devices:
-        table = Table(
-            title=f"{device.device}: ms (± = 95 % half-width of p50), kB, top-1 %, Δ in points",
-            box=box.SIMPLE_HEAD,
+        table = compact_table(
+            f"{device.device}: ms (± = 95 % half-width of p50), kB, top-1 %, Δ in points",
             padding=(0, 0),
-            pad_edge=False,
         )
         for header in COMPACT_HEADERS:
             left = header in ("variant", "", "verdict", "acc")
-            table.add_column(
-                header, justify="left" if left else "right", no_wrap=header == "variant"
-            )
+            table.add_column(header, justify="left" if left else "right", no_wrap=not left)
         for row in device.rows:
             style = "bold green" if row["recommended"] else "dim" if row.get("breaks") else None
             if row["status"] != "ok":
                 style = "red"
-            table.add_row(*table_cells(row, compact=True), style=style)
-        console.print(table)
+            variant, *cells = table_cells(row, compact=True)
+            table.add_row(Name(variant), *map(escape, cells), style=style)
+        print_table(table)
         for variant, why in device.missing.items():
             console.print(f"[yellow]{variant}: not measured ({why})[/yellow]")
         rec = device.recommendation

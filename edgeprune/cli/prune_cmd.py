@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.console import RenderableType
 
 from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
+from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -64,23 +66,22 @@ def prune(
 
 
 def _print_run(run: Any) -> None:
-    from rich.table import Table
-
+    from edgeprune.cli.present_table import Name, compact_table, print_table
     from edgeprune.prune.selection import describe_skipped
 
     report = run.report
-    table = Table(title=f"pruned {run.source} ({report.scope}, {run.options['mode']})")
+    table = compact_table(f"pruned {run.source} ({report.scope}, {run.options['mode']})")
     table.add_column("layer")
     table.add_column("type")
-    table.add_column("weights", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("achieved", justify="right")
+    table.add_column("weights", justify="right", no_wrap=True)
+    table.add_column("target", justify="right", no_wrap=True)
+    table.add_column("achieved", justify="right", no_wrap=True)
     if report.pattern:
         table.add_column(report.pattern)
     for kernel in report.kernels:
-        row = [
-            kernel.layer,
-            kernel.class_name,
+        row: list[RenderableType] = [
+            Name(kernel.layer),
+            Name(kernel.class_name),
             f"{kernel.size:,}",
             f"{kernel.target:.1%}",
             f"{kernel.achieved:.1%}",
@@ -90,7 +91,7 @@ def _print_run(run: Any) -> None:
                 "ok" if kernel.pattern_violations == 0 else f"{kernel.pattern_violations} bad"
             )
         table.add_row(*row)
-    console.print(table)
+    print_table(table)
     dense = f"{len(report.skipped)} kernel(s) left dense"
     if report.skipped:
         dense += f" ({describe_skipped(report.skipped)})"
@@ -102,7 +103,7 @@ def _print_run(run: Any) -> None:
     accuracy = run.accuracy
     if accuracy is not None:
         console.print(
-            f"accuracy {accuracy['dense_top1']:.2%} dense -> {accuracy['top1']:.2%} pruned "
+            f"top-1 {percent(accuracy['dense_top1'])} dense -> {percent(accuracy['top1'])} pruned "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -38,12 +39,12 @@ def register(app: typer.Typer) -> None:
 
 def _print_fix(run: Any) -> None:
     if run.rewrites:
-        table = Table(title=f"xnnpack-fix {run.source}: {len(run.rewrites)} rewrite(s)")
+        table = compact_table(f"xnnpack-fix {run.source}: {len(run.rewrites)} rewrite(s)")
         table.add_column("layer")
         table.add_column("change")
         for rewrite in run.rewrites:
-            table.add_row(rewrite.layer, rewrite.change)
-        console.print(table)
+            table.add_row(Name(rewrite.layer), rewrite.change)
+        print_table(table)
     for note in run.notes:
         console.print(note)
     change = run.change
@@ -51,7 +52,7 @@ def _print_fix(run: Any) -> None:
         console.print(f"outputs: {run.inputs}")
     else:
         agreement = (
-            f", top-1 agreement {change['top1_agreement']:.1%}"
+            f", top-1 agreement {percent(change['top1_agreement'])}"
             if change["top1_agreement"] is not None
             else ""
         )
@@ -106,9 +107,10 @@ def print_pattern(section: dict[str, Any] | None) -> None:
     """`inspect --pattern`: one row per weight tensor."""
     if not section:
         return
-    table = Table(title=f"pattern {section['pattern']}", title_justify="left")
+    table = compact_table(f"pattern {section['pattern']}", title_justify="left")
     for column in ("op", "shape", "zeros", section["unit"] + "s", "violations", "result"):
-        table.add_column(column, justify="left" if column in ("op", "result") else "right")
+        text = column in ("op", "result")
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text)
     for row in section["tensors"]:
         if not row["applies"]:
             result, units, bad = f"n/a: {row['reason']}", "", ""
@@ -116,14 +118,14 @@ def print_pattern(section: dict[str, Any] | None) -> None:
             result = "ok" if row["satisfied"] else "[red]violated[/red]"
             units, bad = f"{row['units']:,}", f"{row['violations']:,}"
         table.add_row(
-            row["op"],
+            Name(row["op"]),
             "×".join(map(str, row["shape"])),
             f"{row['sparsity']:.1%}",
             units,
             bad,
             result,
         )
-    console.print(table)
+    print_table(table)
     console.print(
         f"pattern {section['pattern']}: {section['satisfied']} of {section['checked']} tensor(s) "
         f"satisfy it; {section['not_applicable']} not applicable"

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from edgeprune.text import percent as pct
+
+__all__ = ["kb", "ms", "num", "pct"]  # pct: the one accuracy format, from edgeprune.text
+
 
 def ms(value: float | None) -> str:
     """Milliseconds with about four significant digits (the demo model runs in 0.03 ms)."""
@@ -11,13 +15,6 @@ def ms(value: float | None) -> str:
         if value >= limit:
             return f"{value:.{digits}f}"
     return f"{value:.4f}"
-
-
-def pct(value: float | None, unit: bool = True) -> str:
-    """A [0, 1] accuracy as percent: 0.978 -> '97.8 %'."""
-    if value is None:
-        return "–"
-    return f"{value * 100:.1f}" + (" %" if unit else "")
 
 
 def kb(value: int | None, unit: str = " kB") -> str:

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgeprune.recipes.constraints import Breach, ConstraintOptions, Measured, check
 from edgeprune.recipes.formatting import ms, pct
+from edgeprune.text import points
 
 TOLERANCE = 1e-9
 NOISE_FLOOR = 0.02  # as edgeprune.stats.compare.NOISE_FLOOR: used when no interval exists
@@ -253,16 +254,16 @@ def _accuracy_breach(name: str, info: dict[str, Any], budget: float | None) -> B
         return None
     drop = float(info["drop_points"])
     ci = info.get("drop_ci")
-    shown = f" (95 % {ci[0]:.1f} to {ci[1]:.1f})" if ci else ""
+    shown = f" (95 % {points(ci[0])} to {points(ci[1])})" if ci else ""
     if verdict == "over_budget":
         text = (
-            f"top-1 {pct(info['top1'])} is {drop:.1f} points below the baseline{shown}, "
+            f"top-1 {pct(info['top1'])} is {points(drop)} points below the baseline{shown}, "
             f"over the {budget:g}-point budget"
         )
     else:
         samples = info.get("samples") or info.get("n") or "these"
         text = (
-            f"cannot tell with {samples} samples whether its drop of {drop:.1f} points{shown} "
+            f"cannot tell with {samples} samples whether its drop of {points(drop)} points{shown} "
             f"is within the {budget:g}-point budget"
         )
         if info.get("samples_needed"):
@@ -469,7 +470,7 @@ def _reason(
             if len(ranked) == 2
             else f"more accurate than the next, {second.variant}"
         )
-        text += f"; {choice.variant} is {diff:.1f} points {more}"
+        text += f"; {choice.variant} is {points(diff)} points {more}"
     elif choice.bytes_key() < second.bytes_key():
         same = "equally accurate" if choice.accuracy is not None else "accuracy unknown"
         unit = "gzip" if choice.gzip_bytes and second.gzip_bytes else "file"
@@ -495,7 +496,7 @@ def _nothing_fits(
         text = (
             f"no variant is within {budget:g} point(s) of the baseline's top-1 "
             f"{pct(base.accuracy)} at 95 %; the most accurate is {best.variant} "
-            f"({pct(best.accuracy)}, {best.drop_points(base.accuracy):.1f} points below)"
+            f"({pct(best.accuracy)}, {points(best.drop_points(base.accuracy))} points below)"
         )
         if cannot:
             text += (
@@ -532,7 +533,7 @@ def _runner_up_reason(choice: Candidate, runner: Candidate | None) -> str:
             text += f"; about {estimate.runs_to_decide} runs each would separate them"
     if runner.accuracy is not None and choice.accuracy is not None:
         diff = (runner.accuracy - choice.accuracy) * 100.0
-        text += f", top-1 {pct(runner.accuracy)} ({diff:+.1f} points vs the pick)"
+        text += f", top-1 {pct(runner.accuracy)} ({points(diff, signed=True)} points vs the pick)"
         if diff > TOLERANCE:
             text += "; take it if those points are worth the time"
     if runner.gzip_bytes and choice.gzip_bytes and runner.gzip_bytes < choice.gzip_bytes:

@@ -16,7 +16,9 @@ from edgeprune.recipes.constraints import PERCENTILES, ConstraintOptions
 from edgeprune.recipes.correctness import unpack
 from edgeprune.recipes.formatting import kb, ms, num, pct
 from edgeprune.recipes.recommend import Baseline, Candidate, Recommendation, recommend
+from edgeprune.results import wording
 from edgeprune.results.store import RECIPE_COMMAND
+from edgeprune.text import points
 from edgeprune.warning_codes import legend
 
 RUN_COMMAND = RECIPE_COMMAND
@@ -202,8 +204,8 @@ ACCURACY_SHORT = {"within_budget": "ok", "over_budget": "over", "cannot_tell": "
 
 
 def _points(value: float) -> str:
-    """'+0.6' (never '-0.0')."""
-    return f"{round(value, 1) + 0.0:+.1f}"
+    """'+0.60' (never '-0.00')."""
+    return points(value, signed=True)
 
 
 def _range(ci: list[float] | tuple[float, float] | None, fmt: str = "{:.2f}") -> str:
@@ -219,7 +221,7 @@ def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
         marks = f"error: {row['error'] or ''}"[:80]
     unit = not compact
     drop = row["drop_points"]
-    gain = None if drop is None else (0.0 if abs(drop) < 0.05 else -drop)
+    gain = None if drop is None else (0.0 if abs(drop) < 0.005 else -drop)
     gain_text = "–" if gain is None else _points(gain)
     verdict = VERDICT_WORDS.get(row.get("verdict") or "", "–")
     accuracy = row.get("accuracy_verdict")
@@ -319,9 +321,12 @@ def build_report(
             device_limits = limits[device]
         else:
             device_limits = ConstraintOptions.create(**(recorded.get(device) or {}))
-        devices.append(
-            _device_report(device, variants, per_variant, base, budget, reference, device_limits)
+        found = _device_report(
+            device, variants, per_variant, base, budget, reference, device_limits
         )
+        measured = [r for kept in per_variant.values() for r in kept]
+        found.recommendation.notes.extend(wording.sparse_path_notes(measured))
+        devices.append(found)
     return RecipeReport(
         name=str(record.get("name", "recipe")),
         run_id=run_id,

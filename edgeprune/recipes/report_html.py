@@ -21,27 +21,7 @@ from edgeprune.recipes.report import (
     table_cells,
     warning_codes,
 )
-from edgeprune.results.plots import figure_png, pyplot
-
-
-def _label_offsets(
-    points: list[tuple[float, float]], span: tuple[float, float]
-) -> list[tuple[int, int]]:
-    """Text offsets that keep labels of neighbouring points from printing over each other."""
-    placed: list[tuple[float, float, int]] = []
-    offsets = []
-    for x, y in points:
-        near = [
-            dy
-            for px, py, dy in placed
-            if abs(px - x) < 0.2 * span[0] and abs(py - y) < 0.06 * span[1]
-        ]
-        dy = 4
-        while dy in near:
-            dy -= 12
-        placed.append((x, y, dy))
-        offsets.append((6, dy))
-    return offsets
+from edgeprune.results.plots import figure_png, place_labels, pyplot
 
 
 def pareto_png(device: DeviceReport, baseline: float | None, budget: float | None) -> bytes | None:
@@ -85,17 +65,16 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
                 linewidth=1.5,
                 label="Pareto front",
             )
-        span = (max(x for x, _, _ in points) or 1.0, high - low)
-        offsets = _label_offsets([(x, y) for x, y, _ in points], span)
-        for (x, y, row), offset in zip(points, offsets, strict=True):
+        labelled = []
+        for x, y, row in points:
             label = f"{row['variant']}" + (f" ·{row['threads']}t" if _many_threads(device) else "")
+            labelled.append((x, y, label))
             if row["recommended"]:
                 ax.scatter(
                     [x], [y], marker="*", s=260, color="#2a9d3a", zorder=5, label="recommended"
                 )
             color = "#aaaaaa" if row.get("breaks") else "#3a6fd8"
             ax.scatter([x], [y], s=36, color=color, zorder=6)
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
         ax.set_xlabel("p50 latency (ms), lower is better")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(f"{device.device}: accuracy against latency")
@@ -103,7 +82,9 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
         ax.set_ylim(low, high)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        return figure_png(fig)
+        fig.tight_layout()
+        place_labels(ax, labelled, fontsize=8)
+        return figure_png(fig, layout=False)
     finally:
         plt.close(fig)
 

@@ -13,6 +13,7 @@ from edgeprune.html import esc, page, png_img, table
 from edgeprune.results import wording
 from edgeprune.results.plots import report_plots
 from edgeprune.results.tables import summary_rows
+from edgeprune.text import percent
 from edgeprune.warning_codes import legend
 
 HEADERS = (
@@ -60,12 +61,14 @@ def render_html(rows: list[dict[str, Any]], title: str, runs: list[int]) -> str:
 
 
 def legend_html(summary: list[dict[str, Any]]) -> list[str]:
-    """Under the table: how the speed-ups were judged, and each warning code shown, in plain
-    words with its fix."""
+    """Under the table: how the speed-ups were judged, why pruned fp32 is no faster on a
+    device without XNNPACK's sparse path, and each warning code shown, with its fix."""
     out = []
     note = wording.method_note(summary)
     if note:
         out.append(f"<p class='note'>{esc(note)}</p>")
+    for sparse in wording.sparse_path_notes(summary):
+        out.append(f"<p class='note'>{esc(sparse)}</p>")
     explained = legend(c for row in summary for c in row["warnings"])
     if explained:
         out.append("<h2>Warnings</h2><dl class='legend'>")
@@ -80,7 +83,7 @@ def legend_html(summary: list[dict[str, Any]]) -> list[str]:
 
 def _row(row: dict[str, Any]) -> tuple[str, list[str]]:
     """(css class, cells) of one summary row: failed runs are marked and say why."""
-    accuracy = _fmt(row["accuracy"], 3) + (
+    accuracy = percent(row["accuracy"]) + (
         f" ({row['accuracy_source']})" if row["accuracy_source"] else ""
     )
     status = row["status"] if row["status"] == "ok" else f"error: {row['error'] or ''}"

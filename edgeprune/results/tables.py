@@ -164,6 +164,7 @@ def summary_rows(
                 "accuracy_source": row.get("accuracy_source"),
                 "runtime": row.get("runtime"),
                 "runtime_version": row.get("runtime_version"),
+                "sparse_path": ((row.get("result") or {}).get("sparse_path")) or None,
                 "warnings": row.get("warnings") or [],
             }
         )

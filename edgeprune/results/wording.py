@@ -119,3 +119,32 @@ def method_note(rows: Iterable[dict[str, Any]]) -> str | None:
         + " and ".join(methods)
         + " bootstrap); within ±2 % is never called faster or slower"
     )
+
+
+def sparse_path_of(row: dict[str, Any]) -> dict[str, Any]:
+    """The agent's answer to "can this runtime take XNNPACK's sparse path here?" for a row
+    ({"capable", "reason", "fix"}; {} when not known): a summary row's `sparse_path`, else
+    the stored result's."""
+    found = row.get("sparse_path")
+    if not isinstance(found, dict):
+        result = row.get("result")
+        found = result.get("sparse_path") if isinstance(result, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def sparse_path_notes(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Per device whose runtime will not take XNNPACK's sparse path (x86, a runtime without
+    it): why a pruned fp32 model is no faster there than the dense one, and the fix."""
+    notes: dict[str, str] = {}
+    for row in rows:
+        support = sparse_path_of(row)
+        device = str(row.get("device"))
+        if support.get("capable") is not False or device in notes:
+            continue
+        reason = support.get("reason") or "this runtime does not take XNNPACK's sparse path"
+        fix = support.get("fix")
+        notes[device] = (
+            f"{device}: pruned fp32 models are not faster than dense ones here: {reason}"
+            + (f" (fix: {fix})" if fix else "")
+        )
+    return list(notes.values())

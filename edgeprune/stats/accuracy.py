@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgeprune.stats._checks import StatsInputError, fraction
+from edgeprune.text import points
 
 ACCURACY_VERDICTS = ("within_budget", "over_budget", "cannot_tell", "no_budget")
 _RESAMPLES = 10_000
@@ -64,7 +65,7 @@ class AccuracyDrop:
     def describe(self) -> str:
         """'drop 0.6 points (-0.8–2.0 at 95 %): cannot tell with 360 samples (about 1500 would)'."""
         text = (
-            f"drop {self.drop_points:.1f} points ({self.ci[0]:.1f}–{self.ci[1]:.1f} at "
+            f"drop {points(self.drop_points)} points ({points(self.ci[0])}–{points(self.ci[1])} at "
             f"{self.confidence * 100:g} %)"
         )
         budget = f"{self.budget_points:g}" if self.budget_points is not None else ""

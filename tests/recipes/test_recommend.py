@@ -74,7 +74,7 @@ def test_indistinguishable_latencies_are_tied_and_the_more_accurate_wins():
     assert rec.runner_up is not None and rec.runner_up.variant == "pruned-int8"
     assert sorted(rec.tied) == ["dense-int8", "pruned-int8"]
     assert "dense-int8 and pruned-int8 are indistinguishable at 95 % (ratio 1.0" in rec.reason
-    assert "dense-int8 is 0.6 points more accurate" in rec.reason
+    assert "dense-int8 is 0.56 points more accurate" in rec.reason
     assert "indistinguishable from the pick at 95 % (ratio " in rec.runner_up_reason
     assert "× slower" not in rec.runner_up_reason
     assert rec.comparisons["dense-int8"]["verdict"] == "indistinguishable"
@@ -160,7 +160,9 @@ def test_accuracy_drops_are_judged_on_the_same_samples():
     excluded = {e.variant: e.breaks[0] for e in rec.excluded}
     assert excluded["worse"].constraint == "accuracy_budget"
     assert "over the 1-point budget" in excluded["worse"].text
-    assert excluded["close"].text.startswith("cannot tell with 360 samples whether its drop of 0.6")
+    assert excluded["close"].text.startswith(
+        "cannot tell with 360 samples whether its drop of 0.56"
+    )
     assert "samples would decide" in excluded["close"].text
     assert "faster but excluded: worse" in rec.reason
     low, high = rec.accuracy["same"]["top1_ci"]
@@ -179,7 +181,7 @@ def test_the_same_accuracies_on_different_samples_are_compared_unpaired():
 def test_a_baseline_at_chance_level_is_flagged():
     chance = Baseline(0.11, SAMPLES, flags(40), classes=10)
     rec = recommend("local", [Candidate("v", 1.0, 1, 0.11)], chance, budget=None)
-    assert any("includes chance level (10.0 % for 10 classes)" in n for n in rec.notes)
+    assert any("includes chance level (10.00 % for 10 classes)" in n for n in rec.notes)
     fine = recommend("local", [Candidate("v", 1.0, 1, 0.98)], base(353), budget=None)
     assert not any("chance" in n for n in fine.notes)
 
@@ -208,10 +210,10 @@ def test_without_intervals_the_point_rule_holds_and_says_there_is_no_interval():
     assert tight.runner_up is not None and tight.runner_up.variant == "pruned-int8"
     assert "within 1 point(s)" in tight.reason
     assert "faster but excluded: channels-int8" in tight.reason
-    assert "2.5 points below" in tight.reason
+    assert "2.50 points below" in tight.reason
     assert "ratio 1.10, no interval" in tight.runner_up_reason
     assert (
-        "+0.6 points" in tight.runner_up_reason and "smaller on the wire" in tight.runner_up_reason
+        "+0.60 points" in tight.runner_up_reason and "smaller on the wire" in tight.runner_up_reason
     )
 
     loose = recommend("pi4", candidates(), BASELINE, budget=3.0)
@@ -233,7 +235,7 @@ def test_no_variant_within_the_budget_gives_no_pick_and_says_what_is_closest():
     worse = [Candidate("a", 1.0, 1, 0.90), Candidate("b", 2.0, 1, 0.93)]
     rec = recommend("jetson", worse, BASELINE, budget=1.0)
     assert rec.choice is None and rec.runner_up is None
-    assert "the most accurate is b (93.0 %, 5.0 points below)" in rec.reason
+    assert "the most accurate is b (93.00 %, 5.00 points below)" in rec.reason
 
 
 def test_without_accuracy_the_fastest_wins_and_the_reason_says_so():
