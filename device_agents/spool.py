@@ -49,6 +49,7 @@ SUBDIRS = (
     "results/acked",
     "logs",
     "verified",
+    "progress",
 )
 MAX_JOB_BYTES = 1 << 20
 MAX_RESULT_BYTES = 64 << 20
@@ -375,9 +376,10 @@ class Spool:
         os.rename(self._job_file("running", job_id), self._job_file("queued", job_id))
 
     def finish(self, job_id: str) -> None:
-        """The result is on disk: forget the running job and its attempt count."""
+        """The result is on disk: forget the running job, its attempt count and progress."""
         _unlink(self._job_file("running", job_id))
         _unlink(self.path("jobs", "attempts", job_id))
+        _unlink(self.path("progress", f"{job_id}.json"))
 
     def reject(self, name: str, reason: str) -> None:
         """Move a queued file that cannot become a result aside, with a log line."""
