@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from . import __version__
 from .integrity import sha256_file
 from .probes import device_facts
-from .progress import Report, no_report
 from .probes.linux import cpu_features
+from .progress import Report, no_report
 from .protocol import (
     BenchOptions,
     LatencySummary,

@@ -137,6 +137,7 @@ class Daemon:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # a session's request thread: the session handles signals and stops us
+
         def stop(signum: int, _frame: Any) -> None:
             if not self.stopping:
                 log.info("received %s: stopping", signal.Signals(signum).name)

@@ -50,7 +50,7 @@ def capabilities() -> List[str]:
     from .cli import _command_names
 
     commands = [name for name in _command_names() if name != "session"]
-    return commands + ["batch", "progress", "ping", "interrupt"]
+    return [*commands, "batch", "progress", "ping", "interrupt"]
 
 
 class Session:

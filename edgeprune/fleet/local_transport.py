@@ -7,16 +7,21 @@ import errno
 import os
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
 from edgeprune.fleet.transport import (
+    Channel,
     CommandResult,
     CommandTimeout,
+    ConnectionLost,
     DiskFull,
     OutputCap,
+    OutputTooLarge,
     Progress,
     Transport,
+    count_exec,
 )
 
 _CHUNK = 1 << 20
@@ -38,6 +43,7 @@ class LocalTransport(Transport):
     ) -> CommandResult:
         full_env = dict(os.environ)
         full_env.update(env or {})
+        count_exec(self.device_name)
         try:
             proc = subprocess.Popen(
                 [str(a) for a in argv],
@@ -71,6 +77,24 @@ class LocalTransport(Transport):
             bytes(out.data).decode("utf-8", "replace"),
             bytes(err.data).decode("utf-8", "replace"),
         )
+
+    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        count_exec(self.device_name)
+        try:
+            proc = subprocess.Popen(
+                [str(a) for a in argv],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=full_env,
+            )
+        except OSError as exc:
+            raise ConnectionLost(
+                f"device {self.device_name}: cannot run {argv[0]}: {exc.strerror}"
+            ) from None
+        return PipeChannel(proc, self.output_caps(argv)[1])
 
     def upload(
         self,
@@ -170,3 +194,68 @@ def _pump(
             proc.wait(max(left, 0.0))
         except subprocess.TimeoutExpired:
             raise CommandTimeout("timed out") from None
+
+
+class PipeChannel(Channel):
+    """A subprocess's pipes; a thread drains its stderr through the cap."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], err: OutputCap) -> None:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self._err = err
+        self._flood: OutputTooLarge | None = None
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := os.read(fd, 65536):
+                try:
+                    self._err.add(chunk)
+                except OutputTooLarge as flood:
+                    self._flood = flood
+                    self.proc.kill()
+                    return
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            raise ConnectionLost("the agent session's stdin closed") from None
+
+    def recv(self, size: int = 65536) -> bytes:
+        assert self.proc.stdout is not None
+        try:
+            data = os.read(self.proc.stdout.fileno(), size)
+        except (OSError, ValueError):
+            data = b""
+        if not data and self._flood is not None:
+            raise self._flood
+        return data
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self) -> str:
+        return bytes(self._err.data).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        for pipe in (self.proc.stdin,):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        if self.exit_code(5.0) is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._drain.join(1.0)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
