@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import sys
+import threading
 from typing import Any, List, NoReturn, Optional
 
 from . import __version__
@@ -19,8 +20,25 @@ from .errors import AgentError, BadInput
 from .protocol import RUNTIME_NAMES, ProtocolError
 
 
+class _Formatter(argparse.HelpFormatter):
+    """The terminal width looked up once, not once per option (a start-up cost on a Pi)."""
+
+    width: Optional[int] = None
+
+    def __init__(self, prog: str) -> None:
+        if _Formatter.width is None:
+            import shutil
+
+            _Formatter.width = max(40, shutil.get_terminal_size().columns - 2)
+        super().__init__(prog, width=_Formatter.width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises BadInput instead of printing usage and exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise BadInput(f"{message} (see {self.prog} --help)")
@@ -199,6 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PARSER: List[argparse.ArgumentParser] = []
+_PARSER_LOCK = threading.Lock()
+
+
 class Reply:
     """One command's outcome, as `--json` prints it: the document, the exit code, the error line.
 
@@ -227,7 +249,10 @@ def execute(argv: List[str], spool: Optional[str] = None) -> Reply:
     """
     args = None
     try:
-        args = build_parser().parse_args(argv)
+        with _PARSER_LOCK:  # one parser for a session's every request
+            if not _PARSER:
+                _PARSER.append(build_parser())
+            args = _PARSER[0].parse_args(argv)
         if args.command is None:
             raise BadInput("give a command: " + ", ".join(_command_names()))
         from .commands import COMMANDS
@@ -243,6 +268,8 @@ def execute(argv: List[str], spool: Optional[str] = None) -> Reply:
         return _failure(getattr(args, "command", None), str(exc), getattr(exc, "exit_code", 2))
     except KeyboardInterrupt:
         return _failure(getattr(args, "command", None), "interrupted", 130)
+    except SystemExit as exc:  # --help and --version print, then argparse exits
+        return Reply(None, None, "", exc.code if isinstance(exc.code, int) else 0, None)
     except OSError as exc:
         command = getattr(args, "command", None)
         where = getattr(args, "spool", None)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -111,7 +110,7 @@ def group_job(
 
 
 def new_job_id(prefix: str = "j") -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
 def _result_outcome(text: str) -> Outcome:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from typing import Any, Callable, Dict, Optional
 
@@ -50,6 +49,8 @@ class ProgressFile:
         document.update({k: v for k, v in details.items() if v is not None})
         directory = os.path.dirname(self.path)
         try:
+            import tempfile
+
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
             with os.fdopen(fd, "w") as handle:
                 handle.write(json.dumps(document, sort_keys=True))

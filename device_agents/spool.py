@@ -14,12 +14,10 @@ hashed again, and reported missing (so deploy sends it again) when the hash is w
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import stat
-import tempfile
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
@@ -35,7 +33,13 @@ from .protocol import (
 )
 from .safe_files import check_directory, open_regular, read_capped
 
-log = logging.getLogger("edgeprune.agent")
+
+
+def _log() -> Any:
+    """The agent's logger; `logging` is imported only when a line is logged (start-up speed)."""
+    import logging
+
+    return logging.getLogger("edgeprune.agent")
 
 SUBDIRS = (
     "incoming",
@@ -152,7 +156,7 @@ class Spool:
             return True
         try:
             if sha256_file(path) != sha256:
-                log.warning("%s does not hash to its name: reported missing", path)
+                _log().warning("%s does not hash to its name: reported missing", path)
                 return False
         except OSError:
             return False
@@ -196,7 +200,7 @@ class Spool:
             with contextlib.suppress(OSError):
                 os.unlink(full)
                 removed += 1
-                log.info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
+                _log().info("removed stale upload incoming/%s (untouched for %d s)", name, grace_s)
         return removed
 
     def admit(self, file: str, sha256: str, kind: str = "models") -> Dict[str, object]:
@@ -260,6 +264,8 @@ class Spool:
         if not os.path.isfile(source):
             raise BadInput(f"{source} does not exist or is not a file")
         digest = hashlib.sha256()
+        import tempfile  # only when a file is copied in: start-up speed
+
         fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=self.path("incoming"))
         try:
             with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
@@ -390,9 +396,9 @@ class Spool:
         try:
             os.rename(source, target)
         except OSError as exc:
-            log.error("cannot move rejected job file %r aside: %s", name, exc.strerror)
+            _log().error("cannot move rejected job file %r aside: %s", name, exc.strerror)
             return
-        log.warning("rejected job file %r: %s (moved to jobs/rejected/)", name, reason)
+        _log().warning("rejected job file %r: %s (moved to jobs/rejected/)", name, reason)
 
     def attempts(self, job_id: str) -> int:
         try:
