@@ -34,12 +34,12 @@ from .protocol import (
 from .safe_files import check_directory, open_regular, read_capped
 
 
-
 def _log() -> Any:
     """The agent's logger; `logging` is imported only when a line is logged (start-up speed)."""
     import logging
 
     return logging.getLogger("edgeprune.agent")
+
 
 SUBDIRS = (
     "incoming",

@@ -18,8 +18,8 @@ from edgeprune.fleet.transport import (
     ConnectionLost,
     DiskFull,
     OutputCap,
-    OutputTooLarge,
     Progress,
+    StderrTail,
     Transport,
     count_exec,
 )
@@ -94,7 +94,7 @@ class LocalTransport(Transport):
             raise ConnectionLost(
                 f"device {self.device_name}: cannot run {argv[0]}: {exc.strerror}"
             ) from None
-        return PipeChannel(proc, self.output_caps(argv)[1])
+        return PipeChannel(proc, StderrTail(self.max_stderr_bytes))
 
     def upload(
         self,
@@ -199,11 +199,10 @@ def _pump(
 class PipeChannel(Channel):
     """A subprocess's pipes; a thread drains its stderr through the cap."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], err: OutputCap) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], err: StderrTail) -> None:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.proc = proc
         self._err = err
-        self._flood: OutputTooLarge | None = None
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
 
@@ -212,12 +211,7 @@ class PipeChannel(Channel):
         fd = self.proc.stderr.fileno()
         with contextlib.suppress(OSError, ValueError):
             while chunk := os.read(fd, 65536):
-                try:
-                    self._err.add(chunk)
-                except OutputTooLarge as flood:
-                    self._flood = flood
-                    self.proc.kill()
-                    return
+                self._err.add(chunk)
 
     def send(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -233,8 +227,6 @@ class PipeChannel(Channel):
             data = os.read(self.proc.stdout.fileno(), size)
         except (OSError, ValueError):
             data = b""
-        if not data and self._flood is not None:
-            raise self._flood
         return data
 
     def exit_code(self, timeout: float) -> int | None:
@@ -244,7 +236,7 @@ class PipeChannel(Channel):
             return None
 
     def stderr_text(self) -> str:
-        return bytes(self._err.data).decode("utf-8", "replace")
+        return self._err.text()
 
     def close(self) -> None:
         for pipe in (self.proc.stdin,):

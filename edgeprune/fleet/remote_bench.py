@@ -303,9 +303,7 @@ def _measure(
         progress = job_progress(job, runs)
         fetched.append((job, _await_result(session, job.job_id, budget, serve_timeout, progress)))
         done += job.weight
-    if serving is not None:
-        serving.join(timeout=60)
-    return fetched
+    return fetched  # a `serving` still draining other commands' jobs goes on by itself
 
 
 def _serve_quietly(agent: AgentClient, timeout: float) -> None:

@@ -28,9 +28,9 @@ from edgeprune.fleet.transport import (
     CommandTimeout,
     ConnectionLost,
     DiskFull,
-    OutputCap,
     OutputTooLarge,
     Progress,
+    StderrTail,
     Transport,
     count_exec,
     shell_command,
@@ -183,7 +183,7 @@ class SshTransport(Transport):
                 f"device {self.device_name}: connection lost while starting {argv[0]}: "
                 f"{exc or type(exc).__name__}"
             ) from None
-        return SshChannel(channel, self.output_caps(argv)[1], self.device_name)
+        return SshChannel(channel, StderrTail(self.max_stderr_bytes), self.device_name)
 
     def _collect(
         self, channel: paramiko.Channel, timeout: float, argv: Sequence[str]
@@ -375,23 +375,17 @@ def _mb(value: int) -> str:
 class SshChannel(Channel):
     """One exec channel kept open; a thread drains its stderr through the cap."""
 
-    def __init__(self, channel: paramiko.Channel, err: OutputCap, device_name: str) -> None:
+    def __init__(self, channel: paramiko.Channel, err: StderrTail, device_name: str) -> None:
         self.channel = channel
         self.device_name = device_name
         self._err = err
-        self._flood: OutputTooLarge | None = None
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
 
     def _read_stderr(self) -> None:
         with contextlib.suppress(*_TRANSIENT):
             while chunk := self.channel.recv_stderr(65536):
-                try:
-                    self._err.add(chunk)
-                except OutputTooLarge as flood:
-                    self._flood = flood
-                    self.channel.close()
-                    return
+                self._err.add(chunk)
 
     def _lost(self, exc: BaseException | None = None) -> ConnectionLost:
         why = f": {exc}" if exc else ""
@@ -408,8 +402,6 @@ class SshChannel(Channel):
             data = self.channel.recv(size)
         except _TRANSIENT as exc:
             raise self._lost(exc) from None
-        if not data and self._flood is not None:
-            raise self._flood
         if not data and not self.channel.exit_status_ready():
             transport = self.channel.get_transport()
             if transport is None or not transport.is_active():
@@ -426,7 +418,7 @@ class SshChannel(Channel):
         return None if code == -1 else code
 
     def stderr_text(self) -> str:
-        return bytes(self._err.data).decode("utf-8", "replace")
+        return self._err.text()
 
     def close(self) -> None:
         with contextlib.suppress(*_TRANSIENT):

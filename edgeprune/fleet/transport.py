@@ -119,10 +119,30 @@ def count_exec(device_name: str) -> None:
         EXEC_COUNTS[device_name] += 1
 
 
+class StderrTail:
+    """The last `limit` bytes a long-lived command printed on stderr (a session's logs may
+    outgrow any cap over a long command; memory stays bounded, the newest lines are kept)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data = bytearray()
+        self._lock = threading.Lock()
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._data += chunk
+            if len(self._data) > self.limit:
+                del self._data[: len(self._data) - self.limit]
+
+    def text(self) -> str:
+        with self._lock:
+            return bytes(self._data).decode("utf-8", "replace")
+
+
 class Channel(abc.ABC):
     """A command left running with its stdin and stdout as a byte pipe (an agent session).
 
-    stderr is collected on the side, capped like a command's (a flood closes the channel).
+    stderr is collected on the side, its last MAX_STDERR_BYTES kept (StderrTail).
     """
 
     @abc.abstractmethod

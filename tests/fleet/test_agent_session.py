@@ -151,3 +151,29 @@ def test_over_sshd_a_bench_opens_one_exec_channel(sshd_fleet, tiny_tflite, tiny_
     assert channels == 1
     assert client.use_session
     wait_for(lambda: not board_processes(fleet["dev1"]), 10, "the session to end on the board")
+
+
+def test_a_long_lived_channel_keeps_the_tail_of_a_chatty_stderr():
+    """A session logs for a whole command: stderr is bounded by keeping its newest bytes,
+    and the channel goes on working (no flood verdict on a log)."""
+    from edgeprune.fleet.local_transport import LocalTransport
+
+    transport = LocalTransport("local")
+    transport.max_stderr_bytes = 64 << 10
+    code = (
+        "import sys\n"
+        "for i in range(4000): sys.stderr.write(f'log line {i:05d} ' + 'x' * 40 + '\\n')\n"
+        "sys.stderr.flush()\n"
+        "sys.stdout.write(sys.stdin.readline().upper()); sys.stdout.flush()\n"
+    )
+    channel = transport.open_channel([sys.executable, "-c", code])
+    try:
+        channel.send(b"ping\n")
+        assert channel.recv() == b"PING\n"
+        assert channel.exit_code(10) == 0
+        time.sleep(0.2)  # the stderr reader catches up
+        tail = channel.stderr_text()
+        assert len(tail.encode()) <= 64 << 10
+        assert tail.rstrip().endswith("log line 03999 " + "x" * 40)
+    finally:
+        channel.close()
