@@ -83,7 +83,14 @@ class AgentSession:
         cls, transport: Transport, argv: Sequence[str], timeout: float = HELLO_TIMEOUT_S
     ) -> AgentSession:
         """Start the agent's session and say hello; SessionUnavailable when it will not."""
-        channel = transport.open_channel(argv)
+        try:
+            channel = transport.open_channel(argv)
+        except OSError as exc:  # a local interpreter that is not there
+            raise SessionUnavailable(
+                f"device {transport.device_name}: cannot run {argv[0]}: {exc.strerror or exc}",
+                127,
+                "",
+            ) from None
         session = cls(channel, transport.device_name, transport.max_output_bytes)
         try:
             session.hello = session._hello(timeout)

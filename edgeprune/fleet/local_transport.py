@@ -41,17 +41,8 @@ class LocalTransport(Transport):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        full_env = dict(os.environ)
-        full_env.update(env or {})
-        count_exec(self.device_name)
         try:
-            proc = subprocess.Popen(
-                [str(a) for a in argv],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=full_env,
-            )
+            proc = self._spawn(argv, env)
         except OSError as exc:
             return CommandResult(
                 tuple(argv), 127, "", f"error: cannot run {argv[0]}: {exc.strerror}"
@@ -79,22 +70,20 @@ class LocalTransport(Transport):
         )
 
     def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        """OSError when `argv[0]` cannot be run (as `run` reports exit code 127)."""
+        return PipeChannel(self._spawn(argv, env), StderrTail(self.max_stderr_bytes))
+
+    def _spawn(self, argv: Sequence[str], env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
         full_env = dict(os.environ)
         full_env.update(env or {})
         count_exec(self.device_name)
-        try:
-            proc = subprocess.Popen(
-                [str(a) for a in argv],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=full_env,
-            )
-        except OSError as exc:
-            raise ConnectionLost(
-                f"device {self.device_name}: cannot run {argv[0]}: {exc.strerror}"
-            ) from None
-        return PipeChannel(proc, StderrTail(self.max_stderr_bytes))
+        return subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+        )
 
     def upload(
         self,

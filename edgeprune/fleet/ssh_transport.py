@@ -139,12 +139,8 @@ class SshTransport(Transport):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        command = shell_command(argv, env)
-        transport = self._active()
-        count_exec(self.device_name)
         try:
-            channel = transport.open_session(timeout=self.device.connect_timeout)
-            channel.exec_command(command)
+            transport, channel = self._exec(argv, env)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -169,14 +165,21 @@ class SshTransport(Transport):
             tuple(argv), code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
 
-    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
-        """An exec channel on this connection (its keepalive guards the link)."""
+    def _exec(
+        self, argv: Sequence[str], env: Mapping[str, str] | None
+    ) -> tuple[paramiko.Transport, paramiko.Channel]:
+        """`argv` started on a new exec channel (paramiko's errors pass through)."""
         command = shell_command(argv, env)
         transport = self._active()
         count_exec(self.device_name)
+        channel = transport.open_session(timeout=self.device.connect_timeout)
+        channel.exec_command(command)
+        return transport, channel
+
+    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        """An exec channel on this connection (its keepalive guards the link)."""
         try:
-            channel = transport.open_session(timeout=self.device.connect_timeout)
-            channel.exec_command(command)
+            _, channel = self._exec(argv, env)
         except _TRANSIENT as exc:
             self._forget_connection()
             raise ConnectionLost(
