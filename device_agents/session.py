@@ -233,13 +233,15 @@ class Session:
             )
         finally:
             request_context.enter(None)
+        try:  # answered before it leaves the table: `bye` (which joins it) comes after it
+            if batched:
+                self.send({"id": ident, "replies": replies})
+            else:
+                self.send(dict(replies[0], id=ident))
+        finally:
             with self._table_lock:
                 self._requests.pop(ident, None)
                 self._threads.pop(ident, None)
-        if batched:
-            self.send({"id": ident, "replies": replies})
-        else:
-            self.send(dict(replies[0], id=ident))
 
     def _finish(self, interrupt_waits: bool, interrupt_all: bool = False) -> None:
         """Let the requests in flight end (waits interrupted at EOF, all on a signal)."""
