@@ -216,7 +216,7 @@ class AgentSession:
                 if len(buffer) > self.max_line_bytes:
                     raise OutputTooLarge(
                         f"device {self.device_name}: the agent session sent a line longer than "
-                        f"{self.max_line_bytes >> 20} MB and was stopped; check its agent version"
+                        f"{self.max_line_bytes / (1 << 20):.1f} MB and was stopped; check its agent version"
                     )
         except DeviceError as exc:
             self._die(exc)

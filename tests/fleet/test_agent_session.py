@@ -18,9 +18,11 @@ from support.sshd import sshd_available
 
 from device_agents.protocol import BenchOptions
 from edgeprune.fleet import DeviceSession, load_inventory, load_model
+from edgeprune.fleet.agent_session import AgentSession
 from edgeprune.fleet.inventory import local_device
+from edgeprune.fleet.local_transport import LocalTransport
 from edgeprune.fleet.remote_bench import bench_on_session
-from edgeprune.fleet.transport import EXEC_COUNTS
+from edgeprune.fleet.transport import EXEC_COUNTS, OutputTooLarge
 
 REPO = Path(__file__).resolve().parent.parent.parent
 OPTIONS = BenchOptions(runs=30, warmup=0, round_runs=5)
@@ -156,8 +158,6 @@ def test_over_sshd_a_bench_opens_one_exec_channel(sshd_fleet, tiny_tflite, tiny_
 def test_a_long_lived_channel_keeps_the_tail_of_a_chatty_stderr():
     """A session logs for a whole command: stderr is bounded by keeping its newest bytes,
     and the channel goes on working (no flood verdict on a log)."""
-    from edgeprune.fleet.local_transport import LocalTransport
-
     transport = LocalTransport("local")
     transport.max_stderr_bytes = 64 << 10
     code = (
@@ -177,3 +177,25 @@ def test_a_long_lived_channel_keeps_the_tail_of_a_chatty_stderr():
         assert tail.rstrip().endswith("log line 03999 " + "x" * 40)
     finally:
         channel.close()
+
+
+def test_the_host_refuses_a_flooding_session(tmp_path):
+    """A reply line past the transport's stdout cap closes the session with one clear error
+    (a wrong `python:` that prints endlessly must not fill the host's memory)."""
+    transport = LocalTransport("local")
+    transport.max_output_bytes = 64 << 10
+    script = tmp_path / "flood.py"
+    script.write_text(
+        "import json, sys\n"
+        "hello = json.loads(sys.stdin.readline())\n"
+        "print(json.dumps({'id': hello['id'], 'op': 'hello', 'protocol': '1.0'}), flush=True)\n"
+        "sys.stdin.readline()\n"
+        "sys.stdout.write('x' * (1 << 20)); sys.stdout.flush()\n"
+    )
+    session = AgentSession.open(transport, [sys.executable, str(script)])
+    try:
+        with pytest.raises(OutputTooLarge, match=r"longer than 0\.1 MB"):
+            session.call(["status"], timeout=30)
+        assert not session.alive
+    finally:
+        session.abort()
