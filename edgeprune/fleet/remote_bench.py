@@ -11,7 +11,8 @@ next fetch hands over the same result again, which the results store ignores); w
 results go is the caller's business (`workflows.bench`).
 While the board measures, `wait` blocks inside the agent, in slices growing to a minute; a
 dropped link is reconnected and the results (kept in the spool until acknowledged) are
-asked for again.
+asked for again. In an agent session (agent_session.py) `serve --once` runs beside the
+waits, which stream the board's job progress (runs done of total, per member) to `step`.
 """
 
 from __future__ import annotations
