@@ -112,6 +112,12 @@ class AgentSession:
                 code,
                 stderr,
             ) from None
+        except CommandTimeout:
+            raise
+        except DeviceError as exc:  # not the protocol (a wrong `python:`, a flood): per call
+            raise SessionUnavailable(
+                f"device {self.device_name}: no agent session ({exc})", None, ""
+            ) from None
         if answer.get("op") != "hello" or answer.get("error"):
             raise SessionUnavailable(
                 f"device {self.device_name}: the agent refused the session: "
