@@ -238,7 +238,7 @@ def test_status_shows_a_running_jobs_progress(spool, agent, agent_models):
     assert (shown["phase"], shown["done"], shown["total"]) == ("measuring", 20, 50)
 
 
-def test_has_starts_fast_enough_to_not_import_the_runtime(spool):
+def test_has_imports_neither_numpy_nor_a_runtime(spool):
     """The common commands import neither numpy nor a TFLite runtime (lazy imports)."""
     code = (
         "import sys; from device_agents.cli import run; "
