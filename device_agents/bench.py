@@ -26,6 +26,7 @@ from . import __version__
 from .integrity import sha256_file
 from .probes import device_facts
 from .probes.linux import cpu_features
+from .progress import Report, no_report
 from .protocol import (
     BenchOptions,
     LatencySummary,
@@ -111,6 +112,7 @@ def benchmark_model(
     label: str = "",
     inputs_path: Optional[str] = None,
     should_stop: StopCheck = never_stop,
+    report: Report = no_report,
 ) -> Result:
     """Measure `model_path` as `options` say; always returns a Result (status ok or error).
 
@@ -135,7 +137,7 @@ def benchmark_model(
     deadline = time.monotonic() + options.timeout_s
     member = GroupMember(job_id, model_path, model_sha256, label)
     try:
-        for threads in options.threads:
+        for step, threads in enumerate(options.threads):
             spec = _spec(member, threads, options, setup, inputs_path)
             if options.precision is not None:
                 runs = [MemberRun(job_id, spec)]
@@ -144,8 +146,17 @@ def benchmark_model(
                     options,
                     _watch(deadline, options, watch, should_stop),
                     _start_child(job_id),
+                    report,
                 )
             else:
+                wanted = options.runs or 0
+                report(
+                    "measuring",
+                    member=job_id,
+                    threads=threads,
+                    done=step * wanted,
+                    total=len(options.threads) * wanted,
+                )
                 measurement = run_child(
                     spec,
                     deadline - time.monotonic(),
@@ -171,6 +182,7 @@ def benchmark_group(
     *,
     inputs_path: Optional[str] = None,
     should_stop: StopCheck = never_stop,
+    report: Report = no_report,
 ) -> Result:
     """Measure several models in alternating rounds (see rounds.py); one Result per member
     inside the group's Result. A member that fails (its checks, a crash, a hang) gets its
@@ -206,7 +218,11 @@ def benchmark_group(
                 break
             runs = [MemberRun(m.id, _spec(m, threads, options, setup, inputs_path)) for m in active]
             results = measure_in_rounds(
-                runs, options, _watch(deadline, options, watch, should_stop), _start_child(group_id)
+                runs,
+                options,
+                _watch(deadline, options, watch, should_stop),
+                _start_child(group_id),
+                report,
             )
             for member, measurement in zip(active, results):  # noqa: B905 (3.8)
                 measured[member.id].append(measurement)

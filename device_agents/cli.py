@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import sys
+import threading
 from typing import Any, List, NoReturn, Optional
 
 from . import __version__
@@ -19,8 +20,25 @@ from .errors import AgentError, BadInput
 from .protocol import RUNTIME_NAMES, ProtocolError
 
 
+class _Formatter(argparse.HelpFormatter):
+    """The terminal width looked up once, not once per option (a start-up cost on a Pi)."""
+
+    width: Optional[int] = None
+
+    def __init__(self, prog: str) -> None:
+        if _Formatter.width is None:
+            import shutil
+
+            _Formatter.width = max(40, shutil.get_terminal_size().columns - 2)
+        super().__init__(prog, width=_Formatter.width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises BadInput instead of printing usage and exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise BadInput(f"{message} (see {self.prog} --help)")
@@ -215,15 +233,73 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="retry an unwritable result this long before writing a short error result",
     )
+    command(  # no options of its own: --spool is every request's default spool
+        "session", "speak the JSON-lines session protocol on stdin/stdout (docs/agent-contract.md)"
+    )
     return parser
 
 
-def _fail(message: str, code: int, as_json: bool) -> int:
+_PARSER: List[argparse.ArgumentParser] = []
+_PARSER_LOCK = threading.Lock()
+
+
+class Reply:
+    """One command's outcome, as `--json` prints it: the document, the exit code, the error line.
+
+    The per-call CLI prints it; a session (session.py) sends it as one protocol line.
+    """
+
+    def __init__(
+        self, command: Optional[str], document: Any, text: str, code: int, error: Optional[str]
+    ) -> None:
+        self.command = command
+        self.document = document
+        self.text = text
+        self.code = code
+        self.error = error
+
+
+def _failure(command: Optional[str], message: str, code: int) -> Reply:
     line = " ".join(message.split())
-    print(f"error: {line}", file=sys.stderr)
-    if as_json:
-        print(json.dumps({"error": line}))
-    return code
+    return Reply(command, {"error": line}, "", code, line)
+
+
+def execute(argv: List[str], spool: Optional[str] = None) -> Reply:
+    """Parse `argv` and run its command in this process; never raises for a command's failure.
+
+    `spool`: the session's spool, used when `argv` names none.
+    """
+    args = None
+    try:
+        with _PARSER_LOCK:  # one parser for a session's every request
+            if not _PARSER:
+                _PARSER.append(build_parser())
+            args = _PARSER[0].parse_args(argv)
+        if args.command is None:
+            raise BadInput("give a command: " + ", ".join(_command_names()))
+        from .commands import COMMANDS
+
+        if args.spool is None:
+            if spool is None:
+                from .spool import default_spool_root
+
+                spool = default_spool_root()
+            args.spool = spool
+        document, text, code = COMMANDS[args.command](args)
+    except (AgentError, ProtocolError) as exc:
+        return _failure(getattr(args, "command", None), str(exc), getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
+        return _failure(getattr(args, "command", None), "interrupted", 130)
+    except SystemExit as exc:  # --help and --version print, then argparse exits
+        return Reply(None, None, "", exc.code if isinstance(exc.code, int) else 0, None)
+    except OSError as exc:
+        command = getattr(args, "command", None)
+        where = getattr(args, "spool", None)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and where:
+            return _failure(command, _disk_full(where), 1)
+        place = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return _failure(command, f"{exc.strerror or exc}{place}", 1)
+    return Reply(args.command, document, text, code, None)
 
 
 def run(argv: Optional[List[str]] = None) -> int:
@@ -232,45 +308,29 @@ def run(argv: Optional[List[str]] = None) -> int:
     as_json = "--json" in argv
     old_umask = os.umask(0o077)  # all the agent creates is the user's alone: 0700 / 0600
     try:
-        return _run(argv, as_json)
+        reply = execute(argv)
     finally:
         os.umask(old_umask)
-
-
-def _run(argv: List[str], as_json: bool) -> int:
-    args = None
+    if reply.error is not None:
+        print(f"error: {reply.error}", file=sys.stderr)
+    if reply.command in PRINTS_NOTHING and reply.error is None:
+        return reply.code
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            raise BadInput("give a command: " + ", ".join(_command_names()))
-        from .commands import COMMANDS
-        from .spool import default_spool_root
+        if as_json and reply.error is not None:
+            print(json.dumps(reply.document))
+        elif as_json:
+            print(json.dumps(reply.document, indent=2, sort_keys=True, allow_nan=False))
+        elif reply.text:
+            print(reply.text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (a dropped SSH link, `| head`): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return reply.code
 
-        if args.spool is None:
-            args.spool = default_spool_root()
-        document, text, code = COMMANDS[args.command](args)
-    except (AgentError, ProtocolError) as exc:
-        return _fail(str(exc), getattr(exc, "exit_code", 2), as_json)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130, as_json)
-    except OSError as exc:
-        spool = getattr(args, "spool", None)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and spool:
-            return _fail(_disk_full(spool), 1, as_json)
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return _fail(f"{exc.strerror or exc}{where}", 1, as_json)
-    assert args is not None  # parse_args ran: every way out of the try without it returned
-    if args.command != "serve":
-        try:
-            if as_json:
-                print(json.dumps(document, indent=2, sort_keys=True, allow_nan=False))
-            elif text:
-                print(text)
-            sys.stdout.flush()
-        except BrokenPipeError:  # the reader left (a dropped SSH link, `| head`): no traceback
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 1
-    return code
+
+PRINTS_NOTHING = frozenset({"serve", "session"})
+"""Commands whose output is not one document (the daemon logs; a session speaks lines)."""
 
 
 def _disk_full(spool_root: str) -> str:
@@ -299,6 +359,7 @@ def _command_names() -> List[str]:
         "cancel",
         "run",
         "serve",
+        "session",
     ]
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import request_context
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
 from .integrity import sha256_file
@@ -110,7 +110,7 @@ def group_job(
 
 
 def new_job_id(prefix: str = "j") -> str:
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}"
 
 
 def _result_outcome(text: str) -> Outcome:
@@ -229,6 +229,10 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
         "results": spool.list_ids("results"),
         "daemon": daemon_state(spool.root),
     }
+    from .progress import read_progress
+
+    progress = {job: read_progress(spool.root, job) for job in doc["running"]}
+    doc["progress"] = {job: value for job, value in progress.items() if value is not None}
     daemon = doc["daemon"]
     lines = [
         f"spool    {spool.root}",
@@ -254,12 +258,24 @@ def cmd_wait(args: argparse.Namespace) -> Outcome:
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
     warned = False
     delay = 0.05
+    streaming = request_context.current() is not None
+    last_progress: Optional[Dict[str, Any]] = None
     while True:
         state = spool.state_of(job_id)
         if state in ("done", "acked"):
             return _result_outcome(spool.read_result(job_id))
         if state is None:
             raise NotFound(f"job {job_id} is not known to {spool.root}")
+        if request_context.stop_requested():
+            raise request_context.Interrupted(f"wait for job {job_id} interrupted (it is {state})")
+        if streaming and state == "running":  # a session streams the runner's progress
+            from .progress import read_progress
+
+            progress = read_progress(spool.root, job_id)
+            if progress is not None and progress != last_progress:
+                request_context.emit_progress(progress)
+                last_progress = progress
+            delay = min(delay, 0.25)
         if not warned and not daemon_state(spool.root)["running"]:
             print(
                 f"note: no daemon is serving {spool.root}; start `edgeprune-agent serve`",
@@ -354,11 +370,25 @@ def cmd_serve(args: argparse.Namespace) -> Outcome:
         raise BadInput("--write-retry must be >= 0 seconds")
     from .daemon import Daemon
 
+    if request_context.current() is not None and not args.once:
+        raise BadInput("inside a session, serve runs only with --once (the daemon has its own)")
     daemon = Daemon(
-        Spool(args.spool), poll_s=args.poll, once=args.once, write_retry_s=args.write_retry
+        Spool(args.spool),
+        poll_s=args.poll,
+        once=args.once,
+        write_retry_s=args.write_retry,
+        stop_check=request_context.stop_requested,
     )
     code = daemon.serve()
     return None, "", code
+
+
+def cmd_session(args: argparse.Namespace) -> Outcome:
+    if request_context.current() is not None:
+        raise BadInput("a session cannot run inside a session")
+    from .session import serve_stdio
+
+    return None, "", serve_stdio(args.spool)
 
 
 COMMANDS: Dict[str, Any] = {
@@ -374,4 +404,5 @@ COMMANDS: Dict[str, Any] = {
     "cancel": cmd_cancel,
     "run": cmd_run,
     "serve": cmd_serve,
+    "session": cmd_session,
 }

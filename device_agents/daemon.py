@@ -29,8 +29,9 @@ import logging.handlers
 import os
 import signal
 import sys
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import __version__
 from .bench import BenchInterrupted
@@ -93,16 +94,30 @@ def setup_logging(spool: Spool, to_stderr: bool = True) -> None:
 
 class Daemon:
     def __init__(
-        self, spool: Spool, poll_s: float = 1.0, once: bool = False, write_retry_s: float = 30.0
+        self,
+        spool: Spool,
+        poll_s: float = 1.0,
+        once: bool = False,
+        write_retry_s: float = 30.0,
+        stop_check: Optional[Callable[[], bool]] = None,
     ) -> None:
         self.spool = spool
         self.poll_s = poll_s
         self.once = once
         self.write_retry_s = write_retry_s
-        self.stopping = False
+        self._stop_check = stop_check  # a session's: the host asked this request to stop
+        self._stopping = False
         self.pending: Optional[Result] = None
         self.pending_since = 0.0
         self._last_prune = 0.0
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping or (self._stop_check is not None and self._stop_check())
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._stopping = value
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,6 +141,9 @@ class Daemon:
             os.close(lock_fd)
 
     def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a session's request thread: the session handles signals and stops us
+
         def stop(signum: int, _frame: Any) -> None:
             if not self.stopping:
                 log.info("received %s: stopping", signal.Signals(signum).name)

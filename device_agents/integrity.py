@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 from typing import Union
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -32,6 +31,8 @@ def atomic_write_bytes(path: PathLike, data: bytes, mode: int = 0o600) -> None:
     file is removed and the exception propagates (e.g. ENOSPC on a full disk).
     """
     directory = os.path.dirname(os.path.abspath(path))
+    import tempfile  # only when writing: `has` and friends start faster without it
+
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:

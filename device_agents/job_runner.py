@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple, Union
 from . import __version__
 from .bench import GroupMember, StopCheck, benchmark_group, benchmark_model, never_stop
 from .integrity import sha256_file
+from .progress import ProgressFile, Report, no_report
 from .protocol import (
     UNKNOWN_SHA256,
     Job,
@@ -48,8 +49,10 @@ def result_for_job_text(
 
 
 def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Result:
+    report = ProgressFile(spool.root, job.id)  # progress/<job>.json, for `wait` and `status`
+    report("checking", total=max(1, len(job.members)))
     if job.members:
-        return run_group_job(spool, job, should_stop)
+        return run_group_job(spool, job, should_stop, report)
 
     def failed(kind: str, message: str) -> Result:
         return error_result(
@@ -78,10 +81,13 @@ def run_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Resu
         label=job.label,
         inputs_path=inputs_path,
         should_stop=should_stop,
+        report=report,
     )
 
 
-def run_group_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -> Result:
+def run_group_job(
+    spool: Spool, job: Job, should_stop: StopCheck = never_stop, report: Report = no_report
+) -> Result:
     """A group job: every member's model is checked; one that is missing or corrupt becomes
     that member's error Result and the others are measured together."""
     inputs = _inputs(spool, job)
@@ -111,7 +117,7 @@ def run_group_job(spool: Spool, job: Job, should_stop: StopCheck = never_stop) -
             )
         )
     return benchmark_group(
-        job.id, members, job.options, inputs_path=inputs, should_stop=should_stop
+        job.id, members, job.options, inputs_path=inputs, should_stop=should_stop, report=report
     )
 
 

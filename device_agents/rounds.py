@@ -25,6 +25,7 @@ import time
 from array import array
 from typing import Any, Callable, Dict, List, Optional
 
+from .progress import Report, no_report
 from .protocol import LatencySummary, Measurement, kept_latencies
 
 MAX_TIMED_RUNS = 1_000_000  # per thread count, as for a single measurement; shared by a group
@@ -254,6 +255,7 @@ def measure_in_rounds(
     options: Any,
     watch: Watch,
     start_child: Callable[[MemberRun], RoundsChild],
+    report: Report = no_report,
 ) -> List[Measurement]:
     """Measure every member at one thread count in alternating rounds; one Measurement each.
 
@@ -265,12 +267,16 @@ def measure_in_rounds(
     `options.rounds_per_process` rounds each live member's process is finished and a fresh
     one set up (`_renew`). A member that fails is dropped from later rounds.
     """
+    threads = members[0].spec.get("threads") if members else None
     try:
         for position, member in enumerate(members):
+            report(
+                "setup", member=member.member_id, threads=threads, done=position, total=len(members)
+            )
             left = len(members) - position - 1  # members still to set up after this one
             _start(member, watch, _setup_limit(watch, left), start_child)
         started = time.monotonic()
-        _rounds(members, options, watch, started, start_child)
+        _rounds(members, options, watch, started, start_child, report)
         elapsed = time.monotonic() - started
         for member in members:
             _finish(member, watch)
@@ -357,6 +363,7 @@ def _rounds(
     watch: Watch,
     started: float,
     start_child: Callable[[MemberRun], RoundsChild],
+    report: Report,
 ) -> None:
     wanted = options.runs or 1
     target = options.precision
@@ -396,6 +403,14 @@ def _rounds(
             runs = size
             limit = max(HANG_FLOOR_S, HANG_FACTOR * member.expected_s(runs))
             _ask(member, {"cmd": "runs", "n": runs}, watch, limit, member_record(member))
+            report(
+                "measuring",
+                member=member.member_id,
+                threads=member.spec.get("threads"),
+                done=sum(min(len(m.latencies), wanted) for m in members),
+                total=wanted * len(members),
+                runs=len(member.latencies),
+            )
         index += 1
         watch.tick()  # between rounds, so a thermal sample never lands inside timed runs
 

@@ -14,13 +14,11 @@ hashed again, and reported missing (so deploy sends it again) when the hash is w
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import stat
-import tempfile
 import time
-from typing import BinaryIO, Dict, List, Optional, Set, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Set, Tuple
 
 from .errors import AgentError, BadInput, NotFound
 from .file_kinds import inputs_suffix
@@ -36,7 +34,13 @@ from .protocol import (
 )
 from .safe_files import check_directory, open_regular, read_capped
 
-log = logging.getLogger("edgeprune.agent")
+
+def _log() -> Any:
+    """The agent's logger; `logging` is imported only when a line is logged (start-up speed)."""
+    import logging
+
+    return logging.getLogger("edgeprune.agent")
+
 
 SUBDIRS = (
     "incoming",
@@ -51,6 +55,7 @@ SUBDIRS = (
     "results/acked",
     "logs",
     "verified",
+    "progress",
 )
 MAX_JOB_BYTES = 1 << 20
 MAX_RESULT_BYTES = 64 << 20
@@ -157,7 +162,7 @@ class Spool:
             return True
         try:
             if sha256_file(path) != sha256:
-                log.warning("%s does not hash to its name: reported missing", path)
+                _log().warning("%s does not hash to its name: reported missing", path)
                 return False
         except OSError:
             return False
@@ -185,7 +190,7 @@ class Spool:
             with contextlib.suppress(OSError):
                 os.unlink(full)
                 removed += 1
-                log.info(
+                _log().info(
                     "removed stale upload incoming/%s (untouched for %d s)",
                     os.path.basename(full),
                     grace_s,
@@ -297,6 +302,8 @@ class Spool:
         if not os.path.isfile(source):
             raise BadInput(f"{source} does not exist or is not a file")
         digest = hashlib.sha256()
+        import tempfile  # only when a file is copied in: start-up speed
+
         fd, tmp = tempfile.mkstemp(prefix=".copy-", dir=self.path("incoming"))
         try:
             with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
@@ -420,9 +427,11 @@ class Spool:
         os.rename(self._job_file("running", job_id), self._job_file("queued", job_id))
 
     def finish(self, job_id: str) -> None:
-        """The result is on disk: forget the running job, its attempt count and cancel mark."""
+        """The result is on disk: forget the running job, its attempt count, progress and
+        cancel mark."""
         _unlink(self._job_file("running", job_id))
         _unlink(self.path("jobs", "attempts", job_id))
+        _unlink(self.path("progress", f"{job_id}.json"))
         _unlink(self._cancel_mark(job_id))
 
     # ------------------------------------------------------------------ cancelling
@@ -465,9 +474,9 @@ class Spool:
         try:
             os.rename(source, target)
         except OSError as exc:
-            log.error("cannot move rejected job file %r aside: %s", name, exc.strerror)
+            _log().error("cannot move rejected job file %r aside: %s", name, exc.strerror)
             return
-        log.warning("rejected job file %r: %s (moved to jobs/rejected/)", name, reason)
+        _log().warning("rejected job file %r: %s (moved to jobs/rejected/)", name, reason)
 
     def attempts(self, job_id: str) -> int:
         try:

@@ -2,23 +2,32 @@
 
 Every call is `<python> -m device_agents <command> ... --spool <spool> --json` through the
 device's transport, so the `local` device and a board over SSH are driven by the same code.
+The calls go through one agent session (agent_session.py) opened on first use and kept for
+the client's life, so the board starts the agent once per host command; an agent too old for
+sessions (or EDGEPRUNE_AGENT_SESSION=0) gets one process per call, as before.
 Commands that are safe to repeat (doctor, has, status, wait, result, ack) are retried after a
 dropped connection; `submit` is retried only when the job id shows it did not arrive.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from device_agents.protocol import BenchOptions, ProtocolError, Result
 from edgeprune.errors import DeviceError
+from edgeprune.fleet.agent_session import AgentSession, ProgressSink, SessionUnavailable
 from edgeprune.fleet.retry import retry_on_drop
 from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
 
 AGENT_MODULE = "device_agents"
+SESSION_ENV = "EDGEPRUNE_AGENT_SESSION"
+"""Set to 0 to make every agent call its own process (what benchmarks compare against)."""
 # Running these twice changes nothing on the device: retried after a dropped connection.
 IDEMPOTENT = frozenset({"doctor", "has", "part", "status", "wait", "result", "ack"})
 
@@ -91,12 +100,18 @@ class AgentClient:
         spool: str,
         command_timeout: float = 600.0,
         retries: int = 0,
+        use_session: bool | None = None,
     ) -> None:
         self.transport = transport
         self.python = python
         self.spool = spool
         self.command_timeout = command_timeout
         self.retries = retries
+        if use_session is None:
+            use_session = os.environ.get(SESSION_ENV, "1").strip() not in ("0", "no", "off")
+        self.use_session = use_session
+        self._session: AgentSession | None = None
+        self._session_lock = threading.Lock()
 
     @property
     def device_name(self) -> str:
@@ -107,23 +122,77 @@ class AgentClient:
         so no value (a label, a path, a job id) can ever be read as a flag."""
         return [self.python, "-m", AGENT_MODULE, command, f"--spool={self.spool}", "--json", *args]
 
+    # ----------------------------------------------------------------- session
+
+    def session(self) -> AgentSession | None:
+        """The open agent session, opened now if need be; None when calls go one by one."""
+        with self._session_lock:
+            if self._session is not None and not self._session.alive:
+                self._session.abort()  # its link dropped: the next call opens a new one
+                self._session = None
+            if self._session is None and self.use_session:
+                argv = [self.python, "-m", AGENT_MODULE, "session", f"--spool={self.spool}"]
+                try:
+                    self._session = AgentSession.open(self.transport, argv)
+                except SessionUnavailable as refused:
+                    if refused.unsupported:  # an older agent: per call from now on
+                        self.use_session = False
+                    return None  # not installed: this call fails per call, with its message
+                except NotImplementedError:
+                    self.use_session = False
+            return self._session
+
+    def close(self) -> None:
+        """End the agent session, if one is open (the transport stays open)."""
+        with self._session_lock:
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def run_command(
+        self,
+        command: str,
+        *args: str,
+        timeout: float,
+        on_progress: ProgressSink | None = None,
+    ) -> CommandResult:
+        """One agent command, in the session when there is one (else its own process)."""
+        session = self.session()
+        if session is None:
+            return self.transport.run(self.argv(command, *args), timeout=timeout)
+        words = [command, "--json", *args]
+        try:
+            reply = session.call(words, timeout, on_progress)
+        except ConnectionLost:
+            with contextlib.suppress(Exception):
+                session.abort()
+            raise
+        stdout = "" if reply.document is None else json.dumps(reply.document)
+        stderr = f"error: {reply.error}" if reply.error else ""
+        return CommandResult(tuple(words), reply.exit_code, stdout, stderr)
+
+    # ----------------------------------------------------------------- calls
+
     def call(
         self,
         command: str,
         *args: str,
         timeout: float | None = None,
         report_key: str | None = None,
+        on_progress: ProgressSink | None = None,
     ) -> Any:
         """Run one agent command; its JSON on success, else AgentError with the agent's line.
 
         `report_key`: some commands exit 1 with a full document (doctor when nothing can be
         benchmarked; wait/result for an error Result); a document holding this key is
-        returned rather than raised.
+        returned rather than raised. `on_progress` gets the progress lines a session's
+        `wait` streams.
         """
-        argv = self.argv(command, *args)
 
         def once() -> CommandResult:
-            return self.transport.run(argv, timeout=timeout or self.command_timeout)
+            return self.run_command(
+                command, *args, timeout=timeout or self.command_timeout, on_progress=on_progress
+            )
 
         retries = self.retries if command in IDEMPOTENT else 0
         result = retry_on_drop(self.transport, retries, once)
@@ -269,9 +338,16 @@ class AgentClient:
     def status(self) -> dict[str, Any]:
         return self.call("status", timeout=60)
 
-    def wait(self, job_id: str, timeout: float, pending_ok: bool = False) -> Result | None:
+    def wait(
+        self,
+        job_id: str,
+        timeout: float,
+        pending_ok: bool = False,
+        on_progress: ProgressSink | None = None,
+    ) -> Result | None:
         """The job's Result once it exists; with `pending_ok`, None if it is still queued or
-        running when `timeout` runs out (else that is an AgentError, as is an unknown job)."""
+        running when `timeout` runs out (else that is an AgentError, as is an unknown job).
+        In a session, `on_progress` gets the job's progress documents as the board runs it."""
         try:
             payload = self.call(
                 "wait",
@@ -280,6 +356,7 @@ class AgentClient:
                 job_id,
                 timeout=timeout + 60,
                 report_key="job_id",
+                on_progress=on_progress,
             )
         except AgentError as exc:
             if not pending_ok or exc.agent_exit_code != 1:
@@ -321,7 +398,7 @@ class AgentClient:
 
     def serve_once(self, timeout: float) -> None:
         """Drain the queue in the foreground (a device with no daemon running)."""
-        result = self.transport.run(self.argv("serve", "--once"), timeout=timeout)
+        result = self.run_command("serve", "--once", timeout=timeout)
         self._check_installed(result)
         if not result.ok:
             raise AgentError(

@@ -195,6 +195,7 @@ def install_agent(
 
 
 def _finish(session: DeviceSession, report: InstallReport) -> InstallReport:
+    session.agent.close()  # a session opened before the install still runs the old agent
     doctor = session.agent.doctor()
     report.agent_version = str(doctor.get("agent_version", ""))
     report.runtime = doctor.get("runtime")

@@ -11,16 +11,21 @@ import errno
 import os
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 
 from edgeprune.fleet.transport import (
+    Channel,
     CommandResult,
     CommandTimeout,
+    ConnectionLost,
     DiskFull,
     OutputCap,
     Progress,
+    StderrTail,
     Transport,
+    count_exec,
 )
 
 _CHUNK = 1 << 20
@@ -40,19 +45,8 @@ class LocalTransport(Transport):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        full_env = dict(os.environ)
-        full_env.update(env or {})
         try:
-            proc = subprocess.Popen(
-                [str(a) for a in argv],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=full_env,
-                # as over SSH, a Ctrl-C at the terminal reaches the host command only: it
-                # decides (fleet/cancel.py) what becomes of the agent's jobs
-                start_new_session=True,
-            )
+            proc = self._spawn(argv, env)
         except OSError as exc:
             return CommandResult(
                 tuple(argv), 127, "", f"error: cannot run {argv[0]}: {exc.strerror}"
@@ -77,6 +71,25 @@ class LocalTransport(Transport):
             code,
             bytes(out.data).decode("utf-8", "replace"),
             bytes(err.data).decode("utf-8", "replace"),
+        )
+
+    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        """OSError when `argv[0]` cannot be run (as `run` reports exit code 127)."""
+        return PipeChannel(self._spawn(argv, env), StderrTail(self.max_stderr_bytes))
+
+    def _spawn(self, argv: Sequence[str], env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        count_exec(self.device_name)
+        return subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            # as over SSH, a Ctrl-C at the terminal reaches the host command only: it
+            # decides (fleet/cancel.py) what becomes of the agent's jobs
+            start_new_session=True,
         )
 
     def upload(
@@ -183,3 +196,60 @@ def _pump(
             proc.wait(max(left, 0.0))
         except subprocess.TimeoutExpired:
             raise CommandTimeout("timed out") from None
+
+
+class PipeChannel(Channel):
+    """A subprocess's pipes; a thread drains its stderr through the cap."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], err: StderrTail) -> None:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self._err = err
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        fd = self.proc.stderr.fileno()
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := os.read(fd, 65536):
+                self._err.add(chunk)
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            raise ConnectionLost("the agent session's stdin closed") from None
+
+    def recv(self, size: int = 65536) -> bytes:
+        assert self.proc.stdout is not None
+        try:
+            data = os.read(self.proc.stdout.fileno(), size)
+        except (OSError, ValueError):
+            data = b""
+        return data
+
+    def exit_code(self, timeout: float) -> int | None:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stderr_text(self) -> str:
+        return self._err.text()
+
+    def close(self) -> None:
+        for pipe in (self.proc.stdin,):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        if self.exit_code(5.0) is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._drain.join(1.0)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()

@@ -13,6 +13,9 @@ While the board measures, `wait` blocks inside the agent, in slices growing to a
 dropped link is reconnected and the results (kept in the spool until acknowledged) are
 asked for again.
 
+In an agent session (agent_session.py) `serve --once` runs beside the
+waits, which stream the board's job progress (runs done of total, per member) to `step`.
+
 Interrupts (fleet/cancel.py): each job is registered with the command's cancel token before
 it is submitted and dropped once acknowledged; the token is checked between steps and wait
 slices, and nothing is stored once it is set. Jobs of an earlier command ahead of ours in the
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -235,6 +239,10 @@ def bench_on_session(
         if step:
             step(name, what, done, len(models))
 
+    def runs(what: str, done: int, total: int) -> None:  # the board's job progress
+        if step:
+            step(name, what, done, total)
+
     token.check()
     tell("deploying", 0)
     outcome.deployed = deploy_to_session(session, models, deploy_progress)
@@ -255,7 +263,7 @@ def bench_on_session(
     attempt = 0
     while True:  # the results wait in the spool: after a dropped link, reconnect and ask again
         try:
-            fetched = _measure(session, jobs, options, outcome, tell)
+            fetched = _measure(session, jobs, options, outcome, tell, runs)
             break
         except ConnectionLost:
             attempt += 1
@@ -283,6 +291,7 @@ def _measure(
     options: BenchOptions,
     outcome: DeviceBench,
     tell: Callable[[str, int], None],
+    runs: Callable[[str, int, int], None],
 ) -> list[tuple[QueuedJob, Result]]:
     """Have the device run the queued jobs and return their results.
 
@@ -302,18 +311,50 @@ def _measure(
     if not outcome.measured_once:
         outcome.daemon_running = running
         outcome.measured_once = True
+    serving: threading.Thread | None = None
     if not running:
         tell("measuring (serve --once)", 0)
-        _serve_once(agent, serve_timeout)
+        if agent.session() is not None:  # drain beside the waits, which stream progress
+            serving = threading.Thread(
+                target=_serve_quietly, args=(agent, serve_timeout), daemon=True
+            )
+            serving.start()
+        else:
+            _serve_once(agent, serve_timeout)
     fetched = []
     done = 0
     for job in jobs:
         tell("measuring", done)
         # the board may be busy with other jobs first: allow for all of ours
         budget = per_job * (total - done)
-        fetched.append((job, _await_result(session, job.job_id, budget, serve_timeout)))
+        progress = job_progress(job, runs)
+        fetched.append((job, _await_result(session, job.job_id, budget, serve_timeout, progress)))
         done += job.weight
-    return fetched
+    return fetched  # a `serving` still draining other commands' jobs goes on by itself
+
+
+def _serve_quietly(agent: AgentClient, timeout: float) -> None:
+    """`serve --once` in the session, beside the waits; a failure shows in them (the wait
+    loop drains the queue itself when nobody serves)."""
+    with contextlib.suppress(DeviceError):
+        _serve_once(agent, timeout)
+
+
+def job_progress(
+    job: QueuedJob, runs: Callable[[str, int, int], None]
+) -> Callable[[dict[str, Any]], None]:
+    """What a session's `wait` streams, as `runs(what, done, total)`: e.g. ("measuring
+    a.tflite", 40, 200), runs done of all the job's runs (a group's: all its members')."""
+    names = dict(zip(job.member_ids or [job.job_id], [m.name for m in job.models], strict=True))
+
+    def show(progress: dict[str, Any]) -> None:
+        member = names.get(str(progress.get("member")), "")
+        phase = str(progress.get("phase") or "measuring")
+        done, total = progress.get("done"), progress.get("total")
+        if isinstance(done, int) and isinstance(total, int) and total > 0:
+            runs(f"{phase} {member}".strip(), done, total)
+
+    return show
 
 
 def _note_earlier_jobs(
@@ -340,7 +381,11 @@ WAIT_SLICES_S = (5.0, 10.0, 20.0, 40.0, 60.0)
 
 
 def _await_result(
-    session: DeviceSession, job_id: str, budget: float, serve_timeout: float
+    session: DeviceSession,
+    job_id: str,
+    budget: float,
+    serve_timeout: float,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Result:
     """`wait` for one job in growing slices; between slices, drain the queue if nobody serves."""
     agent = session.agent
@@ -351,7 +396,9 @@ def _await_result(
         token.check()
         left = deadline - time.monotonic()
         slice_s = next(slices, WAIT_SLICES_S[-1])
-        result = agent.wait(job_id, timeout=max(0.0, min(slice_s, left)), pending_ok=True)
+        result = agent.wait(
+            job_id, timeout=max(0.0, min(slice_s, left)), pending_ok=True, on_progress=on_progress
+        )
         if result is not None:
             return result
         if left <= slice_s:

@@ -1,4 +1,7 @@
-"""One open device: its transport, its spool (as an absolute device path) and its agent."""
+"""One open device: its transport, its spool (as an absolute device path) and its agent.
+
+The agent is one session (one agent process on the board) for the whole command, opened at
+the first agent call and ended by `close`."""
 
 from __future__ import annotations
 
@@ -76,7 +79,10 @@ class DeviceSession:
         return posixpath.join(self.spool, *parts)
 
     def close(self) -> None:
-        self.transport.close()
+        try:
+            self.agent.close()
+        finally:
+            self.transport.close()
 
     def __enter__(self) -> DeviceSession:
         return self

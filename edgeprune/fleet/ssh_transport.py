@@ -23,13 +23,16 @@ from edgeprune.errors import DeviceError
 from edgeprune.fleet.inventory import Device
 from edgeprune.fleet.ssh_connect import open_ssh
 from edgeprune.fleet.transport import (
+    Channel,
     CommandResult,
     CommandTimeout,
     ConnectionLost,
     DiskFull,
     OutputTooLarge,
     Progress,
+    StderrTail,
     Transport,
+    count_exec,
     shell_command,
 )
 
@@ -136,11 +139,8 @@ class SshTransport(Transport):
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
     ) -> CommandResult:
-        command = shell_command(argv, env)
-        transport = self._active()
         try:
-            channel = transport.open_session(timeout=self.device.connect_timeout)
-            channel.exec_command(command)
+            transport, channel = self._exec(argv, env)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -164,6 +164,29 @@ class SshTransport(Transport):
         return CommandResult(
             tuple(argv), code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
         )
+
+    def _exec(
+        self, argv: Sequence[str], env: Mapping[str, str] | None
+    ) -> tuple[paramiko.Transport, paramiko.Channel]:
+        """`argv` started on a new exec channel (paramiko's errors pass through)."""
+        command = shell_command(argv, env)
+        transport = self._active()
+        count_exec(self.device_name)
+        channel = transport.open_session(timeout=self.device.connect_timeout)
+        channel.exec_command(command)
+        return transport, channel
+
+    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        """An exec channel on this connection (its keepalive guards the link)."""
+        try:
+            _, channel = self._exec(argv, env)
+        except _TRANSIENT as exc:
+            self._forget_connection()
+            raise ConnectionLost(
+                f"device {self.device_name}: connection lost while starting {argv[0]}: "
+                f"{exc or type(exc).__name__}"
+            ) from None
+        return SshChannel(channel, StderrTail(self.max_stderr_bytes), self.device_name)
 
     def _collect(
         self, channel: paramiko.Channel, timeout: float, argv: Sequence[str]
@@ -359,3 +382,60 @@ class SshTransport(Transport):
 
 def _mb(value: int) -> str:
     return f"{value / 1e6:.1f} MB"
+
+
+class SshChannel(Channel):
+    """One exec channel kept open; a thread drains its stderr through the cap."""
+
+    def __init__(self, channel: paramiko.Channel, err: StderrTail, device_name: str) -> None:
+        self.channel = channel
+        self.device_name = device_name
+        self._err = err
+        self._drain = threading.Thread(target=self._read_stderr, daemon=True)
+        self._drain.start()
+
+    def _read_stderr(self) -> None:
+        with contextlib.suppress(*_TRANSIENT):
+            while chunk := self.channel.recv_stderr(65536):
+                self._err.add(chunk)
+
+    def _lost(self, exc: BaseException | None = None) -> ConnectionLost:
+        why = f": {exc}" if exc else ""
+        return ConnectionLost(f"device {self.device_name}: the agent session's link dropped{why}")
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data)
+        except _TRANSIENT as exc:
+            raise self._lost(exc) from None
+
+    def recv(self, size: int = 65536) -> bytes:
+        try:
+            data = self.channel.recv(size)
+        except _TRANSIENT as exc:
+            raise self._lost(exc) from None
+        if not data and not self.channel.exit_status_ready():
+            transport = self.channel.get_transport()
+            if transport is None or not transport.is_active():
+                raise self._lost()
+        return data
+
+    def exit_code(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while not self.channel.exit_status_ready():
+            if time.monotonic() >= deadline or self.channel.closed:
+                return None
+            time.sleep(0.01)
+        code = self.channel.recv_exit_status()
+        return None if code == -1 else code
+
+    def stderr_text(self) -> str:
+        return self._err.text()
+
+    def close(self) -> None:
+        with contextlib.suppress(*_TRANSIENT):
+            self.channel.shutdown_write()
+        self.exit_code(2.0)
+        with contextlib.suppress(*_TRANSIENT):
+            self.channel.close()
+        self._drain.join(1.0)

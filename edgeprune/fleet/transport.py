@@ -8,7 +8,9 @@ Commands are argument lists, never shell strings: the SSH side quotes every word
 from __future__ import annotations
 
 import abc
+import collections
 import shlex
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -106,6 +108,64 @@ class CommandResult:
         return lines[-1] if lines else f"exit code {self.exit_code}"
 
 
+EXEC_COUNTS: collections.Counter[str] = collections.Counter()
+"""Remote processes started per device (every `run` and `open_channel`): what the agent
+session saves, counted for benchmarks/bench_session.py."""
+_COUNT_LOCK = threading.Lock()
+
+
+def count_exec(device_name: str) -> None:
+    with _COUNT_LOCK:
+        EXEC_COUNTS[device_name] += 1
+
+
+class StderrTail:
+    """The last `limit` bytes a long-lived command printed on stderr (a session's logs may
+    outgrow any cap over a long command; memory stays bounded, the newest lines are kept)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._data = bytearray()
+        self._lock = threading.Lock()
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._data += chunk
+            if len(self._data) > self.limit:
+                del self._data[: len(self._data) - self.limit]
+
+    def text(self) -> str:
+        with self._lock:
+            return bytes(self._data).decode("utf-8", "replace")
+
+
+class Channel(abc.ABC):
+    """A command left running with its stdin and stdout as a byte pipe (an agent session).
+
+    stderr is collected on the side, its last MAX_STDERR_BYTES kept (StderrTail).
+    """
+
+    @abc.abstractmethod
+    def send(self, data: bytes) -> None:
+        """Write to the command's stdin (ConnectionLost when it is gone)."""
+
+    @abc.abstractmethod
+    def recv(self, size: int = 65536) -> bytes:
+        """Block for the next bytes of its stdout; b"" at EOF (ConnectionLost on a drop)."""
+
+    @abc.abstractmethod
+    def exit_code(self, timeout: float) -> int | None:
+        """Its exit code once it ended (waiting up to `timeout` s), else None."""
+
+    @abc.abstractmethod
+    def stderr_text(self) -> str:
+        """What it printed on stderr so far."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close its stdin and let go of it (it sees EOF; a stuck one is stopped)."""
+
+
 def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
     """One quoted shell line for `argv` (with `env` assignments in front)."""
     words = [f"{key}={shlex.quote(value)}" for key, value in (env or {}).items()]
@@ -184,6 +244,10 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def expand_path(self, path: str) -> str:
         """`~/x` or a relative path -> an absolute device path."""
+
+    def open_channel(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> Channel:
+        """Start `argv` and keep it running, talking over its stdin/stdout (a session)."""
+        raise NotImplementedError(f"{type(self).__name__} has no channels")
 
     def reconnect(self) -> None:
         """Drop the current connection and open a new one (after `ConnectionLost`)."""

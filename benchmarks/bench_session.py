@@ -1,0 +1,169 @@
+"""The agent session (one agent process per device per command) against per-call agents.
+
+Real parts: OpenSSH sshd "devices" on 127.0.0.1 (tests/support/sshd.py) running this
+checkout's agent (support.fixtures.preinstall_agent), real tiny TFLite models, the library's
+own `run_bench` and `deploy` (what one `edgeprune bench` / `deploy` command runs).
+
+(a) `bench` of 4 small models against 1 model on one device, each a whole command (deploy
+    from empty spool, submit, serve --once, wait, ack), rounds alternating 1 / 4 so drift
+    hits both; goal 4 models <= 1.3x one. The per-call mode (EDGEPRUNE_AGENT_SESSION=0) is
+    measured side by side, with the SSH exec channels (= agent processes) each command opened.
+(b) An unchanged re-deploy to 8 devices in one command: wall seconds per device; goal
+    <= 0.15 s. Per-call mode beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Ratio
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "build" / "bench-cache"
+ROUNDS = 3
+DEVICES = 8
+MODES = {"session": "1", "per-call": "0"}
+
+
+def _tiny_models(directory: Path, count: int) -> list[Path]:
+    from support.fixtures import build_tiny_tflite, padded_model_variants
+
+    base = CACHE / "session-tiny-v1.tflite"
+    if not base.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        build_tiny_tflite(base.with_suffix(".partial"))
+        os.replace(base.with_suffix(".partial"), base)
+    return padded_model_variants(base, count, directory)
+
+
+def _clear(spool: Path) -> None:
+    for path in (spool / "models").glob("*.tflite"):
+        path.unlink()
+
+
+def _in_mode(mode: str, action: Any) -> tuple[float, int]:
+    """Wall seconds of `action()` and the exec channels it opened, with sessions on or off."""
+    from edgeprune.fleet.transport import EXEC_COUNTS
+
+    old = os.environ.get("EDGEPRUNE_AGENT_SESSION")
+    os.environ["EDGEPRUNE_AGENT_SESSION"] = MODES[mode]
+    EXEC_COUNTS.clear()
+    try:
+        start = time.perf_counter()
+        action()
+        return time.perf_counter() - start, sum(EXEC_COUNTS.values())
+    finally:
+        if old is None:
+            os.environ.pop("EDGEPRUNE_AGENT_SESSION", None)
+        else:
+            os.environ["EDGEPRUNE_AGENT_SESSION"] = old
+
+
+def run() -> list[Ratio]:
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.fixtures import preinstall_agent
+    from support.sshd import SshdFleet, sshd_available
+
+    from device_agents.protocol import BenchOptions
+    from edgeprune.fleet import deploy, load_inventory, load_model
+    from edgeprune.fleet.remote_bench import run_bench
+
+    if not sshd_available():
+        return [Ratio("session: sshd not installed (apt-get install openssh-server)", float("nan"))]
+    options = BenchOptions(runs=20, warmup=2)
+    with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
+        root = Path(tmp)
+        models = [load_model(p) for p in _tiny_models(root / "models", 4)]
+        fleet = SshdFleet.start(root / "fleet", DEVICES)
+        try:
+            for device in fleet.devices:
+                preinstall_agent(device)
+            devices = list(load_inventory(fleet.inventory_path).select(tags=["sshd"]))
+            spool = fleet.devices[0].spool
+
+            def bench(count: int) -> Any:
+                def action() -> None:
+                    _clear(spool)
+                    group = run_bench(
+                        devices[:1], models[:count], options, on_result=lambda *a: None
+                    )
+                    if group.failed:
+                        raise RuntimeError(group.failed[0].message)
+
+                return action
+
+            times: dict[tuple[str, int], list[float]] = {}
+            channels: dict[tuple[str, int], int] = {}
+            for _ in range(ROUNDS):
+                for mode in MODES:
+                    for count in (1, 4):
+                        seconds, opened = _in_mode(mode, bench(count))
+                        times.setdefault((mode, count), []).append(seconds)
+                        channels[(mode, count)] = opened
+
+            def redeploy() -> None:
+                group = deploy(devices, models[:1], concurrency=DEVICES)
+                if group.failed:
+                    raise RuntimeError(group.failed[0].message)
+
+            _in_mode("session", redeploy)  # every device holds the model from here on
+            again: dict[str, list[float]] = {mode: [] for mode in MODES}
+            redeploy_channels: dict[str, int] = {}
+            for _ in range(ROUNDS + 2):
+                for mode in MODES:
+                    seconds, opened = _in_mode(mode, redeploy)
+                    again[mode].append(seconds)
+                    redeploy_channels[mode] = opened
+        finally:
+            fleet.close()
+    median = {key: statistics.median(values) for key, values in times.items()}
+    rows = []
+    for mode in MODES:
+        one, four = median[(mode, 1)], median[(mode, 4)]
+        spread = [f / o for f, o in zip(times[(mode, 4)], times[(mode, 1)], strict=True)]
+        rows.append(
+            Ratio(
+                f"bench 4 small models / 1 model, one sshd device ({mode})",
+                four / one,
+                goal=1.3 if mode == "session" else None,
+                detail={
+                    "one_s": one,
+                    "four_s": four,
+                    "round_ratios_min": min(spread),
+                    "round_ratios_max": max(spread),
+                    "channels_1_model": channels[(mode, 1)],
+                    "channels_4_models": channels[(mode, 4)],
+                    "load_avg_1m": os.getloadavg()[0],
+                },
+            )
+        )
+    rows.append(
+        Ratio(
+            "bench 1 model: per-call / session wall time",
+            median[("per-call", 1)] / median[("session", 1)],
+            detail={"channels_per_call": channels[("per-call", 1)], "channels_session": 1},
+        )
+    )
+    for mode in MODES:
+        per_device = [s / DEVICES for s in again[mode]]
+        rows.append(
+            Ratio(
+                f"re-deploy unchanged, 8 devices one command: s per device ({mode})",
+                statistics.median(per_device),
+                goal=0.15 if mode == "session" else None,
+                detail={
+                    "min_s": min(per_device),
+                    "max_s": max(per_device),
+                    "channels": redeploy_channels[mode],
+                    "cores": os.cpu_count(),
+                    "load_avg_1m": os.getloadavg()[0],
+                },
+            )
+        )
+    return rows
