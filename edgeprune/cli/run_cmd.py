@@ -24,6 +24,7 @@ from edgeprune.cli.common import (
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_recipe import print_grid, print_plan, print_progress, print_report
+from edgeprune.compute.options import ComputeOptions
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipes.constraints import ConstraintOptions
 
@@ -82,6 +83,7 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = json_option(),
         mlflow: str | None = mlflow_option(),
+        cluster: str | None = flag(ComputeOptions, "cluster"),
         quiet: bool = quiet_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""
@@ -109,6 +111,7 @@ def register(app: typer.Typer) -> None:
                 as_json,
                 mlflow,
                 quiet,
+                cluster,
             )
         except EdgepruneError as exc:
             if not {"devices", *FLAG_NAMES} & set(exc.params):
@@ -132,6 +135,7 @@ def _run(
     as_json: bool,
     mlflow: str | None,
     quiet: bool,
+    cluster: str | None = None,
 ) -> None:
     from edgeprune.fleet.inventory import split_names
     from edgeprune.fleet.session import ConnectOptions
@@ -166,6 +170,7 @@ def _run(
             connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
             concurrency=concurrency,
             mlflow=mlflow,
+            cluster=cluster,
         )
     if as_json:
         print_json(outcome.to_dict())

@@ -23,7 +23,7 @@ _ADDRESS = re.compile(
     r"^(?P<scheme>tcp|tls)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])"
     r":(?P<port>[0-9]{1,5})$"
 )
-DEFAULT_CONNECT_TIMEOUT_S = 10.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 
 class TaskLost(EdgepruneError):
@@ -60,17 +60,23 @@ class Executor(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+def address_problem(cluster: str) -> str | None:
+    """What is wrong with `cluster` as a scheduler address (None: nothing)."""
+    match = _ADDRESS.match(cluster.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        return (
+            "is not a scheduler address; give tcp://HOST:PORT (what `dask scheduler` "
+            "prints), e.g. tcp://10.0.0.5:8786"
+        )
+    return None
+
+
 def check_address(cluster: str) -> str:
     """`cluster` as a scheduler address, or a UserError saying what it should look like."""
-    text = cluster.strip()
-    match = _ADDRESS.match(text)
-    if match is None or not 0 < int(match["port"]) < 65536:
-        raise UserError(
-            f"cluster {cluster!r} is not a scheduler address; give tcp://HOST:PORT "
-            "(what `dask scheduler` prints), e.g. tcp://10.0.0.5:8786",
-            params=("cluster",),
-        )
-    return text
+    problem = address_problem(cluster)
+    if problem is not None:
+        raise UserError(f"cluster {cluster!r} {problem}", params=("cluster",))
+    return cluster.strip()
 
 
 def open_executor(

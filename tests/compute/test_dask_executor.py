@@ -19,20 +19,6 @@ from edgeprune.errors import UserError
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    import dask
-
-    # a task whose worker dies fails at once instead of being retried on the other worker
-    with (
-        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        ) as started,
-    ):
-        yield started
-
-
 @pytest.fixture
 def executor(cluster):
     with open_executor(cluster.scheduler_address) as connected:
