@@ -101,3 +101,64 @@ def test_without_dask_installed_the_error_says_which_extra(monkeypatch) -> None:
     with pytest.raises(UserError, match=r"install edgeprune\[cluster\]") as e:
         open_executor("tcp://127.0.0.1:8786")
     assert "\n" not in str(e.value)
+
+
+INTERRUPTED_MAP = """
+import sys
+sys.path.insert(0, {tests!r})
+from support import compute_tasks
+from edgeprune.compute import open_executor
+
+executor = open_executor(workers=2)
+pids = executor.map(compute_tasks.worker_pid, [0, 1])
+print(*pids, flush=True)
+try:
+    executor.map(compute_tasks.fail_on, [{{"n": n, "sleep": 60}} for n in range(4)])
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_stops_the_workers_and_reaches_the_caller(tmp_path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED_MAP.format(tests=tests)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    pids = [int(p) for p in child.stdout.readline().split()]
+    assert len(set(pids)) == 2, child.stderr.read() if child.stderr else ""
+    time.sleep(0.5)  # the sleeping tasks are running
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 130 and out.strip() == "interrupted", err
+    assert "Traceback" not in err
+    for pid in pids:  # both workers are gone, not left sleeping
+        deadline = time.monotonic() + 10
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"worker {pid} still runs"
+            time.sleep(0.1)
+    assert os.getpid() not in pids
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) counts as gone
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
