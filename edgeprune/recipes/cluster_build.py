@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -38,6 +39,11 @@ class Builder(Protocol):
 
 Tell = Callable[[str, int, int], None]
 """tell(what, wave, waves): one line of progress per wave."""
+
+
+_ONE_BUILD_PER_PROCESS = threading.Lock()
+"""Keras' global state (`clear_session`) is per process: a worker with several threads
+builds one stage at a time."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ def build_task(task: StageTask) -> StageDone:
     cache = StageCache(Path(task.workdir))
     parent = Path(task.parent) if task.parent else None
     try:
-        record = build_stage(ctx, cache, task.kind, task.key, task.options, parent)
+        with _ONE_BUILD_PER_PROCESS:
+            record = build_stage(ctx, cache, task.kind, task.key, task.options, parent)
     except Exception as exc:
         if task.kind == "base":  # every variant needs it: the run stops, as in-process
             raise
