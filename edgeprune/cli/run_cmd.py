@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = json_option(),
         mlflow: str | None = mlflow_option(),
-        cluster: str | None = flag(ComputeOptions, "cluster"),
+        cluster: str | None = flag(ComputeOptions, "cluster", metavar="ADDRESS"),
         quiet: bool = quiet_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""

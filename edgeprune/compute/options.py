@@ -32,7 +32,7 @@ class ComputeOptions(StageOptions):
 
     cluster: ClusterAddress | None = Field(
         None,
-        description="Build the variants' host stages on the dask.distributed scheduler at this "
-        "address (tcp://HOST:PORT; needs edgeprune[cluster] and the workdir on a filesystem "
+        description="Build the variants' host stages on the workers of the Dask scheduler at "
+        "this address (tcp://HOST:PORT; needs the cluster extra and the workdir on a filesystem "
         "every worker shares); default: here, one after another.",
     )
