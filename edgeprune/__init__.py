@@ -68,6 +68,7 @@ _OPTIONS = {
     "BenchOptions": "bench",
     "DeployOptions": "deploy",
     "ConstraintOptions": "constraints",
+    "ComputeOptions": "compute",
 }
 """Each stage's options class -> its stage; the module comes from `edgeprune.options.STAGES`
 (read on first use: that module imports pydantic, which `import edgeprune` must not)."""
@@ -79,6 +80,7 @@ __all__ = [
     "BenchResult",
     "ChannelOptions",
     "Comparison",
+    "ComputeOptions",
     "ConstraintOptions",
     "ConvertOptions",
     "ConvertResult",

@@ -81,6 +81,7 @@ STAGES: dict[str, str] = {
     "bench": "edgeprune.fleet.options:BenchOptions",
     "deploy": "edgeprune.fleet.options:DeployOptions",
     "constraints": "edgeprune.recipes.constraints:ConstraintOptions",
+    "compute": "edgeprune.compute.options:ComputeOptions",
 }
 """Every stage's options class, by stage name (`module:Class`, imported on demand)."""
 

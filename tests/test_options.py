@@ -28,6 +28,7 @@ COMMANDS = {
     "bench": "bench",
     "deploy": "deploy",
     "constraints": "run",
+    "compute": "run",
 }
 
 RECIPE_STEPS: dict[str, tuple[str, ...]] = {
@@ -38,7 +39,12 @@ RECIPE_STEPS: dict[str, tuple[str, ...]] = {
 }
 """The recipe steps that carry a stage's options (a stage not listed has no recipe step)."""
 
-RECIPE_SECTIONS = {"bench": "bench", "deploy": "deploy", "constraints": "constraints"}
+RECIPE_SECTIONS = {
+    "bench": "bench",
+    "deploy": "deploy",
+    "constraints": "constraints",
+    "compute": "compute",
+}
 """Stages whose options are a top-level recipe section rather than a step."""
 
 NO_RECIPE_PLACE = {
@@ -63,6 +69,7 @@ VERBS = {
     "bench": ("edgeprune.api.fleet:bench",),
     "deploy": ("edgeprune.api.fleet:deploy",),
     "constraints": ("edgeprune.recipes.executor:run_recipe",),
+    "compute": ("edgeprune.recipes.executor:run_recipe",),
 }
 
 PYTHON_NAMES = {("evaluate", "data"): "dataset"}
@@ -220,6 +227,7 @@ PYTHON_ERRORS = [
     ("constraints", {"max_latency_ms": -1.0}, "max_latency_ms: Input should be greater than 0"),
     ("constraints", {"latency_percentile": 75}, "latency_percentile: Input should be 50, 90"),
     ("constraints", {"max_model_kb": "big"}, "max_model_kb: Input should be a valid number"),
+    ("compute", {"cluster": "10.0.0.5:8786"}, "cluster: is not a scheduler address; give tcp://"),
 ]
 
 

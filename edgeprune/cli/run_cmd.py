@@ -27,6 +27,7 @@ from edgeprune.cli.common import (
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_recipe import print_grid, print_plan, print_progress, print_report
+from edgeprune.compute.options import ComputeOptions
 from edgeprune.errors import EdgepruneError
 from edgeprune.recipes.constraints import ConstraintOptions
 
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int | None = concurrency_alias_option(),
         as_json: bool = json_option(),
         mlflow: str | None = mlflow_option(),
+        cluster: str | None = flag(ComputeOptions, "cluster", metavar="ADDRESS"),
         quiet: bool = quiet_option(),
     ) -> None:
         """Build every variant of RECIPE, evaluate it, measure it on the devices, recommend one."""
@@ -112,6 +114,7 @@ def register(app: typer.Typer) -> None:
                 as_json,
                 mlflow,
                 quiet,
+                cluster,
             )
         except EdgepruneError as exc:
             if not {"devices", *FLAG_NAMES} & set(exc.params):
@@ -135,6 +138,7 @@ def _run(
     as_json: bool,
     mlflow: str | None,
     quiet: bool,
+    cluster: str | None = None,
 ) -> None:
     from edgeprune.fleet.inventory import split_names
     from edgeprune.fleet.session import ConnectOptions
@@ -176,6 +180,7 @@ def _run(
             connect=ConnectOptions(accept_new_host_key=True) if accept_new_host_key else None,
             parallel=parallel,
             mlflow=mlflow,
+            cluster=cluster,
         )
     if as_json:
         print_json(outcome.to_dict())

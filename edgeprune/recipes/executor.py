@@ -21,7 +21,7 @@ from typing import Any
 from edgeprune.errors import UserError
 from edgeprune.fleet.options import DeployOptions
 from edgeprune.fleet.session import ConnectOptions
-from edgeprune.recipes.cache import StageCache, StageRecord, workdir_lock
+from edgeprune.recipes.cache import StageCache, workdir_lock
 from edgeprune.recipes.devices import resolve_devices
 from edgeprune.recipes.loader import Recipe
 from edgeprune.recipes.plan import Plan, PlannedStage, VariantPlan, make_plan, plan_bench
@@ -32,6 +32,7 @@ from edgeprune.recipes.report import (
     recipe_outcome,
     referenced_runs,
 )
+from edgeprune.recipes.stage_build import one_line, output_name
 from edgeprune.results.recording import ended_early_recorded
 from edgeprune.results.store import recorded_reuse
 
@@ -173,6 +174,7 @@ def run_recipe(
     connect: ConnectOptions | None = None,
     parallel: int | None = None,
     mlflow: str | None = None,
+    cluster: str | None = None,
 ) -> RunOutcome:
     """Build, evaluate, measure and report every variant; returns what happened.
 
@@ -182,8 +184,12 @@ def run_recipe(
     decides again. `mlflow` (a tracking URI; else the recipe's `mlflow:`) also logs one MLflow
     run per variant × device, with the variant's `.tflite` and the report. `db`: the results
     DB; default `$EDGEPRUNE_RESULTS_DB`, else `results.db` in the work dir. A re-run whose
-    measurements are all cached stores a `cached` run pointing at the ones it reused.
+    measurements are all cached stores a `cached` run pointing at the ones it reused. `cluster` (a
+    dask.distributed scheduler, tcp://HOST:PORT; else the recipe's `compute.cluster`) builds
+    the host stages on that cluster's workers, each wave of independent stages at once.
     """
+    from edgeprune.compute.options import ComputeOptions
+    from edgeprune.recipes.cluster_build import build_on, cluster_executor
     from edgeprune.recipes.constraints import ConstraintOptions
     from edgeprune.recipes.context import STRATEGIES
     from edgeprune.recipes.limits import device_limits
@@ -195,6 +201,8 @@ def run_recipe(
         max_model_kb=max_model_kb,
     )
 
+    configured: Any = recipe.spec.compute  # a model built from ComputeOptions' fields
+    compute = ComputeOptions.create(cluster=configured.cluster if cluster is None else cluster)
     if strategy not in STRATEGIES:
         raise UserError(
             f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", params=("strategy",)
@@ -218,12 +226,18 @@ def run_recipe(
     root = recipe.workdir(workdir)
     from edgeprune.results.store import ResultsStore
 
-    with workdir_lock(root):
+    with cluster_executor(compute.cluster) as on_cluster, workdir_lock(root):
         store = ResultsStore(recipe_db_path(db, root))  # checked before any slow work
         cache = StageCache(root)
         cache.clean_partials()
         plan = make_plan(recipe, root, chosen, cache)
         builder = _HostStages(plan, strategy, progress or (lambda event: None))
+        if on_cluster is not None:  # the waves there; the pass below finds them cached
+            build_on(
+                on_cluster,
+                builder,
+                lambda *wave: builder.progress(StageEvent("*", "cluster", *wave)),
+            )
         builder.run()
         outcome = RunOutcome(plan, None, builder.grid, builder.failures, {}, None, store.path)
         outcome.trained = builder.built
@@ -278,7 +292,7 @@ class _HostStages:
                     continue
                 assert stage.record is not None
                 row[stage.kind] = row.get(stage.kind) or "done"
-                parent = stage.record.output(self.plan.cache, _output_name(stage.kind))
+                parent = stage.record.output(self.plan.cache, output_name(stage.kind))
                 if stage.kind == "base":
                     shape = stage.record.metrics.get("input_shape")
                     self.ctx.input_shape = tuple(shape) if shape else None
@@ -286,31 +300,20 @@ class _HostStages:
     def _build(
         self, stage: PlannedStage, parent: Path | None, variant_plan: VariantPlan, event: StageEvent
     ) -> str | None:
-        from edgeprune.recipes.stages import STAGE_RUNNERS, run_base
+        from edgeprune.recipes.stage_build import build_stage
 
         self.progress(_with(event, "running"))
         began = time.perf_counter()
         try:
-            with self.plan.cache.building(stage.kind, stage.key) as folder:
-                if stage.kind == "base":
-                    metrics = run_base(self.ctx, folder)
-                else:
-                    assert parent is not None
-                    metrics = STAGE_RUNNERS[stage.kind](self.ctx, parent, folder, stage.options)
-                record = StageRecord(
-                    stage.kind,
-                    stage.key,
-                    {_output_name(stage.kind): _file_name(stage.kind)},
-                    _plain(metrics),
-                    round(time.perf_counter() - began, 3),
-                )
-                self.plan.cache.save(folder, record)
+            record = build_stage(
+                self.ctx, self.plan.cache, stage.kind, stage.key, stage.options, parent
+            )
         except KeyboardInterrupt:
             raise
         except Exception as exc:
             if stage.kind == "base":  # every variant needs it: stop here
                 raise
-            message = _one_line(exc)
+            message = one_line(exc)
             self._log_failure(variant_plan.name, stage.kind, exc)
             self.failed_keys[(stage.kind, stage.key)] = message
             self.progress(_with(event, "failed", time.perf_counter() - began, message))
@@ -473,30 +476,5 @@ def run_record(
     }
 
 
-def _output_name(kind: str) -> str:
-    return "tflite" if kind == "convert" else "model"
-
-
-def _file_name(kind: str) -> str:
-    from edgeprune.recipes.stages import MODEL_FILE, TFLITE_FILE
-
-    return TFLITE_FILE if kind == "convert" else MODEL_FILE
-
-
 def _with(event: StageEvent, state: str, seconds: float = 0.0, message: str = "") -> StageEvent:
     return StageEvent(event.variant, event.stage, state, event.index, event.total, seconds, message)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, UserError):
-        return text
-    return f"unexpected {type(exc).__name__}: {text}"[:300]
-
-
-def _plain(value: Any) -> Any:
-    import json
-
-    return json.loads(
-        json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v))
-    )

@@ -21,6 +21,7 @@ from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
 from edgeprune.channels.options import ChannelOptions
+from edgeprune.compute.options import ComputeOptions
 from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
@@ -127,6 +128,14 @@ ConstraintsSpec = create_model(
 )
 
 
+ComputeSpec = create_model(
+    "ComputeSpec",
+    __base__=_Strict,
+    __doc__="`compute:`: where the host stages are built (as `edgeprune.compute.options.ComputeOptions`).",
+    **_fields_of(ComputeOptions),
+)
+
+
 class RecipeFile(_Strict):
     """The whole file. Give `steps` (one pipeline) or `pipelines` (name -> steps)."""
 
@@ -147,6 +156,7 @@ class RecipeFile(_Strict):
     deploy: DeploySpec = Field(default_factory=DeploySpec)  # type: ignore[valid-type]
     accuracy_budget: float | None = Field(1.0, ge=0, le=100)
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)  # type: ignore[valid-type]
+    compute: ComputeSpec = Field(default_factory=ComputeSpec)  # type: ignore[valid-type]
 
 
 # ---------------------------------------------------------------- step options
