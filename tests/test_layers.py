@@ -49,6 +49,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("formats", frozenset({"tflite"})),
     ("transforms", frozenset({"prune", "channels", "xnnpack"})),
+    ("compute", frozenset({"compute"})),
     ("fleet", frozenset({"fleet"})),
     ("results", frozenset({"results"})),
     ("workflows", frozenset({"workflows", "recipes"})),
