@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop, plain_map
+from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.plot import write_trajectory_svg
 from edgeprune.adapt.proposal import load_adapt_data
@@ -25,6 +25,7 @@ from edgeprune.adapt.table import Latency, LatencyTable
 from edgeprune.adapt.widths import trace_model
 from edgeprune.adapt.workdir import Workdir, workdir_for
 from edgeprune.artifacts import save_keras_artifact
+from edgeprune.compute import board_slot
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path, check_output_path
 from edgeprune.fleet.artifacts import as_local_models
@@ -178,9 +179,8 @@ def adapt_model_file(
     target = check_output_path(output, (".keras",), "output model")
     if target.resolve() == source.resolve():
         raise UserError(f"output {str(output)!r} is the input model; choose another file name")
-    from edgeprune.channels.finetune import finetune, top1, training_loss
+    from edgeprune.channels.finetune import training_loss
     from edgeprune.models import load_keras_model
-    from edgeprune.tflite.conversion import convert
 
     model = load_keras_model(source)
     traced = trace_model(model, chosen.criterion)  # refuses models without a layer graph
@@ -192,6 +192,30 @@ def adapt_model_file(
             "an input, an output or an unknown layer)"
         )
     device = resolve_devices([chosen.device])[0]
+    with proposal_map(chosen.cluster, map_fn) as run_all:  # a bad cluster fails here
+        return _adapt(
+            source, target, model, traced, dataset, device, chosen, store, table, run_all, progress
+        )
+
+
+def _adapt(
+    source: Path,
+    target: Path,
+    model: Any,
+    traced: Any,
+    dataset: Any,
+    device: Device,
+    chosen: AdaptOptions,
+    store: ResultsStore | str | os.PathLike[str] | None,
+    table: str | os.PathLike[str] | None,
+    run_all: MapFn,
+    progress: Callable[[str], None] | None,
+) -> AdaptReport:
+    """Measure, iterate, fine-tune, save and measure again (everything is checked by now)."""
+    from edgeprune.channels.finetune import finetune, top1
+    from edgeprune.models import load_keras_model
+    from edgeprune.tflite.conversion import convert
+
     results = open_store(store)
     identity = {
         "source_sha256": as_sha256(source),
@@ -199,7 +223,7 @@ def adapt_model_file(
     }
     workdir = Workdir.open(workdir_for(target), identity)
     workdir.root.mkdir(parents=True, exist_ok=True)
-    meter = DeviceMeter(device, results, chosen, _board_slot())
+    meter = DeviceMeter(device, results, chosen, board_slot)
 
     baseline_tflite = workdir.root / "input.tflite"
     convert(model, baseline_tflite, quantize=chosen.quantize, dataset=dataset)
@@ -246,7 +270,7 @@ def adapt_model_file(
         predictor=predictor,
         target_ms=target_ms,
         measure_model=measure_model,
-        map_fn=map_fn or _executor_map(chosen.cluster),
+        map_fn=run_all,
         progress=progress,
     )
     final_model = load_keras_model(outcome.model_path)
@@ -365,25 +389,16 @@ def _short_of_target(measured: float, target_ms: float, outcome: Any) -> str:
     )
 
 
-def _executor_map(cluster: str | None) -> MapFn:
-    """The executor's `map` (edgeprune.compute when present), else one after the other here."""
-    try:
-        from edgeprune.compute import open_executor  # type: ignore[import-not-found]
-    except ImportError:
-        if cluster is not None:
-            raise UserError(
-                "cluster needs the distributed executor (edgeprune.compute), which this "
-                "install lacks",
-                params=("cluster",),
-            ) from None
-        return plain_map
+@contextlib.contextmanager
+def proposal_map(cluster: str | None, given: MapFn | None) -> Iterator[MapFn]:
+    """`given`, else the executor's `map` (the host's cores, or the cluster at `cluster`)."""
+    if given is not None:
+        yield given
+        return
+    from edgeprune.compute import open_executor
+
     executor = open_executor(cluster)
-    return executor.map  # type: ignore[no-any-return]
-
-
-def _board_slot() -> Callable[[str], contextlib.AbstractContextManager[Any]] | None:
     try:
-        from edgeprune.compute import board_slot  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return board_slot  # type: ignore[no-any-return]
+        yield executor.map
+    finally:
+        executor.close()

@@ -32,7 +32,7 @@ def tiny_model_path(cached_artifact, digits) -> Path:
     def build(path: Path) -> None:
         model = build_tiny_model()
         compile_for_training(model)
-        model.fit(digits.x_train, digits.y_train, epochs=3, batch_size=64, verbose=0)
+        model.fit(digits.x_train, digits.y_train, epochs=15, batch_size=32, verbose=0)
         model.save(path)
 
     key = source_key("tests/adapt/conftest.py", "edgeprune/data.py")
