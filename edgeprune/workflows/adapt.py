@@ -192,7 +192,9 @@ def adapt_model_file(
             "an input, an output or an unknown layer)"
         )
     device = resolve_devices([chosen.device])[0]
-    with proposal_map(chosen.cluster, map_fn) as run_all:  # a bad cluster fails here
+    with proposal_map(
+        chosen.cluster, map_fn, workdir_for(target)
+    ) as run_all:  # a bad cluster fails here
         return _adapt(
             source, target, model, traced, dataset, device, chosen, store, table, run_all, progress
         )
@@ -390,8 +392,9 @@ def _short_of_target(measured: float, target_ms: float, outcome: Any) -> str:
 
 
 @contextlib.contextmanager
-def proposal_map(cluster: str | None, given: MapFn | None) -> Iterator[MapFn]:
-    """`given`, else the executor's `map` (the host's cores, or the cluster at `cluster`)."""
+def proposal_map(cluster: str | None, given: MapFn | None, workdir: Path) -> Iterator[MapFn]:
+    """`given`, else the executor's `map` (the host's cores, or the cluster at `cluster`,
+    whose workers must see `workdir`: proposals read and write their models there)."""
     if given is not None:
         yield given
         return
@@ -399,6 +402,9 @@ def proposal_map(cluster: str | None, given: MapFn | None) -> Iterator[MapFn]:
 
     executor = open_executor(cluster)
     try:
+        if cluster is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            executor.require_shared_dir(workdir)
         yield executor.map
     finally:
         executor.close()
