@@ -11,18 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.adapt.widths import prune_to_widths, trace_model
-
-
-def load_adapt_data(spec: str, model: Any) -> Any:
-    """The dataset `spec`, sized for `model`'s input, checked to fit it."""
-    from edgeprune.channels.finetune import check_data_fits
-    from edgeprune.data import load_dataset
-
-    shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
-    size = (shape[1], shape[2]) if len(shape) == 4 and None not in shape[1:3] else None
-    dataset = load_dataset(spec, image_size=size)
-    check_data_fits(model, dataset)
-    return dataset
+from edgeprune.channels.pipeline import load_fitting_data
 
 
 def save_model_atomically(model: Any, path: Path) -> None:
@@ -43,7 +32,7 @@ def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
     from edgeprune.models import load_keras_model
 
     model = load_keras_model(item["model"])
-    dataset = load_adapt_data(item["data"], model)
+    dataset = load_fitting_data(item["data"], model)
     traced = trace_model(model, item["criterion"])
     pruned = prune_to_widths(traced, {item["group"]: item["width"]})
     if item["epochs"] > 0:

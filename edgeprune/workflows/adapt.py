@@ -19,12 +19,12 @@ from typing import Any
 from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.plot import write_trajectory_svg
-from edgeprune.adapt.proposal import load_adapt_data
 from edgeprune.adapt.signatures import layer_signatures
 from edgeprune.adapt.table import Latency, LatencyTable
 from edgeprune.adapt.widths import trace_model
 from edgeprune.adapt.workdir import Workdir, workdir_for
 from edgeprune.artifacts import save_keras_artifact
+from edgeprune.channels.pipeline import load_fitting_data
 from edgeprune.compute import board_slot
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path, check_output_path
@@ -184,7 +184,7 @@ def adapt_model_file(
 
     model = load_keras_model(source)
     traced = trace_model(model, chosen.criterion)  # refuses models without a layer graph
-    dataset = load_adapt_data(chosen.data, model)
+    dataset = load_fitting_data(chosen.data, model)
     training_loss(model)  # an output fine-tuning cannot train fails here, before any training
     if not traced.prunable():
         raise UserError(
