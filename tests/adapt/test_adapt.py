@@ -1,7 +1,7 @@
 """`adapt` end to end on the `local` device: real measurements, real fine-tuning, real files.
 
-One model, one table file and one results DB go through three runs: a first run stopped
-after one iteration (as Ctrl-C would leave it), a re-run that resumes from it and goes on
+One model, one table file and one results DB go through three runs: a first run
+interrupted (KeyboardInterrupt, as Ctrl-C raises it) during its second iteration, a re-run that resumes from it and goes on
 until every group is at its minimum width (the target is out of reach), and a run into
 another output whose table jobs must be none (the table is reused).
 """
@@ -36,18 +36,30 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     out = isolated / "adapted.keras"
     options = {**FAST, "target_latency": 1e-6}  # out of reach: stops when nothing can go
 
-    first = adapt_model_file(
-        tiny_model_path, out, store=db, table=table, map_fn=plain_map, max_iterations=1, **options
-    )
-    assert first.stop_reason == "max iterations" and len(first.iterations) == 1
-    assert first.table["table_jobs"] >= 1 and _table_runs(db) == first.table["table_jobs"]
-    kept = (isolated / "adapted.adapt" / "iter-01" / "model.keras").stat().st_mtime_ns
+    calls = []
+
+    def interrupted_map(fn, items):  # Ctrl-C while the second iteration's proposals run
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return plain_map(fn, items)
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt_model_file(
+            tiny_model_path, out, store=db, table=table, map_fn=interrupted_map, **options
+        )
+    workdir = isolated / "adapted.adapt"
+    first = json.loads((workdir / "trajectory.json").read_text())["iterations"]
+    assert [i["iteration"] for i in first] == [1] and not out.exists()
+    assert not (workdir / "iter-02" / "iteration.json").exists()
+    assert _table_runs(db) >= 1
+    kept = (workdir / "iter-01" / "model.keras").stat().st_mtime_ns
 
     second = adapt_model_file(
         tiny_model_path, out, store=db, table=table, map_fn=plain_map, **options
     )
-    assert second.iterations[0] == first.iterations[0]  # resumed, not redone
-    assert (isolated / "adapted.adapt" / "iter-01" / "model.keras").stat().st_mtime_ns == kept
+    assert second.iterations[0] == first[0]  # resumed, not redone
+    assert (workdir / "iter-01" / "model.keras").stat().st_mtime_ns == kept
     assert [i["iteration"] for i in second.iterations] == [1, 2]
     assert second.stop_reason == "no group can be cut further" and not second.target_met
     widths = {g["name"]: (g["before"], g["after"], g["at_minimum"]) for g in second.groups}
