@@ -173,18 +173,16 @@ def adapt_loop(
 def _any_progress(
     traced: TracedModel, predictor: Predictor, current_ms: float, options: AdaptOptions
 ) -> list[Proposal]:
-    """No group meets the cut alone: each group's fastest width, where it beats the current."""
+    """No group meets the cut alone: each group's largest width predicted faster at all."""
     found = []
     for group in traced.prunable():
-        best: Proposal | None = None
         for width in candidate_widths(group.size, options.granularity, options.min_filters):
             signatures = layer_signatures(traced.graph, traced.keep_mask({group.name: width}))
             predictor.fill(signatures)
             predicted = predictor.predict(signatures)
-            if predicted < current_ms and (best is None or predicted < best.predicted_ms):
-                best = Proposal(group.name, width, predicted)
-        if best is not None:
-            found.append(best)
+            if predicted < current_ms:
+                found.append(Proposal(group.name, width, predicted))
+                break
     return found
 
 

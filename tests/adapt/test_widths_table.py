@@ -83,3 +83,13 @@ def test_int8_entries_are_int8_models(tmp_path):
     int8 = read_model(write_layer_tflite(conv, tmp_path / "q.tflite", "int8"), name="q")
     assert "QUANTIZE" not in fp32.op_counts()
     assert "QUANTIZE" in int8.op_counts()
+
+
+def test_the_cut_decays_and_never_passes_the_target():
+    from edgeprune.adapt.netadapt import step_budget
+    from edgeprune.adapt.options import AdaptOptions
+
+    options = AdaptOptions.create(target_speedup=2.0, step_reduction=0.1, step_decay=0.5)
+    assert step_budget(options, 0, 10.0, 5.0) == pytest.approx(9.0)
+    assert step_budget(options, 1, 10.0, 5.0) == pytest.approx(9.5)
+    assert step_budget(options, 0, 5.2, 5.0) == 5.0
