@@ -7,7 +7,7 @@ from typing import Any
 
 
 def write_trajectory_svg(path: Path, state: dict[str, Any], target_ms: float) -> Path:
-    """`trajectory.svg`: latency (predicted, measured with its interval) and top-1 per iteration."""
+    """`trajectory.svg` (or .png, by the suffix): latency (predicted, measured with its interval) and top-1 per iteration."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,10 +44,11 @@ def write_trajectory_svg(path: Path, state: dict[str, Any], target_ms: float) ->
             label="top-1 (short fine-tune)",
         )
         accuracy_axis.set_ylabel("top-1")
-    latency_axis.legend(loc="upper right", fontsize="small")
+    handles = [h for axis in figure.axes for h in axis.get_legend_handles_labels()[0]]
+    latency_axis.legend(handles=handles, loc="lower left", fontsize="small")
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.part.svg")
-    figure.savefig(partial, format="svg")
+    partial = path.with_name(f".{path.name}.part{path.suffix}")
+    figure.savefig(partial, format=path.suffix.lstrip(".") or "svg")
     plt.close(figure)
     partial.replace(path)
     return path
