@@ -69,7 +69,8 @@ class Predictor:
         self.table.fill(signatures, self.measure, self.quantize)
 
     def predict(self, signatures: Sequence[LayerSignature]) -> float:
-        return self.offset + self.table.layer_sum(signatures)
+        """Never below one invoke: no model runs faster than an empty one."""
+        return max(self.offset + self.table.layer_sum(signatures), self.table.overhead_ms)
 
 
 def step_budget(

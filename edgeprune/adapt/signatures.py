@@ -113,6 +113,14 @@ def _plain(config: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(config, default=str)))
 
 
+def overhead_signature() -> LayerSignature:
+    """A one-element ReLU: what any one-layer model costs beyond its layer (the invoke)."""
+    from edgeprune import _tf
+
+    relu = _tf.keras().layers.ReLU
+    return LayerSignature("(invoke overhead)", "ReLU", _plain(relu().get_config()), ((1, 1),), relu)
+
+
 def build_layer_model(signature: LayerSignature) -> Any:
     """A Keras model of this one layer at the signature's shapes (random weights)."""
     from edgeprune import _tf

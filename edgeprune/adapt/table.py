@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.adapt.signatures import LayerSignature, build_layer_model
+from edgeprune.adapt.signatures import LayerSignature, build_layer_model, overhead_signature
 from edgeprune.errors import UserError
 from edgeprune.paths import data_dir
 
@@ -135,13 +135,22 @@ class LatencyTable:
                 seen.setdefault(signature.key, signature)
         return list(seen.values())
 
+    @property
+    def overhead_ms(self) -> float:
+        """What invoking a one-element model costs (after the first `fill`)."""
+        return self._cache[overhead_signature().key].median_ms
+
     def layer_sum(self, signatures: Iterable[LayerSignature]) -> float:
-        """The sum of the entries (ms); every signature must have one (see `fill`)."""
-        return float(sum(self._cache[s.key].median_ms for s in signatures))
+        """The sum of the entries less the invoke overhead each one-layer model carries (ms);
+        every signature must have an entry (see `fill`)."""
+        overhead = self.overhead_ms
+        return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
 
     def fill(self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str) -> int:
-        """Measure every signature without an entry (one call of `measure`); returns how many."""
-        todo = self.missing(signatures)
+        """Measure every signature without an entry (one call of `measure`); returns how many.
+
+        The invoke overhead (a one-element model) is measured with the first batch."""
+        todo = self.missing([*signatures, overhead_signature()])
         if not todo:
             return 0
         with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as tmp:

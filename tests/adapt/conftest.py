@@ -9,17 +9,17 @@ from support.cache_keys import source_key
 
 
 def build_tiny_model(seed: int = 0) -> object:
-    """Two prunable conv groups of 16 filters (widths 16 or 8 at granularity 8)."""
+    """Two prunable conv groups of 32 filters (widths 32 or 16 at granularity 16)."""
     from edgeprune import _tf
 
     keras = _tf.keras()
     layers = keras.layers
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8, 8, 1), name="digits")
-    x = layers.Conv2D(16, 3, padding="same", name="conv_a")(inputs)
+    x = layers.Conv2D(32, 3, padding="same", name="conv_a")(inputs)
     x = layers.BatchNormalization(name="bn_a")(x)
     x = layers.ReLU(name="relu_a")(x)
-    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv_b")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     outputs = layers.Dense(10, name="logits")(x)
     return keras.Model(inputs, outputs, name="tiny_adapt")

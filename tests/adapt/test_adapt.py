@@ -24,6 +24,8 @@ FAST = {
     "long_epochs": 0,
     "table_runs": 5,
     "runs": 10,
+    "granularity": 16,
+    "min_filters": 16,
 }
 
 
@@ -63,7 +65,7 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     assert [i["iteration"] for i in second.iterations] == [1, 2]
     assert second.stop_reason == "no group can be cut further" and not second.target_met
     widths = {g["name"]: (g["before"], g["after"], g["at_minimum"]) for g in second.groups}
-    assert widths["conv_a"] == (16, 8, True) and widths["conv_b"] == (16, 8, True)
+    assert widths["conv_a"] == (32, 16, True) and widths["conv_b"] == (32, 16, True)
     assert "groups at their minimum width: conv_a, conv_b" in second.notes[0]
     assert second.final["median_ms"] > 0 and second.final["ci_ms"] is not None
     assert second.final["speedup"] is not None

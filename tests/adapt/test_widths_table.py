@@ -24,15 +24,15 @@ def test_signatures_follow_the_keep_mask_and_match_the_pruned_model():
     traced = trace_model(build_tiny_model())
     assert sorted(g.name for g in traced.prunable()) == ["conv_a", "conv_b"]
     full = {s.path: s for s in layer_signatures(traced.graph, traced.keep_mask({}))}
-    cut = {s.path: s for s in layer_signatures(traced.graph, traced.keep_mask({"conv_a": 8}))}
+    cut = {s.path: s for s in layer_signatures(traced.graph, traced.keep_mask({"conv_a": 16}))}
     assert set(full) == {"conv_a", "conv_b", "pool", "logits"}  # BN and ReLU fuse
-    assert cut["conv_a"].config["filters"] == 8
-    assert cut["conv_b"].input_shapes == ((1, 8, 8, 8),)
-    assert full["conv_b"].input_shapes == ((1, 8, 8, 16),)
+    assert cut["conv_a"].config["filters"] == 16
+    assert cut["conv_b"].input_shapes == ((1, 8, 8, 16),)
+    assert full["conv_b"].input_shapes == ((1, 8, 8, 32),)
     assert cut["logits"].key == full["logits"].key
     assert cut["conv_b"].key != full["conv_b"].key
 
-    pruned = prune_to_widths(traced, {"conv_a": 8})
+    pruned = prune_to_widths(traced, {"conv_a": 16})
     rebuilt = trace_model(pruned)
     again = {s.path: s.key for s in layer_signatures(rebuilt.graph, rebuilt.keep_mask({}))}
     assert again == {path: s.key for path, s in cut.items()}  # predicted is what is built
@@ -63,13 +63,20 @@ def test_table_measures_each_signature_once_and_keeps_it(tmp_path, quantize):
     signatures = layer_signatures(traced.graph, traced.keep_mask({}))
     context = {"device": "local", "runtime": "x", "threads": 1, "quantize": quantize}
     table = LatencyTable(tmp_path / "table.db", context)
-    assert table.fill(signatures + signatures, _host_latency, quantize) == len(signatures)
+    entries = len(signatures) + 1  # and the invoke overhead
+    assert table.fill(signatures + signatures, _host_latency, quantize) == entries
     assert table.fill(signatures, _host_latency, quantize) == 0
     again = LatencyTable(tmp_path / "table.db", context)
-    assert len(again) == len(signatures) and not again.missing(signatures)
+    assert len(again) == entries and not again.missing(signatures)
     assert again.layer_sum(signatures) == pytest.approx(table.layer_sum(signatures))
     other = LatencyTable(tmp_path / "table.db", {**context, "threads": 2})
     assert len(other.missing(signatures)) == len(signatures)
+    overhead = table.overhead_ms
+    raw = sum(table.entry(s).median_ms for s in signatures)
+    assert table.layer_sum(signatures) == pytest.approx(
+        sum(max(table.entry(s).median_ms - overhead, 0.0) for s in signatures)
+    )
+    assert 0 <= table.layer_sum(signatures) < raw
 
 
 def test_int8_entries_are_int8_models(tmp_path):
