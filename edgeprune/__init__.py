@@ -19,10 +19,12 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time each loads on first use
+    from edgeprune.api.adapt import adapt
     from edgeprune.api.fleet import Device, bench, compare, deploy, load_inventory
     from edgeprune.api.models import convert, evaluate, inspect
     from edgeprune.api.recipes import load_recipe, run_recipe
     from edgeprune.api.results import (
+        AdaptResult,
         BenchResult,
         Comparison,
         ConvertResult,
@@ -39,6 +41,8 @@ _API = {
     "prune": "edgeprune.api.transforms",
     "prune_channels": "edgeprune.api.transforms",
     "xnnpack_fix": "edgeprune.api.transforms",
+    "adapt": "edgeprune.api.adapt",
+    "AdaptResult": "edgeprune.api.results",
     "convert": "edgeprune.api.models",
     "inspect": "edgeprune.api.models",
     "evaluate": "edgeprune.api.models",
@@ -62,6 +66,7 @@ _API = {
 _OPTIONS = {
     "PruneOptions": "prune",
     "ChannelOptions": "channels",
+    "AdaptOptions": "adapt",
     "FixOptions": "xnnpack_fix",
     "ConvertOptions": "convert",
     "EvaluateOptions": "evaluate",
@@ -76,6 +81,8 @@ _OPTIONS = {
 _LAZY = {**_API, **_OPTIONS}
 
 __all__ = [
+    "AdaptOptions",
+    "AdaptResult",
     "BenchOptions",
     "BenchResult",
     "ChannelOptions",
@@ -93,6 +100,7 @@ __all__ = [
     "PruneOptions",
     "PruneResult",
     "UserError",
+    "adapt",
     "bench",
     "compare",
     "convert",

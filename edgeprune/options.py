@@ -75,6 +75,7 @@ def options_error(exc: ValidationError, cls: type[BaseModel]) -> UserError:
 STAGES: dict[str, str] = {
     "prune": "edgeprune.prune.options:PruneOptions",
     "channels": "edgeprune.channels.options:ChannelOptions",
+    "adapt": "edgeprune.adapt.options:AdaptOptions",
     "xnnpack_fix": "edgeprune.xnnpack.fix_options:FixOptions",
     "convert": "edgeprune.tflite.options:ConvertOptions",
     "evaluate": "edgeprune.tflite.options:EvaluateOptions",

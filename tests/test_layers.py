@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     ("formats", frozenset({"tflite"})),
-    ("transforms", frozenset({"prune", "channels", "xnnpack"})),
+    ("transforms", frozenset({"prune", "channels", "xnnpack", "adapt"})),
     ("compute", frozenset({"compute"})),
     ("fleet", frozenset({"fleet"})),
     ("results", frozenset({"results"})),

@@ -22,6 +22,7 @@ from edgeprune.options import STAGES, stage_options
 COMMANDS = {
     "prune": "prune",
     "channels": "channels",
+    "adapt": "adapt",
     "xnnpack_fix": "xnnpack-fix",
     "convert": "convert",
     "evaluate": "evaluate",
@@ -34,6 +35,7 @@ COMMANDS = {
 RECIPE_STEPS: dict[str, tuple[str, ...]] = {
     "prune": ("prune",),
     "channels": ("channels", "finetune"),
+    "adapt": ("adapt",),
     "convert": ("convert",),
     "xnnpack_fix": ("xnnpack_fix",),
 }
@@ -55,6 +57,7 @@ NO_RECIPE_PLACE = {
 NOT_IN_RECIPES = {
     ("prune", "data"): "a recipe trains on its data.train",
     ("channels", "data"): "a recipe fine-tunes in a finetune step on its data.train",
+    ("adapt", "data"): "a recipe's adapt step fine-tunes on its data.train",
     ("convert", "data"): "a recipe calibrates on its data section",
     ("xnnpack_fix", "data"): "a recipe compares outputs on its data section's validation samples",
     ("bench", "inputs"): "a recipe ships its validation samples (bench.inputs: true|false)",
@@ -63,6 +66,7 @@ NOT_IN_RECIPES = {
 VERBS = {
     "prune": ("edgeprune.prune.model_file:prune_model_file", "edgeprune.prune:prune_gradually"),
     "channels": ("edgeprune.channels.pipeline:prune_channels_file",),
+    "adapt": ("edgeprune.workflows.adapt:adapt_model_file", "edgeprune.api.adapt:adapt"),
     "xnnpack_fix": ("edgeprune.xnnpack.fix_file:fix_model_file",),
     "convert": ("edgeprune.tflite.conversion:convert",),
     "evaluate": ("edgeprune.tflite.evaluation:evaluate",),
@@ -194,7 +198,7 @@ def test_every_option_is_taken_by_the_python_verb(stage, tmp_path):
         if takes_keywords:  # the keywords go to the options class: an unknown one says so
             source = tmp_path / "model.keras"
             source.write_bytes(b"not read: the options are checked first")
-            args = [source, tmp_path / "out.keras"] if "file" in spec else []
+            args = [source, tmp_path / "out.keras"] if "file" in spec or "adapt" in spec else []
             if spec.endswith(":convert"):
                 args = [source, tmp_path / "out.tflite"]
             if spec.endswith(":prune_gradually"):
@@ -275,7 +279,11 @@ def test_cli_errors_name_the_flag(run_cli, tmp_path, argv, message):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.keras"]
 
 
-MINIMAL = {"prune": {"sparsity": 0.5}, "evaluate": {"data": "digits"}}
+MINIMAL = {
+    "prune": {"sparsity": 0.5},
+    "evaluate": {"data": "digits"},
+    "adapt": {"target_speedup": 1.5},
+}
 
 
 @pytest.mark.parametrize("stage", list(STAGES))

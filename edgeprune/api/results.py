@@ -491,3 +491,27 @@ class RecipeResult(_Shown):
         ]
         fields += [(f"best on {d}", v) for d, v in self.recommendations.items()]
         return fields
+
+
+@dataclass(repr=False)
+class AdaptResult(_Shown):
+    """`ep.adapt`: the adapted model's file (`.path`) and the AdaptReport (`.report`)."""
+
+    path: Path
+    report: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.report.to_dict())
+
+    def _title(self) -> str:
+        return f"AdaptResult: {self.path.name}"
+
+    def _fields(self) -> list[tuple[str, object]]:
+        r = self.report
+        return [
+            ("target", ms(r.target["latency_ms"]) + (" (met)" if r.target_met else " (not met)")),
+            ("latency", f"{ms(r.baseline['median_ms'])} -> {ms(r.final['median_ms'])}"),
+            ("top-1", f"{r.accuracy['top1_before']:.4f} -> {r.accuracy['top1_after']:.4f}"),
+            ("iterations", len(r.iterations)),
+            ("stopped", r.stop_reason),
+        ]

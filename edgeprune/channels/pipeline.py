@@ -44,7 +44,7 @@ def prune_channels_file(
     chosen = ChannelOptions.from_parts(options, keywords)
 
     model = load_keras_model(source)
-    dataset = _load_data(chosen.data, model) if chosen.data is not None else None
+    dataset = load_fitting_data(chosen.data, model) if chosen.data is not None else None
     pruned, report = prune_channels(model, options=chosen)
     if dataset is not None:
         before = top1(model, dataset)
@@ -78,7 +78,8 @@ def prune_channels_file(
     return target, report
 
 
-def _load_data(spec: str, model: Any) -> Any:
+def load_fitting_data(spec: str, model: Any) -> Any:
+    """The dataset `spec`, sized for `model`'s input, checked to fit it (else a UserError)."""
     from edgeprune.data import load_dataset
 
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()

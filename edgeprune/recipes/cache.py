@@ -46,6 +46,7 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "channels": ("channels", *_RECIPE_CODE),
     "finetune": ("channels/finetune.py", "prune/constraint.py", *_RECIPE_CODE),
     "convert": ("tflite", "manifest.py", *_RECIPE_CODE),
+    "adapt": ("adapt", "channels", "workflows/adapt.py", *_RECIPE_CODE),
 }
 KEY_TOOLS = ("tensorflow", "keras", "ai-edge-litert", "numpy", "scikit-learn")
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from edgeprune.adapt.options import ADAPT_QUANTIZE, AdaptOptions
 from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.channels.options import FINETUNE as CHANNEL_FINETUNE
 from edgeprune.channels.options import SELECTION as CHANNEL_SELECTION
@@ -239,11 +240,22 @@ XnnpackFixStep = step_model(
 )
 
 
+AdaptStep = step_model(
+    "AdaptStep",
+    AdaptOptions,
+    [k for k in AdaptOptions.model_fields if k != "data"],
+    "NetAdapt: remove filters until the model meets a latency target measured on `device` "
+    "(give target_latency or target_speedup); fine-tunes on data.train.",
+    types={"quantize": Literal[ADAPT_QUANTIZE], "criterion": Literal[CRITERIA]},
+)
+
+
 STEP_MODELS: dict[str, type[_Strict]] = {
     "xnnpack_fix": XnnpackFixStep,
     "prune": PruneStep,
     "channels": ChannelsStep,
     "finetune": FinetuneStep,
+    "adapt": AdaptStep,
     "convert": ConvertStep,
 }
 

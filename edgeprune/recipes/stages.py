@@ -352,10 +352,31 @@ def _save(
     )
 
 
+def run_adapt(
+    ctx: StageContext, source: Path, out: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """NetAdapt to a latency target on the step's device, fine-tuning on data.train."""
+    from edgeprune.workflows.adapt import adapt_model_file
+
+    spec = ctx.recipe.spec.data
+    assert spec is not None  # sweep refuses an adapt step without data
+    report = adapt_model_file(
+        source, out / MODEL_FILE, data=ctx.recipe.dataset_spec(spec.train), **options
+    )
+    return {
+        "top1": report.accuracy["top1_after"],
+        "latency_ms": report.final["median_ms"],
+        "target_ms": report.target["latency_ms"],
+        "target_met": report.target_met,
+        "widths": {g["name"]: g["after"] for g in report.groups},
+    }
+
+
 STAGE_RUNNERS = {
     "xnnpack_fix": run_xnnpack_fix,
     "prune": run_prune,
     "channels": run_channels,
     "finetune": run_finetune,
     "convert": run_convert,
+    "adapt": run_adapt,
 }

@@ -25,6 +25,7 @@ MAX_VARIANTS_PER_PIPELINE = 256
 QUANTIZE_LABELS = {"none": "fp32", "float16": "fp16", "dynamic": "dyn", "int8": "int8"}
 OPTION_LABELS = {"sparsity": "sp", "ratio": "ch", "threshold": "th", "epochs": "ep"}
 NEEDS_DATA = {
+    "adapt": "adapt fine-tunes every proposal on data.train; add data: (e.g. data: digits)",
     "finetune": "fine-tuning trains on data.train; add data: (e.g. data: digits)",
     "prune": "gradual pruning trains on data.train; add data: (e.g. data: digits) or use "
     "method: oneshot",
@@ -224,6 +225,10 @@ def _check_step(kind: str, values: dict[str, Any], spec: RecipeFile) -> None:
         from edgeprune.channels.options import ChannelOptions
 
         ChannelOptions.create(**values)
+    elif kind == "adapt":
+        from edgeprune.adapt.options import AdaptOptions
+
+        AdaptOptions.create(**values)
     elif kind == "xnnpack_fix":
         from edgeprune.xnnpack.fix_options import FixOptions
 

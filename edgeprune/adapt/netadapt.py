@@ -1,0 +1,245 @@
+"""The NetAdapt loop (Yang et al., ECCV 2018) over measured lookup-table latencies.
+
+Each iteration asks for a latency cut (a fraction of the current predicted latency, decaying
+per iteration, never below the target); for every dependency group, the largest width whose
+predicted latency meets it becomes a proposal; the proposals are cut by the channel
+criterion, fine-tuned briefly and scored on held-out data (through `map`, so an executor
+may run them in parallel); the most accurate one is kept and measured whole on the device.
+It stops at the target (or when no group can be cut further); the caller fine-tunes the
+result long-term.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeprune.adapt.options import AdaptOptions
+from edgeprune.adapt.proposal import run_proposal
+from edgeprune.adapt.signatures import LayerSignature, layer_signatures
+from edgeprune.adapt.table import Latency, LatencyTable, Measure
+from edgeprune.adapt.widths import TracedModel, candidate_widths, trace_model
+from edgeprune.adapt.workdir import Workdir
+
+PROBE_WIDTHS = 4
+"""Widths per group measured per round while looking for the largest one that meets the cut."""
+
+MapFn = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
+ModelMeasure = Callable[[Path, int], Latency]
+"""measure_model(keras file, iteration) -> its whole-model latency on the device."""
+Progress = Callable[[str], None]
+
+
+def plain_map(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """Run the proposals one after the other in this process (what tests and `workers=1` use)."""
+    return [fn(item) for item in items]
+
+
+@dataclass
+class Proposal:
+    group: str
+    width: int
+    predicted_ms: float
+
+
+@dataclass
+class LoopOutcome:
+    """Where the loop ended: the last kept model and why it stopped."""
+
+    model_path: Path
+    widths: dict[str, int]
+    predicted_ms: float
+    stop_reason: str
+    at_minimum: list[str] = field(default_factory=list)
+
+
+class Predictor:
+    """Predicted latency = table entries of the model's layers + the measured offset."""
+
+    def __init__(self, table: LatencyTable, measure: Measure, quantize: str, offset: float):
+        self.table = table
+        self.measure = measure
+        self.quantize = quantize
+        self.offset = offset
+
+    def fill(self, signatures: Sequence[LayerSignature]) -> None:
+        self.table.fill(signatures, self.measure, self.quantize)
+
+    def predict(self, signatures: Sequence[LayerSignature]) -> float:
+        """Never below one invoke: no model runs faster than an empty one."""
+        return max(self.offset + self.table.layer_sum(signatures), self.table.overhead_ms)
+
+
+def step_budget(
+    options: AdaptOptions, iteration: int, current_ms: float, target_ms: float
+) -> float:
+    """The latency an iteration's proposals must reach: current - ΔR, never below the target."""
+    cut = options.step_reduction * (options.step_decay**iteration) * current_ms
+    return max(target_ms, current_ms - cut)
+
+
+def propose(
+    traced: TracedModel,
+    predictor: Predictor,
+    budget_ms: float,
+    options: AdaptOptions,
+) -> tuple[list[Proposal], list[str]]:
+    """For every prunable group, the largest width predicted to meet `budget_ms`.
+
+    Widths are probed a few per group at a time (all groups' probes measured in one batch),
+    largest first. Returns the proposals and the groups already at their minimum width.
+    """
+    pending: dict[str, list[int]] = {}
+    at_minimum = []
+    for group in traced.prunable():
+        widths = candidate_widths(group.size, options.granularity, options.min_filters)
+        if widths:
+            pending[group.name] = widths
+        else:
+            at_minimum.append(group.name)
+    found: list[Proposal] = []
+    while pending:
+        probes = {name: widths[:PROBE_WIDTHS] for name, widths in pending.items()}
+        signatures = {
+            (name, width): layer_signatures(traced.graph, traced.keep_mask({name: width}))
+            for name, widths in probes.items()
+            for width in widths
+        }
+        predictor.fill([s for sigs in signatures.values() for s in sigs])
+        for name, widths in probes.items():
+            for width in widths:
+                predicted = predictor.predict(signatures[(name, width)])
+                if predicted <= budget_ms:
+                    found.append(Proposal(name, width, predicted))
+                    del pending[name]
+                    break
+            else:
+                pending[name] = pending[name][PROBE_WIDTHS:]
+                if not pending[name]:
+                    del pending[name]
+    return found, at_minimum
+
+
+def adapt_loop(
+    source: Path,
+    workdir: Workdir,
+    options: AdaptOptions,
+    *,
+    predictor: Predictor,
+    target_ms: float,
+    measure_model: ModelMeasure,
+    map_fn: MapFn = plain_map,
+    progress: Progress | None = None,
+) -> LoopOutcome:
+    """Iterate from `source` (or the last finished iteration in `workdir`) towards `target_ms`."""
+    from edgeprune.models import load_keras_model
+
+    done = workdir.iterations
+    current = workdir.root / done[-1]["model"] if done else source
+    tell = progress or (lambda _: None)
+    while True:
+        iteration = len(workdir.iterations) + 1
+        traced = trace_model(load_keras_model(current), options.criterion)
+        signatures = layer_signatures(traced.graph, traced.keep_mask({}))
+        predictor.fill(signatures)
+        predicted = predictor.predict(signatures)
+        minimum = [
+            g.name
+            for g in traced.prunable()
+            if not candidate_widths(g.size, options.granularity, options.min_filters)
+        ]
+        if predicted <= target_ms:
+            return LoopOutcome(current, traced.widths, predicted, "target met", minimum)
+        if iteration > options.max_iterations:
+            return LoopOutcome(current, traced.widths, predicted, "max iterations", minimum)
+        budget = step_budget(options, iteration - 1, predicted, target_ms)
+        proposals, minimum = propose(traced, predictor, budget, options)
+        if not proposals:
+            proposals = _any_progress(traced, predictor, predicted, options)
+        if not proposals:
+            reason = "no group can be cut further"
+            return LoopOutcome(current, traced.widths, predicted, reason, minimum)
+        tell(
+            f"iteration {iteration}: {predicted:.3f} → {budget:.3f} ms predicted, "
+            f"{len(proposals)} proposal(s)"
+        )
+        current = _run_iteration(
+            workdir, iteration, current, proposals, options, measure_model, map_fn, budget
+        )
+
+
+def _any_progress(
+    traced: TracedModel, predictor: Predictor, current_ms: float, options: AdaptOptions
+) -> list[Proposal]:
+    """No group meets the cut alone: each group's largest width predicted faster at all."""
+    found = []
+    for group in traced.prunable():
+        for width in candidate_widths(group.size, options.granularity, options.min_filters):
+            signatures = layer_signatures(traced.graph, traced.keep_mask({group.name: width}))
+            predictor.fill(signatures)
+            predicted = predictor.predict(signatures)
+            if predicted < current_ms:
+                found.append(Proposal(group.name, width, predicted))
+                break
+    return found
+
+
+def _run_iteration(
+    workdir: Workdir,
+    iteration: int,
+    current: Path,
+    proposals: list[Proposal],
+    options: AdaptOptions,
+    measure_model: ModelMeasure,
+    map_fn: MapFn,
+    budget: float,
+) -> Path:
+    scratch = workdir.scratch(iteration)
+    assert options.data is not None
+    items = [
+        {
+            "model": str(current),
+            "group": p.group,
+            "width": p.width,
+            "output": str(scratch / f"p{index:02d}.keras"),
+            "data": options.data,
+            "criterion": options.criterion,
+            "epochs": options.short_epochs,
+            "finetune": {k: v for k, v in options.finetune_keywords(1).items() if k != "epochs"},
+        }
+        for index, p in enumerate(proposals)
+    ]
+    results = map_fn(run_proposal, items)
+    scored = [
+        {**result, "predicted_ms": p.predicted_ms}
+        for p, result in zip(proposals, results, strict=True)
+    ]
+    best = max(scored, key=lambda r: (r["top1"], -r["predicted_ms"]))
+    folder = workdir.iteration_dir(iteration)
+    kept = folder / "model.keras"
+    shutil.move(best["path"], kept)
+    measured = measure_model(kept, iteration)
+    shutil.rmtree(scratch, ignore_errors=True)
+    from edgeprune.models import load_keras_model
+
+    widths = trace_model(load_keras_model(kept), options.criterion).widths
+    workdir.add_iteration(
+        {
+            "iteration": iteration,
+            "model": str(kept.relative_to(workdir.root)),
+            "group": best["group"],
+            "width": best["width"],
+            "widths": widths,
+            "budget_ms": budget,
+            "predicted_ms": best["predicted_ms"],
+            "measured": measured.to_dict(),
+            "top1": best["top1"],
+            "proposals": [
+                {k: r[k] for k in ("group", "width", "top1", "predicted_ms")} for r in scored
+            ],
+        }
+    )
+    return kept

@@ -1,0 +1,103 @@
+"""Every `adapt` option, defined and validated once: `AdaptOptions`.
+
+The `adapt` command's flags, the recipe's `adapt` step and `ep.adapt` take these fields.
+Errors name the parameter (`target_latency`); the CLI shows the flag (`--target-latency`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from edgeprune.channels.criteria import CRITERIA
+from edgeprune.errors import UserError
+from edgeprune.options import StageOptions
+
+ADAPT_QUANTIZE = ("none", "int8")
+
+
+class AdaptOptions(StageOptions):
+    """A latency target on one device (`target_latency` or `target_speedup`), the data to
+    fine-tune on, and how the NetAdapt iterations step towards the target."""
+
+    stage = "adapt"
+
+    target_latency: float | None = Field(
+        None, gt=0, le=3_600_000, description="Latency to reach on the device, in ms."
+    )
+    target_speedup: float | None = Field(
+        None, gt=1, le=1000, description="Speed-up to reach over the measured input model."
+    )
+    data: str | None = Field(
+        None, description="Dataset to fine-tune and evaluate on (digits, .npz, folder)."
+    )
+    device: str = Field("local", description="Device to measure on (inventory name or local).")
+    quantize: str = Field(
+        "none", description="Quantization that will ship, measured in the table: none | int8."
+    )
+    threads: int = Field(1, ge=1, le=256, description="Threads the model runs with on the device.")
+    granularity: int = Field(8, ge=1, description="Candidate widths are multiples of this.")
+    min_filters: int = Field(8, ge=1, description="No group goes below this many filters.")
+    criterion: str = Field("l1", description="Which filters go first: l1 | l2 norm.")
+    step_reduction: float = Field(
+        0.1, gt=0, lt=1, description="Latency cut per iteration, a fraction of the current one."
+    )
+    step_decay: float = Field(
+        0.96, gt=0, le=1, description="The cut is multiplied by this after every iteration."
+    )
+    max_iterations: int = Field(30, ge=1, le=1000, description="Stop after this many iterations.")
+    short_epochs: int = Field(
+        1, ge=0, le=1000, description="Fine-tuning epochs of every proposal (short-term)."
+    )
+    long_epochs: int = Field(
+        5, ge=0, le=100_000, description="Fine-tuning epochs of the final model (long-term)."
+    )
+    batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
+    learning_rate: float = Field(1e-3, gt=0, lt=10, description="Fine-tuning learning rate (Adam).")
+    seed: int = Field(0, ge=0, description="Random seed of fine-tuning.")
+    table_runs: int = Field(
+        30, ge=5, le=100_000, description="Timed runs of each lookup-table entry."
+    )
+    runs: int = Field(
+        100, ge=5, le=1_000_000, description="Timed runs of each whole-model measurement."
+    )
+    cluster: str | None = Field(
+        None,
+        description="Run each iteration's proposals on this cluster (tcp://host:port); "
+        "default: the host's cores.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checks(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or set(data) - set(cls.model_fields):
+            return data  # pydantic names the unknown option
+        latency, speedup = data.get("target_latency"), data.get("target_speedup")
+        if (latency is None) == (speedup is None):
+            raise UserError(
+                "give one target: target_latency MS or target_speedup X (e.g. 1.5)",
+                params=("target_latency", "target_speedup"),
+            )
+        quantize = data.get("quantize", "none")
+        if quantize not in ADAPT_QUANTIZE:
+            raise UserError(
+                f"quantize {quantize!r} is not one of {', '.join(ADAPT_QUANTIZE)}",
+                params=("quantize",),
+            )
+        criterion = data.get("criterion", "l1")
+        if criterion not in CRITERIA:
+            raise UserError(
+                f"criterion {criterion!r} is not one of {', '.join(CRITERIA)}",
+                params=("criterion",),
+            )
+        return data
+
+    def finetune_keywords(self, epochs: int) -> dict[str, Any]:
+        """What `channels.finetune.finetune` takes, for `epochs` epochs."""
+        return {
+            "epochs": epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+        }

@@ -1,0 +1,199 @@
+"""The latency lookup table: what each layer signature costs on one device, measured there.
+
+Entries are kept in SQLite per context (device, runtime and its version, threads,
+quantization, XNNPACK), so a second `adapt` on the same board measures only signatures it
+has never seen. Missing entries are measured as one-layer .tflite models in the
+quantization that will ship, handed to `measure` all at once (the caller batches them into
+interleaved group jobs). A model's predicted latency is the sum of its layers' entries
+plus an offset measured on the whole model (invoke overhead and the fused/free layers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune.adapt.signatures import LayerSignature, build_layer_model, overhead_signature
+from edgeprune.errors import UserError
+from edgeprune.paths import data_dir
+
+TABLE_FILE = "adapt-table.db"
+CALIBRATION_SAMPLES = 16
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS contexts (
+    context TEXT PRIMARY KEY,
+    description TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    context TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    layer TEXT NOT NULL,
+    median_ms REAL NOT NULL,
+    low_ms REAL,
+    high_ms REAL,
+    runs INTEGER NOT NULL,
+    measured_at REAL NOT NULL,
+    PRIMARY KEY (context, signature)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A measured median (ms) with its 95 % interval (None when too few runs)."""
+
+    median_ms: float
+    low_ms: float | None
+    high_ms: float | None
+    runs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "median_ms": self.median_ms,
+            "ci_ms": None if self.low_ms is None else [self.low_ms, self.high_ms],
+            "runs": self.runs,
+        }
+
+
+Measure = Callable[[Sequence[Path]], list[Latency]]
+"""measure(tflite files) -> their latencies on the device, in order."""
+
+
+def default_table_path() -> Path:
+    """Where the table lives unless told: <data dir>/adapt-table.db."""
+    return data_dir() / TABLE_FILE
+
+
+def context_key(context: dict[str, Any]) -> str:
+    """The id of one measuring context (what makes latencies comparable)."""
+    return hashlib.sha256(json.dumps(context, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class LatencyTable:
+    """The entries of one context in a table file; `measured` counts entries this run added."""
+
+    def __init__(self, path: str | os.PathLike[str] | None, context: dict[str, Any]) -> None:
+        self.path = Path(path) if path is not None else default_table_path()
+        self.context = context
+        self.key = context_key(context)
+        self.measured = 0
+        self.batches = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with closing(self._connect()) as conn, conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO contexts VALUES (?, ?)",
+                    (self.key, json.dumps(context, sort_keys=True)),
+                )
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(
+                f"latency table {str(self.path)!r} cannot be opened ({exc}); give another "
+                "file with table",
+                params=("table",),
+            ) from None
+        self._cache: dict[str, Latency] = self._load()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def _load(self) -> dict[str, Latency]:
+        with closing(self._connect()) as conn:
+            rows = conn.execute(
+                "SELECT signature, median_ms, low_ms, high_ms, runs FROM entries WHERE context=?",
+                (self.key,),
+            ).fetchall()
+        return {r[0]: Latency(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cache
+
+    def entry(self, signature: LayerSignature) -> Latency:
+        return self._cache[signature.key]
+
+    def missing(self, signatures: Iterable[LayerSignature]) -> list[LayerSignature]:
+        """The signatures without an entry, each once."""
+        seen: dict[str, LayerSignature] = {}
+        for signature in signatures:
+            if signature.key not in self._cache:
+                seen.setdefault(signature.key, signature)
+        return list(seen.values())
+
+    @property
+    def overhead_ms(self) -> float:
+        """What invoking a one-element model costs (after the first `fill`)."""
+        return self._cache[overhead_signature().key].median_ms
+
+    def layer_sum(self, signatures: Iterable[LayerSignature]) -> float:
+        """The sum of the entries less the invoke overhead each one-layer model carries (ms);
+        every signature must have an entry (see `fill`)."""
+        overhead = self.overhead_ms
+        return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
+
+    def fill(self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str) -> int:
+        """Measure every signature without an entry (one call of `measure`); returns how many.
+
+        The invoke overhead (a one-element model) is measured with the first batch."""
+        todo = self.missing([*signatures, overhead_signature()])
+        if not todo:
+            return 0
+        with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as tmp:
+            paths = [
+                write_layer_tflite(s, Path(tmp) / f"{s.key[:16]}.tflite", quantize) for s in todo
+            ]
+            latencies = measure(paths)
+        now = time.time()
+        with closing(self._connect()) as conn, conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (self.key, s.key, s.path, lat.median_ms, lat.low_ms, lat.high_ms, lat.runs, now)
+                    for s, lat in zip(todo, latencies, strict=True)
+                ],
+            )
+        for signature, latency in zip(todo, latencies, strict=True):
+            self._cache[signature.key] = latency
+        self.measured += len(todo)
+        self.batches += 1
+        return len(todo)
+
+
+def write_layer_tflite(signature: LayerSignature, path: Path, quantize: str) -> Path:
+    """The one-layer model of `signature` as .tflite (int8: calibrated on random inputs)."""
+    from edgeprune import _tf
+    from edgeprune._tf import quiet_native_output
+
+    tf = _tf.tf()
+    model = build_layer_model(signature)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if quantize == "int8":
+        rng = np.random.default_rng(0)
+        shapes = signature.input_shapes
+
+        def representative() -> Any:
+            for _ in range(CALIBRATION_SAMPLES):
+                yield [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with quiet_native_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected"
+        path.write_bytes(bytes(converter.convert()))
+    return path

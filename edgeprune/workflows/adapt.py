@@ -1,0 +1,410 @@
+"""`adapt` file to file: measure the board, then prune to a latency target with NetAdapt.
+
+Everything that can be wrong is found before any training: options, the input model, the
+data (it must fit the model), the device (the input model is measured on it first, which
+also gives the runtime the lookup table is keyed by). Then the loop runs in `OUT.adapt/`
+(finished iterations kept, a re-run resumes), the result is fine-tuned long-term, saved
+with its manifest, and measured side by side with the input model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
+from edgeprune.adapt.options import AdaptOptions
+from edgeprune.adapt.plot import write_trajectory_svg
+from edgeprune.adapt.signatures import layer_signatures
+from edgeprune.adapt.table import Latency, LatencyTable
+from edgeprune.adapt.widths import trace_model
+from edgeprune.adapt.workdir import Workdir, workdir_for
+from edgeprune.artifacts import save_keras_artifact
+from edgeprune.channels.pipeline import load_fitting_data
+from edgeprune.compute import board_slot
+from edgeprune.errors import DeviceError, UserError
+from edgeprune.files import check_input_path, check_output_path
+from edgeprune.fleet.artifacts import as_local_models
+from edgeprune.fleet.inventory import Device
+from edgeprune.fleet.options import BenchOptions
+from edgeprune.results.store import ResultsStore
+from edgeprune.results.tables import summary_rows
+from edgeprune.workflows.bench import DEFAULT_STORE, open_store, record_bench, resolve_devices
+
+TABLE_COMMAND = "adapt-table"
+MODEL_COMMAND = "adapt-model"
+TABLE_BENCH = {"warmup": 3, "round_runs": 5, "rounds_per_process": 100}
+MODEL_BENCH = {"warmup": 5, "round_runs": 10, "rounds_per_process": 2}
+IDENTITY_EXCLUDES = frozenset({"long_epochs", "cluster", "runs", "max_iterations"})
+"""Options that do not change the iterations already finished (a re-run may change them)."""
+
+
+@dataclass
+class AdaptReport:
+    """What `edgeprune adapt --json` prints."""
+
+    output: str
+    manifest: str
+    workdir: str
+    device: str
+    target: dict[str, Any]
+    baseline: dict[str, Any]
+    final: dict[str, Any]
+    accuracy: dict[str, Any]
+    groups: list[dict[str, Any]]
+    iterations: list[dict[str, Any]]
+    table: dict[str, Any]
+    validation: dict[str, Any]
+    stop_reason: str
+    target_met: bool
+    plot: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DeviceMeter:
+    """Measures .tflite files on one device into the results store (table and whole models)."""
+
+    def __init__(
+        self,
+        device: Device,
+        store: ResultsStore,
+        options: AdaptOptions,
+        slot: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+    ):
+        self.device = device
+        self.store = store
+        self.options = options
+        self.slot = slot or (lambda _name: contextlib.nullcontext())
+        self.jobs = {TABLE_COMMAND: 0, MODEL_COMMAND: 0}
+        self.runtime: dict[str, Any] = {}
+
+    def table(self, paths: Sequence[Path]) -> list[Latency]:
+        """Latencies of one-layer models (the table's entries)."""
+        return self._measure(paths, TABLE_COMMAND, self.options.table_runs, TABLE_BENCH)
+
+    def models(self, paths: Sequence[Path]) -> list[dict[str, Any]]:
+        """Summary rows of whole models, interleaved (speed-ups against the first)."""
+        return self._rows(paths, MODEL_COMMAND, self.options.runs, MODEL_BENCH)
+
+    def _measure(
+        self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
+    ) -> list[Latency]:
+        return [latency_of(row) for row in self._rows(paths, command, runs, extra)]
+
+    def _rows(
+        self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        from edgeprune.fleet.remote_bench import plan_jobs
+
+        models = as_local_models(list(paths))
+        bench = BenchOptions.create(threads=[self.options.threads], runs=runs, **extra)
+        with self.slot(self.device.name):
+            run_id, group = record_bench(models, [self.device], bench, self.store, command=command)
+        self.jobs[command] += len(plan_jobs(models, True))
+        failed = group.failed
+        if failed:
+            raise DeviceError(
+                f"device {self.device.name!r} cannot be measured: {failed[0].message}"
+            )
+        rows = summary_rows(
+            self.store.measurements([run_id], with_json=True), baseline_sha256=models[0].sha256
+        )
+        by_sha = {row["model_sha256"]: row for row in rows}
+        out = []
+        for model in (as_local_models([p])[0] for p in paths):
+            row = by_sha.get(model.sha256)
+            if row is None or row["status"] != "ok":
+                why = row["error"] if row else "no result"
+                raise DeviceError(
+                    f"measuring {model.name} on {self.device.name!r} failed: {why}; check the "
+                    f"device with `edgeprune bench {model.path} --device {self.device.name}`"
+                )
+            out.append(row)
+        self.runtime = {
+            "runtime": rows[0]["runtime"],
+            "runtime_version": rows[0]["runtime_version"],
+        }
+        return out
+
+
+def latency_of(row: dict[str, Any]) -> Latency:
+    ci = row.get("p50_ci_ms") or [None, None]
+    return Latency(float(row["p50_ms"]), ci[0], ci[1], int(row["runs"]))
+
+
+def interval(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's latency and speed-up, with intervals, as reports show them."""
+    return {
+        "median_ms": row["p50_ms"],
+        "ci_ms": row.get("p50_ci_ms"),
+        "runs": row["runs"],
+        "speedup": row.get("speedup"),
+        "speedup_ci": row.get("speedup_ci"),
+        "verdict": row.get("verdict"),
+    }
+
+
+def adapt_model_file(
+    model_path: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    options: AdaptOptions | None = None,
+    store: ResultsStore | str | os.PathLike[str] | None = DEFAULT_STORE,
+    table: str | os.PathLike[str] | None = None,
+    map_fn: MapFn | None = None,
+    progress: Callable[[str], None] | None = None,
+    **keywords: Any,
+) -> AdaptReport:
+    """Prune `model_path` to the target latency on `device`; writes `output` (.keras) + manifest.
+
+    Give `options` or the `AdaptOptions` fields as keywords. `store`: where the
+    measurements go (default results DB); `table`: the lookup-table file (default in the
+    data dir); `map_fn`: how an iteration's proposals run (default: the host's executor, or
+    the cluster at `cluster`).
+    """
+    chosen = AdaptOptions.from_parts(options, keywords)
+    if chosen.data is None:
+        raise UserError(
+            "adapt fine-tunes every proposal; give data DATASET (digits, an .npz, a folder)",
+            params=("data",),
+        )
+    source = check_input_path(model_path)
+    target = check_output_path(output, (".keras",), "output model")
+    if target.resolve() == source.resolve():
+        raise UserError(f"output {str(output)!r} is the input model; choose another file name")
+    from edgeprune.channels.finetune import training_loss
+    from edgeprune.models import load_keras_model
+
+    model = load_keras_model(source)
+    traced = trace_model(model, chosen.criterion)  # refuses models without a layer graph
+    dataset = load_fitting_data(chosen.data, model)
+    training_loss(model)  # an output fine-tuning cannot train fails here, before any training
+    if not traced.prunable():
+        raise UserError(
+            f"model {model.name!r} has no channel group adapt may cut (every group is tied to "
+            "an input, an output or an unknown layer)"
+        )
+    device = resolve_devices([chosen.device])[0]
+    with proposal_map(
+        chosen.cluster, map_fn, workdir_for(target)
+    ) as run_all:  # a bad cluster fails here
+        return _adapt(
+            source, target, model, traced, dataset, device, chosen, store, table, run_all, progress
+        )
+
+
+def _adapt(
+    source: Path,
+    target: Path,
+    model: Any,
+    traced: Any,
+    dataset: Any,
+    device: Device,
+    chosen: AdaptOptions,
+    store: ResultsStore | str | os.PathLike[str] | None,
+    table: str | os.PathLike[str] | None,
+    run_all: MapFn,
+    progress: Callable[[str], None] | None,
+) -> AdaptReport:
+    """Measure, iterate, fine-tune, save and measure again (everything is checked by now)."""
+    from edgeprune.channels.finetune import finetune, top1
+    from edgeprune.models import load_keras_model
+    from edgeprune.tflite.conversion import convert
+
+    results = open_store(store)
+    identity = {
+        "source_sha256": as_sha256(source),
+        "options": {k: v for k, v in chosen.to_dict().items() if k not in IDENTITY_EXCLUDES},
+    }
+    workdir = Workdir.open(workdir_for(target), identity)
+    workdir.root.mkdir(parents=True, exist_ok=True)
+    meter = DeviceMeter(device, results, chosen, board_slot)
+
+    baseline_tflite = workdir.root / "input.tflite"
+    convert(model, baseline_tflite, quantize=chosen.quantize, dataset=dataset)
+    baseline_row = meter.models([baseline_tflite])[0]  # the device check, before training
+    context = {
+        "device": device.name,
+        **meter.runtime,
+        "threads": chosen.threads,
+        "quantize": chosen.quantize,
+        "xnnpack": True,
+    }
+    lookup = LatencyTable(table, context)
+    signatures = layer_signatures(traced.graph, traced.keep_mask({}))
+    lookup.fill(signatures, meter.table, chosen.quantize)
+    layer_sum = lookup.layer_sum(signatures)
+    stored = workdir.state.get("baseline") or {}
+    offset = float(stored.get("offset_ms", baseline_row["p50_ms"] - layer_sum))
+    target_ms = (
+        chosen.target_latency
+        if chosen.target_latency is not None
+        else baseline_row["p50_ms"] / float(chosen.target_speedup or 1)
+    )
+    if not stored:
+        workdir.set_baseline(
+            {
+                "measured": interval(baseline_row),
+                "layer_sum_ms": layer_sum,
+                "offset_ms": offset,
+                "target_ms": target_ms,
+                "widths": traced.widths,
+            }
+        )
+    predictor = Predictor(lookup, meter.table, chosen.quantize, offset)
+
+    def measure_model(path: Path, iteration: int) -> Latency:
+        tflite = path.with_suffix(".tflite")
+        convert(path, tflite, quantize=chosen.quantize, dataset=dataset)
+        return latency_of(meter.models([tflite])[0])
+
+    outcome = adapt_loop(
+        source,
+        workdir,
+        chosen,
+        predictor=predictor,
+        target_ms=target_ms,
+        measure_model=measure_model,
+        map_fn=run_all,
+        progress=progress,
+    )
+    final_model = load_keras_model(outcome.model_path)
+    before = top1(model, dataset)
+    pruned_top1 = top1(final_model, dataset)
+    if chosen.long_epochs > 0 and outcome.model_path != source:
+        after = finetune(final_model, dataset, **chosen.finetune_keywords(chosen.long_epochs))[
+            "top1"
+        ]
+    else:
+        after = pruned_top1
+    final_tflite = workdir.root / "final.tflite"
+    final_traced = trace_model(final_model, chosen.criterion)
+    final_signatures = layer_signatures(final_traced.graph, final_traced.keep_mask({}))
+    lookup.fill(final_signatures, meter.table, chosen.quantize)
+    predicted_final = predictor.predict(final_signatures)
+    accuracy = {
+        "dataset": dataset.name,
+        "split": "validation",
+        "top1_before": before,
+        "top1_after_iterations": pruned_top1,
+        "top1_after": after,
+        "long_epochs": chosen.long_epochs,
+    }
+    widths_before = traced.widths
+    widths_after = final_traced.widths
+    groups = [
+        {
+            "name": name,
+            "before": width,
+            "after": widths_after.get(name, width),
+            "fixed": traced.group(name).fixed_reason,
+            "at_minimum": name in outcome.at_minimum,
+        }
+        for name, width in widths_before.items()
+    ]
+    iterations = workdir.iterations
+    manifest = save_keras_artifact(
+        final_model,
+        target,
+        step="adapt",
+        options=chosen.to_dict(),
+        source=source,
+        accuracy={"dataset": dataset.name, "top1": after, "top1_before_pruning": before},
+        extra={"adapt": {"widths": widths_after, "target_ms": target_ms, "device": device.name}},
+    )
+    convert(target, final_tflite, quantize=chosen.quantize, dataset=dataset)
+    rows = meter.models([baseline_tflite, final_tflite])
+    final_row = rows[-1]
+    plot = write_trajectory_svg(workdir.root / "trajectory.svg", workdir.state, target_ms)
+    validation = _validation(iterations, predicted_final, final_row["p50_ms"])
+    met = final_row["p50_ms"] <= target_ms
+    notes = []
+    if not met:
+        notes.append(_short_of_target(final_row["p50_ms"], target_ms, outcome))
+    return AdaptReport(
+        output=str(target),
+        manifest=str(manifest),
+        workdir=str(workdir.root),
+        device=device.name,
+        target={
+            "latency_ms": target_ms,
+            "given": "target_latency" if chosen.target_latency is not None else "target_speedup",
+            "speedup": chosen.target_speedup,
+        },
+        baseline={**interval(rows[0]), "predicted_ms": offset + layer_sum},
+        final={**interval(final_row), "predicted_ms": predicted_final},
+        accuracy=accuracy,
+        groups=groups,
+        iterations=iterations,
+        table={
+            "path": str(lookup.path),
+            "context": context,
+            "entries": len(lookup),
+            "measured_now": lookup.measured,
+            "table_jobs": meter.jobs[TABLE_COMMAND],
+            "model_jobs": meter.jobs[MODEL_COMMAND],
+        },
+        validation=validation,
+        stop_reason=outcome.stop_reason,
+        target_met=met,
+        plot=str(plot),
+        notes=notes,
+    )
+
+
+def as_sha256(path: Path) -> str:
+    from device_agents.integrity import sha256_file
+
+    return sha256_file(path)
+
+
+def _validation(
+    iterations: list[dict[str, Any]], predicted_final: float, measured_final: float
+) -> dict[str, Any]:
+    """Predicted vs measured whole-model latency: per iteration and for the final model."""
+    pairs = [(i["predicted_ms"], i["measured"]["median_ms"]) for i in iterations]
+    pairs.append((predicted_final, measured_final))
+    errors = [abs(p - m) / m for p, m in pairs if m > 0]
+    return {
+        "pairs_ms": [list(p) for p in pairs],
+        "mean_abs_error": sum(errors) / len(errors) if errors else None,
+        "max_abs_error": max(errors) if errors else None,
+        "final_error": (predicted_final - measured_final) / measured_final
+        if measured_final > 0
+        else None,
+    }
+
+
+def _short_of_target(measured: float, target_ms: float, outcome: Any) -> str:
+    minimum = ", ".join(outcome.at_minimum) or "none"
+    return (
+        f"target {target_ms:.4g} ms not reached: stopped at {measured:.4g} ms measured "
+        f"({outcome.predicted_ms:.4g} ms predicted, {measured / target_ms:.2f}× the target; "
+        f"{outcome.stop_reason}); groups at their minimum width: {minimum}"
+    )
+
+
+@contextlib.contextmanager
+def proposal_map(cluster: str | None, given: MapFn | None, workdir: Path) -> Iterator[MapFn]:
+    """`given`, else the executor's `map` (the host's cores, or the cluster at `cluster`,
+    whose workers must see `workdir`: proposals read and write their models there)."""
+    if given is not None:
+        yield given
+        return
+    from edgeprune.compute import open_executor
+
+    executor = open_executor(cluster)
+    try:
+        if cluster is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            executor.require_shared_dir(workdir)
+        yield executor.map
+    finally:
+        executor.close()

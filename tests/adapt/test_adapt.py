@@ -1,0 +1,138 @@
+"""`adapt` end to end on the `local` device: real measurements, real fine-tuning, real files.
+
+One model, one table file and one results DB go through three runs: a first run
+interrupted (KeyboardInterrupt, as Ctrl-C raises it) during its second iteration, a re-run that resumes from it and goes on
+until every group is at its minimum width (the target is out of reach), and a run into
+another output whose table jobs must be none (the table is reused).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeprune.adapt.netadapt import plain_map
+from edgeprune.errors import UserError
+from edgeprune.results.store import ResultsStore
+from edgeprune.workflows.adapt import TABLE_COMMAND, adapt_model_file
+
+FAST = {
+    "data": "digits",
+    "device": "local",
+    "short_epochs": 0,
+    "long_epochs": 0,
+    "table_runs": 5,
+    "runs": 10,
+    "granularity": 16,
+    "min_filters": 16,
+}
+
+
+def _table_runs(db) -> int:
+    return sum(1 for run in ResultsStore(db).runs() if run["command"] == TABLE_COMMAND)
+
+
+def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_path, isolated):
+    db, table = isolated / "results.db", isolated / "table.db"
+    out = isolated / "adapted.keras"
+    options = {**FAST, "target_latency": 1e-6}  # out of reach: stops when nothing can go
+
+    calls = []
+
+    def interrupted_map(fn, items):  # Ctrl-C while the second iteration's proposals run
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return plain_map(fn, items)
+
+    with pytest.raises(KeyboardInterrupt):
+        adapt_model_file(
+            tiny_model_path, out, store=db, table=table, map_fn=interrupted_map, **options
+        )
+    workdir = isolated / "adapted.adapt"
+    first = json.loads((workdir / "trajectory.json").read_text())["iterations"]
+    assert [i["iteration"] for i in first] == [1] and not out.exists()
+    assert not (workdir / "iter-02" / "iteration.json").exists()
+    assert _table_runs(db) >= 1
+    kept = (workdir / "iter-01" / "model.keras").stat().st_mtime_ns
+
+    second = adapt_model_file(
+        tiny_model_path, out, store=db, table=table, map_fn=plain_map, **options
+    )
+    assert second.iterations[0] == first[0]  # resumed, not redone
+    assert (workdir / "iter-01" / "model.keras").stat().st_mtime_ns == kept
+    assert [i["iteration"] for i in second.iterations] == [1, 2]
+    assert second.stop_reason == "no group can be cut further" and not second.target_met
+    widths = {g["name"]: (g["before"], g["after"], g["at_minimum"]) for g in second.groups}
+    assert widths["conv_a"] == (32, 16, True) and widths["conv_b"] == (32, 16, True)
+    assert "groups at their minimum width: conv_a, conv_b" in second.notes[0]
+    assert second.final["median_ms"] > 0 and second.final["ci_ms"] is not None
+    assert second.final["speedup"] is not None
+    trajectory = json.loads((isolated / "adapted.adapt" / "trajectory.json").read_text())
+    assert len(trajectory["iterations"]) == 2
+    assert (isolated / "adapted.adapt" / "trajectory.svg").read_text().startswith("<?xml")
+    assert out.exists() and (isolated / "adapted.keras.json").exists()
+
+    jobs_before = _table_runs(db)
+    third = adapt_model_file(
+        tiny_model_path,
+        isolated / "again.keras",
+        store=db,
+        table=table,
+        map_fn=plain_map,
+        **options,
+    )
+    assert third.table["table_jobs"] == 0 and third.table["measured_now"] == 0
+    assert _table_runs(db) == jobs_before
+    assert [i["widths"] for i in third.iterations] == [i["widths"] for i in second.iterations]
+    document = third.to_dict()
+    for key in ("target", "baseline", "final", "accuracy", "groups", "iterations", "validation"):
+        assert key in document
+    accuracy = document["accuracy"]
+    assert 0 <= accuracy["top1_after"] <= 1 and accuracy["top1_before"] > 0.3
+
+
+def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path, isolated):
+    import numpy as np
+
+    wrong = isolated / "wrong.npz"
+    np.savez(wrong, x=np.zeros((20, 4, 4, 3), np.float32), y=np.arange(20) % 2)
+    db = isolated / "results.db"
+    with pytest.raises(UserError, match="4, 4, 3"):
+        adapt_model_file(
+            tiny_model_path,
+            isolated / "o.keras",
+            store=db,
+            map_fn=plain_map,
+            **{**FAST, "data": str(wrong), "target_speedup": 1.5},
+        )
+    assert not db.exists() or not ResultsStore(db).runs()
+    assert not (isolated / "o.adapt").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"data": "digits"}, "give one target: target_latency MS or target_speedup X"),
+        (
+            {"data": "digits", "target_latency": 1.0, "target_speedup": 2.0},
+            "give one target",
+        ),
+        ({"data": "digits", "target_speedup": 0.5}, "target_speedup: Input should be greater"),
+        ({"data": "digits", "target_speedup": 2.0, "quantize": "float16"}, "quantize 'float16'"),
+        ({"target_speedup": 2.0}, "give data DATASET"),
+        ({"data": "digits", "target_speedup": 2.0, "device": "nosuch"}, "nosuch"),
+    ],
+)
+def test_bad_input_is_one_user_error(tiny_model_path, isolated, values, message):
+    with pytest.raises(UserError, match=message):
+        adapt_model_file(tiny_model_path, isolated / "o.keras", store=None, **values)
+    assert not (isolated / "o.adapt").exists()
+
+
+def test_cli_names_the_flags(run_cli, tiny_model_path, isolated):
+    outcome = run_cli("adapt", tiny_model_path, "-o", isolated / "o.keras", "--data", "digits")
+    assert outcome.code != 0
+    assert "--target-latency" in outcome.err and "--target-speedup" in outcome.err
+    assert "Traceback" not in outcome.err

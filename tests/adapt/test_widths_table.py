@@ -1,0 +1,102 @@
+"""Signatures, candidate widths and the lookup table's cache, on a real traced model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeprune.adapt.signatures import layer_signatures
+from edgeprune.adapt.table import LatencyTable, write_layer_tflite
+from edgeprune.adapt.widths import candidate_widths, prune_to_widths, trace_model
+from edgeprune.tflite.runner import TFLiteRunner
+
+from .conftest import build_tiny_model
+
+
+def test_candidate_widths_are_multiples_above_the_minimum():
+    assert candidate_widths(64, 8, 8) == [56, 48, 40, 32, 24, 16, 8]
+    assert candidate_widths(20, 8, 8) == [16, 8]
+    assert candidate_widths(64, 8, 20) == [56, 48, 40, 32, 24]
+    assert candidate_widths(8, 8, 8) == []
+
+
+def test_signatures_follow_the_keep_mask_and_match_the_pruned_model():
+    traced = trace_model(build_tiny_model())
+    assert sorted(g.name for g in traced.prunable()) == ["conv_a", "conv_b"]
+    full = {s.path: s for s in layer_signatures(traced.graph, traced.keep_mask({}))}
+    cut = {s.path: s for s in layer_signatures(traced.graph, traced.keep_mask({"conv_a": 16}))}
+    assert set(full) == {"conv_a", "conv_b", "pool", "logits"}  # BN and ReLU fuse
+    assert cut["conv_a"].config["filters"] == 16
+    assert cut["conv_b"].input_shapes == ((1, 8, 8, 16),)
+    assert full["conv_b"].input_shapes == ((1, 8, 8, 32),)
+    assert cut["logits"].key == full["logits"].key
+    assert cut["conv_b"].key != full["conv_b"].key
+
+    pruned = prune_to_widths(traced, {"conv_a": 16})
+    rebuilt = trace_model(pruned)
+    again = {s.path: s.key for s in layer_signatures(rebuilt.graph, rebuilt.keep_mask({}))}
+    assert again == {path: s.key for path, s in cut.items()}  # predicted is what is built
+
+
+def _host_latency(paths):
+    """A real measurement on this host's TFLite runtime (the device's stand-in is the host)."""
+    import time
+
+    from edgeprune.adapt.table import Latency
+
+    out = []
+    for path in paths:
+        runner = TFLiteRunner(path, label=path.name)
+        x = [np.zeros((1, *s.shape[1:]), dtype=np.float32) for s in runner.inputs]
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            runner.run(*x)
+            times.append((time.perf_counter() - start) * 1000)
+        out.append(Latency(float(np.median(times)), None, None, len(times)))
+    return out
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_table_measures_each_signature_once_and_keeps_it(tmp_path, quantize):
+    traced = trace_model(build_tiny_model())
+    signatures = layer_signatures(traced.graph, traced.keep_mask({}))
+    context = {"device": "local", "runtime": "x", "threads": 1, "quantize": quantize}
+    table = LatencyTable(tmp_path / "table.db", context)
+    entries = len(signatures) + 1  # and the invoke overhead
+    assert table.fill(signatures + signatures, _host_latency, quantize) == entries
+    assert table.fill(signatures, _host_latency, quantize) == 0
+    again = LatencyTable(tmp_path / "table.db", context)
+    assert len(again) == entries and not again.missing(signatures)
+    assert again.layer_sum(signatures) == pytest.approx(table.layer_sum(signatures))
+    other = LatencyTable(tmp_path / "table.db", {**context, "threads": 2})
+    assert len(other.missing(signatures)) == len(signatures)
+    overhead = table.overhead_ms
+    raw = sum(table.entry(s).median_ms for s in signatures)
+    assert table.layer_sum(signatures) == pytest.approx(
+        sum(max(table.entry(s).median_ms - overhead, 0.0) for s in signatures)
+    )
+    assert 0 <= table.layer_sum(signatures) < raw
+
+
+def test_int8_entries_are_int8_models(tmp_path):
+    traced = trace_model(build_tiny_model())
+    conv = next(
+        s for s in layer_signatures(traced.graph, traced.keep_mask({})) if s.path == "conv_b"
+    )
+    from edgeprune.tflite.flatbuffer import read_model
+
+    fp32 = read_model(write_layer_tflite(conv, tmp_path / "f.tflite", "none"), name="f")
+    int8 = read_model(write_layer_tflite(conv, tmp_path / "q.tflite", "int8"), name="q")
+    assert "QUANTIZE" not in fp32.op_counts()
+    assert "QUANTIZE" in int8.op_counts()
+
+
+def test_the_cut_decays_and_never_passes_the_target():
+    from edgeprune.adapt.netadapt import step_budget
+    from edgeprune.adapt.options import AdaptOptions
+
+    options = AdaptOptions.create(target_speedup=2.0, step_reduction=0.1, step_decay=0.5)
+    assert step_budget(options, 0, 10.0, 5.0) == pytest.approx(9.0)
+    assert step_budget(options, 1, 10.0, 5.0) == pytest.approx(9.5)
+    assert step_budget(options, 0, 5.2, 5.0) == 5.0
