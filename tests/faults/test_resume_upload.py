@@ -37,7 +37,7 @@ def let_go(part: Path) -> None:
         info = os.stat(part)
         return (info.st_dev, info.st_ino) not in _open_files()
 
-    wait_for(closed, 10, "the old connection's sftp-server to close the part")
+    wait_for(closed, 30, "the old connection's sftp-server to close the part")
 
 
 @pytest.fixture

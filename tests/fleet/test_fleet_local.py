@@ -64,7 +64,7 @@ def test_local_deploy_bench_with_inputs_gives_on_device_accuracy(
     assert (spool / "inputs" / f"{sha256_file(inputs)}.npz").is_file()
 
     outcome = run_cli("results", "report", "--db", db)
-    assert outcome.code == 0 and "tiny" in outcome.out and "0.750*" in outcome.out
+    assert outcome.code == 0 and "tiny" in outcome.out and "75.00*" in outcome.out, outcome.out
 
 
 def test_bench_rejects_bad_options_before_touching_devices(run_cli, tiny_tflite, tmp_path: Path):
