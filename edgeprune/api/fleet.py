@@ -9,9 +9,8 @@ come from the inventory (`load_inventory()`: `$EDGEPRUNE_INVENTORY` or
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from edgeprune.api._params import take, with_options
 from edgeprune.api.results import BenchResult, Comparison, DeployResult
@@ -19,6 +18,9 @@ from edgeprune.errors import DeviceError, UserError
 from edgeprune.fleet.artifacts import LocalModel, load_models
 from edgeprune.fleet.inventory import Device, load_inventory
 from edgeprune.results.store import ResultsStore
+
+if TYPE_CHECKING:
+    from edgeprune.fleet.options import DeployOptions
 
 __all__ = ["DEFAULT_STORE", "Device", "bench", "compare", "deploy", "load_inventory"]
 
@@ -38,14 +40,19 @@ ModelsLike = Any
 """A .tflite path or a ConvertResult, or a list of those (the first is the baseline)."""
 
 
-def _parallel(parallel: int | None, concurrency: int | None) -> int | None:
-    """`parallel`, or the deprecated keyword `concurrency` (a DeprecationWarning)."""
-    if concurrency is None:
-        return parallel
-    warnings.warn("concurrency= is deprecated; use parallel=", DeprecationWarning, 3)
-    if parallel is not None:
-        raise UserError("give parallel, not also its old name concurrency", params=("parallel",))
-    return concurrency
+def _deploy_options(
+    parallel: int | None, concurrency: int | None, accept_new_host_key: bool
+) -> DeployOptions:
+    """`DeployOptions` from the verbs' keywords; the deprecated `concurrency` goes in by its
+    old name, so DeployOptions' own check warns (or refuses it beside `parallel`)."""
+    from edgeprune.fleet.options import DeployOptions
+
+    values: dict[str, Any] = {"accept_new_host_key": accept_new_host_key}
+    if concurrency is not None:
+        values["concurrency"] = concurrency
+    if parallel is not None or concurrency is None:
+        values["parallel"] = parallel
+    return DeployOptions.create(**values)
 
 
 def deploy(
@@ -65,14 +72,11 @@ def deploy(
     every other device ran).
     """
     from edgeprune.fleet.deploy import deploy_models
-    from edgeprune.fleet.options import DeployOptions
 
     run = deploy_models(
         _models(models),
         _devices(devices, inventory),
-        DeployOptions.create(
-            parallel=_parallel(parallel, concurrency), accept_new_host_key=accept_new_host_key
-        ),
+        _deploy_options(parallel, concurrency, accept_new_host_key),
     )
     result = DeployResult(run.to_dict()["devices"])
     if check and result.failures:
@@ -106,7 +110,7 @@ def bench(
     device. `parallel` is as for `deploy`. With `check`, any failed device or measurement
     raises `DeviceError`.
     """
-    from edgeprune.fleet.options import BenchOptions, DeployOptions
+    from edgeprune.fleet.options import BenchOptions
     from edgeprune.workflows.bench import DEFAULT_STORE as DEFAULT_DB
     from edgeprune.workflows.bench import bench_models
 
@@ -125,9 +129,7 @@ def bench(
         bench_options,
         store=where,
         inputs=None if inputs is None else str(inputs),
-        deploy=DeployOptions.create(
-            parallel=_parallel(parallel, concurrency), accept_new_host_key=accept_new_host_key
-        ),
+        deploy=_deploy_options(parallel, concurrency, accept_new_host_key),
         mlflow=mlflow,
     )
     document = run.to_dict()

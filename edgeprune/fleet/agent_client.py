@@ -22,6 +22,7 @@ from typing import Any
 from device_agents.protocol import BenchOptions, ProtocolError, Result
 from edgeprune.errors import DeviceError
 from edgeprune.fleet.agent_session import AgentSession, ProgressSink, SessionUnavailable
+from edgeprune.fleet.cancel import CANCEL_WAIT_S
 from edgeprune.fleet.retry import retry_on_drop
 from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
 
@@ -386,7 +387,7 @@ class AgentClient:
     def ack(self, job_id: str) -> None:
         self.call("ack", "--", job_id, timeout=60)
 
-    def cancel(self, job_ids: Sequence[str], wait_s: float = 3.0) -> list[dict[str, Any]]:
+    def cancel(self, job_ids: Sequence[str], wait_s: float = CANCEL_WAIT_S) -> list[dict[str, Any]]:
         """Cancel jobs (docs/agent-contract.md `cancel`): one record per id saying what became
         of it (`outcome`: cancelled, stopping, finished or unknown). Safe to repeat."""
         if not job_ids:

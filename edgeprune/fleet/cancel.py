@@ -252,7 +252,7 @@ def _cancel_on_device(jobs: list[SubmittedJob], token: CancelToken) -> list[str]
         transport = open_transport(device)
         try:
             agent = AgentClient(transport, jobs[0].python, jobs[0].spool, command_timeout=30.0)
-            records = agent.cancel([job.job_id for job in jobs], wait_s=CANCEL_WAIT_S)
+            records = agent.cancel([job.job_id for job in jobs])
         finally:
             transport.close()
     except Exception as exc:  # any failure: say so for each job, never hide the job
