@@ -150,13 +150,8 @@ def benchmark_model(
                 )
             else:
                 wanted = options.runs or 0
-                report(
-                    "measuring",
-                    member=job_id,
-                    threads=threads,
-                    done=step * wanted,
-                    total=len(options.threads) * wanted,
-                )
+                total = len(options.threads) * wanted
+                report("measuring", member=job_id, threads=threads, done=step * wanted, total=total)
                 measurement = run_child(
                     spec,
                     deadline - time.monotonic(),
@@ -165,6 +160,8 @@ def benchmark_model(
                     watch.tick,
                     should_stop,
                 )
+                done = (step + 1) * wanted  # this thread count's runs, counted once they ran
+                report("measuring", member=job_id, threads=threads, done=done, total=total)
             measurements.append(measurement)
             if measurement.error_kind in FATAL_KINDS:
                 break

@@ -262,13 +262,7 @@ def cmd_wait(args: argparse.Namespace) -> Outcome:
     last_progress: Optional[Dict[str, Any]] = None
     while True:
         state = spool.state_of(job_id)
-        if state in ("done", "acked"):
-            return _result_outcome(spool.read_result(job_id))
-        if state is None:
-            raise NotFound(f"job {job_id} is not known to {spool.root}")
-        if request_context.stop_requested():
-            raise request_context.Interrupted(f"wait for job {job_id} interrupted (it is {state})")
-        if streaming and state == "running":  # a session streams the runner's progress
+        if streaming and state in ("running", "done"):  # a session streams the runner's progress
             from .progress import read_progress
 
             progress = read_progress(spool.root, job_id)
@@ -276,6 +270,12 @@ def cmd_wait(args: argparse.Namespace) -> Outcome:
                 request_context.emit_progress(progress)
                 last_progress = progress
             delay = min(delay, 0.25)
+        if state in ("done", "acked"):
+            return _result_outcome(spool.read_result(job_id))
+        if state is None:
+            raise NotFound(f"job {job_id} is not known to {spool.root}")
+        if request_context.stop_requested():
+            raise request_context.Interrupted(f"wait for job {job_id} interrupted (it is {state})")
         if not warned and not daemon_state(spool.root)["running"]:
             print(
                 f"note: no daemon is serving {spool.root}; start `edgeprune-agent serve`",

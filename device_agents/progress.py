@@ -1,8 +1,9 @@
 """A running job's progress (phase, member, runs done of total) in `progress/<job>.json`.
 
-The runner writes it (at most a few times a second, temp file + rename, no fsync: it is a
-hint, lost harmlessly in a power cut); `wait` and `status` read it. One small file per
-running job, removed when its result is written.
+The runner writes it (at most a few times a second, but always the last run of a phase;
+temp file + rename, no fsync: it is a hint, lost harmlessly in a power cut); `wait` and
+`status` read it. One small file per job, removed when its result is acknowledged, so a
+`wait` that finds the result still hands over the final count.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class ProgressFile:
 
     def __call__(self, phase: str, **details: Any) -> None:
         now = time.monotonic()
-        if phase == self._last_phase and now - self._last_write < MIN_INTERVAL_S:
+        last_run = details.get("done") is not None and details.get("done") == details.get("total")
+        if phase == self._last_phase and now - self._last_write < MIN_INTERVAL_S and not last_run:
             return
         self._last_write, self._last_phase = now, phase
         document = {"job_id": self.job_id, "phase": phase, "updated_at": round(time.time(), 3)}

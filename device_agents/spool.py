@@ -427,11 +427,10 @@ class Spool:
         os.rename(self._job_file("running", job_id), self._job_file("queued", job_id))
 
     def finish(self, job_id: str) -> None:
-        """The result is on disk: forget the running job, its attempt count, progress and
-        cancel mark."""
+        """The result is on disk: forget the running job, its attempt count and cancel mark
+        (its progress stays until `ack`: a `wait` may still hand over the final count)."""
         _unlink(self._job_file("running", job_id))
         _unlink(self.path("jobs", "attempts", job_id))
-        _unlink(self.path("progress", f"{job_id}.json"))
         _unlink(self._cancel_mark(job_id))
 
     # ------------------------------------------------------------------ cancelling
@@ -538,6 +537,7 @@ class Spool:
             raise NotFound(f"no result for job {job_id} to acknowledge") from None
         with contextlib.suppress(OSError):
             os.utime(target)
+        _unlink(self.path("progress", f"{job_id}.json"))
         self.prune_acked()
 
     def prune_acked(self, keep_s: float = ACKED_KEEP_S) -> int:

@@ -5,7 +5,8 @@ quantization, XNNPACK), so a second `adapt` on the same board measures only sign
 has never seen. Missing entries are measured as one-layer .tflite models in the
 quantization that will ship, handed to `measure` all at once (the caller batches them into
 interleaved group jobs). A model's predicted latency is the sum of its layers' entries
-plus an offset measured on the whole model (invoke overhead and the fused/free layers).
+plus an offset measured on the whole model (invoke overhead and the fused/free layers),
+kept per model beside the entries so a second `adapt` of it decides as the first did.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS entries (
     runs INTEGER NOT NULL,
     measured_at REAL NOT NULL,
     PRIMARY KEY (context, signature)
+);
+CREATE TABLE IF NOT EXISTS offsets (
+    context TEXT NOT NULL,
+    model TEXT NOT NULL,
+    offset_ms REAL NOT NULL,
+    measured_at REAL NOT NULL,
+    PRIMARY KEY (context, model)
 );
 """
 
@@ -145,6 +153,24 @@ class LatencyTable:
         every signature must have an entry (see `fill`)."""
         overhead = self.overhead_ms
         return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
+
+    def offset_ms(self, signatures: Iterable[LayerSignature], measured_ms: float) -> float:
+        """The whole model's latency less its layers' entries: kept per model in this context,
+        so a second `adapt` of the same model predicts (and decides) exactly as the first;
+        `measured_ms` (this run's whole-model median) is used and kept the first time."""
+        listed = list(signatures)
+        model = hashlib.sha256("\n".join(sorted(s.key for s in listed)).encode()).hexdigest()
+        with closing(self._connect()) as conn, conn:
+            row = conn.execute(
+                "SELECT offset_ms FROM offsets WHERE context=? AND model=?", (self.key, model)
+            ).fetchone()
+            if row is not None:
+                return float(row[0])
+            offset = measured_ms - self.layer_sum(listed)
+            conn.execute(
+                "INSERT INTO offsets VALUES (?, ?, ?, ?)", (self.key, model, offset, time.time())
+            )
+        return offset
 
     def fill(self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str) -> int:
         """Measure every signature without an entry (one call of `measure`); returns how many.

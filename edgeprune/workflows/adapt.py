@@ -242,7 +242,10 @@ def _adapt(
     lookup.fill(signatures, meter.table, chosen.quantize)
     layer_sum = lookup.layer_sum(signatures)
     stored = workdir.state.get("baseline") or {}
-    offset = float(stored.get("offset_ms", baseline_row["p50_ms"] - layer_sum))
+    offset = stored.get("offset_ms")
+    if offset is None:  # a fresh workdir: the table's offset for this model, else this one
+        offset = lookup.offset_ms(signatures, baseline_row["p50_ms"])
+    offset = float(offset)
     target_ms = (
         chosen.target_latency
         if chosen.target_latency is not None

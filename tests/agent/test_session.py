@@ -223,7 +223,8 @@ def test_a_real_job_through_one_process_streams_progress(spool, agent_models):
     assert b"running job j-s1" in err  # the daemon's log went to stderr
     assert progress and all(p["job_id"] == "j-s1" for p in progress)
     assert {p["phase"] for p in progress} & {"checking", "measuring"}
-    assert not (spool / "progress" / "j-s1.json").exists()  # removed with the result
+    assert progress[-1]["done"] == progress[-1]["total"], progress  # the final count
+    assert (spool / "progress" / "j-s1.json").exists()  # kept until the result is acknowledged
 
 
 def test_status_shows_a_running_jobs_progress(spool, agent, agent_models):
