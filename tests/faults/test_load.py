@@ -35,7 +35,8 @@ def rows_in(db: Path) -> int:
 class MemoryWatch:
     """Samples (stored rows, RSS KiB) of a running process every `every` seconds."""
 
-    def __init__(self, pid: int, db: Path, every: float = 0.2) -> None:
+    def __init__(self, pid: int, db: Path, every: float = 0.05) -> None:
+        # often: with one agent session per device, results come home in bursts of a group
         self.samples: list[tuple[int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(pid, db, every), daemon=True)
