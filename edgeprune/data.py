@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Union
 
 import numpy as np
 
@@ -24,14 +25,25 @@ VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 1234
 
 
+Labels = Union[np.ndarray, "dict[str, np.ndarray]", None]
+"""A split's labels: class ids, float targets or masks (one array), one array per named
+model output (`y_<name>` in an .npz), or None for x-only data (calibration, parity)."""
+
+
 @dataclass
 class Dataset:
     name: str
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: Labels
     x_val: np.ndarray
-    y_val: np.ndarray
-    class_names: list[str]
+    y_val: Labels
+    class_names: list[str]  # classification and segmentation; [] when the labels are not classes
+    ground_truth: Any = None
+    """Detection: the validation split's COCO ground truth (edgeprune.tasks.detection)."""
+
+    @property
+    def has_labels(self) -> bool:
+        return self.y_val is not None or self.ground_truth is not None
 
     @property
     def num_classes(self) -> int:

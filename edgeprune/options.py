@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeprune.errors import UserError
 
@@ -101,3 +101,13 @@ def stage_options(stage: str) -> type[StageOptions]:
     if not (isinstance(cls, type) and issubclass(cls, StageOptions)):
         raise TypeError(f"{STAGES[stage]} is not a StageOptions subclass")
     return cls
+
+
+class CustomObjectsFields(StageOptions):
+    """Mixed into every stage that loads a Keras model: the user's own layers, by name."""
+
+    custom_objects: str | None = Field(
+        None,
+        description="FILE.py or pkg.module whose custom layers (registered with "
+        "keras.saving.register_keras_serializable, or listed in CUSTOM_OBJECTS) the model uses.",
+    )

@@ -44,6 +44,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "progress",
                 "warning_codes",
                 "text",
+                "tasks",
+                "user_code",
                 "__init__",
             }
         ),

@@ -1,0 +1,79 @@
+"""The task's options, defined once: stages that score or train a model mix these in.
+
+`TaskFields` (evaluate, prune, channels, adapt, convert's accuracy, recipes' `task:`) say
+what the model does; `LossFields` (the stages that train) say how it learns. The values are
+names, never code: `metric` and `decode` may name a user function (`FILE.py:fn`,
+`pkg.module:fn`), imported only because the user named it (`edgeprune.user_code`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from edgeprune.errors import UserError
+from edgeprune.options import StageOptions
+from edgeprune.tasks.base import TASK_NAMES
+
+DECODERS = ("postprocess", "yolo")
+"""Named detection output formats: TFLite DetectionPostProcess (boxes, classes, scores,
+count) and a raw YOLO-style head [1, 4+C, N] decoded with NMS; else FILE.py:fn."""
+
+
+class TaskFields(StageOptions):
+    """What the model does; None: inferred from the data's labels and the model's outputs."""
+
+    task: str | None = Field(
+        None,
+        description="classification | regression | segmentation | detection | custom "
+        "(default: inferred from labels and outputs).",
+    )
+    metric: str | None = Field(
+        None,
+        description="custom task: FILE.py:fn or pkg.module:fn, called (y_true, y_pred) -> {name: value}.",
+    )
+    decode: str | None = Field(
+        None,
+        description="detection outputs: postprocess | yolo | FILE.py:fn (default: from the outputs).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_choice(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            task = data.get("task")
+            if task is not None and task not in TASK_NAMES:
+                raise UserError(
+                    f"task {task!r} is not one of {', '.join(TASK_NAMES)}", params=("task",)
+                )
+            if task == "custom" and not data.get("metric"):
+                raise UserError(
+                    "task custom needs metric FILE.py:fn (or pkg.module:fn)", params=("metric",)
+                )
+            if data.get("metric") and task not in (None, "custom"):
+                raise UserError(
+                    f"metric names a custom metric function; task {task!r} has its own metrics",
+                    params=("metric", "task"),
+                )
+            decode = data.get("decode")
+            if decode is not None and task not in (None, "detection"):
+                raise UserError(
+                    f"decode is for detection models, not task {task!r}", params=("decode",)
+                )
+            if decode is not None and decode not in DECODERS and ":" not in str(decode):
+                raise UserError(
+                    f"decode {decode!r} is not one of {', '.join(DECODERS)} or FILE.py:fn",
+                    params=("decode",),
+                )
+        return data
+
+
+class LossFields(StageOptions):
+    """The training loss: the model's own compiled loss, else the task's default."""
+
+    loss: str | None = Field(
+        None,
+        description="Training loss: a Keras loss name (mse, huber, ...) or FILE.py:fn "
+        "(default: the model's compiled loss, else the task's).",
+    )
