@@ -10,7 +10,9 @@ import json
 import os
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from edgeprune import _tf
@@ -52,12 +54,17 @@ def model_format(path: str | os.PathLike[str]) -> str:
 
 
 def load_keras_model(
-    path: str | os.PathLike[str], max_uncompressed_bytes: int | None = None
+    path: str | os.PathLike[str],
+    max_uncompressed_bytes: int | None = None,
+    custom_objects: str | ModuleType | Mapping[str, Any] | None = None,
 ) -> Any:
     """Load a `.keras`/`.h5` model for editing; SavedModels and .tflite are refused with a hint.
 
     `max_uncompressed_bytes`: see `check_keras_archive` (a zip bomb is refused unread).
+    `custom_objects`: the user's layers, as `FILE.py` / `pkg.module` (imported through
+    `edgeprune.user_code`, see `collect_custom_objects`), a module, or a {name: object} dict.
     """
+    objects = collect_custom_objects(custom_objects)
     fmt = model_format(path)
     if fmt == "tflite":
         raise UserError(
@@ -77,13 +84,99 @@ def load_keras_model(
         check_keras_archive(path, max_uncompressed_bytes)
     keras = _tf.keras()
     try:
-        with _tf.quiet_native_output():
-            return keras.models.load_model(path, compile=False)
+        with _tf.quiet_native_output(), keras.saving.custom_object_scope(objects):
+            return keras.models.load_model(path, compile=False, custom_objects=objects)
     except Exception as exc:  # Keras raises many types for a bad or foreign file
-        message = _sentences(str(exc)) or type(exc).__name__
-        raise NotAModelError(
-            f"{str(path)!r} could not be loaded as a Keras model: {message}"
-        ) from None
+        raise _load_error(path, exc, custom_objects) from None
+
+
+_MISSING_CLASS = re.compile(
+    r"(?:Could not locate (?:class|function) |Unknown (?:layer|object|loss|metric|activation)"
+    r"(?: type)?:? )'?([A-Za-z_][A-Za-z0-9_.>]*)'?"
+)
+
+
+def _load_error(
+    path: str | os.PathLike[str], exc: Exception, given: object
+) -> NotAModelError | UserError:
+    """One line for a failed load: a missing custom class is named with the flag that gives it."""
+    text = str(exc)
+    missing = _MISSING_CLASS.search(text)
+    if missing:
+        name = missing.group(1)
+        if given is None:
+            return UserError(
+                f"{str(path)!r} uses the custom object {name!r}, which Keras does not know; "
+                "name the module that defines it with --custom-objects FILE.py (or pkg.module)",
+                params=("custom_objects",),
+            )
+        return UserError(
+            f"{str(path)!r} uses the custom object {name!r}, which {_label(given)} does not "
+            "define or register; add it there (registered with "
+            "keras.saving.register_keras_serializable or listed in CUSTOM_OBJECTS)",
+            params=("custom_objects",),
+        )
+    cause = text.split("Exception encountered:", 1)[-1]
+    message = _sentences(cause) or _sentences(text) or type(exc).__name__
+    return NotAModelError(f"{str(path)!r} could not be loaded as a Keras model: {message}")
+
+
+def _label(given: object) -> str:
+    if isinstance(given, str):
+        return repr(given)
+    if isinstance(given, ModuleType):
+        return f"module {given.__name__!r}"
+    return "the given custom_objects"
+
+
+def collect_custom_objects(
+    spec: str | ModuleType | Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The objects a model may need from the user's module, by the name Keras looks up.
+
+    Importing the module runs its `keras.saving.register_keras_serializable` decorators, so
+    Keras' registry finds those classes by itself; the module's `CUSTOM_OBJECTS` dict and the
+    Layer / Loss / Metric / Model subclasses it defines are passed as `custom_objects` too (for
+    unregistered classes and `.h5` files, which look names up plainly).
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        return dict(spec)
+    from edgeprune.user_code import load_module
+
+    module = spec if isinstance(spec, ModuleType) else load_module(spec, "custom_objects")
+    keras = _tf.keras()
+    bases = tuple(
+        base
+        for base in (
+            keras.layers.Layer,
+            keras.losses.Loss,
+            keras.metrics.Metric,
+            keras.initializers.Initializer,
+            keras.regularizers.Regularizer,
+            keras.constraints.Constraint,
+        )
+        if isinstance(base, type)
+    )
+    found: dict[str, Any] = {}
+    for name, value in vars(module).items():
+        if (
+            isinstance(value, type)
+            and issubclass(value, bases)
+            and getattr(value, "__module__", None) == module.__name__
+        ):
+            found[name] = value
+    listed = getattr(module, "CUSTOM_OBJECTS", None)
+    if listed is not None:
+        if not isinstance(listed, Mapping) or not all(isinstance(k, str) for k in listed):
+            raise UserError(
+                f"custom_objects: CUSTOM_OBJECTS in {_label(spec)} must be a dict of "
+                "{name: class or function}",
+                params=("custom_objects",),
+            )
+        found.update(listed)
+    return found
 
 
 def check_keras_archive(
@@ -160,8 +253,12 @@ def _lambda_layers(config: bytes) -> list[str]:
 
 
 def _sentences(text: str, limit: int = 300) -> str:
-    """The first line of `text`, whole sentences up to `limit` characters (never cut mid-word)."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
+    """The first paragraph of `text` as one line, whole sentences up to `limit` characters.
+
+    Never cut mid-word: when even the first sentence is too long it ends at a word with " ...".
+    """
+    paragraph = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0] if text.strip() else ""
+    first = " ".join(paragraph.split())
     if len(first) <= limit:
         return first
     kept = ""
@@ -169,7 +266,10 @@ def _sentences(text: str, limit: int = 300) -> str:
         if len(kept) + len(sentence) + 1 > limit:
             break
         kept = f"{kept} {sentence}".strip()
-    return kept or first[:limit].rsplit(" ", 1)[0] + " ..."
+    if kept:
+        return kept
+    cut = first[: limit + 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else first[:limit]) + " ..."
 
 
 def _mb(value: int) -> str:

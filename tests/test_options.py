@@ -61,6 +61,10 @@ NOT_IN_RECIPES = {
     ("convert", "data"): "a recipe calibrates on its data section",
     ("xnnpack_fix", "data"): "a recipe compares outputs on its data section's validation samples",
     ("bench", "inputs"): "a recipe ships its validation samples (bench.inputs: true|false)",
+    ("prune", "custom_objects"): "a recipe names them once, at its top level",
+    ("channels", "custom_objects"): "a recipe names them once, at its top level",
+    ("convert", "custom_objects"): "a recipe names them once, at its top level",
+    ("xnnpack_fix", "custom_objects"): "a recipe names them once, at its top level",
 }
 
 VERBS = {

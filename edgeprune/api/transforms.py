@@ -51,7 +51,7 @@ def prune(
         if isinstance(values["data"], os.PathLike):
             values["data"] = str(values["data"])
     checked = PruneOptions.create(**values)
-    copy = _copy_model(model)
+    copy = _copy_model(model, checked.custom_objects)
     if data is None:
         report = prune_with_options(copy, checked)
         return PruneResult(copy, report, {**checked.selection_dict(), "mode": "one-shot"})
@@ -102,7 +102,7 @@ def prune_channels(
     if data is not None:
         values["data"] = str(data) if isinstance(data, (str, os.PathLike)) else "dataset"
     checked = ChannelOptions.create(**values)
-    source = _load(model)
+    source = _load(model, checked.custom_objects)
     dataset = None
     if data is not None:
         dataset = _dataset(data, source)
@@ -143,12 +143,12 @@ def xnnpack_fix(model: ModelLike) -> FixResult:
     )
 
 
-def _load(model: ModelLike) -> Any:
+def _load(model: ModelLike, custom_objects: str | None = None) -> Any:
     """A path loads a Keras model; a model object is used as it is (the verb does not edit it)."""
     if isinstance(model, (str, os.PathLike)):
         from edgeprune.models import load_keras_model
 
-        return load_keras_model(model)
+        return load_keras_model(model, custom_objects=custom_objects)
     if not hasattr(model, "layers"):
         raise UserError(
             f"model is a {type(model).__name__}; give a Keras model or the path of a .keras file",
@@ -157,10 +157,10 @@ def _load(model: ModelLike) -> Any:
     return model
 
 
-def _copy_model(model: ModelLike) -> Any:
+def _copy_model(model: ModelLike, custom_objects: str | None = None) -> Any:
     """A model to edit: loaded fresh from a path, else a clone with the same weights."""
     if isinstance(model, (str, os.PathLike)):
-        return _load(model)
+        return _load(model, custom_objects)
     source = _load(model)
     from edgeprune import _tf
 

@@ -43,7 +43,7 @@ def prune_channels_file(
         raise UserError(f"output {str(output)!r} is the input model; choose another file name")
     chosen = ChannelOptions.from_parts(options, keywords)
 
-    model = load_keras_model(source)
+    model = load_keras_model(source, custom_objects=chosen.custom_objects)
     dataset = load_fitting_data(chosen.data, model) if chosen.data is not None else None
     pruned, report = prune_channels(model, options=chosen)
     if dataset is not None:

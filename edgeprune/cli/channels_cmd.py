@@ -39,6 +39,7 @@ def register(app: typer.Typer) -> None:
         learning_rate: float = flag(ChannelOptions, "learning_rate"),
         seed: int = flag(ChannelOptions, "seed"),
         tensorboard: Optional[str] = flag(ChannelOptions, "tensorboard", metavar="DIR"),
+        custom_objects: Optional[str] = flag(ChannelOptions, "custom_objects"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
         quiet: bool = quiet_option(),
     ) -> None:

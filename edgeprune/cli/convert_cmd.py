@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         data: Optional[str] = flag(ConvertOptions, "data"),
         io: str = flag(ConvertOptions, "io"),
         calibration_samples: Optional[int] = flag(ConvertOptions, "calibration_samples"),
+        custom_objects: Optional[str] = flag(ConvertOptions, "custom_objects"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Convert a model to .tflite, quantized and with sparse weights when it pays."""
@@ -39,6 +40,7 @@ def register(app: typer.Typer) -> None:
             data=data,
             io=io,
             calibration_samples=calibration_samples,
+            custom_objects=custom_objects,
         )
         if json_output:
             print_json(report.to_dict())

@@ -21,12 +21,19 @@ def register(app: typer.Typer) -> None:
         data: str = flag(EvaluateOptions, "data"),
         reference: Optional[str] = flag(EvaluateOptions, "reference"),
         batch_size: int = flag(EvaluateOptions, "batch_size"),
+        custom_objects: Optional[str] = flag(EvaluateOptions, "custom_objects"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Top-1 (and top-5) on the validation split; with --reference, output parity."""
         from edgeprune.tflite.evaluation import evaluate
 
-        report = evaluate(model, data, reference=reference, batch_size=batch_size)
+        report = evaluate(
+            model,
+            data,
+            reference=reference,
+            batch_size=batch_size,
+            custom_objects=custom_objects,
+        )
         if json_output:
             print_json(report.to_dict())
             return

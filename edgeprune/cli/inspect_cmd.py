@@ -7,7 +7,9 @@ from typing import Any
 import typer
 
 from edgeprune.cli.common import console, print_json
+from edgeprune.cli.options import flag
 from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.options import CustomObjectsFields
 from edgeprune.text import percent
 
 
@@ -21,15 +23,16 @@ def register(app: typer.Typer) -> None:
         pattern: str | None = typer.Option(
             None, "--pattern", help="Check every weight tensor against N:M or block:RxC."
         ),
+        custom_objects: str | None = flag(CustomObjectsFields, "custom_objects"),
     ) -> None:
         """Parameters, sparsity, sizes, ops, inputs/outputs and quantization of a model."""
         from edgeprune.workflows.inspection import inspect_model
         from edgeprune.xnnpack.pattern_check import check_pattern_option, pattern_section
 
         parsed = check_pattern_option(model, pattern)  # a bad --pattern fails before any work
-        report = inspect_model(model)
+        report = inspect_model(model, custom_objects)
         if parsed is not None:
-            report["pattern"] = pattern_section(model, parsed)
+            report["pattern"] = pattern_section(model, parsed, custom_objects)
         if json_output:
             print_json(report)
             return

@@ -49,6 +49,7 @@ def prune(
     learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
     tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
+    custom_objects: str | None = flag(PruneOptions, "custom_objects"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -100,6 +101,11 @@ def _print_run(run: Any) -> None:
         f"(target {report.sparsity:.2%}; all kernels {report.all_kernels:.2%}); {dense}",
         soft_wrap=True,
     )
+    if report.unknown_layers:  # the user's own layers: left as they are, and said so
+        names = ", ".join(
+            f"{u.layer} ({u.class_name}, {u.params:,} params)" for u in report.unknown_layers
+        )
+        console.print(f"custom layers left as they are: {names}", soft_wrap=True)
     accuracy = run.accuracy
     if accuracy is not None:
         console.print(

@@ -25,12 +25,15 @@ def register(app: typer.Typer) -> None:
         data: str | None = flag(FixOptions, "data"),
         samples: int = flag(FixOptions, "samples"),
         seed: int = flag(FixOptions, "seed"),
+        custom_objects: str | None = flag(FixOptions, "custom_objects"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Rewrite asymmetric stride-2 padding so XNNPACK's sparse path can take the model."""
         from edgeprune.xnnpack.fix_file import fix_model_file
 
-        run = fix_model_file(model, output, data=data, samples=samples, seed=seed)
+        run = fix_model_file(
+            model, output, data=data, samples=samples, seed=seed, custom_objects=custom_objects
+        )
         if json_output:
             print_json(run.to_dict())
             return

@@ -121,7 +121,7 @@ def prune_model_file(
         )
     target = check_output_path(output, OUTPUT_SUFFIXES, "output model")
     source_path = Path(source)
-    model = load_keras_model(source_path)
+    model = load_keras_model(source_path, custom_objects=options.custom_objects)
     run_options: dict[str, Any] = {**options.selection_dict(), "mode": "one-shot"}
     gradual = None
     dataset = None

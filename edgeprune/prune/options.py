@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_serializer, model_val
 
 from edgeprune.errors import UserError
 from edgeprune.files import check_log_dir
-from edgeprune.options import StageOptions
+from edgeprune.options import CustomObjectsFields, StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
@@ -54,7 +54,7 @@ SELECTION = (
 """Options that say which weights go: all a one-shot prune needs."""
 
 
-class PruneOptions(StageOptions):
+class PruneOptions(CustomObjectsFields):
     """What to prune, how far, and (with `data`) how to fine-tune while pruning.
 
     Build with `PruneOptions.create(sparsity, scope=...)`; after validation `sparsity` is

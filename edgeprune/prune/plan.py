@@ -7,7 +7,7 @@ done) before any weight changes; masks are then computed as often as the caller 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,12 +17,14 @@ from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.policy import PruneTarget
 from edgeprune.prune.report import PruneReport, measure_report
 from edgeprune.prune.selection import Selection, select_kernels
+from edgeprune.prune.unknown import UnknownLayer, unknown_layers
 
 
 @dataclass
 class PrunePlan:
     options: PruneOptions
     selection: Selection
+    unknown: list[UnknownLayer] = field(default_factory=list)  # custom layers, left alone
 
     @classmethod
     def for_model(cls, model: Any, options: PruneOptions) -> PrunePlan:
@@ -36,7 +38,7 @@ class PrunePlan:
             min_params=options.min_params,
             pattern=options.pattern,
         )
-        return cls(options, selection)
+        return cls(options, selection, unknown_layers(model))
 
     @property
     def targets(self) -> list[PruneTarget]:
@@ -70,6 +72,7 @@ class PrunePlan:
             scope=self.options.scope,
             pattern=self.options.pattern,
             policy=self.options.policy_name,
+            unknown=self.unknown,
         )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from edgeprune.prune.patterns import Pattern
 from edgeprune.prune.policy import PruneTarget
 from edgeprune.prune.selection import SkippedKernel
+from edgeprune.prune.unknown import UnknownLayer
 
 
 @dataclass
@@ -47,6 +48,7 @@ class PruneReport:
     policy: str
     kernels: list[KernelResult]
     skipped: list[SkippedKernel] = field(default_factory=list)
+    unknown_layers: list[UnknownLayer] = field(default_factory=list)
 
     @property
     def pruned_size(self) -> int:
@@ -96,6 +98,7 @@ class PruneReport:
             "pattern_ok": self.pattern_ok,
             "kernels": [k.to_dict() for k in self.kernels],
             "skipped": [s.to_dict() for s in self.skipped],
+            "unknown_layers": [u.to_dict() for u in self.unknown_layers],
         }
 
 
@@ -108,6 +111,7 @@ def measure_report(
     scope: str,
     pattern: Pattern | None,
     policy: str,
+    unknown: Sequence[UnknownLayer] = (),
 ) -> PruneReport:
     """Read the kernels back and count what pruning actually left."""
     kernels = []
@@ -132,4 +136,5 @@ def measure_report(
         policy=policy,
         kernels=kernels,
         skipped=list(skipped),
+        unknown_layers=list(unknown),
     )

@@ -42,6 +42,13 @@ class Recipe:
         path = Path(os.path.expanduser(value))
         return path if path.is_absolute() else self.folder / path
 
+    def custom_objects(self) -> str | None:
+        """`custom_objects:` as `load_keras_model` takes it: a FILE.py resolved here, or pkg.module."""
+        value = self.spec.custom_objects
+        if value is None or not (value.endswith(".py") or "/" in value or "\\" in value):
+            return value
+        return str(self.resolve(value))
+
     def dataset_spec(self, value: str) -> str:
         """A dataset spec with file paths resolved (built-in names such as 'digits' kept)."""
         return value if value in BUILTIN_DATASETS else str(self.resolve(value))

@@ -152,6 +152,11 @@ class RecipeFile(_Strict):
         None, description="Also log every variant × device to this MLflow tracking URI."
     )
     inventory: str | None = None
+    custom_objects: str | None = Field(
+        None,
+        description="FILE.py (relative to the recipe) or pkg.module with the model's custom "
+        "layers; every step that loads a Keras model uses it.",
+    )
     # Both are built by create_model from the fleet's options, which mypy cannot follow.
     bench: BenchSpec = Field(default_factory=BenchSpec)  # type: ignore[valid-type]
     deploy: DeploySpec = Field(default_factory=DeploySpec)  # type: ignore[valid-type]
@@ -187,7 +192,7 @@ def step_model(
 PruneStep = step_model(
     "PruneStep",
     PruneOptions,
-    [k for k in PruneOptions.model_fields if k != "data"],
+    [k for k in PruneOptions.model_fields if k not in ("data", "custom_objects")],
     "Unstructured magnitude pruning; `gradual` fine-tunes on data.train while pruning.",
     first={"method": (Literal["gradual", "oneshot"], "gradual")},
     types={
@@ -220,7 +225,7 @@ FinetuneStep = step_model(
 ConvertStep = step_model(
     "ConvertStep",
     ConvertOptions,
-    [k for k in ConvertOptions.model_fields if k != "data"],
+    [k for k in ConvertOptions.model_fields if k not in ("data", "custom_objects")],
     "TFLite conversion; `sparse_weights: auto` (or unset) stores weights sparse when >= 50 % zero.",
     types={
         "quantize": Literal[QUANTIZE_MODES],
@@ -233,7 +238,7 @@ ConvertStep = step_model(
 XnnpackFixStep = step_model(
     "XnnpackFixStep",
     FixOptions,
-    [k for k in FixOptions.model_fields if k != "data"],
+    [k for k in FixOptions.model_fields if k not in ("data", "custom_objects")],
     "Rewrite asymmetric stride-2 padding so XNNPACK's sparse path can take the model "
     "(put it before a prune step with policy xnnpack); outputs are compared on data's "
     "validation samples when the recipe has data, else on seeded noise.",

@@ -45,7 +45,9 @@ def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
             model = _application(ctx.recipe)
         else:
             assert spec.file is not None
-            model = load_keras_model(ctx.recipe.resolve(spec.file))
+            model = load_keras_model(
+                ctx.recipe.resolve(spec.file), custom_objects=ctx.recipe.custom_objects()
+            )
         ctx.input_shape = tuple(model.input_shape)
         if spec.train is not None:
             data = ctx.data.training(ctx.input_shape)
@@ -143,7 +145,7 @@ def run_prune(
 
     metrics: dict[str, Any] = {}
     with ctx.scope():
-        model = load_keras_model(source)
+        model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
         if options["method"] == "gradual":
             data = ctx.data.training(ctx.input_shape)
             given = {k: v for k, v in options.items() if k != "method"}
@@ -175,7 +177,7 @@ def run_xnnpack_fix(
     from edgeprune.xnnpack.policy import plan_keras_model
 
     with ctx.scope():
-        model = load_keras_model(source)
+        model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
         fixed = fix_model(model)
         metrics: dict[str, Any] = {"rewrites": len(fixed.rewrites)}
         data = ctx.data.training(ctx.input_shape) if ctx.recipe.spec.data is not None else None
@@ -205,7 +207,7 @@ def run_channels(
     from edgeprune.models import load_keras_model
 
     with ctx.scope():
-        model = load_keras_model(source)
+        model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
         with _tf.quiet_native_output():
             pruned, report = prune_channels(model, options=ChannelOptions.create(**options))
         metrics: dict[str, Any] = {
@@ -231,7 +233,7 @@ def run_finetune(
     from edgeprune.prune.constraint import strip_pruning
 
     with ctx.scope():
-        model = load_keras_model(source)
+        model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
         data = ctx.data.training(ctx.input_shape)
         kept = _keep_zeros(model)
         try:
@@ -291,6 +293,7 @@ def run_convert(
         dataset=dataset,
         io=options["io"],
         calibration_samples=options["calibration_samples"],
+        custom_objects=ctx.recipe.custom_objects(),
     )
     _tf.keras().backend.clear_session()
     from device_agents.integrity import sha256_file

@@ -111,7 +111,7 @@ def convert(
         raise UserError(
             f"{manifest_path(target)} is a directory, but the manifest goes there; move it away"
         )
-    model = open_source(source)
+    model = open_source(source, chosen.custom_objects)
     data = None
     if dataset is not None:
         data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())

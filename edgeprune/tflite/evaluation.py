@@ -83,14 +83,19 @@ def evaluate(
     *,
     reference: str | os.PathLike[str] | Any | None = None,
     batch_size: int = 64,
+    custom_objects: str | None = None,
 ) -> EvaluationReport:
     """Top-1 (and top-5 when there are more than 5 classes) of `model` on the validation split."""
-    EvaluateOptions.create(data=dataset, reference=reference, batch_size=batch_size)
-    predictor = load_predictor(model)
+    EvaluateOptions.create(
+        data=dataset, reference=reference, batch_size=batch_size, custom_objects=custom_objects
+    )
+    predictor = load_predictor(model, custom_objects=custom_objects)
     data = dataset_for(dataset, predictor.input_shape)
     if hasattr(predictor, "batch_size"):
         predictor.batch_size = batch_size
-    reference_predictor = load_predictor(reference) if reference is not None else None
+    reference_predictor = (
+        load_predictor(reference, custom_objects=custom_objects) if reference is not None else None
+    )
     outputs = _classify(predictor, data)
     classes = int(outputs.shape[1])
     report = EvaluationReport(

@@ -31,14 +31,16 @@ WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CO
 _PASS_THROUGH = ("DENSIFY", "DEQUANTIZE")
 
 
-def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_model(
+    path: str | os.PathLike[str], custom_objects: str | None = None
+) -> dict[str, Any]:
     """Inspect any supported model file or SavedModel directory (no XNNPACK section)."""
     fmt = model_format(path)
     if fmt == "tflite":
         return inspect_tflite(path)
     if fmt == "savedmodel":
         return inspect_saved_model(path)
-    return inspect_keras_file(path, load_keras_model(path))
+    return inspect_keras_file(path, load_keras_model(path, custom_objects=custom_objects))
 
 
 def inspect_keras_file(path: str | os.PathLike[str], keras_model: Any) -> dict[str, Any]:

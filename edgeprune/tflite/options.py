@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from edgeprune.errors import UserError
-from edgeprune.options import StageOptions
+from edgeprune.options import CustomObjectsFields
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 IO_TYPES = ("float", "int8")
@@ -25,7 +25,7 @@ def at_least_one(data: Any, name: str, message: str) -> None:
         raise UserError(message.format(value=value), params=(name,))
 
 
-class ConvertOptions(StageOptions):
+class ConvertOptions(CustomObjectsFields):
     """How to convert to .tflite. `sparse_weights` None: sparse when kernels are >= 50 % zero.
 
     Whether int8 has its calibration data is checked where the dataset is known
@@ -74,7 +74,7 @@ class ConvertOptions(StageOptions):
         return data
 
 
-class EvaluateOptions(StageOptions):
+class EvaluateOptions(CustomObjectsFields):
     """What to evaluate on and against. `data` and `reference` may also be loaded objects."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

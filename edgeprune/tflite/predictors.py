@@ -135,7 +135,11 @@ class TFLitePredictor:
         return self.runner.predict(x, batch_size=self.batch_size)
 
 
-def load_predictor(model: str | os.PathLike[str] | Any, label: str | None = None) -> Predictor:
+def load_predictor(
+    model: str | os.PathLike[str] | Any,
+    label: str | None = None,
+    custom_objects: str | None = None,
+) -> Predictor:
     """A predictor for a Keras model object or a model path of any supported format."""
     if not isinstance(model, (str, os.PathLike)):
         return KerasPredictor(model, label or str(getattr(model, "name", "model")))
@@ -146,4 +150,4 @@ def load_predictor(model: str | os.PathLike[str] | Any, label: str | None = None
         return TFLitePredictor(path, label)
     if fmt == "savedmodel":
         return SavedModelPredictor(path, label)
-    return KerasPredictor(load_keras_model(path), label)
+    return KerasPredictor(load_keras_model(path, custom_objects=custom_objects), label)

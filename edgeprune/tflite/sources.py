@@ -42,7 +42,9 @@ class ConversionSource:
             return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
 
 
-def open_source(source: str | os.PathLike[str] | Any) -> ConversionSource:
+def open_source(
+    source: str | os.PathLike[str] | Any, custom_objects: str | None = None
+) -> ConversionSource:
     """Load the model to convert; a .tflite or a non-model gets a one-line UserError."""
     if not isinstance(source, (str, os.PathLike)):
         if not hasattr(source, "layers") or not hasattr(source, "inputs"):
@@ -58,7 +60,7 @@ def open_source(source: str | os.PathLike[str] | Any) -> ConversionSource:
         )
     if fmt == "savedmodel":
         return _saved_model_source(path)
-    return _keras_source(load_keras_model(path), str(source), path)
+    return _keras_source(load_keras_model(path, custom_objects=custom_objects), str(source), path)
 
 
 def _keras_source(model: Any, label: str, path: Path | None) -> ConversionSource:

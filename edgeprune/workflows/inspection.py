@@ -16,7 +16,9 @@ from edgeprune.tflite import inspection as facts
 from edgeprune.tflite.flatbuffer import read_model
 
 
-def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
+def inspect_model(
+    path: str | os.PathLike[str], custom_objects: str | None = None
+) -> dict[str, Any]:
     """Inspect any supported model; `.tflite` and Keras files get an "xnnpack" section."""
     fmt = model_format(path)
     if fmt == "tflite":
@@ -25,7 +27,7 @@ def inspect_model(path: str | os.PathLike[str]) -> dict[str, Any]:
         return facts.inspect_saved_model(path)
     from edgeprune.xnnpack.policy import predicted_sparse_path  # pulls in the Keras rules
 
-    keras_model = load_keras_model(path)
+    keras_model = load_keras_model(path, custom_objects=custom_objects)
     report = facts.inspect_keras_file(path, keras_model)
     report["xnnpack"] = predicted_sparse_path(keras_model)
     return report

@@ -65,7 +65,7 @@ def fix_model_file(
     data, samples, seed = chosen.data, chosen.samples, chosen.seed
     target = check_output_path(output, (".keras",), "output model")
     source_path = Path(source)
-    model = load_keras_model(source_path)
+    model = load_keras_model(source_path, custom_objects=chosen.custom_objects)
     fixed = fix_model(model)
     inputs, described = _comparison_inputs(model, data, samples, seed)
     change = output_change(model, fixed.model, inputs) if inputs is not None else None

@@ -6,11 +6,11 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from edgeprune.options import StageOptions
+from edgeprune.options import CustomObjectsFields
 from edgeprune.tflite.options import at_least_one
 
 
-class FixOptions(StageOptions):
+class FixOptions(CustomObjectsFields):
     """What the fixed model's outputs are compared on: a dataset, or seeded noise."""
 
     stage = "xnnpack_fix"

@@ -132,11 +132,13 @@ def check_pattern_option(path: str, pattern: str | None) -> Pattern | None:
     return parsed
 
 
-def pattern_section(path: str, pattern: Pattern) -> dict[str, Any]:
+def pattern_section(
+    path: str, pattern: Pattern, custom_objects: str | None = None
+) -> dict[str, Any]:
     """The pattern report of the model file at `path`."""
     from edgeprune.models import load_keras_model, model_format
     from edgeprune.tflite.flatbuffer import read_model
 
     if model_format(path) == "tflite":
         return tflite_pattern_report(read_model(path), pattern)
-    return keras_pattern_report(load_keras_model(path), pattern)
+    return keras_pattern_report(load_keras_model(path, custom_objects=custom_objects), pattern)
