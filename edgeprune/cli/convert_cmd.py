@@ -67,6 +67,14 @@ def register(app: typer.Typer) -> None:
             if "source_top1" in acc:
                 line += f"; source model {percent(acc['source_top1'])}"
             console.print(line)
+        parity = report.parity or {}
+        if "max_abs_diff" in parity:
+            console.print(
+                f"  parity with the source: max |diff| {parity['max_abs_diff']:.4g}, mean "
+                f"{parity['mean_abs_diff']:.4g} on {parity['samples']} {parity['inputs']}"
+            )
+        elif parity.get("note"):
+            console.print(f"  parity: {parity['note']}")
         for note in report.notes:
             console.print(f"  note: {note}")
         console.print(f"  manifest {report.manifest}")

@@ -41,7 +41,9 @@ from edgeprune.tflite.options import (
 )
 from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
+from edgeprune.tflite.source_parity import source_parity
 from edgeprune.tflite.sources import ConversionSource, open_source
+from edgeprune.tflite.weight_bytes import check_weight_bytes
 
 SPARSE_AUTO_THRESHOLD = 0.5
 SPARSE_RUNNABLE = ("none", "float16")
@@ -65,6 +67,8 @@ class ConvertReport:
     seconds: float
     accuracy: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    parity: dict[str, Any] | None = None  # max |diff| of the outputs vs the source
+    weight_bytes: int = 0  # constant bytes in the .tflite (checked against the source's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,13 +137,15 @@ def convert(
     with artifact(target) as art:
         tmp = art.path
         tmp.write_bytes(content)
-        _smoke_run(tmp, str(target), quantize, sparse, choice)
         parsed = read_model(tmp, name=str(target))
+        weight_bytes = _check_weights(model, parsed, quantize)
+        _smoke_run(tmp, str(target), quantize, sparse, choice)
         sparse_tensors = sum(1 for t in parsed.main.tensors if t.sparsity is not None)
         densify_ops = parsed.op_counts().get("DENSIFY", 0)
         if sparse and sparse_tensors == 0:
             notes.append("the converter found no weight tensor worth storing sparse")
         accuracy = _accuracy(tmp, str(target), model, data) if data is not None else None
+        parity = source_parity(tmp, str(target), model, data.x_val if data is not None else None)
         manifest = art.describe(
             step="convert",
             options=recorded,
@@ -153,6 +159,9 @@ def convert(
                 "densify_ops": densify_ops,
                 "source_kind": model.kind,
                 "source_label": model.label,
+                "parity": parity,
+                "weight_bytes": weight_bytes,
+                "source_weight_bytes": model.weight_bytes,
             },
         )
     written = manifest_path(target)
@@ -173,6 +182,15 @@ def convert(
         seconds=time.perf_counter() - start,
         accuracy=accuracy,
         notes=notes,
+        parity=parity,
+        weight_bytes=weight_bytes,
+    )
+
+
+def _check_weights(model: ConversionSource, parsed: Any, quantize: str) -> int:
+    """The output's weight bytes; refuses a .tflite that lost its source's variables."""
+    return check_weight_bytes(
+        model.weight_bytes, parsed, quantize, float(model.sparsity.get("overall", 0.0)), model.label
     )
 
 

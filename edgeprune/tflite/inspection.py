@@ -25,6 +25,7 @@ from edgeprune.keras_stats import model_stats
 from edgeprune.manifest import gzip_size, read_manifest
 from edgeprune.models import load_keras_model, model_format
 from edgeprune.tflite.flatbuffer import Subgraph, Tensor, TFLiteModel, read_model
+from edgeprune.tflite.sources import saved_model_variables
 
 # Ops whose input #1 is a weight tensor and input #2 a bias.
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D")
@@ -160,7 +161,7 @@ def inspect_saved_model(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{str(path)!r} cannot be loaded as a SavedModel: {type(exc).__name__}"
         ) from None
     variables = []
-    for variable in getattr(loaded, "variables", []):
+    for variable in saved_model_variables(loaded):
         values = np.asarray(variable.numpy())
         zeros = int(np.count_nonzero(values == 0))
         variables.append(

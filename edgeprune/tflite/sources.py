@@ -29,17 +29,39 @@ class ConversionSource:
     keras_model: Any | None  # None for a SavedModel
     input_shapes: list[tuple[int | None, ...]]
     sparsity: dict[str, Any]  # {"overall": f, "layers": {name: f}} over prunable kernels
+    weight_bytes: int = 0  # bytes of the variables the model computes with
+    saved_model: Any | None = None  # the loaded SavedModel (its trackable root)
+    signature: Any | None = None  # its serving_default concrete function
 
     @property
     def kind(self) -> str:
         return "keras" if self.keras_model is not None else "savedmodel"
 
     def converter(self) -> Any:
+        """A converter that freezes the variables into the .tflite.
+
+        A SavedModel goes through its serving function with the loaded trackable, so its
+        captured variables become constants: `from_saved_model` on a `tf.saved_model.save`
+        directory (no Keras metadata) keeps them as VAR_HANDLE/READ_VARIABLE ops and writes
+        a .tflite without weights.
+        """
         tf = _tf.tf()
         with quiet():
             if self.keras_model is not None:
                 return tf.lite.TFLiteConverter.from_keras_model(self.keras_model)
-            return tf.lite.TFLiteConverter.from_saved_model(str(self.path))
+            return tf.lite.TFLiteConverter.from_concrete_functions(
+                [self.signature], self.saved_model
+            )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The source's own outputs (one-output models), for parity with the .tflite."""
+        if self.keras_model is not None:
+            with quiet():
+                return np.asarray(self.keras_model.predict(x, verbose=0), dtype=np.float32)
+        tf = _tf.tf()
+        name, spec = next(iter(self.signature.structured_input_signature[1].items()))
+        result = self.signature(**{name: tf.constant(x, dtype=spec.dtype)})
+        return np.asarray(next(iter(result.values())).numpy(), dtype=np.float32)
 
 
 def open_source(
@@ -73,6 +95,7 @@ def _keras_source(model: Any, label: str, path: Path | None) -> ConversionSource
         keras_model=model,
         input_shapes=shapes,
         sparsity={"overall": stats.kernel_sparsity, "layers": layers},
+        weight_bytes=variable_bytes(model.weights),
     )
 
 
@@ -90,20 +113,52 @@ def _saved_model_source(path: Path) -> ConversionSource:
     shapes = [
         tuple(spec.shape.as_list()) for spec in signature.structured_input_signature[1].values()
     ]
+    variables = saved_model_variables(loaded)
     return ConversionSource(
         label=str(path),
         path=path,
         keras_model=None,
         input_shapes=shapes,
         sparsity=saved_model_sparsity(loaded),
+        weight_bytes=variable_bytes(variables),
+        saved_model=loaded,
+        signature=signature,
     )
+
+
+def saved_model_variables(loaded: Any) -> list[Any]:
+    """The variables a SavedModel computes with, each once.
+
+    A `tf.saved_model.save` directory of a Keras 3 model has no `.variables` on its root;
+    its serving function captures them, so those are read first.
+    """
+    found: dict[int, Any] = {}
+    signature = getattr(loaded, "signatures", {}).get("serving_default")
+    for variable in [
+        *(getattr(signature, "variables", None) or []),
+        *(getattr(loaded, "variables", None) or []),
+    ]:
+        found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
+def variable_bytes(variables: Any) -> int:
+    """Bytes the values of `variables` take (what a converted model should mostly keep)."""
+    total = 0
+    for variable in variables:
+        dtype = np.dtype(getattr(variable.dtype, "as_numpy_dtype", variable.dtype))
+        count = 1
+        for dim in variable.shape:
+            count *= int(dim)
+        total += count * dtype.itemsize
+    return total
 
 
 def saved_model_sparsity(loaded: Any) -> dict[str, Any]:
     """Zeros over the kernel variables of a SavedModel (no Keras layers to ask)."""
     layers: dict[str, float] = {}
     size = zeros = 0
-    for variable in getattr(loaded, "variables", []):
+    for variable in saved_model_variables(loaded):
         name = variable.name.split(":")[0]
         if name.rsplit("/", 1)[-1] not in _KERNEL_NAMES or len(variable.shape) < 2:
             continue
