@@ -284,6 +284,24 @@ def save_keras_model(model: Any, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def has_graph(model: Any) -> bool:
+    """Whether `model` has a layer graph with inputs (functional or Sequential, not subclassed)."""
+    try:
+        return bool(model.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def require_graph(model: Any, label: str, needed_for: str) -> None:
+    """Refuse a subclassed keras.Model, which has no input signature, before any work."""
+    if not has_graph(model):
+        raise UserError(
+            f"{label!r} is a subclassed keras.Model ({type(model).__name__}) without inputs, "
+            f"and {needed_for} needs its input shapes; call it once on a batch and "
+            "model.export(DIR) it (a SavedModel, which converts), or rebuild it functionally"
+        )
+
+
 def count_parameters(model: Any) -> int:
     return int(sum(int(_size(w.shape)) for w in model.weights))
 

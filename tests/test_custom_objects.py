@@ -224,3 +224,54 @@ def test_long_load_errors_are_never_cut_mid_word():
     assert one_word == "x" * 100 + " ..."
     words = _sentences("word " * 100, limit=42)
     assert words.endswith("word ...") and "wor " not in words
+
+
+SUBCLASSED = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="ep_test_sub")
+class TinyNet(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(8, 3)
+        self.flat = keras.layers.Flatten()
+        self.head = keras.layers.Dense(10)
+
+    def call(self, x):
+        return self.head(self.flat(self.conv(x)))
+"""
+
+
+def test_a_subclassed_model_is_pruned_through_its_kernels(run_cli, tmp_path):
+    """One-shot masks work per variable; channels and conversion need the graph and say so."""
+    import importlib.util
+
+    source = tmp_path / "tiny_net.py"
+    source.write_text(SUBCLASSED)
+    spec = importlib.util.spec_from_file_location("build_tiny_net", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TinyNet()
+    model(np.zeros((1, 8, 8, 1), np.float32))
+    model.save(tmp_path / "sub.keras")
+    flag = ("--custom-objects", source)
+
+    pruned = tmp_path / "pruned.keras"
+    outcome = run_cli(
+        "prune", tmp_path / "sub.keras", "--sparsity", "0.5", "--min-params", "0",
+        "-o", pruned, "--json", *flag,
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    kernels = {k["layer"]: k for k in json.loads(outcome.out)["report"]["kernels"]}
+    assert sorted(k["class_name"] for k in kernels.values()) == ["Conv2D", "Dense"], kernels
+    assert all(abs(k["zeros"] / k["size"] - 0.5) < 0.01 for k in kernels.values())
+
+    outcome = run_cli("channels", pruned, "--ratio", "0.3", "-o", tmp_path / "c.keras", *flag)
+    assert outcome.code == 2 and "subclassed keras.Model" in outcome.err
+    outcome = run_cli("convert", pruned, "-o", tmp_path / "sub.tflite", *flag)
+    assert outcome.code == 2 and len(outcome.err.strip().splitlines()) == 1, outcome.err
+    assert "subclassed keras.Model (TinyNet) without inputs" in outcome.err
+    assert "model.export(DIR)" in outcome.err
+    assert not (tmp_path / "sub.tflite").exists()

@@ -23,7 +23,7 @@ from edgeprune._tf import quiet_native_output as quiet
 from edgeprune.errors import UserError
 from edgeprune.keras_stats import model_stats
 from edgeprune.manifest import gzip_size, read_manifest
-from edgeprune.models import load_keras_model, model_format
+from edgeprune.models import has_graph, load_keras_model, model_format
 from edgeprune.tflite.flatbuffer import Subgraph, Tensor, TFLiteModel, read_model
 from edgeprune.tflite.sources import saved_model_variables
 
@@ -143,8 +143,8 @@ def inspect_keras_model(model: Any) -> dict[str, Any]:
         "params": stats.params,
         "macs": stats.macs,
         "kernel_sparsity": stats.kernel_sparsity,
-        "inputs": [_keras_io(t) for t in model.inputs],
-        "outputs": [_keras_io(t) for t in model.outputs],
+        "inputs": [_keras_io(t) for t in model.inputs] if has_graph(model) else [],
+        "outputs": [_keras_io(t) for t in model.outputs] if has_graph(model) else [],
         "layers": [layer.to_dict() for layer in stats.layers],
     }
 

@@ -16,7 +16,7 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune._tf import quiet_native_output as quiet
 from edgeprune.errors import UserError
-from edgeprune.models import load_keras_model, model_format
+from edgeprune.models import load_keras_model, model_format, require_graph
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner, runtime_version
 
 
@@ -39,6 +39,7 @@ class KerasPredictor:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        require_graph(self.model, self.label, "evaluation")
         if len(self.model.inputs) != 1 or len(self.model.outputs) != 1:
             raise UserError(
                 f"{self.label!r} has {len(self.model.inputs)} inputs and "

@@ -17,7 +17,7 @@ from edgeprune import _tf
 from edgeprune._tf import quiet_native_output as quiet
 from edgeprune.errors import UserError
 from edgeprune.keras_stats import model_stats
-from edgeprune.models import load_keras_model, model_format
+from edgeprune.models import load_keras_model, model_format, require_graph
 
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 
@@ -59,6 +59,7 @@ class ConversionSource:
             with quiet():
                 return np.asarray(self.keras_model.predict(x, verbose=0), dtype=np.float32)
         tf = _tf.tf()
+        assert self.signature is not None  # a SavedModel source always has one
         name, spec = next(iter(self.signature.structured_input_signature[1].items()))
         result = self.signature(**{name: tf.constant(x, dtype=spec.dtype)})
         return np.asarray(next(iter(result.values())).numpy(), dtype=np.float32)
@@ -69,7 +70,7 @@ def open_source(
 ) -> ConversionSource:
     """Load the model to convert; a .tflite or a non-model gets a one-line UserError."""
     if not isinstance(source, (str, os.PathLike)):
-        if not hasattr(source, "layers") or not hasattr(source, "inputs"):
+        if not hasattr(source, "layers"):
             raise UserError(
                 f"cannot convert a {type(source).__name__}; give a Keras model or a model path"
             )
@@ -86,6 +87,7 @@ def open_source(
 
 
 def _keras_source(model: Any, label: str, path: Path | None) -> ConversionSource:
+    require_graph(model, label, "conversion")
     stats = model_stats(model)
     layers = {layer.name: layer.kernel_sparsity for layer in stats.layers if layer.kernel_size}
     shapes = [tuple(t.shape) for t in model.inputs]
