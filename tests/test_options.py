@@ -65,6 +65,7 @@ NOT_IN_RECIPES = {
     ("channels", "custom_objects"): "a recipe names them once, at its top level",
     ("convert", "custom_objects"): "a recipe names them once, at its top level",
     ("xnnpack_fix", "custom_objects"): "a recipe names them once, at its top level",
+    ("adapt", "custom_objects"): "a recipe names them once, at its top level",
 }
 
 VERBS = {

@@ -142,7 +142,9 @@ def adapt_loop(
     tell = progress or (lambda _: None)
     while True:
         iteration = len(workdir.iterations) + 1
-        traced = trace_model(load_keras_model(current), options.criterion)
+        traced = trace_model(
+            load_keras_model(current, custom_objects=options.custom_objects), options.criterion
+        )
         signatures = layer_signatures(traced.graph, traced.keep_mask({}))
         predictor.fill(signatures)
         predicted = predictor.predict(signatures)
@@ -207,6 +209,7 @@ def _run_iteration(
             "output": str(scratch / f"p{index:02d}.keras"),
             "data": options.data,
             "criterion": options.criterion,
+            "custom_objects": options.custom_objects,
             "epochs": options.short_epochs,
             "finetune": {k: v for k, v in options.finetune_keywords(1).items() if k != "epochs"},
         }
@@ -225,7 +228,9 @@ def _run_iteration(
     shutil.rmtree(scratch, ignore_errors=True)
     from edgeprune.models import load_keras_model
 
-    widths = trace_model(load_keras_model(kept), options.criterion).widths
+    widths = trace_model(
+        load_keras_model(kept, custom_objects=options.custom_objects), options.criterion
+    ).widths
     workdir.add_iteration(
         {
             "iteration": iteration,

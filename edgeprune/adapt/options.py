@@ -12,12 +12,12 @@ from pydantic import Field, model_validator
 
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
-from edgeprune.options import StageOptions
+from edgeprune.options import CustomObjectsFields
 
 ADAPT_QUANTIZE = ("none", "int8")
 
 
-class AdaptOptions(StageOptions):
+class AdaptOptions(CustomObjectsFields):
     """A latency target on one device (`target_latency` or `target_speedup`), the data to
     fine-tune on, and how the NetAdapt iterations step towards the target."""
 

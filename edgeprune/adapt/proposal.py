@@ -31,7 +31,7 @@ def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
     from edgeprune.channels.finetune import finetune, top1
     from edgeprune.models import load_keras_model
 
-    model = load_keras_model(item["model"])
+    model = load_keras_model(item["model"], custom_objects=item.get("custom_objects"))
     dataset = load_fitting_data(item["data"], model)
     traced = trace_model(model, item["criterion"])
     pruned = prune_to_widths(traced, {item["group"]: item["width"]})

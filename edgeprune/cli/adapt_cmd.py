@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
         batch_size: int = flag(AdaptOptions, "batch_size"),
         learning_rate: float = flag(AdaptOptions, "learning_rate"),
         seed: int = flag(AdaptOptions, "seed"),
+        custom_objects: Optional[str] = flag(AdaptOptions, "custom_objects"),
         table_runs: int = flag(AdaptOptions, "table_runs"),
         runs: int = flag(AdaptOptions, "runs"),
         cluster: Optional[str] = flag(AdaptOptions, "cluster", metavar="ADDRESS"),

@@ -248,7 +248,7 @@ XnnpackFixStep = step_model(
 AdaptStep = step_model(
     "AdaptStep",
     AdaptOptions,
-    [k for k in AdaptOptions.model_fields if k != "data"],
+    [k for k in AdaptOptions.model_fields if k not in ("data", "custom_objects")],
     "NetAdapt: remove filters until the model meets a latency target measured on `device` "
     "(give target_latency or target_speedup); fine-tunes on data.train.",
     types={"quantize": Literal[ADAPT_QUANTIZE], "criterion": Literal[CRITERIA]},

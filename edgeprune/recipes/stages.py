@@ -364,7 +364,11 @@ def run_adapt(
     spec = ctx.recipe.spec.data
     assert spec is not None  # sweep refuses an adapt step without data
     report = adapt_model_file(
-        source, out / MODEL_FILE, data=ctx.recipe.dataset_spec(spec.train), **options
+        source,
+        out / MODEL_FILE,
+        data=ctx.recipe.dataset_spec(spec.train),
+        custom_objects=ctx.recipe.custom_objects(),
+        **options,
     )
     return {
         "top1": report.accuracy["top1_after"],

@@ -182,7 +182,7 @@ def adapt_model_file(
     from edgeprune.channels.finetune import training_loss
     from edgeprune.models import load_keras_model
 
-    model = load_keras_model(source)
+    model = load_keras_model(source, custom_objects=chosen.custom_objects)
     traced = trace_model(model, chosen.criterion)  # refuses models without a layer graph
     dataset = load_fitting_data(chosen.data, model)
     training_loss(model)  # an output fine-tuning cannot train fails here, before any training
@@ -265,7 +265,13 @@ def _adapt(
 
     def measure_model(path: Path, iteration: int) -> Latency:
         tflite = path.with_suffix(".tflite")
-        convert(path, tflite, quantize=chosen.quantize, dataset=dataset)
+        convert(
+            path,
+            tflite,
+            quantize=chosen.quantize,
+            dataset=dataset,
+            custom_objects=chosen.custom_objects,
+        )
         return latency_of(meter.models([tflite])[0])
 
     outcome = adapt_loop(
@@ -278,7 +284,7 @@ def _adapt(
         map_fn=run_all,
         progress=progress,
     )
-    final_model = load_keras_model(outcome.model_path)
+    final_model = load_keras_model(outcome.model_path, custom_objects=chosen.custom_objects)
     before = top1(model, dataset)
     pruned_top1 = top1(final_model, dataset)
     if chosen.long_epochs > 0 and outcome.model_path != source:
@@ -322,7 +328,13 @@ def _adapt(
         accuracy={"dataset": dataset.name, "top1": after, "top1_before_pruning": before},
         extra={"adapt": {"widths": widths_after, "target_ms": target_ms, "device": device.name}},
     )
-    convert(target, final_tflite, quantize=chosen.quantize, dataset=dataset)
+    convert(
+        target,
+        final_tflite,
+        quantize=chosen.quantize,
+        dataset=dataset,
+        custom_objects=chosen.custom_objects,
+    )
     rows = meter.models([baseline_tflite, final_tflite])
     final_row = rows[-1]
     plot = write_trajectory_svg(workdir.root / "trajectory.svg", workdir.state, target_ms)
