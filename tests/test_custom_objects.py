@@ -275,3 +275,33 @@ def test_a_subclassed_model_is_pruned_through_its_kernels(run_cli, tmp_path):
     assert "subclassed keras.Model (TinyNet) without inputs" in outcome.err
     assert "model.export(DIR)" in outcome.err
     assert not (tmp_path / "sub.tflite").exists()
+
+
+def test_a_recipe_names_its_custom_objects_once(run_cli, custom_model, tmp_path):
+    """`custom_objects:` (relative to the recipe) reaches every step that loads the model."""
+    import shutil
+
+    model, layers = custom_model
+    _forget("ep_test_file")  # as in a fresh process: only the recipe's key can bring them
+    folder = tmp_path / "recipe"
+    folder.mkdir()
+    shutil.copy(model, folder / "custom.keras")
+    shutil.copy(layers, folder / "my_layers.py")
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(
+        "name: custom\n"
+        "model: {file: custom.keras}\n"
+        "custom_objects: my_layers.py\n"
+        "data: digits\n"
+        "pipelines:\n"
+        "  dense: {}\n"
+        "  pruned:\n"
+        "    prune: {method: oneshot, sparsity: 0.5, min_params: 0}\n"
+        "devices: [local]\n"
+        "bench: {runs: 3, warmup: 0}\n"
+    )
+    outcome = run_cli("run", recipe, "--workdir", tmp_path / "work", "--json")
+    assert outcome.code == 0, outcome.err
+    result = json.loads(outcome.out)
+    assert result["stages_built"] == 4, result
+    assert result["measurements_made"] == 2, result

@@ -29,6 +29,7 @@ from edgeprune.cli.present_fleet import print_failed_devices
 from edgeprune.cli.present_live import FleetLive
 from edgeprune.errors import UserError
 from edgeprune.fleet.options import BenchOptions
+from edgeprune.options import CustomObjectsFields
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +72,7 @@ def register(app: typer.Typer) -> None:
             help="Per pruned model (.keras or .tflite): the same weights stored dense and "
             "sparse, measured side by side; reports the sparse speed-up.",
         ),
+        custom_objects: str | None = flag(CustomObjectsFields, "custom_objects"),
     ) -> None:
         """Deploy what is missing, measure the models on each device (interleaved in one job
         unless --no-interleave), store and show the results."""
@@ -96,6 +98,10 @@ def register(app: typer.Typer) -> None:
                 "--mlflow is not logged for --sparse-ab yet; log the pair with a plain bench of "
                 "both files"
             )
+        if custom_objects is not None:  # --sparse-ab converts .keras files: import them first
+            from edgeprune.models import collect_custom_objects
+
+            collect_custom_objects(custom_objects)  # registered classes reach Keras' registry
         deploy = deploy_options(parallel, accept_new_host_key, concurrency)
         devices = select_devices(inventory, device, tag, all_, default_local=True)
         from edgeprune.workflows.bench import DEFAULT_STORE, bench_models

@@ -44,6 +44,8 @@ def source_parity(
         original = source.predict(inputs)
     except UserError as exc:
         return {"note": f"parity not measured: {exc}"}
+    except Exception as exc:  # parity informs; a source that cannot run here must not stop convert
+        return {"note": f"parity not measured: {type(exc).__name__}: {_first_line(exc)}"}
     if converted.shape != original.shape:
         return {"note": f"outputs {converted.shape[1:]} vs the source's {original.shape[1:]}"}
     diff = np.abs(converted.astype(np.float64) - original.astype(np.float64))
@@ -54,3 +56,8 @@ def source_parity(
         "mean_abs_diff": float(diff.mean()),
         "output_range": float(np.ptp(original)),
     }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200].rsplit(" ", 1)[0] if len(text) > 200 else text.split("\n")[0]

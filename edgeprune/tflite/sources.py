@@ -148,11 +148,14 @@ def variable_bytes(variables: Any) -> int:
     """Bytes the values of `variables` take (what a converted model should mostly keep)."""
     total = 0
     for variable in variables:
-        dtype = np.dtype(getattr(variable.dtype, "as_numpy_dtype", variable.dtype))
+        try:
+            itemsize = np.dtype(getattr(variable.dtype, "as_numpy_dtype", variable.dtype)).itemsize
+        except TypeError:  # bfloat16 and other types numpy does not name
+            itemsize = 2 if "16" in str(variable.dtype) else 4
         count = 1
         for dim in variable.shape:
             count *= int(dim)
-        total += count * dtype.itemsize
+        total += count * itemsize
     return total
 
 
