@@ -305,3 +305,15 @@ def test_a_recipe_names_its_custom_objects_once(run_cli, custom_model, tmp_path)
     result = json.loads(outcome.out)
     assert result["stages_built"] == 4, result
     assert result["measurements_made"] == 2, result
+
+
+def test_a_module_that_lacks_the_class_is_named(run_cli, tmp_path, digits):
+    layers = _write_layers(tmp_path, "lacking_layers", "ep_test_lacking")
+    model = _build(layers, digits, tmp_path / "lacking.keras", "ep_test_lacking")
+    other = tmp_path / "other.py"
+    other.write_text("VALUE = 1\n")
+    outcome = run_cli("inspect", model, "--custom-objects", other)
+    assert outcome.code == 2
+    line = outcome.err.strip()
+    assert "\n" not in line and "'ScaledDense'" in line, line
+    assert f"{str(other)!r} does not define or register" in line, line
