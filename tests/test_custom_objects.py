@@ -317,3 +317,34 @@ def test_a_module_that_lacks_the_class_is_named(run_cli, tmp_path, digits):
     line = outcome.err.strip()
     assert "\n" not in line and "'ScaledDense'" in line, line
     assert f"{str(other)!r} does not define or register" in line, line
+
+
+def test_a_legacy_h5_with_unregistered_layers(tmp_path):
+    """.h5 looks classes up by plain name: the module's Layer subclasses are handed over."""
+    import importlib.util
+
+    import keras
+
+    from edgeprune.errors import UserError
+    from edgeprune.models import load_keras_model
+
+    source = tmp_path / "h5_layers.py"
+    source.write_text(
+        LAYERS.replace('@keras.saving.register_keras_serializable(package="{package}")\n', "")
+        .format()
+        .replace("class ScaledDense", "class H5Dense")
+    )
+    spec = importlib.util.spec_from_file_location("build_h5_layers", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, module.Swish()(module.H5Dense(3)(inputs)))
+    model.save(tmp_path / "legacy.h5")
+    with pytest.raises(UserError, match="uses the custom object 'H5Dense'"):
+        load_keras_model(tmp_path / "legacy.h5")
+    loaded = load_keras_model(tmp_path / "legacy.h5", custom_objects=str(source))
+    sample = np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 4)
+    np.testing.assert_allclose(
+        loaded.predict(sample, verbose=0), model.predict(sample, verbose=0), atol=1e-6
+    )

@@ -69,6 +69,16 @@ def test_convert_keeps_the_weights_and_reports_parity(run_cli, trained, tmp_path
     top1 = json.loads(outcome.out)["top1"]
     assert keras_top1 > 0.8 and abs(top1 - keras_top1) < 0.005, (top1, keras_top1)
 
+    keras_file = tmp_path / "same.keras"
+    model.save(keras_file)
+    outcome = run_cli(
+        "evaluate", directory, "--data", "digits", "--reference", keras_file, "--json"
+    )
+    assert outcome.code == 0, outcome.err
+    evaluated = json.loads(outcome.out)
+    assert evaluated["kind"] == "savedmodel" and evaluated["top1"] == keras_top1
+    assert evaluated["reference"]["max_abs_diff"] < 1e-4
+
     outcome = run_cli("convert", directory, "-o", tmp_path / "human.tflite")
     assert outcome.code == 0 and "parity with the source: max |diff|" in outcome.out
 
