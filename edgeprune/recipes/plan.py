@@ -177,13 +177,20 @@ def base_payload(recipe: Recipe, data_key: str | None) -> dict[str, Any]:
                 ("model", "weights"), f"weights file {str(weights)!r} does not exist"
             )
         model["weights"] = sha256_file(weights)
-    return {
+    payload = {
         "stage": "base",
         "model": model,
         "data": data_key,
         "code": code_fingerprint("base"),
         "tools": tool_versions(),
     }
+    custom = recipe.custom_objects()
+    if custom is not None:  # only when given, so the keys of other recipes stay as they were
+        from device_agents.integrity import sha256_file
+
+        given = Path(custom)
+        payload["custom_objects"] = sha256_file(given) if given.is_file() else custom
+    return payload
 
 
 def _tree_print(path: Path) -> str:
