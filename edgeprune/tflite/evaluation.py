@@ -208,15 +208,14 @@ def task_for(
 ) -> Task:
     """The run's task: `fields.task` if named, else inferred; checked against data and outputs
     before any model runs."""
-    task = infer_task(
+    return infer_task(
         data,
         outputs,
         fields.task if fields is not None else None,
+        model_name=model_name,
         metric=fields.metric if fields is not None else None,
         decode=fields.decode if fields is not None else None,
     )
-    task.check(data, outputs, model_name)
-    return task
 
 
 def output_infos(
