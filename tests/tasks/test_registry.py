@@ -108,3 +108,15 @@ def test_keras_outputs_and_resolve_task():
     assert task.name == "regression"
     with pytest.raises(UserError, match="outputs are speed, angle"):
         resolve_task(_data({"speed": y["speed"]}), outputs, None)
+
+
+def test_class_ids_beyond_the_outputs_are_classification_named_by_its_check():
+    with pytest.raises(UserError, match="has 10 classes but the model outputs 5"):
+        infer_task(_data(np.arange(10)), [OutputInfo("o", (None, 5))])
+
+
+def test_masks_and_class_maps_are_segmentation():
+    y = np.zeros((2, 8, 8), np.int64)
+    assert infer_task(_data(y), [OutputInfo("o", (None, 8, 8))]).name == "segmentation"
+    with pytest.raises(UserError, match="one int64 per sample"):
+        infer_task(_data(np.zeros(3, np.int64)), [OutputInfo("o", (None, 8, 8))])
