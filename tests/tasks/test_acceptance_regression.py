@@ -77,3 +77,40 @@ def _tflite(path, x: np.ndarray) -> np.ndarray:
     from edgeprune.tflite import TFLiteRunner
 
     return TFLiteRunner(path).predict(x)
+
+
+def test_two_output_regression_from_y_name_arrays_scores_each_output(tmp_path, run_cli):
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((3,), name="x")
+    hidden = keras.layers.Dense(8, activation="relu")(inputs)
+    speed = keras.layers.Dense(2, name="speed")(hidden)
+    angle = keras.layers.Dense(1, name="angle")(hidden)
+    model = keras.Model(inputs, [speed, angle])
+    model.save(tmp_path / "two.keras")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    targets = {"speed": rng.normal(size=(40, 2)), "angle": rng.normal(size=(40, 1))}
+    path = tmp_path / "two.npz"
+    np.savez(
+        path,
+        x=x[:30],
+        x_val=x[30:],
+        **{f"y_{k}": v[:30] for k, v in targets.items()},
+        **{f"y_val_{k}": v[30:] for k, v in targets.items()},
+    )
+    outcome = run_cli("evaluate", tmp_path / "two.keras", "--data", path, "--json")
+    assert outcome.code == 0, outcome.err
+    import json
+
+    metrics = json.loads(outcome.out)["metrics"]
+    predicted = model.predict(x[30:], verbose=0)
+    speed_rmse = _rmse(predicted[0], targets["speed"][30:])
+    angle_rmse = _rmse(predicted[1], targets["angle"][30:])
+    assert metrics["rmse/speed"] == pytest.approx(speed_rmse, rel=1e-4)
+    assert metrics["rmse/angle"] == pytest.approx(angle_rmse, rel=1e-4)
+    assert metrics["rmse"] == pytest.approx((speed_rmse + angle_rmse) / 2, rel=1e-4)
+    shown = run_cli("evaluate", tmp_path / "two.keras", "--data", path)
+    assert "RMSE" in shown.out and "rmse/speed" in shown.out
