@@ -182,3 +182,15 @@ def test_cli_task_mistakes_are_one_line(run_cli, small_classifier):
     outcome = run_cli("evaluate", model, "--data", data, "--task", "segmentation")
     assert outcome.code == 2 and len(outcome.err.strip().splitlines()) == 1
     assert "segmentation needs masks" in outcome.err
+
+
+def test_savedmodel_of_two_heads_answers_in_keras_order(two_heads, tmp_path):
+    model, keras_path, _tflite_path, data = two_heads
+    exported = tmp_path / "two_heads_saved"
+    model.export(exported, verbose=False)
+    predictor = load_predictor(exported)
+    assert predictor.kind == "savedmodel"
+    assert [o.shape for o in predictor.outputs] == [(None, 3), (None, 1)]
+    report = evaluate(exported, data, reference=keras_path)
+    assert report.task == "regression" and report.reference.max_abs_diff < 1e-5
+    assert [o.name for o in report.reference.outputs] == ["speed", "angle"]
