@@ -152,3 +152,13 @@ def test_int8_convert_calibrates_from_a_plain_image_folder(tmp_path, run_cli):
     assert runner.inputs[0].quantized  # int8 all through, calibrated from the frames alone
     frames = load_dataset(folder, image_size=(8, 8)).x_val
     assert np.abs(runner.predict(frames) - model.predict(frames, verbose=0)).max() < 0.1
+
+
+def test_whole_valued_targets_with_many_values_split_at_random_without_class_names(tmp_path):
+    x = np.zeros((30, 2))
+    ages = np.arange(30) * 3.0  # 30 distinct whole values: targets, not 30 one-sample classes
+    data = load_dataset(_save(tmp_path / "ages.npz", x=x, y=ages))
+    assert len(data.x_val) == 6  # stratified, every one-sample class would stay in training
+    prices = np.arange(30) * 1e6  # ids this large would be millions of class names
+    big = load_dataset(_save(tmp_path / "prices.npz", x=x, y=prices))
+    assert big.num_classes == 0 and len(big.x_val) == 6
