@@ -90,7 +90,9 @@ def test_segmentation_masks_from_the_cli(run_cli, tmp_path):
     assert report["metric_info"][0]["name"] == "miou"
     assert 0.0 <= report["metrics"]["miou"] <= 1.0
     human = run_cli("evaluate", tmp_path / "unet.keras", "--data", tmp_path / "masks.npz")
-    assert f"mIoU {report['metrics']['miou'] * 100:.2f} %" in " ".join(human.out.split())
+    text = " ".join(human.out.split())
+    assert f"mIoU {report['metrics']['miou'] * 100:.2f} %" in text
+    assert f"iou/1 {report['metrics']['iou/1'] * 100:.2f} %" in text  # per class, as percents
     small = np.zeros((12, 16, 16), np.int64)
     np.savez(tmp_path / "small.npz", x=x[:12], y=small)
     wrong = run_cli(
