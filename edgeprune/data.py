@@ -74,6 +74,8 @@ def load_dataset(
         return _image_folder(path, image_size)
     if path.suffix == ".npz":
         return _npz(path)
+    if path.suffix == ".json":
+        return _coco(path, image_size)
     raise UserError(
         f"dataset {text!r} is not supported; use 'digits', an .npz with x/y, or an image folder"
     )
@@ -134,6 +136,15 @@ def _npz(path: Path) -> Dataset:
         x_train, y_train, x_val, y_val = _stratified_split(x, y)
     classes = int(max(y_train.max(initial=0), y_val.max(initial=0))) + 1
     return Dataset(path.stem, x_train, y_train, x_val, y_val, [str(i) for i in range(classes)])
+
+
+def _coco(path: Path, image_size: tuple[int, int] | None) -> Dataset:
+    """COCO JSON + images (detection): every image is scored and calibrates; see edgeprune.coco."""
+    from edgeprune.coco import load_coco
+
+    coco = load_coco(path, image_size)
+    names = list(coco.class_names)
+    return Dataset(coco.name, coco.x, None, coco.x, None, names, ground_truth=coco.ground_truth)
 
 
 def _check_pair(
