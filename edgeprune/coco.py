@@ -69,6 +69,9 @@ def load_coco(path: str | Path, image_size: tuple[int, int] | None = None) -> Co
             f"(first: {missing[0]!r}; looked beside the JSON and in its images/ folder)"
         )
     pixels, sizes = _read_images([f for f in files if f is not None], images, image_size, label)
+    if any("width" not in image or "height" not in image for image in document["images"]):
+        # sizes now read from the files: boxes of images the JSON gave no size are checked too
+        annotations = _check_annotations(document["annotations"], images, categories, label)
     category_ids = sorted(categories)
     truth = CocoGroundTruth(
         coco={
@@ -161,7 +164,8 @@ def _check_annotations(
         where = f"dataset {label!r}: annotations[{n}]"
         if not isinstance(entry, dict):
             raise UserError(f"{where} is not an object")
-        image_id, category_id = entry.get("image_id"), entry.get("category_id")
+        image_id: Any = entry.get("image_id")
+        category_id: Any = entry.get("category_id")
         if not _is_int(image_id) or int(image_id) not in by_id:
             raise UserError(f"{where} names image {image_id!r}, which 'images' does not list")
         if not _is_int(category_id) or int(category_id) not in categories:

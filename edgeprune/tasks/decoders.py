@@ -106,7 +106,7 @@ def decode_yolo(
     if first:
         head = head.transpose(0, 2, 1)  # [N, K, 4+C]
     cx, cy, bw, bh = (head[..., c] for c in range(4))
-    scores = head[..., 4:]
+    scores: np.ndarray = head[..., 4:]
     if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
         scores = 1.0 / (1.0 + np.exp(-scores))
     normalized = head.size == 0 or float(np.abs(head[..., :4]).max()) <= NORMALIZED_LIMIT

@@ -105,13 +105,14 @@ class DetectionTask(Task):
                     params=("data",),
                 )
         fmt = self.format_of([a.shape for a in arrays], truth.num_classes, "the model")
+        sizes = [(int(h), int(w)) for h, w in truth.sizes]
         if fmt == "postprocess":
-            return decoders.decode_postprocess(arrays, truth.sizes)
+            return decoders.decode_postprocess(arrays, sizes)
         if fmt == "yolo":
             size = (int(data.x_val.shape[1]), int(data.x_val.shape[2]))
-            return decoders.decode_yolo(arrays, truth.sizes, size, truth.num_classes)
+            return decoders.decode_yolo(arrays, sizes, size, truth.num_classes)
         assert self._fn is not None and self.decode is not None
-        return decoders.decode_user(self._fn, self.decode, arrays, truth.sizes, truth.num_classes)
+        return decoders.decode_user(self._fn, self.decode, arrays, sizes, truth.num_classes)
 
     def score(self, data: Dataset, outputs: Sequence[np.ndarray]) -> dict[str, float]:
         truth = ground_truth(data)
@@ -137,8 +138,8 @@ def ground_truth(data: Dataset) -> CocoGroundTruth:
 
 def coco_map(truth: CocoGroundTruth, detections: Sequence[decoders.Detections]) -> dict[str, float]:
     """mAP@[.5:.95] and mAP@.5 by pycocotools (its printout silenced)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    from pycocotools.coco import COCO  # type: ignore[import-untyped]
+    from pycocotools.cocoeval import COCOeval  # type: ignore[import-untyped]
 
     results: list[dict[str, Any]] = []
     for image_id, (boxes, scores, labels) in zip(truth.image_ids, detections, strict=True):

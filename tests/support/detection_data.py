@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 SIZE = 64
 GRID = 8
@@ -152,3 +153,21 @@ def _iou(a: list[float], b: list[float]) -> float:
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+@pytest.fixture(scope="session")
+def shapes_detector_path(cached_artifact: Any) -> Path:
+    """The trained shapes detector (.keras, uncompiled), cached across runs in tests/.cache."""
+    from support.cache_keys import source_key
+
+    def build(path: Path) -> None:
+        train_detector().save(path)
+
+    key = source_key("tests/support/detection_data.py")
+    return cached_artifact("shapes-detector.keras", key, build)
+
+
+@pytest.fixture(scope="session")
+def shapes_val_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 fresh validation images (seed 7) as COCO JSON + PNGs."""
+    return write_shapes(tmp_path_factory.mktemp("shapes-val"), 100, seed=7)

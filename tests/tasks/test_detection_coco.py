@@ -71,6 +71,13 @@ CASES = {
     "negative box": (_set_box([-3, 4, 10, 10]), "negative corner"),
     "short box": (_set_box([3, 4, 10]), "bbox must be [x, y, width, height]"),
     "box outside": (_set_box([50, 4, 30, 10]), "reaches outside image"),
+    "box outside, size from the file": (
+        lambda doc: (
+            [doc["images"][0].pop(k) for k in ("width", "height")],
+            doc["annotations"][0].update(bbox=[50, 4, 30, 10]),
+        ),
+        "reaches outside image 100 (64x64)",
+    ),
     "unknown category": (
         lambda doc: doc["annotations"][0].update(category_id=9),
         "category 9, not one of the categories (1, 2)",
