@@ -137,7 +137,8 @@ def ground_truth(data: Dataset) -> CocoGroundTruth:
 
 
 def coco_map(truth: CocoGroundTruth, detections: Sequence[decoders.Detections]) -> dict[str, float]:
-    """mAP@[.5:.95] and mAP@.5 by pycocotools (its printout silenced)."""
+    """mAP@[.5:.95] and mAP@.5 by pycocotools (its printout silenced), then AP@.5 per
+    category with ground truth ("map50/<name>")."""
     from pycocotools.coco import COCO  # type: ignore[import-untyped]
     from pycocotools.cocoeval import COCOeval  # type: ignore[import-untyped]
 
@@ -165,7 +166,14 @@ def coco_map(truth: CocoGroundTruth, detections: Sequence[decoders.Detections]) 
         evaluator.accumulate()
         evaluator.summarize()
     stats = evaluator.stats
-    return {MAP.name: max(float(stats[0]), 0.0), MAP50.name: max(float(stats[1]), 0.0)}
+    scores = {MAP.name: max(float(stats[0]), 0.0), MAP50.name: max(float(stats[1]), 0.0)}
+    # per category: AP@.5 from precision[IoU .5, recall, category, all areas, 100 dets]
+    precision = evaluator.eval["precision"]
+    for k, name in enumerate(truth.category_names):
+        curve = precision[0, :, k, 0, -1]
+        if np.any(curve > -1):
+            scores[f"{MAP50.name}/{name}"] = float(np.mean(curve[curve > -1]))
+    return scores
 
 
 def _yolo_channels(shapes: Sequence[tuple[int | None, ...]]) -> int | None:

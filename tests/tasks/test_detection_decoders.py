@@ -21,6 +21,10 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     return load_dataset(write_shapes(tmp_path_factory.mktemp("dec"), 8, seed=11), (64, 64))
 
 
+ONE = {"map": 1.0, "map50": 1.0, "map50/box": 1.0, "map50/disc": 1.0}
+PP_ONE = {"map": 1.0, "map50": 1.0, "map50/a": 1.0, "map50/b": 1.0}
+
+
 def _truth_boxes(data: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per image: its ground-truth boxes as x1 y1 x2 y2 pixels and class indices."""
     truth = data.ground_truth
@@ -35,7 +39,12 @@ def _truth_boxes(data: Dataset) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_perfect_detections_score_one(shapes: Dataset) -> None:
     dets = [(b, np.ones(len(b)), c) for b, c in _truth_boxes(shapes)]
-    assert coco_map(shapes.ground_truth, dets) == {"map": 1.0, "map50": 1.0}
+    assert coco_map(shapes.ground_truth, dets) == {
+        "map": 1.0,
+        "map50": 1.0,
+        "map50/box": 1.0,
+        "map50/disc": 1.0,
+    }
 
 
 def test_one_missed_of_two_is_coco_interpolated_half(tmp_path: Path) -> None:
@@ -54,7 +63,7 @@ def test_one_missed_of_two_is_coco_interpolated_half(tmp_path: Path) -> None:
     data = load_dataset(tmp_path / "ann.json", (40, 60))
     found = coco_map(data.ground_truth, [(np.array([[2.0, 2, 22, 22]]), np.ones(1), np.zeros(1))])
     # 101-point interpolation: precision 1 at recalls 0, .01, ..., .5 and 0 beyond.
-    assert found["map"] == pytest.approx(51 / 101) and found["map50"] == pytest.approx(51 / 101)
+    assert found == pytest.approx({"map": 51 / 101, "map50": 51 / 101, "map50/thing": 51 / 101})
     nothing = (np.zeros((0, 4)), np.zeros(0), np.zeros(0))
     assert coco_map(data.ground_truth, [nothing]) == {"map": 0.0, "map50": 0.0}
 
@@ -87,7 +96,7 @@ def test_yolo_head_with_nms_scores_one(shapes: Dataset, channels_first, pixels, 
     assert [len(d[0]) for d in dets] == [len(b) for b, _ in _truth_boxes(shapes)]  # NMS + threshold
     task = DetectionTask()  # the format follows from the shape
     task.check(shapes, [OutputInfo("head", (None, *head.shape[1:]))], "m")
-    assert task.score(shapes, [head]) == pytest.approx({"map": 1.0, "map50": 1.0})
+    assert task.score(shapes, [head]) == pytest.approx(ONE)
 
 
 def _postprocess_model(data: Dataset):
@@ -121,15 +130,16 @@ def _postprocess_model(data: Dataset):
     return keras.Model(image, outs), boxes, classes
 
 
-def test_postprocess_outputs_in_any_order(tmp_path: Path) -> None:
+def _same_boxes_data(tmp_path: Path) -> Dataset:
+    """Three 100x80 images, each with the two boxes `_postprocess_model` always gives."""
     from PIL import Image
 
-    doc = {
+    doc: dict = {
         "images": [],
         "annotations": [],
         "categories": [{"id": 5, "name": "a"}, {"id": 7, "name": "b"}],
     }
-    for n in range(3):  # every image has the two boxes the model always gives (100x80 pixels)
+    for n in range(3):
         Image.fromarray(np.full((80, 100, 3), 30 * n, np.uint8)).save(tmp_path / f"{n}.png")
         doc["images"].append({"id": n, "file_name": f"{n}.png"})
         doc["annotations"] += [
@@ -137,13 +147,17 @@ def test_postprocess_outputs_in_any_order(tmp_path: Path) -> None:
             {"id": 2 * n + 2, "image_id": n, "category_id": 7, "bbox": [50, 44, 40, 32]},
         ]
     (tmp_path / "ann.json").write_text(json.dumps(doc))
-    data = load_dataset(tmp_path / "ann.json", (32, 32))
+    return load_dataset(tmp_path / "ann.json", (32, 32))
+
+
+def test_postprocess_outputs_in_any_order(tmp_path: Path) -> None:
+    data = _same_boxes_data(tmp_path)
     model, _, _ = _postprocess_model(data)
     outputs = model.predict(data.x_val, verbose=0)
     task = DetectionTask("postprocess")
     task.check(data, [OutputInfo(o.name, tuple(o.shape)) for o in model.outputs], "m")
-    assert task.score(data, outputs) == pytest.approx({"map": 1.0, "map50": 1.0})
-    assert DetectionTask().score(data, outputs[::-1]) == pytest.approx({"map": 1.0, "map50": 1.0})
+    assert task.score(data, outputs) == pytest.approx(PP_ONE)
+    assert DetectionTask().score(data, outputs[::-1]) == pytest.approx(PP_ONE)
 
 
 def test_user_decode_function(shapes: Dataset, tmp_path: Path) -> None:
@@ -163,7 +177,7 @@ def test_user_decode_function(shapes: Dataset, tmp_path: Path) -> None:
     saved[:] = truth
     np.save(tmp_path / "truth.npy", saved, allow_pickle=True)
     outputs = [np.zeros((len(shapes.x_val), 3))]
-    assert DetectionTask(f"{code}:good").score(shapes, outputs) == {"map": 1.0, "map50": 1.0}
+    assert DetectionTask(f"{code}:good").score(shapes, outputs) == pytest.approx(ONE)
     with pytest.raises(UserError, match=r"expected \[k, 4\], \[k\], \[k\]"):
         DetectionTask(f"{code}:bad").score(shapes, outputs)
     with pytest.raises(UserError, match="class indices outside 0..1"):
@@ -183,3 +197,21 @@ def test_mismatches_are_one_line(shapes: Dataset, digits) -> None:
     with pytest.raises(UserError, match="no generic training loss") as caught:
         task.default_loss(None)
     assert caught.value.params == ("loss",)
+
+
+def test_postprocess_outputs_of_a_tflite_model(tmp_path: Path) -> None:
+    """The real runtime reorders outputs by its own names: decoding still finds each one."""
+    from edgeprune import _tf
+    from edgeprune.tflite.runner import TFLiteRunner
+
+    data = _same_boxes_data(tmp_path)
+    model, _, _ = _postprocess_model(data)
+    converter = _tf.tf().lite.TFLiteConverter.from_keras_model(model)
+    path = tmp_path / "pp.tflite"
+    path.write_bytes(converter.convert())
+    runner = TFLiteRunner(path, label="pp.tflite")
+    per_image = [runner.run(data.x_val[j : j + 1]) for j in range(len(data.x_val))]
+    outputs = [np.concatenate([r[i] for r in per_image]) for i in range(len(per_image[0]))]
+    shapes = [tuple(o.shape) for o in outputs]
+    assert sorted(len(s) for s in shapes) == [1, 2, 2, 3]
+    assert DetectionTask().score(data, outputs) == pytest.approx(PP_ONE)
