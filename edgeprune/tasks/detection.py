@@ -166,14 +166,14 @@ def coco_map(truth: CocoGroundTruth, detections: Sequence[decoders.Detections]) 
         evaluator.accumulate()
         evaluator.summarize()
     stats = evaluator.stats
-    scores = {MAP.name: max(float(stats[0]), 0.0), MAP50.name: max(float(stats[1]), 0.0)}
+    found = {MAP.name: max(float(stats[0]), 0.0), MAP50.name: max(float(stats[1]), 0.0)}
     # per category: AP@.5 from precision[IoU .5, recall, category, all areas, 100 dets]
     precision = evaluator.eval["precision"]
     for k, name in enumerate(truth.category_names):
         curve = precision[0, :, k, 0, -1]
         if np.any(curve > -1):
-            scores[f"{MAP50.name}/{name}"] = float(np.mean(curve[curve > -1]))
-    return scores
+            found[f"{MAP50.name}/{name}"] = float(np.mean(curve[curve > -1]))
+    return found
 
 
 def _yolo_channels(shapes: Sequence[tuple[int | None, ...]]) -> int | None:
