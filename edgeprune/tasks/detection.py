@@ -144,6 +144,13 @@ def coco_map(truth: CocoGroundTruth, detections: Sequence[decoders.Detections]) 
 
     results: list[dict[str, Any]] = []
     for image_id, (boxes, scores, labels) in zip(truth.image_ids, detections, strict=True):
+        if len(labels) and (labels.min() < 0 or labels.max() >= truth.num_classes):
+            raise UserError(
+                f"the model's class index {int(labels.max())} is outside the data's "
+                f"{truth.num_classes} categories (0..{truth.num_classes - 1}); if the model "
+                "counts a background class, give decode FILE.py:fn that shifts it",
+                params=("decode",),
+            )
         for (x1, y1, x2, y2), score, label in zip(boxes, scores, labels, strict=True):
             results.append(
                 {

@@ -158,6 +158,9 @@ def test_postprocess_outputs_in_any_order(tmp_path: Path) -> None:
     task.check(data, [OutputInfo(o.name, tuple(o.shape)) for o in model.outputs], "m")
     assert task.score(data, outputs) == pytest.approx(PP_ONE)
     assert DetectionTask().score(data, outputs[::-1]) == pytest.approx(PP_ONE)
+    outputs[3] = outputs[3] + 2  # classes 2, 3: past the data's 2 categories
+    with pytest.raises(UserError, match="class index 3 is outside the data's 2 categories"):
+        task.score(data, outputs)
 
 
 def test_user_decode_function(shapes: Dataset, tmp_path: Path) -> None:
