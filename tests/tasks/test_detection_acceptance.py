@@ -2,9 +2,9 @@
 each converted fp32 and int8 (calibrated from the COCO images): mAP@.5 of the Keras model and
 of its .tflite within 1 point. `python -m benchmarks detection` prints the same numbers.
 
-Scored on 200 images, not the 100 of `shapes_val_json`: at 100 images one image's few
-boxes move mAP@.5 by about a point (dense int8 measured 1.37 points apart on those 100, 0.15
-on these 200 and 0.07 on 500 others), so the claim is checked where it is about the model.
+Scored on the 200 images of `shapes_val_json`: at 100 images one image's few boxes move
+mAP@.5 by about a point (dense int8 measured 1.37 points apart on 100, 0.15 on these 200
+and 0.07 on 500 others), so the claim is checked where it is about the model.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from support.detection_data import shapes_detector_path, write_shapes  # noqa: F401
+from support.detection_data import shapes_detector_path, shapes_val_json  # noqa: F401
 
 import edgeprune as ep
 from edgeprune.data import load_dataset
@@ -24,12 +24,6 @@ from edgeprune.tflite.inspection import quantization_kind
 from edgeprune.tflite.runner import TFLiteRunner
 
 GOAL_POINTS = 1.0
-VAL_IMAGES = 200
-
-
-@pytest.fixture(scope="module")
-def val_json(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_shapes(tmp_path_factory.mktemp("shapes-val200"), VAL_IMAGES, seed=7)
 
 
 def _kernel_zeros(model: Any) -> float:
@@ -54,19 +48,19 @@ def _variant(name: str, dense: Any) -> Any:
 def test_map50_of_keras_and_tflite_within_one_point(
     name: str,
     shapes_detector_path: Path,  # noqa: F811
-    val_json: Path,
+    shapes_val_json: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     import keras
 
     model = _variant(name, keras.saving.load_model(shapes_detector_path))
-    data = load_dataset(val_json, (64, 64))
+    data = load_dataset(shapes_val_json, (64, 64))
     task = DetectionTask("yolo")
     keras_map50 = task.score(data, [model.predict(data.x_val, verbose=0)])["map50"]
     assert keras_map50 >= 0.5, keras_map50  # a detector that finds the shapes, not chance
     for quantize in ("none", "int8"):
         out = tmp_path / f"{name}-{quantize}.tflite"
-        ep.convert(model, out, quantize=quantize, data=val_json)
+        ep.convert(model, out, quantize=quantize, data=shapes_val_json)
         assert quantization_kind(read_model(out)) == quantize
         outputs = TFLiteRunner(out, label=out.name).predict(data.x_val)
         tflite_map50 = task.score(data, [outputs])["map50"]
