@@ -44,3 +44,40 @@ def test_channels_then_int8_keeps_map50(
     tflite_map50 = task.score(data, [_tflite_outputs(int8, data.x_val)])["map50"]
     assert keras_map50 > 0.2, keras_map50  # one-shot, no fine-tune: lower than dense, not nothing
     assert abs(keras_map50 - tflite_map50) <= 0.01, (keras_map50, tflite_map50)
+
+
+def test_evaluate_a_detector_from_the_cli(
+    run_cli,
+    shapes_detector_path: Path,  # noqa: F811
+    shapes_val_json: Path,  # noqa: F811
+) -> None:
+    import json
+
+    import keras
+
+    outcome = run_cli(
+        "evaluate",
+        shapes_detector_path,
+        "--data",
+        shapes_val_json,
+        "--task",
+        "detection",
+        "--decode",
+        "yolo",
+        "--json",
+    )
+    assert outcome.code == 0, outcome
+    report = json.loads(outcome.out)
+    assert report["task"] == "detection" and report["samples"] == 200
+    metrics = report["metrics"]
+    model = keras.saving.load_model(shapes_detector_path)
+    data = load_dataset(shapes_val_json, (64, 64))
+    direct = DetectionTask("yolo").score(data, [model.predict(data.x_val, verbose=0)])
+    assert metrics == direct and metrics["map50"] >= 0.6, metrics
+    shown = run_cli("evaluate", shapes_detector_path, "--data", shapes_val_json)  # inferred
+    assert shown.code == 0 and "mAP@.5" in shown.out and "map50/disc" in shown.out, shown
+    wrong = run_cli(
+        "evaluate", shapes_detector_path, "--data", shapes_val_json, "--decode", "postprocess"
+    )
+    assert wrong.code == 2 and wrong.out == "", wrong
+    assert len(wrong.err.strip().splitlines()) == 1 and "--decode" in wrong.err, wrong.err
