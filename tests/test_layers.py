@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "text",
                 "tasks",
                 "user_code",
+                "coco",
                 "__init__",
             }
         ),
