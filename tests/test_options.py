@@ -61,6 +61,11 @@ NOT_IN_RECIPES = {
     ("convert", "data"): "a recipe calibrates on its data section",
     ("xnnpack_fix", "data"): "a recipe compares outputs on its data section's validation samples",
     ("bench", "inputs"): "a recipe ships its validation samples (bench.inputs: true|false)",
+    **{
+        (stage, name): "a recipe names its task once, at the top (task:, metric:, decode:)"
+        for stage in ("channels",)
+        for name in ("task", "metric", "decode")
+    },
 }
 
 VERBS = {

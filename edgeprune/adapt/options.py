@@ -12,12 +12,12 @@ from pydantic import Field, model_validator
 
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
-from edgeprune.options import StageOptions
+from edgeprune.tasks.options import LossFields, TaskFields
 
 ADAPT_QUANTIZE = ("none", "int8")
 
 
-class AdaptOptions(StageOptions):
+class AdaptOptions(TaskFields, LossFields):
     """A latency target on one device (`target_latency` or `target_speedup`), the data to
     fine-tune on, and how the NetAdapt iterations step towards the target."""
 
@@ -100,4 +100,5 @@ class AdaptOptions(StageOptions):
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
+            "loss": self.loss,
         }

@@ -17,7 +17,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.errors import UserError
 from edgeprune.files import check_log_dir
-from edgeprune.options import StageOptions
+from edgeprune.tasks.options import LossFields, TaskFields
 
 MAX_RATIO = 0.95
 DEFAULT_THRESHOLD = 0.1  # TAO's -pth default
@@ -34,11 +34,11 @@ SELECTION = (
 )
 """Options that say which filters go (the rest shape the optional fine-tuning)."""
 
-FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard")
+FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard", "loss")
 """Fine-tuning options, shared with the recipe's `finetune` step."""
 
 
-class ChannelOptions(StageOptions):
+class ChannelOptions(TaskFields, LossFields):
     """Which filters to remove and, with `data`, how to fine-tune afterwards.
 
     Give `ratio` or `threshold` (neither: threshold 0.1, as TAO). After validation

@@ -14,7 +14,6 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
-from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -49,6 +48,10 @@ def prune(
     learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
     tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
+    task: str | None = flag(PruneOptions, "task"),
+    metric: str | None = flag(PruneOptions, "metric", metavar="FILE.py:fn"),
+    decode: str | None = flag(PruneOptions, "decode"),
+    loss: str | None = flag(PruneOptions, "loss"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -102,8 +105,10 @@ def _print_run(run: Any) -> None:
     )
     accuracy = run.accuracy
     if accuracy is not None:
+        from edgeprune.prune.task_training import metric_change_text
+
         console.print(
-            f"top-1 {percent(accuracy['dense_top1'])} dense -> {percent(accuracy['top1'])} pruned "
+            f"{metric_change_text(accuracy, 'dense', 'pruned')} "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)
