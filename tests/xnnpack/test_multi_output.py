@@ -159,3 +159,46 @@ def test_policy_xnnpack_prunes_multi_output_models_onto_the_sparse_path(variant,
     # the heads stay dense: only 1x1 convs of the cluster were pruned
     for name in ("classes", "boxes"):
         assert np.count_nonzero(model.get_layer(name).get_weights()[0] == 0) == 0
+
+
+def _same_padded_detector() -> Any:
+    """Stock-style stride-2 SAME convs (not sparse-path ready) feeding a dict of two heads."""
+    keras = _tf.keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = layers.Conv2D(16, 3, strides=2, padding="same", name="stem")(inputs)
+    x = layers.Conv2D(32, 1, name="pw")(layers.ReLU(6.0, name="stem_relu")(x))
+    coarse = layers.DepthwiseConv2D(3, strides=2, padding="same", name="dw2")(x)
+    up = layers.UpSampling2D(2, interpolation="bilinear", name="up")(
+        layers.Conv2D(32, 1, name="lat")(coarse)
+    )
+    fused = layers.Add(name="fpn_add")([up, x])
+    pooled = layers.GlobalAveragePooling2D(name="pool")(layers.Conv2D(64, 1, name="head")(fused))
+    heads = {
+        "classes": layers.Dense(3, name="classes")(pooled),
+        "boxes": layers.Dense(4, name="boxes")(pooled),
+    }
+    return keras.Model(inputs, heads, name="same_padded")
+
+
+def test_xnnpack_fix_on_a_dict_output_model_compares_every_output(tmp_path: Path):
+    from edgeprune.xnnpack.fix import output_change
+    from edgeprune.xnnpack.fix_file import fix_model_file
+
+    model = _same_padded_detector()
+    assert not plan_keras_model(model).formed
+    source = tmp_path / "det.keras"
+    model.save(source)
+    run = fix_model_file(source, tmp_path / "fixed.keras", samples=4)
+    assert run.cluster_ready, run.remaining
+    assert {r.layer for r in run.rewrites} >= {"stem", "dw2"}
+    change = run.change
+    assert change is not None and [o["name"] for o in change["outputs"]] == ["boxes", "classes"]
+    assert change["max_abs"] == max(o["max_abs"] for o in change["outputs"]) > 0
+    assert change["top1_agreement"] is None  # several outputs: no single top-1
+    fixed = _tf.keras().models.load_model(tmp_path / "fixed.keras")
+    assert sorted(fixed.output) == ["boxes", "classes"]
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    same = output_change(model, model, x)
+    assert same["max_abs"] == 0.0 and len(same["outputs"]) == 2
