@@ -257,3 +257,76 @@ def test_ops_concatenate_and_ops_resize_skips_are_pruned():
     assert report.skipped_layers == []
     assert pruned.get_layer("dec1").get_weights()[0].shape[2] == 10 + 7
     assert_same_outputs(model, pruned, sample_inputs((16, 16, 3), count=3))
+
+
+def test_an_unknown_layer_on_one_skip_is_left_alone_and_named_the_rest_is_pruned():
+    keras = _tf.keras()
+
+    @keras.saving.register_keras_serializable(package="edgeprune_tests")
+    class SkipGate(keras.layers.Layer):
+        """A user layer with a per-channel weight: the tool cannot know how to slice it."""
+
+        def build(self, input_shape):
+            self.gate = self.add_weight(shape=(input_shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.gate
+
+    model = build_unet(seed=6)
+    e1 = model.get_layer("enc1").output
+    gated = SkipGate(name="skip_gate")(e1)
+    # rebuild the last level so skip1 reads the gated encoder features
+    up1 = model.get_layer("up1").output
+    d1 = keras.layers.Conv2D(12, 3, padding="same", activation="relu", name="dec1b")(
+        keras.layers.Concatenate(name="skip1b")([up1, gated])
+    )
+    gated_model = keras.Model(model.inputs[0], keras.layers.Conv2D(4, 1, name="masks")(d1))
+    pruned, report = prune_channels(gated_model, ratio=0.5, granularity=2, min_filters=2)
+    assert report.unknown_layers == ["skip_gate"]
+    assert report.layers["enc1"]["after"] == 12  # it feeds the unknown layer
+    assert report.layers["enc2"]["after"] < 16 and report.layers["dec2"]["after"] < 16
+    expected = pruned.get_layer("dec2").filters + 12
+    assert pruned.get_layer("dec1b").get_weights()[0].shape[2] == expected
+    x = sample_inputs((16, 16, 3), count=2)
+    assert np.asarray(pruned(x)).shape == (2, 16, 16, 4)
+
+
+def test_ssd_style_heads_reshaped_and_concatenated_across_levels():
+    """Per-level box convs reshaped to (anchors, 4) and concatenated on the anchor axis."""
+    keras = _tf.keras()
+    layers = keras.layers
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((16, 16, 3), name="image")
+    f1 = layers.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="f1")(inputs)
+    f2 = layers.Conv2D(24, 3, strides=2, padding="same", activation="relu", name="f2")(f1)
+    boxes, scores = [], []
+    for name, feature in (("l1", f1), ("l2", f2)):
+        boxes.append(
+            layers.Reshape((-1, 4), name=f"{name}_boxes_r")(
+                layers.Conv2D(2 * 4, 3, padding="same", name=f"{name}_boxes")(feature)
+            )
+        )
+        scores.append(
+            layers.Reshape((-1, 3), name=f"{name}_scores_r")(
+                layers.Conv2D(2 * 3, 3, padding="same", name=f"{name}_scores")(feature)
+            )
+        )
+    model = keras.Model(
+        inputs,
+        {
+            "boxes": layers.Concatenate(axis=1, name="boxes")(boxes),
+            "scores": layers.Concatenate(axis=1, name="scores")(scores),
+        },
+    )
+    pruned, report = prune_channels(model, ratio=0.5, granularity=2, min_filters=2)
+    assert report.unknown_layers == []
+    assert report.layers["f1"]["after"] == 8 and report.layers["f2"]["after"] == 12
+    for head in ("l1_boxes", "l2_boxes", "l1_scores", "l2_scores"):
+        assert report.layers[head]["after"] == report.layers[head]["before"]
+    x = sample_inputs((16, 16, 3), count=2)
+    want = {k: v.shape for k, v in model(x).items()}
+    assert (
+        {k: v.shape for k, v in pruned(x).items()}
+        == want
+        == {"boxes": (2, 160, 4), "scores": (2, 160, 3)}
+    )
