@@ -174,3 +174,46 @@ def test_channels_fine_tune_on_a_segmenter_reports_miou(keras):
     assert accuracy["value_before_pruning"] > 0.4  # the trained U-Net segments
     assert "top1" not in accuracy
     assert result.model.count_params() < model.count_params()
+
+
+def test_the_human_line_names_the_metric_in_its_unit():
+    from edgeprune.prune.task_training import metric_change_text
+
+    rmse = {"label": "RMSE", "unit": "value", "value": 0.13012, "dense_value": 0.12345}
+    assert metric_change_text(rmse, "dense", "pruned") == "RMSE 0.1235 dense -> 0.1301 pruned"
+    top1 = {"top1": 0.9712, "dense_top1": 0.98}  # a record from before tasks
+    assert metric_change_text(top1, "dense", "pruned") == "top-1 98.00 % dense -> 97.12 % pruned"
+
+
+def test_a_two_output_model_trains_on_per_output_labels(keras):
+    from edgeprune.prune import prune_gradually
+
+    x, y = regression_data(320)
+    layers = keras.layers
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = layers.Dense(32, activation="relu", name="shared")(inputs)
+    model = keras.Model(
+        inputs,
+        {"near": layers.Dense(1, name="near")(hidden), "far": layers.Dense(1, name="far")(hidden)},
+    )
+    labels = {"near": y, "far": -2.0 * y}
+    train = {k: v[:240] for k, v in labels.items()}
+    val = {k: v[240:] for k, v in labels.items()}
+    data = Dataset("two", x[:240], train, x[240:], val, [])
+    result = prune_gradually(
+        model, data, 0.5, epochs=8, batch_size=16, learning_rate=1e-2, min_params=16
+    )
+    assert result.task is not None and result.task.name == "regression"
+    assert result.loss is not None and result.loss.source == LOSS_TASK
+    metrics = result.metrics or {}
+    assert {"rmse/near", "rmse/far"} <= set(metrics), metrics
+    assert metrics["rmse/far"] < 0.6 * float(np.std(val["far"]))  # each head learned its own target
+    with pytest.raises(UserError, match="outputs are far, near; name them y_<output>"):
+        prune_gradually(
+            model,
+            Dataset("one", x[:240], {"near": train["near"]}, x[240:], {"near": val["near"]}, []),
+            0.5,
+            epochs=1,
+            min_params=16,
+        )
