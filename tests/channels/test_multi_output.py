@@ -330,3 +330,16 @@ def test_ssd_style_heads_reshaped_and_concatenated_across_levels():
         == want
         == {"boxes": (2, 160, 4), "scores": (2, 160, 3)}
     )
+
+
+def test_macs_of_a_shared_head_count_every_call():
+    from edgeprune.keras_stats import model_stats
+
+    model = build_shared_head_detector()
+    same, _ = prune_channels(model, ratio=0.0)
+    stats = {layer.name: layer.macs for layer in model_stats(model).layers}
+    # 3x3x16x16 kernel on the 16x16 level and on the 8x8 level
+    assert stats["shared_hidden"] == 3 * 3 * 16 * 16 * (16 * 16 + 8 * 8)
+    assert stats["shared_boxes"] == 16 * 6 * (16 * 16 + 8 * 8)
+    # the rebuilt model calls the head in another order: the count must not depend on it
+    assert model_stats(same).macs == model_stats(model).macs
