@@ -48,7 +48,13 @@ def get_task(
     cls = getattr(module, class_name)
     given = {"metric": metric, "decode": decode, **extra}
     kwargs = {key: given[key] for key in SETTINGS.get(name, ()) if given.get(key) is not None}
-    kwargs.update({k: v for k, v in extra.items() if k not in ("metric", "decode")})
+    extra = {k: v for k, v in extra.items() if v is not None}
+    if extra and name != "custom":
+        raise UserError(
+            f"{', '.join(sorted(extra))} are for task custom (a metric function), not {name}",
+            params=("task",),
+        )
+    kwargs.update(extra)
     task: Task = cls(**kwargs)
     return task
 
@@ -93,10 +99,12 @@ def _inferred_name(
         if integral and labels.ndim == 1 and len(shape) == 2:
             units = shape[1]
             classes = int(labels.max()) + 1 if labels.size else 0
-            if units is None or (units > 1 and units >= classes) or (units == 1 and classes <= 2):
+            # class scores (their check names a class count the outputs miss), or one
+            # binary unit; class ids beyond 0/1 on one unit read as a scalar target
+            if units is None or units > 1 or classes <= 2:
                 return "classification"
-        if integral and _is_mask(labels) and len(shape) == 4 and _same_hw(labels, shape):
-            return "segmentation"
+        if integral and _is_mask(labels) and len(shape) in (3, 4) and _same_hw(labels, shape):
+            return "segmentation"  # scores [N, H, W, C] or class maps [N, H, W]
     if (
         np.issubdtype(labels.dtype, np.number)
         and len(shapes) == 1
@@ -110,17 +118,21 @@ def _unsure(
     data: Dataset, labels: Any, shapes: list[tuple[int | None, ...]], model_name: str
 ) -> str:
     if isinstance(labels, dict):
-        seen = ", ".join(
-            f"{k} {np.asarray(v).dtype} {tuple(np.shape(v)[1:])}" for k, v in labels.items()
-        )
+        seen = ", ".join(f"{k} {_per_sample(np.asarray(v))}" for k, v in labels.items())
     else:
-        seen = f"{labels.dtype} {tuple(labels.shape[1:])}"
+        seen = _per_sample(labels)
     outs = ", ".join(str(_shown(s[1:])) for s in shapes)
     raise UserError(
         f"cannot tell the task from dataset {data.name!r} labels ({seen} per sample) and "
         f"{model_name}'s outputs ({outs}); give `task` ({', '.join(TASK_NAMES)})",
         params=("task",),
     )
+
+
+def _per_sample(labels: np.ndarray) -> str:
+    """What one sample's label is: "one int64", "float32 (5,)"."""
+    shape = tuple(labels.shape[1:])
+    return f"one {labels.dtype}" if not shape else f"{labels.dtype} {shape}"
 
 
 def _integral(labels: np.ndarray) -> bool:

@@ -7,6 +7,8 @@ from the training images) are scored by the same SegmentationTask on the held-ou
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from support.task_models import SEGMENT_CLASSES, disc_masks, unet
@@ -14,6 +16,7 @@ from support.task_models import SEGMENT_CLASSES, disc_masks, unet
 from edgeprune.data import Dataset
 from edgeprune.tasks.base import OutputInfo
 from edgeprune.tasks.segmentation import SegmentationTask
+from edgeprune.text import percent
 from edgeprune.tflite import TFLiteRunner, convert
 
 TRAIN = 200
@@ -56,3 +59,25 @@ def test_miou_of_keras_and_tflite_within_one_point(trained, tmp_path, quantize):
     assert abs(drop) <= 0.01
     for name in SEGMENT_CLASSES:
         assert abs(keras_scores[f"iou/{name}"] - tflite_scores[f"iou/{name}"]) <= 0.03
+
+
+def test_cli_evaluates_the_int8_segmenter_from_a_masks_npz(trained, tmp_path, run_cli):
+    model, data = trained
+    keras_file = tmp_path / "unet.keras"
+    model.save(keras_file)
+    masks = tmp_path / "masks.npz"
+    np.savez(masks, x=data.x_train, y=data.y_train, x_val=data.x_val, y_val=data.y_val)
+    x_only = tmp_path / "images.npz"
+    np.savez(x_only, x=data.x_train)
+    int8 = tmp_path / "unet-int8.tflite"
+    converted = run_cli("convert", keras_file, "-o", int8, "--quantize", "int8", "--data", x_only)
+    assert converted.code == 0, converted.err
+    outcome = run_cli("evaluate", int8, "--data", masks, "--reference", keras_file, "--json")
+    assert outcome.code == 0, outcome.err
+    report = json.loads(outcome.out)
+    assert report["task"] == "segmentation" and report["top1"] is None
+    expected = _scores(data, TFLiteRunner(int8).predict(data.x_val))
+    assert report["metrics"]["miou"] == pytest.approx(expected["miou"])
+    assert abs(report["metrics"]["miou"] - report["reference"]["reference_metrics"]["miou"]) <= 0.01
+    shown = run_cli("evaluate", int8, "--data", masks)
+    assert f"mIoU {percent(expected['miou'])}" in " ".join(shown.out.split()), shown.out

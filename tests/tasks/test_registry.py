@@ -108,3 +108,47 @@ def test_keras_outputs_and_resolve_task():
     assert task.name == "regression"
     with pytest.raises(UserError, match="outputs are speed, angle"):
         resolve_task(_data({"speed": y["speed"]}), outputs, None)
+
+
+def test_class_ids_beyond_the_outputs_are_classification_named_by_its_check():
+    with pytest.raises(UserError, match="has 10 classes but the model outputs 5"):
+        infer_task(_data(np.arange(10)), [OutputInfo("o", (None, 5))])
+
+
+def test_masks_and_class_maps_are_segmentation():
+    y = np.zeros((2, 8, 8), np.int64)
+    assert infer_task(_data(y), [OutputInfo("o", (None, 8, 8))]).name == "segmentation"
+    with pytest.raises(UserError, match="one int64 per sample"):
+        infer_task(_data(np.zeros(3, np.int64)), [OutputInfo("o", (None, 8, 8))])
+
+
+def test_subclassed_model_outputs_come_from_one_sample_run():
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+
+    class Twin(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = keras.layers.Dense(3)
+            self.b = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.a(x), self.b(x)
+
+    outputs = keras_outputs(Twin(), np.zeros((2, 4), np.float32))
+    assert [o.shape for o in outputs] == [(None, 3), (None, 1)]
+
+
+def test_custom_settings_reach_only_the_custom_task(tmp_path):
+    with pytest.raises(UserError, match="decides are for task custom"):
+        get_task("regression", decides="f1")
+    assert get_task("regression", decides=None).name == "regression"
+    path = tmp_path / "m.py"
+    path.write_text("def f(y_true, y_pred):\n    return {'f1': 0.5, 'loss': 2.0}\n")
+    task = resolve_task(
+        _data(np.zeros(3)),
+        [OutputInfo("o", (None, 1))],
+        {"task": "custom", "metric": f"{path}:f", "decides": "loss", "higher_is_better": False},
+    )
+    assert task.primary.name == "loss" and not task.primary.higher_is_better
