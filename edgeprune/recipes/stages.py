@@ -240,6 +240,7 @@ def run_finetune(
                 data,
                 **{**options, "tensorboard": log_dir(ctx, options.get("tensorboard"), out)},
                 source=source,
+                task=getattr(ctx, "task", None),  # the recipe's task once it is known
             )
         finally:
             strip_pruning(model)
