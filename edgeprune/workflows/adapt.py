@@ -187,8 +187,8 @@ def adapt_model_file(
     dataset, task = load_task_data(chosen.data, model, chosen)
     if task.name != "classification":
         raise UserError(
-            f"adapt ranks its proposals by top-1, so it needs a classifier; this model's task "
-            f"is {task.name} (prune it with channels --data and --ratio instead)",
+            f"adapt ranks its proposals by top-1, so it needs a classifier, not `task` "
+            f"{task.name} (prune it with channels --data and --ratio instead)",
             params=("task",),
         )
     resolve_loss(model, task, chosen.loss, source)  # a bad --loss fails before any training

@@ -92,3 +92,15 @@ def test_channels_fine_tune_of_a_regression_mlp_names_rmse(run_cli, regression_f
         "name": "mae",
         "source": "option",
     }
+
+
+def test_adapt_refuses_a_regression_model_in_one_line(run_cli, regression_files, tmp_path):
+    model, data = regression_files
+    outcome = run_cli(
+        "adapt", model, "-o", tmp_path / "a.keras", "--data", data, "--target-speedup", "2"
+    )
+    assert outcome.code == 2
+    assert outcome.err.strip().splitlines() == [
+        "error: adapt ranks its proposals by top-1, so it needs a classifier, not --task "
+        "regression (prune it with channels --data and --ratio instead)"
+    ]
