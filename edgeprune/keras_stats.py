@@ -3,7 +3,8 @@
 MACs (multiply-accumulates) are counted for one sample (batch 1) for the layers that do
 the arithmetic that matters on a CPU: convolutions (regular, depthwise, separable,
 transposed) and dense layers. Element-wise layers, pooling and normalisation are left out,
-as TAO, torch-pruning and the MobileNet papers do. Nested models are walked.
+as TAO, torch-pruning and the MobileNet papers do. Nested models are walked. A layer called
+more than once (a detection head shared by every FPN level) counts the MACs of each call.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def model_stats(model: Any) -> ModelStats:
 
 
 def _walk(model: Any, prefix: str) -> Any:
+    nodes = _model_nodes(model)
     for layer in model.layers:
         if hasattr(layer, "layers") and layer.__class__.__name__ in (
             "Functional",
@@ -77,10 +79,41 @@ def _walk(model: Any, prefix: str) -> Any:
         ):
             yield from _walk(layer, prefix=f"{prefix}{layer.name}/")
             continue
-        yield _layer_stats(layer, prefix)
+        yield _layer_stats(layer, prefix, nodes)
 
 
-def _layer_stats(layer: Any, prefix: str) -> LayerStats:
+def _model_nodes(model: Any) -> set[int] | None:
+    """id() of the call nodes of `model`'s own graph (None: no graph, e.g. subclassed)."""
+    graph = getattr(model, "_functional", None) or model
+    by_depth = getattr(graph, "_nodes_by_depth", None)
+    if not isinstance(by_depth, dict):
+        return None
+    return {id(node) for nodes in by_depth.values() for node in nodes}
+
+
+def _call_shapes(layer: Any, nodes: set[int] | None) -> list[tuple[Any, Any]]:
+    """(input shape, output shape) of each call of `layer` in the model's graph."""
+    calls = [
+        node
+        for node in getattr(layer, "_inbound_nodes", [])
+        if nodes is not None and id(node) in nodes and node.output_tensors
+    ]
+    if len(calls) < 2:
+        return [(None, _output_shape(layer))]
+    return [
+        (
+            _shape(node.input_tensors[0]) if node.input_tensors else None,
+            _shape(node.output_tensors[0]),
+        )
+        for node in calls
+    ]
+
+
+def _shape(tensor: Any) -> tuple[int | None, ...]:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def _layer_stats(layer: Any, prefix: str, nodes: set[int] | None = None) -> LayerStats:
     class_name = layer.__class__.__name__
     params = int(sum(int(np.prod(w.shape)) for w in layer.weights))
     kernel_size = kernel_zeros = 0
@@ -89,12 +122,13 @@ def _layer_stats(layer: Any, prefix: str) -> LayerStats:
             values = np.asarray(kernel)
             kernel_size += values.size
             kernel_zeros += int(np.count_nonzero(values == 0))
-    output_shape = _output_shape(layer)
+    calls = _call_shapes(layer, nodes)
+    output_shape = calls[0][1]
     return LayerStats(
         name=prefix + layer.name,
         class_name=class_name,
         params=params,
-        macs=_macs(layer, class_name, output_shape),
+        macs=sum(_macs(layer, class_name, out, inp) for inp, out in calls),
         kernel_size=kernel_size,
         kernel_zeros=kernel_zeros,
         output_shape=output_shape,
@@ -120,7 +154,12 @@ def _output_shape(layer: Any) -> tuple[int | None, ...] | None:
     return tuple(None if d is None else int(d) for d in shape)
 
 
-def _macs(layer: Any, class_name: str, output_shape: tuple[int | None, ...] | None) -> int:
+def _macs(
+    layer: Any,
+    class_name: str,
+    output_shape: tuple[int | None, ...] | None,
+    input_shape: tuple[int | None, ...] | None = None,
+) -> int:
     if output_shape is None:
         return 0
     spatial = (
@@ -134,8 +173,8 @@ def _macs(layer: Any, class_name: str, output_shape: tuple[int | None, ...] | No
             return 0
         if class_name == "Conv2DTranspose":
             # every input pixel scatters through the whole kernel
-            in_shape = tuple(layer.input.shape)
-            in_spatial = int(np.prod(in_shape[1:-1]))
+            in_shape = input_shape or tuple(layer.input.shape)
+            in_spatial = int(np.prod([d for d in in_shape[1:-1] if d is not None]))
             return in_spatial * int(np.prod(kernel))
         return spatial * int(np.prod(kernel))  # kh*kw*(cin/groups)*cout
     if class_name == "DepthwiseConv2D":

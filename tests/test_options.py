@@ -66,6 +66,11 @@ NOT_IN_RECIPES = {
     ("convert", "custom_objects"): "a recipe names them once, at its top level",
     ("xnnpack_fix", "custom_objects"): "a recipe names them once, at its top level",
     ("adapt", "custom_objects"): "a recipe names them once, at its top level",
+    **{
+        (stage, name): "a recipe names its task once, at the top (task:, metric:, decode:)"
+        for stage in ("channels",)
+        for name in ("task", "metric", "decode")
+    },
 }
 
 VERBS = {

@@ -371,8 +371,10 @@ def test_prune_gradually_checks_before_training(keras, digits):
     three = keras.Sequential(
         [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)]
     )
-    with pytest.raises(UserError, match="10 classes but the model outputs 3"):
+    with pytest.raises(UserError, match="10 classes but model outputs 3"):
         prune_gradually(three, digits, 0.5, min_params=0)
+    with pytest.raises(UserError, match="10 classes"):
+        prune_gradually(three, digits, 0.5, min_params=0, task="classification")
     with pytest.raises(UserError, match=r"shape \(8, 8, 1\) but model expects \(4, 4, 1\)"):
         prune_gradually(
             keras.Sequential(

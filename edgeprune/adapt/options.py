@@ -13,11 +13,12 @@ from pydantic import Field, model_validator
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
 from edgeprune.options import CustomObjectsFields
+from edgeprune.tasks.options import LossFields, TaskFields
 
 ADAPT_QUANTIZE = ("none", "int8")
 
 
-class AdaptOptions(CustomObjectsFields):
+class AdaptOptions(TaskFields, LossFields, CustomObjectsFields):
     """A latency target on one device (`target_latency` or `target_speedup`), the data to
     fine-tune on, and how the NetAdapt iterations step towards the target."""
 
@@ -100,4 +101,5 @@ class AdaptOptions(CustomObjectsFields):
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
+            "loss": self.loss,
         }

@@ -81,13 +81,9 @@ class PruneResult(_Shown):
         if report.pattern:
             fields.append(("pattern", f"{report.pattern} ({'ok' if report.pattern_ok else 'bad'})"))
         if self.accuracy:
-            fields.append(
-                (
-                    "accuracy",
-                    f"{accuracy_percent(self.accuracy['dense_top1'])} dense -> "
-                    f"{accuracy_percent(self.accuracy['top1'])} pruned",
-                )
-            )
+            from edgeprune.prune.task_training import metric_change_text
+
+            fields.append(("accuracy", metric_change_text(self.accuracy, "dense", "pruned")))
         return fields
 
 

@@ -38,7 +38,7 @@ def prune(
     learning_rate, ...); `options` (an `ep.PruneOptions`) gives them all at once, keywords
     winning. `data` is what the CLI's `--data` takes, or a loaded Dataset.
     """
-    from edgeprune.prune.gradual import prune_gradually
+    from edgeprune.prune.gradual import accuracy_record, prune_gradually
     from edgeprune.prune.oneshot import prune_with_options
     from edgeprune.prune.options import PruneOptions
 
@@ -56,7 +56,10 @@ def prune(
         report = prune_with_options(copy, checked)
         return PruneResult(copy, report, {**checked.selection_dict(), "mode": "one-shot"})
     dataset = _dataset(data, copy)
-    result = prune_gradually(copy, dataset, options=checked.model_copy(update={"data": None}))
+    _keep_compiled_loss(model, copy)
+    result = prune_gradually(
+        copy, dataset, options=checked.model_copy(update={"data": None}), source=_source(model)
+    )
     run_options = {
         **checked.selection_dict(),
         "mode": "gradual",
@@ -67,10 +70,10 @@ def prune(
         "learning_rate": result.learning_rate,
     }
     accuracy = None
-    if result.accuracy is not None:
+    record = accuracy_record(result)
+    if record is not None:
         accuracy = {
-            "top1": result.accuracy,
-            "dense_top1": result.dense_accuracy,
+            **record,
             "dataset": dataset.name,
             "split": "validation",
             "samples": len(dataset.x_val),
@@ -93,7 +96,7 @@ def prune_channels(
     normalizer, granularity, min_filters, exclude, equalization, and with `data` epochs,
     batch_size, learning_rate, seed); `options` gives them all at once, keywords winning.
     """
-    from edgeprune.channels.finetune import check_data_fits, finetune, top1
+    from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune, scores
     from edgeprune.channels.options import FINETUNE, SELECTION, ChannelOptions
     from edgeprune.channels.prune import prune_channels as channel_prune
 
@@ -103,24 +106,18 @@ def prune_channels(
         values["data"] = str(data) if isinstance(data, (str, os.PathLike)) else "dataset"
     checked = ChannelOptions.create(**values)
     source = _load(model, checked.custom_objects)
-    dataset = None
+    dataset, task = None, None
     if data is not None:
         dataset = _dataset(data, source)
-        check_data_fits(source, dataset)
+        task = check_data_fits(source, dataset, checked)
     selection = {k: v for k, v in checked.model_dump().items() if k in SELECTION}
     pruned, report = channel_prune(source, **selection)
-    if dataset is not None:
+    if dataset is not None and task is not None:
         tuning = {k: v for k, v in checked.model_dump().items() if k in FINETUNE}
-        epochs = tuning["epochs"]
-        before, after = top1(source, dataset), top1(pruned, dataset)
-        tuned = finetune(pruned, dataset, **tuning)
-        report.accuracy = {
-            "dataset": dataset.name,
-            "top1": tuned["top1"],
-            "top1_before_pruning": before,
-            "top1_after_pruning": after,
-            "epochs": epochs,
-        }
+        before, after = scores(task, source, dataset), scores(task, pruned, dataset)
+        _keep_compiled_loss(source, pruned)
+        tuned = finetune(pruned, dataset, **tuning, task=task, source=_source(model))
+        report.accuracy = accuracy_record(task, dataset, before, after, tuned, tuning["epochs"])
     return ChannelResult(pruned, report)
 
 
@@ -155,6 +152,18 @@ def _load(model: ModelLike, custom_objects: str | None = None) -> Any:
             params=("model",),
         )
     return model
+
+
+def _source(model: ModelLike) -> str | None:
+    """The model's file, where its compiled loss is read from (None: an in-memory model)."""
+    return str(model) if isinstance(model, (str, os.PathLike)) else None
+
+
+def _keep_compiled_loss(model: ModelLike, copy: Any) -> None:
+    """An in-memory model's compiled loss carries over to the copy that trains."""
+    loss = getattr(model, "loss", None) if getattr(model, "compiled", False) else None
+    if loss is not None and copy is not model:
+        copy.compile(loss=loss)
 
 
 def _copy_model(model: ModelLike, custom_objects: str | None = None) -> Any:

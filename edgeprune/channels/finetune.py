@@ -1,12 +1,14 @@
-"""Fine-tune a pruned model on class-id labels, with the loss its output layer calls for.
+"""Fine-tune a pruned model with the loss its task calls for.
 
 Pruning removes filters the model was using, so accuracy drops until it is retrained (TAO
-and every pruning paper retrain). The loss follows the final activation: softmax outputs
-get cross-entropy on probabilities, linear outputs get it on logits.
+and every pruning paper retrain). The loss is `loss` (--loss) if named, else the source
+model's compiled loss, else the task's default (cross-entropy for classifiers, MSE for
+regression, per-pixel cross-entropy for segmenters); scores are the task's metrics.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,14 @@ from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
 from edgeprune.progress import keras_callbacks
+from edgeprune.prune.task_training import (
+    TrainingLoss,
+    fit_labels,
+    resolve_loss,
+    task_scores,
+    training_task,
+)
+from edgeprune.tasks.base import Task
 
 # Layers that sit between the last activation and the output without changing it.
 _TRANSPARENT = frozenset({"Flatten", "Reshape", "Dropout", "Identity", "Activation"})
@@ -56,17 +66,13 @@ def training_loss(model: Any) -> Any:
     )
 
 
-def check_data_fits(model: Any, dataset: Dataset) -> None:
-    """Sample shape and class count must match the model, or a UserError says which."""
+def check_data_fits(model: Any, dataset: Dataset, fields: Any = None) -> Task:
+    """Sample shape, labels and outputs must fit the model's task, or a UserError says which;
+    returns the task (named in `fields.task` or inferred)."""
     if len(model.inputs) != 1:
         raise UserError("fine-tuning needs a model with one input; this one has several")
     check_fits(dataset, tuple(model.inputs[0].shape), model.name)
-    units = model.outputs[0].shape[-1]
-    if units is not None and dataset.num_classes > int(units):
-        raise UserError(
-            f"dataset {dataset.name!r} has {dataset.num_classes} classes but the model "
-            f"outputs {units}; use a dataset with at most {units} classes"
-        )
+    return training_task(model, dataset, fields, model_name=model.name)
 
 
 def finetune(
@@ -78,8 +84,15 @@ def finetune(
     learning_rate: float = 1e-3,
     seed: int = 0,
     tensorboard: str | None = None,
-) -> dict[str, float]:
-    """Train `model` in place; returns the final training loss and the validation top-1."""
+    loss: str | TrainingLoss | None = None,
+    task: Task | None = None,
+    source: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Train `model` in place; returns the final training loss, the task's validation
+    metrics (`metrics`; `top1` too for classifiers) and which loss trained it.
+
+    `loss`: a Keras loss name or FILE.py:fn (or a resolved TrainingLoss), else the compiled
+    loss of `source` (the unpruned model's file), else the task's default."""
     if epochs < 1:
         raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
     if batch_size < 1:
@@ -89,25 +102,73 @@ def finetune(
             f"learning_rate must be a positive number, got {learning_rate}",
             params=("learning_rate",),
         )
-    check_data_fits(model, dataset)
+    checked = check_data_fits(model, dataset)
+    task = task or checked
+    chosen = loss if isinstance(loss, TrainingLoss) else resolve_loss(model, task, loss, source)
+    labels = fit_labels(model, dataset.y_train)
     keras = _tf.keras()
     keras.utils.set_random_seed(seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=training_loss(model),
-        metrics=["accuracy"],
-    )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=chosen.loss)
     with _tf.quiet_native_output():
         history = model.fit(
             dataset.x_train,
-            dataset.y_train,
+            labels,
             epochs=epochs,
             batch_size=batch_size,
             shuffle=True,
             verbose=0,
             callbacks=keras_callbacks("fine-tune") + _tensorboard(keras, tensorboard),
         )
-    return {"loss": float(history.history["loss"][-1]), "top1": top1(model, dataset)}
+    metrics = scores(task, model, dataset)
+    result: dict[str, Any] = {
+        "loss": float(history.history["loss"][-1]),
+        "metrics": metrics,
+        "training_loss": chosen.to_dict(),
+    }
+    if "top1" in metrics:
+        result["top1"] = metrics["top1"]
+    return result
+
+
+def scores(task: Task, model: Any, dataset: Dataset) -> dict[str, float]:
+    """The task's metrics on the validation split."""
+    with _tf.quiet_native_output():
+        return task_scores(task, model, dataset)
+
+
+def accuracy_record(
+    task: Task,
+    dataset: Dataset,
+    before: dict[str, float],
+    pruned: dict[str, float],
+    tuned: dict[str, Any],
+    epochs: int,
+) -> dict[str, Any]:
+    """What reports and manifests carry: the task's metric before pruning, after pruning and
+    after the fine-tune (`top1*` keys too for classifiers)."""
+    primary = task.primary
+    after = tuned["metrics"]
+    record: dict[str, Any] = {
+        "dataset": dataset.name,
+        "task": task.name,
+        "metric": primary.name,
+        "label": primary.label,
+        "unit": primary.unit,
+        "higher_is_better": primary.higher_is_better,
+        "value": after.get(primary.name),
+        "value_before_pruning": before.get(primary.name),
+        "value_after_pruning": pruned.get(primary.name),
+        "metrics": after,
+        "metrics_before_pruning": before,
+        "metrics_after_pruning": pruned,
+        "loss": tuned.get("training_loss"),
+        "epochs": epochs,
+    }
+    if "top1" in after:
+        record["top1"] = after["top1"]
+        record["top1_before_pruning"] = before.get("top1")
+        record["top1_after_pruning"] = pruned.get("top1")
+    return record
 
 
 def _tensorboard(keras: Any, log_dir: str | None) -> list[Any]:

@@ -2,9 +2,10 @@
 
 Every position of every tensor's last axis gets a channel id. A Conv2D or Dense creates new
 ids (its filters); a depthwise conv, BN or activation passes its input's ids on; an Add ties
-the ids of its inputs together (union-find); a Concatenate lines them up. Channels whose ids
-end up in one set must be removed together; a set that touches a model input, a model
-output, an unknown layer or an excluded layer is fixed. This is torch-pruning's dependency
+the ids of its inputs together (union-find); a Concatenate lines them up; a layer called
+more than once (a head shared by FPN levels) ties its calls. Channels whose ids end up in
+one set must be removed together; a set that touches a model input, a model output, an
+unknown layer or an excluded layer is fixed. This is torch-pruning's dependency
 graph, built on Keras' own node graph instead of autograd.
 """
 
@@ -102,7 +103,7 @@ class ChannelTracer:
         outputs = self._trace_graph(graph_model, inputs, prefix="")
         for slots in outputs:
             self.fix(slots, "model output")
-        self._fix_shared_layers()
+        self._tie_shared_layers()
         return self.graph
 
     def _trace_graph(self, model: Any, inputs: list[Any], prefix: str) -> list[Any]:
@@ -157,14 +158,51 @@ class ChannelTracer:
         self.fix(ids, reason)
         return ids
 
-    def _fix_shared_layers(self) -> None:
+    def _tie_shared_layers(self) -> None:
+        """A layer called several times (a detection head shared by every FPN level) has
+        one set of weights: channel k of each call is one channel, so the calls' inputs
+        and outputs are tied. Calls whose channel counts differ keep their channels."""
         for calls in self.graph.calls.values():
             if len(calls) < 2:
                 continue
-            reason = f"{calls[0].path} is called {len(calls)} times (shared weights)"
+            first = calls[0]
+            chained = _chained(calls)
+            if not chained and all(_same_widths(first, call) for call in calls[1:]):
+                for call in calls[1:]:
+                    pairs = zip(
+                        [*first.in_slots, *(first.out_slots or [])],
+                        [*call.in_slots, *(call.out_slots or [])],
+                        strict=True,
+                    )
+                    for a, b in pairs:
+                        if a is not None and b is not None:
+                            self.tie(a, b)
+                continue
+            why = "on its own output" if chained else "with different channel counts"
+            reason = f"{first.path} is called {len(calls)} times (shared weights) {why}"
             for call in calls:
                 for slots in [*call.in_slots, *(call.out_slots or [])]:
                     self.fix(slots, reason)
+
+
+def _chained(calls: list[LayerCall]) -> bool:
+    """One call reads what another call of the same layer made (`shared(shared(x))`)."""
+    made = [slots for call in calls for slots in call.out_slots or [] if slots is not None]
+    return any(
+        slots is not None and any(np.array_equal(slots, out) for out in made)
+        for call in calls
+        for slots in call.in_slots
+    )
+
+
+def _same_widths(a: LayerCall, b: LayerCall) -> bool:
+    """Both calls carry known channel ids of the same counts on every input and output."""
+    left = [*a.in_slots, *(a.out_slots or [])]
+    right = [*b.in_slots, *(b.out_slots or [])]
+    return len(left) == len(right) and all(
+        x is not None and y is not None and len(x) == len(y)
+        for x, y in zip(left, right, strict=True)
+    )
 
 
 def trace_channels(model: Any) -> ChannelGraph:

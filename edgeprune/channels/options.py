@@ -18,6 +18,7 @@ from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.errors import UserError
 from edgeprune.files import check_log_dir
 from edgeprune.options import CustomObjectsFields
+from edgeprune.tasks.options import LossFields, TaskFields
 
 MAX_RATIO = 0.95
 DEFAULT_THRESHOLD = 0.1  # TAO's -pth default
@@ -34,11 +35,11 @@ SELECTION = (
 )
 """Options that say which filters go (the rest shape the optional fine-tuning)."""
 
-FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard")
+FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard", "loss")
 """Fine-tuning options, shared with the recipe's `finetune` step."""
 
 
-class ChannelOptions(CustomObjectsFields):
+class ChannelOptions(TaskFields, LossFields, CustomObjectsFields):
     """Which filters to remove and, with `data`, how to fine-tune afterwards.
 
     Give `ratio` or `threshold` (neither: threshold 0.1, as TAO). After validation

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.artifacts import save_keras_artifact
-from edgeprune.channels.finetune import check_data_fits, finetune, top1
+from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune, scores
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.channels.prune import prune_channels
 from edgeprune.channels.report import ChannelReport
@@ -44,23 +44,21 @@ def prune_channels_file(
     chosen = ChannelOptions.from_parts(options, keywords)
 
     model = load_keras_model(source, custom_objects=chosen.custom_objects)
-    dataset = load_fitting_data(chosen.data, model) if chosen.data is not None else None
+    dataset, task = None, None
+    if chosen.data is not None:
+        dataset, task = load_task_data(chosen.data, model, chosen)
     pruned, report = prune_channels(model, options=chosen)
-    if dataset is not None:
-        before = top1(model, dataset)
-        pruned_top1 = top1(pruned, dataset)
-        result = finetune(pruned, dataset, **chosen.finetune_keywords())
-        report.accuracy = {
-            "dataset": dataset.name,
-            "top1": result["top1"],
-            "top1_before_pruning": before,
-            "top1_after_pruning": pruned_top1,
-            "epochs": chosen.epochs,
-        }
+    if dataset is not None and task is not None:
+        before = scores(task, model, dataset)
+        pruned_scores = scores(task, pruned, dataset)
+        result = finetune(pruned, dataset, **chosen.finetune_keywords(), task=task, source=source)
+        report.accuracy = accuracy_record(
+            task, dataset, before, pruned_scores, result, chosen.epochs
+        )
         report.options.update(
             {
                 name: getattr(chosen, name)
-                for name in ("data", "epochs", "batch_size", "learning_rate")
+                for name in ("data", "epochs", "batch_size", "learning_rate", "task", "loss")
             }
         )
     else:
@@ -78,12 +76,16 @@ def prune_channels_file(
     return target, report
 
 
-def load_fitting_data(spec: str, model: Any) -> Any:
+def load_fitting_data(spec: str, model: Any, fields: Any = None) -> Any:
     """The dataset `spec`, sized for `model`'s input, checked to fit it (else a UserError)."""
+    return load_task_data(spec, model, fields)[0]
+
+
+def load_task_data(spec: str, model: Any, fields: Any = None) -> tuple[Any, Any]:
+    """The dataset `spec` checked to fit `model`, and the model's task (named or inferred)."""
     from edgeprune.data import load_dataset
 
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else ()
     size = (shape[1], shape[2]) if len(shape) == 4 and None not in shape[1:3] else None
     dataset = load_dataset(spec, image_size=size)
-    check_data_fits(model, dataset)
-    return dataset
+    return dataset, check_data_fits(model, dataset, fields)

@@ -20,6 +20,7 @@ from edgeprune.channels.rules import (
     PassThrough,
     RescalingRule,
     ReshapeRule,
+    SpatialRule,
     weight_name,
 )
 from edgeprune.channels.weighted_rules import (
@@ -108,8 +109,13 @@ _ELEMENTWISE_OPS = [
 ]
 
 
+_SPATIAL = ["Resizing", "CenterCrop"]
+"""Preprocessing layers that resample each channel alone (FPN/U-Net upsampling)."""
+
+
 def _build_table() -> dict[str, LayerRule]:
     table: dict[str, LayerRule] = {name: PassThrough() for name in _PASS_THROUGH}
+    table.update({name: SpatialRule() for name in _SPATIAL})
     table.update({name: MixingRule(reason) for name, reason in _MIXING.items()})
     table.update(
         {
@@ -143,6 +149,9 @@ def _build_table() -> dict[str, LayerRule]:
 
 LAYER_RULES = _build_table()
 OP_RULE = ElementwiseOpRule()
+OP_RULES: dict[str, LayerRule] = {"Concatenate": ConcatenateRule(), "Resize": SpatialRule()}
+"""Non-element-wise Keras ops with a rule: `ops.concatenate` and `ops.image.resize`, as
+hand-written U-Net skips and FPN top-down paths use them."""
 
 
 def rule_for(operation: Any) -> LayerRule | None:
@@ -152,7 +161,7 @@ def rule_for(operation: Any) -> LayerRule | None:
         return None
     name = cls.__name__
     if ".ops." in cls.__module__:
-        return OP_RULE if name in _ELEMENTWISE_OPS else None
+        return OP_RULE if name in _ELEMENTWISE_OPS else OP_RULES.get(name)
     rule = LAYER_RULES.get(name)
     if rule is None or rule.mixing_reason is not None:
         return rule

@@ -69,6 +69,16 @@ class PassThrough(LayerRule):
     """Activations, dropout, padding, pooling, upsampling: channel c in, channel c out."""
 
 
+class SpatialRule(LayerRule):
+    """Resizing, cropping and `ops.image.resize`: every channel resampled alone, channel c
+    out of channel c in, when the channels are the last axis (FPN and U-Net upsampling)."""
+
+    def trace(self, tracer: ChannelTracer, call: LayerCall) -> list[Slots | None]:
+        if (getattr(call.layer, "data_format", None) or "channels_last") != "channels_last":
+            raise NotApplicable("channels_first data format")
+        return super().trace(tracer, call)
+
+
 class ActivationRule(LayerRule):
     def trace(self, tracer: ChannelTracer, call: LayerCall) -> list[Slots | None]:
         if activation_name(call.layer) in MIXING_ACTIVATIONS:

@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         table_runs: int = flag(AdaptOptions, "table_runs"),
         runs: int = flag(AdaptOptions, "runs"),
         cluster: Optional[str] = flag(AdaptOptions, "cluster", metavar="ADDRESS"),
+        task: Optional[str] = flag(AdaptOptions, "task"),
+        metric: Optional[str] = flag(AdaptOptions, "metric", metavar="FILE.py:fn"),
+        decode: Optional[str] = flag(AdaptOptions, "decode"),
+        loss: Optional[str] = flag(AdaptOptions, "loss"),
         table: Optional[str] = typer.Option(
             None, "--table", help="Lookup-table file (default: adapt-table.db in the data dir)."
         ),

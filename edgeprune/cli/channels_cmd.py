@@ -12,7 +12,6 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_table import Name, compact_table, print_table
-from edgeprune.text import percent
 
 SHOWN_GROUPS = 30
 
@@ -40,6 +39,10 @@ def register(app: typer.Typer) -> None:
         seed: int = flag(ChannelOptions, "seed"),
         tensorboard: Optional[str] = flag(ChannelOptions, "tensorboard", metavar="DIR"),
         custom_objects: Optional[str] = flag(ChannelOptions, "custom_objects"),
+        task: Optional[str] = flag(ChannelOptions, "task"),
+        metric: Optional[str] = flag(ChannelOptions, "metric", metavar="FILE.py:fn"),
+        decode: Optional[str] = flag(ChannelOptions, "decode"),
+        loss: Optional[str] = flag(ChannelOptions, "loss"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
         quiet: bool = quiet_option(),
     ) -> None:
@@ -97,9 +100,16 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
         console.print(f"  {kind}: {skipped['name']} ({skipped['class_name']}): {skipped['reason']}")
     accuracy = report.get("accuracy")
     if accuracy:
+        from edgeprune.prune.task_training import metric_value_text
+
+        unit = accuracy.get("unit")
+        label = accuracy.get("label", "top-1")
+        before = accuracy.get("value_before_pruning", accuracy.get("top1_before_pruning"))
+        pruned = accuracy.get("value_after_pruning", accuracy.get("top1_after_pruning"))
+        after = accuracy.get("value", accuracy.get("top1"))
         console.print(
-            f"top-1 on {accuracy['dataset']}: {percent(accuracy['top1_before_pruning'])} before, "
-            f"{percent(accuracy['top1_after_pruning'])} pruned, {percent(accuracy['top1'])} after "
+            f"{label} on {accuracy['dataset']}: {metric_value_text(unit, before)} before, "
+            f"{metric_value_text(unit, pruned)} pruned, {metric_value_text(unit, after)} after "
             f"{accuracy['epochs']} epoch(s) of fine-tuning"
         )
     for note in report["notes"]:

@@ -14,7 +14,6 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
-from edgeprune.text import percent
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +49,10 @@ def prune(
     seed: int = flag(PruneOptions, "seed", show_default=False),
     tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
     custom_objects: str | None = flag(PruneOptions, "custom_objects"),
+    task: str | None = flag(PruneOptions, "task"),
+    metric: str | None = flag(PruneOptions, "metric", metavar="FILE.py:fn"),
+    decode: str | None = flag(PruneOptions, "decode"),
+    loss: str | None = flag(PruneOptions, "loss"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -108,8 +111,10 @@ def _print_run(run: Any) -> None:
         console.print(f"custom layers left as they are: {names}", soft_wrap=True)
     accuracy = run.accuracy
     if accuracy is not None:
+        from edgeprune.prune.task_training import metric_change_text
+
         console.print(
-            f"top-1 {percent(accuracy['dense_top1'])} dense -> {percent(accuracy['top1'])} pruned "
+            f"{metric_change_text(accuracy, 'dense', 'pruned')} "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
     console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)

@@ -25,12 +25,15 @@ from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.plan import PrunePlan
 from edgeprune.prune.report import PruneReport
 from edgeprune.prune.schedules import SCHEDULES, ConstantSparsity, PolynomialDecay, PruningSchedule
-from edgeprune.prune.training import (
-    check_classes,
-    classification_loss,
-    output_kind,
-    top1_accuracy,
+from edgeprune.prune.task_training import (
+    TrainingLoss,
+    fit_labels,
+    resolve_loss,
+    task_scores,
+    training_task,
 )
+from edgeprune.prune.training import output_kind
+from edgeprune.tasks.base import Task
 
 RAMP_FRACTION = 1 / 2
 DEFAULT_SCHEDULE = PruneOptions.model_fields["schedule"].default
@@ -46,10 +49,19 @@ class GradualPruneResult:
     batch_size: int
     learning_rate: float
     steps: int
-    output_kind: str
+    output_kind: str | None
     dense_accuracy: float | None = None
     accuracy: float | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
+    task: Task | None = None
+    loss: TrainingLoss | None = None
+    dense_metrics: dict[str, float] | None = None
+    metrics: dict[str, float] | None = None
+
+    @property
+    def primary(self) -> str | None:
+        """The name of the metric that decides (top1, rmse, miou, ...)."""
+        return None if self.task is None else self.task.primary.name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +75,10 @@ class GradualPruneResult:
             "dense_accuracy": self.dense_accuracy,
             "accuracy": self.accuracy,
             "history": self.history,
+            "task": None if self.task is None else self.task.name,
+            "loss": None if self.loss is None else self.loss.to_dict(),
+            "dense_metrics": self.dense_metrics,
+            "metrics": self.metrics,
         }
 
 
@@ -115,14 +131,16 @@ def prune_gradually(
     options: PruneOptions | None = None,
     schedule: str | PruningSchedule = "polynomial",
     evaluate: bool = True,
+    source: str | None = None,
     **keywords: Any,
 ) -> GradualPruneResult:
     """Fine-tune `model` on `dataset` while pruning it to `sparsity`; the model changes in place.
 
     Give `options` or the `PruneOptions` fields as keywords (`epochs=4, scope="global"`).
-    The model is (re)compiled with Adam(`learning_rate`) and the loss its final activation
-    calls for. With `evaluate`, top-1 accuracy on the validation split is measured before
-    (dense) and after. `schedule` is 'polynomial', 'constant' or a PruningSchedule (then the
+    The model is (re)compiled with Adam(`learning_rate`) and `loss` (a Keras loss name or
+    FILE.py:fn), else the model's own compiled loss (from memory or `source`, its `.keras`
+    file), else the task's default. With `evaluate`, the task's metrics on the validation
+    split are measured before (dense) and after (`accuracy` is top-1 for classifiers). `schedule` is 'polynomial', 'constant' or a PruningSchedule (then the
     step options are taken from it). The model stays a plain Keras model.
     """
     custom = schedule if isinstance(schedule, PruningSchedule) else None
@@ -151,15 +169,15 @@ def prune_gradually(
         options = options.model_copy(update={"sparsity": custom.final_sparsity})
     _check_input(model, dataset)
     keras = _tf.keras()
-    kind = output_kind(model, dataset.x_val)
-    check_classes(model, dataset, kind)
+    task = training_task(model, dataset, options, model_name=source or "model")
+    kind = output_kind(model, dataset.x_val) if task.name == "classification" else None
+    loss = resolve_loss(model, task, options.loss, source)
+    labels = fit_labels(model, dataset.y_train)
     plan = PrunePlan.for_model(model, options)
 
-    dense_accuracy = top1_accuracy(model, dataset.x_val, dataset.y_val, kind) if evaluate else None
+    dense_metrics = task_scores(task, model, dataset) if evaluate else None
     callback = pruning_callback_class()(chosen, options=options, plan=plan)
-    model.compile(
-        optimizer=keras.optimizers.Adam(options.learning_rate), loss=classification_loss(kind)
-    )
+    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss.loss)
     keras.utils.set_random_seed(options.seed)
     callbacks = [callback, *keras_callbacks("gradual prune")]
     if options.tensorboard:
@@ -169,7 +187,7 @@ def prune_gradually(
     try:
         history = model.fit(
             dataset.x_train,
-            dataset.y_train,
+            labels,
             batch_size=options.batch_size,
             epochs=options.epochs,
             shuffle=True,
@@ -178,7 +196,7 @@ def prune_gradually(
         )
     finally:
         strip_pruning(model)
-    accuracy = top1_accuracy(model, dataset.x_val, dataset.y_val, kind) if evaluate else None
+    metrics = task_scores(task, model, dataset) if evaluate else None
     return GradualPruneResult(
         report=callback.report,
         schedule=chosen,
@@ -187,10 +205,18 @@ def prune_gradually(
         learning_rate=float(options.learning_rate),
         steps=total_steps,
         output_kind=kind,
-        dense_accuracy=dense_accuracy,
-        accuracy=accuracy,
+        dense_accuracy=_top1(dense_metrics),
+        accuracy=_top1(metrics),
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+        task=task,
+        loss=loss,
+        dense_metrics=dense_metrics,
+        metrics=metrics,
     )
+
+
+def _top1(metrics: dict[str, float] | None) -> float | None:
+    return None if metrics is None else metrics.get("top1")
 
 
 def _check_input(model: Any, dataset: Dataset) -> None:
@@ -201,3 +227,26 @@ def _check_input(model: Any, dataset: Dataset) -> None:
         )
     if shape is not None:
         check_fits(dataset, tuple(shape))
+
+
+def accuracy_record(result: GradualPruneResult) -> dict[str, Any] | None:
+    """The task's scores before and after, as manifests and JSON carry them (`top1` and
+    `dense_top1` stay for classifiers); None without an evaluation."""
+    if result.metrics is None or result.task is None:
+        return None
+    primary = result.task.primary
+    record: dict[str, Any] = {
+        "task": result.task.name,
+        "metric": primary.name,
+        "label": primary.label,
+        "unit": primary.unit,
+        "higher_is_better": primary.higher_is_better,
+        "value": result.metrics.get(primary.name),
+        "dense_value": (result.dense_metrics or {}).get(primary.name),
+        "metrics": result.metrics,
+        "dense_metrics": result.dense_metrics,
+    }
+    if result.accuracy is not None:
+        record["top1"] = result.accuracy
+        record["dense_top1"] = result.dense_accuracy
+    return record

@@ -19,7 +19,7 @@ from edgeprune.errors import UserError
 from edgeprune.files import check_output_path
 from edgeprune.manifest import manifest_path
 from edgeprune.models import load_keras_model
-from edgeprune.prune.gradual import GradualPruneResult, prune_gradually
+from edgeprune.prune.gradual import GradualPruneResult, accuracy_record, prune_gradually
 from edgeprune.prune.oneshot import prune_with_options
 from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.report import PruneReport
@@ -69,11 +69,11 @@ class PruneRun:
 
     @property
     def accuracy(self) -> dict[str, Any] | None:
-        if self.gradual is None or self.gradual.accuracy is None:
+        record = None if self.gradual is None else accuracy_record(self.gradual)
+        if record is None:
             return None
         return {
-            "top1": self.gradual.accuracy,
-            "dense_top1": self.gradual.dense_accuracy,
+            **record,
             "dataset": self.dataset,
             "split": "validation",
             "samples": self.validation_samples,
@@ -129,7 +129,7 @@ def prune_model_file(
         report = prune_with_options(model, options)
     else:
         dataset = load_dataset(options.data, image_size=_image_size(model))
-        gradual = prune_gradually(model, dataset, options=options)
+        gradual = prune_gradually(model, dataset, options=options, source=str(source_path))
         report = gradual.report
         run_options.update(
             mode="gradual",

@@ -241,11 +241,13 @@ def run_finetune(
                 model,
                 data,
                 **{**options, "tensorboard": log_dir(ctx, options.get("tensorboard"), out)},
+                source=source,
+                task=getattr(ctx, "task", None),  # the recipe's task once it is known
             )
         finally:
             strip_pruning(model)
         metrics = {
-            "top1": result["top1"],
+            **result["metrics"],
             "loss": result["loss"],
             "masked_kernels": kept,
             "strategy": ctx.strategy_info(),

@@ -24,7 +24,7 @@ from edgeprune.adapt.table import Latency, LatencyTable
 from edgeprune.adapt.widths import trace_model
 from edgeprune.adapt.workdir import Workdir, workdir_for
 from edgeprune.artifacts import save_keras_artifact
-from edgeprune.channels.pipeline import load_fitting_data
+from edgeprune.channels.pipeline import load_task_data
 from edgeprune.compute import board_slot
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path, check_output_path
@@ -179,13 +179,19 @@ def adapt_model_file(
     target = check_output_path(output, (".keras",), "output model")
     if target.resolve() == source.resolve():
         raise UserError(f"output {str(output)!r} is the input model; choose another file name")
-    from edgeprune.channels.finetune import training_loss
     from edgeprune.models import load_keras_model
+    from edgeprune.prune.task_training import resolve_loss
 
     model = load_keras_model(source, custom_objects=chosen.custom_objects)
     traced = trace_model(model, chosen.criterion)  # refuses models without a layer graph
-    dataset = load_fitting_data(chosen.data, model)
-    training_loss(model)  # an output fine-tuning cannot train fails here, before any training
+    dataset, task = load_task_data(chosen.data, model, chosen)
+    if task.name != "classification":
+        raise UserError(
+            f"adapt ranks its proposals by top-1, so it needs a classifier, not `task` "
+            f"{task.name} (prune it with channels --data and --ratio instead)",
+            params=("task",),
+        )
+    resolve_loss(model, task, chosen.loss, source)  # a bad --loss fails before any training
     if not traced.prunable():
         raise UserError(
             f"model {model.name!r} has no channel group adapt may cut (every group is tied to "
@@ -288,9 +294,8 @@ def _adapt(
     before = top1(model, dataset)
     pruned_top1 = top1(final_model, dataset)
     if chosen.long_epochs > 0 and outcome.model_path != source:
-        after = finetune(final_model, dataset, **chosen.finetune_keywords(chosen.long_epochs))[
-            "top1"
-        ]
+        keywords = chosen.finetune_keywords(chosen.long_epochs)
+        after = finetune(final_model, dataset, **keywords, source=source)["top1"]
     else:
         after = pruned_top1
     final_tflite = workdir.root / "final.tflite"

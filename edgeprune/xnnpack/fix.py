@@ -221,22 +221,58 @@ def _unique_name(layer: Any, suffix: str) -> str:
 
 
 def output_change(before: Any, after: Any, inputs: np.ndarray) -> dict[str, Any]:
-    """How much the outputs moved on `inputs`: max and mean |difference|, top-1 agreement."""
+    """How much the outputs moved on `inputs`: max and mean |difference|, top-1 agreement.
+
+    A model with several outputs (detection heads, a dict of outputs) is compared output by
+    output: the totals are over all of them, `outputs` has each one by name.
+    """
     # an eager call: `predict` would compile each model first, which costs more than it runs
-    old = np.asarray(before(_as_structure(before, inputs), training=False), dtype=np.float64)
-    new = np.asarray(after(_as_structure(after, inputs), training=False), dtype=np.float64)
-    diff = np.abs(old - new)
-    scale = float(np.mean(np.abs(old))) or 1.0
+    old = _named_outputs(before, before(_as_structure(before, inputs), training=False))
+    new = _named_outputs(after, after(_as_structure(after, inputs), training=False))
+    if [name for name, _ in old] != [name for name, _ in new]:
+        raise ValueError("the fixed model's outputs differ from the original's")
+    per_output: list[dict[str, Any]] = []
+    for (name, a), (_, b) in zip(old, new, strict=True):
+        diff = np.abs(a - b)
+        scale = float(np.mean(np.abs(a))) or 1.0
+        per_output.append(
+            {
+                "name": name,
+                "max_abs": float(diff.max()),
+                "mean_abs": float(diff.mean()),
+                "relative": float(diff.mean()) / scale,
+                "size": int(diff.size),
+            }
+        )
+    total = sum(o["size"] for o in per_output) or 1
+    mean_abs = sum(o["mean_abs"] * o["size"] for o in per_output) / total
+    scale = sum(float(np.abs(a).sum()) for _, a in old) / total or 1.0
     change: dict[str, Any] = {
         "samples": len(inputs),
-        "max_abs": float(diff.max()),
-        "mean_abs": float(diff.mean()),
-        "relative": float(diff.mean()) / scale,
+        "max_abs": max(o["max_abs"] for o in per_output),
+        "mean_abs": mean_abs,
+        "relative": mean_abs / scale,
         "top1_agreement": None,
     }
-    if old.ndim == 2 and old.shape[1] > 1:
-        change["top1_agreement"] = float(np.mean(old.argmax(1) == new.argmax(1)))
+    if len(old) == 1:
+        (_, first), (_, second) = old[0], new[0]
+        if first.ndim == 2 and first.shape[1] > 1:
+            change["top1_agreement"] = float(np.mean(first.argmax(1) == second.argmax(1)))
+    else:
+        change["outputs"] = [{k: v for k, v in o.items() if k != "size"} for o in per_output]
     return change
+
+
+def _named_outputs(model: Any, values: Any) -> list[tuple[str, np.ndarray]]:
+    """Each output array with its name: the dict key, else the output layer's name."""
+    keras = _tf.keras()
+    if isinstance(values, dict):
+        return [(str(k), np.asarray(values[k], dtype=np.float64)) for k in sorted(values)]
+    flat = keras.tree.flatten(values)
+    names = [str(t._keras_history.operation.name) for t in _functional(model).outputs]
+    if len(names) != len(flat):
+        names = [f"output_{i}" for i in range(len(flat))]
+    return [(n, np.asarray(v, dtype=np.float64)) for n, v in zip(names, flat, strict=True)]
 
 
 def _as_structure(model: Any, inputs: np.ndarray) -> Any:

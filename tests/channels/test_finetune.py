@@ -72,8 +72,10 @@ def test_finetune_trains_and_reports_top1():
 
 def test_data_that_does_not_fit_is_refused():
     model = _model("logits")
-    with pytest.raises(UserError, match="has 7 classes but the model outputs 4"):
+    with pytest.raises(UserError, match="has 7 classes but logits outputs 4"):
         check_data_fits(model, _dataset((6, 6, 3), 7))
+    with pytest.raises(UserError, match="7 classes"):
+        check_data_fits(model, _dataset((6, 6, 3), 7), {"task": "classification"})
     with pytest.raises(UserError, match=r"samples of shape \(5, 5, 3\)"):
         check_data_fits(model, _dataset((5, 5, 3), 4))
     with pytest.raises(UserError, match="^epochs must be >= 1") as caught:
