@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, model_validator
 
 from edgeprune.errors import UserError
-from edgeprune.options import CustomObjectsFields, StageOptions
+from edgeprune.options import CustomObjectsFields
 from edgeprune.tasks.options import TaskFields
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
