@@ -86,6 +86,7 @@ class StageContext:
     recipe: Recipe
     strategy_name: str = "default"
     input_shape: tuple[Any, ...] | None = None  # the base model's, once it is known
+    task: Any = None  # the run's Task once a stage scored with it (`recipes.scoring`)
     _strategy: Any = None
     _data: RecipeData | None = None
 
