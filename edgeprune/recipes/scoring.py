@@ -61,14 +61,16 @@ def recipe_task(ctx: StageContext, data: Dataset, outputs: list[OutputInfo]) -> 
     the data and the outputs (one line before any work when they do not fit)."""
     if ctx.task is not None:
         return ctx.task
-    from edgeprune.tasks.registry import get_task, infer_task
+    from edgeprune.tasks.registry import infer_task
 
     decision = ctx.recipe.decision
+    task: Task
     if decision.task == "custom":
+        from edgeprune.tasks.custom import CustomTask
+
         assert decision.metric_fn is not None  # the loader requires it
-        task = get_task(
-            "custom",
-            metric=user_function(ctx.recipe, decision.metric_fn),
+        task = CustomTask(
+            user_function(ctx.recipe, decision.metric_fn),
             decides=decision.metric.name,
             higher_is_better=decision.metric.higher_is_better,
             unit=decision.metric.unit,
