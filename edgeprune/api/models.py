@@ -72,12 +72,24 @@ def evaluate(
     *,
     reference: ModelLike = None,
     batch_size: int = 64,
+    task: str | None = None,
+    metric: str | None = None,
+    decode: str | None = None,
 ) -> EvaluateResult:
-    """Top-1 (and top-5) on `data`'s validation split; with `reference`, output parity too."""
+    """The task's metrics on `data`'s validation split (top-1/top-5 for a classifier, RMSE
+    for regression, mIoU, mAP, a custom metric); with `reference`, output parity too."""
     from edgeprune.tflite.evaluation import evaluate as evaluate_model
 
     ref = None if reference is None else _source(reference)
-    report = evaluate_model(_source(model), data, reference=ref, batch_size=batch_size)
+    report = evaluate_model(
+        _source(model),
+        data,
+        reference=ref,
+        batch_size=batch_size,
+        task=task,
+        metric=metric,
+        decode=decode,
+    )
     return EvaluateResult(report)
 
 

@@ -269,18 +269,28 @@ class InspectResult(_Shown):
 
 @dataclass(repr=False)
 class EvaluateResult(_Shown):
-    """`ep.evaluate`: top-1 / top-5 on the validation split, and parity with a reference."""
+    """`ep.evaluate`: the task's metrics on the validation split, and parity with a reference."""
 
     report: Any
 
     @property
-    def top1(self) -> float:
-        return float(self.report.top1)
+    def top1(self) -> float | None:
+        value = self.report.top1
+        return float(value) if value is not None else None
 
     @property
     def top5(self) -> float | None:
         value = self.report.top5
         return float(value) if value is not None else None
+
+    @property
+    def task(self) -> str | None:
+        value = self.report.task
+        return str(value) if value is not None else None
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return dict(self.report.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.report.to_dict())
@@ -290,22 +300,20 @@ class EvaluateResult(_Shown):
 
     def _fields(self) -> list[tuple[str, object]]:
         r = self.report
-        fields: list[tuple[str, object]] = [
-            (
-                "top-1",
-                accuracy_percent(r.top1)
-                + (f", top-5 {accuracy_percent(r.top5)}" if r.top5 is not None else ""),
-            ),
-            ("data", f"{r.dataset} ({r.samples} {r.split} samples, {r.classes} classes)"),
-        ]
+        fields: list[tuple[str, object]] = []
+        for info in r.metric_info:
+            if info["name"] in r.metrics:
+                value = r.metrics[info["name"]]
+                shown = accuracy_percent(value) if info["unit"] == "fraction" else f"{value:.4g}"
+                fields.append((info["label"], shown))
+        what = f"{r.classes} classes" if r.classes is not None else (r.task or "no labels")
+        fields.append(("data", f"{r.dataset} ({r.samples} {r.split} samples, {what})"))
         if r.reference is not None:
             p = r.reference
-            fields.append(
-                (
-                    f"vs {p.reference}",
-                    f"max |diff| {p.max_abs_diff:.3g}, top-1 agreement {accuracy_percent(p.top1_agreement)}",
-                )
-            )
+            text = f"max |diff| {p.max_abs_diff:.3g}"
+            if p.top1_agreement is not None:
+                text += f", top-1 agreement {accuracy_percent(p.top1_agreement)}"
+            fields.append((f"vs {p.reference}", text))
         return fields
 
 

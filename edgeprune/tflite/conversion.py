@@ -33,13 +33,14 @@ from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
 from edgeprune.files import check_output_path
 from edgeprune.manifest import manifest_path
-from edgeprune.tflite.evaluation import dataset_for, top_k_accuracy
+from edgeprune.tasks.base import Task
+from edgeprune.tflite.evaluation import dataset_for, task_for
 from edgeprune.tflite.flatbuffer import read_model
 from edgeprune.tflite.options import (
     CALIBRATION_SAMPLES,
     ConvertOptions,
 )
-from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
+from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor, keras_output_infos
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
 from edgeprune.tflite.sources import ConversionSource, open_source
 
@@ -113,9 +114,11 @@ def convert(
         )
     model = open_source(source)
     data = None
+    task: Task | str | None = None
     if dataset is not None:
         data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())
         _check_data(model, data, quantize)
+        task = _task_for(model, data)
     sparse, choice, reason = _decide_sparse(
         chosen.sparse_weights, quantize, _sparsest_kernel(model)
     )
@@ -139,7 +142,7 @@ def convert(
         densify_ops = parsed.op_counts().get("DENSIFY", 0)
         if sparse and sparse_tensors == 0:
             notes.append("the converter found no weight tensor worth storing sparse")
-        accuracy = _accuracy(tmp, str(target), model, data) if data is not None else None
+        accuracy = _accuracy(tmp, str(target), model, data, task) if data is not None else None
         manifest = art.describe(
             step="convert",
             options=recorded,
@@ -286,20 +289,51 @@ def _smoke_run(path: Path, label: str, quantize: str, sparse: bool, choice: str)
         raise UserError(f"the converted model does not run: {exc}{hint}") from None
 
 
-def _accuracy(path: Path, label: str, model: ConversionSource, data: Dataset) -> dict[str, Any]:
-    """Top-1/top-5 of the new .tflite (and of the source, for the drop) on the validation split."""
-    outputs = TFLitePredictor(path, label).predict(data.x_val)
-    if outputs.ndim != 2 or outputs.shape[1] < data.num_classes:
-        return {"dataset": data.name, "note": f"outputs {outputs.shape[1:]} are not class scores"}
+def _task_for(model: ConversionSource, data: Dataset) -> Task | str | None:
+    """The task that scores the converted model, decided before converting; a note (str)
+    when there is none: x-only data (calibration alone) or labels no task fits unasked;
+    None for a SavedModel source (decided from the .tflite's outputs)."""
+    if not data.has_labels:
+        return f"dataset {data.name!r} has no labels: calibration only, no accuracy"
+    if model.keras_model is None:
+        return None
+    try:
+        return task_for(data, keras_output_infos(model.keras_model), None, repr(model.label))
+    except UserError as exc:
+        return f"no accuracy: {exc}"
+
+
+def _accuracy(
+    path: Path, label: str, model: ConversionSource, data: Dataset, task: Task | str | None
+) -> dict[str, Any]:
+    """The task's metrics of the new .tflite (and of the source, for the drop) on the
+    validation split; classification keeps its `top1`/`top5`/`source_top1` keys."""
+    predictor = TFLitePredictor(path, label)
+    if task is None:
+        try:
+            task = task_for(data, predictor.outputs, None, repr(label))
+        except UserError as exc:
+            task = f"no accuracy: {exc}"
+    if isinstance(task, str):
+        return {"dataset": data.name, "note": task}
+    outputs = predictor.predict_all(data.x_val)
+    metrics = task.score(data, outputs)
     result: dict[str, Any] = {
         "dataset": data.name,
         "split": "validation",
-        "samples": len(data.y_val),
-        "top1": top_k_accuracy(outputs, data.y_val, 1),
+        "samples": len(data.x_val),
+        "task": task.name,
+        "metrics": metrics,
     }
-    if outputs.shape[1] > 5:
-        result["top5"] = top_k_accuracy(outputs, data.y_val, 5)
+    classification = task.name == "classification"
+    if classification:
+        result["top1"] = metrics["top1"]
+        if "top5" in metrics:
+            result["top5"] = metrics["top5"]
     if model.keras_model is not None:
-        source_outputs = KerasPredictor(model.keras_model, model.label).predict(data.x_val)
-        result["source_top1"] = top_k_accuracy(source_outputs, data.y_val, 1)
+        source_outputs = KerasPredictor(model.keras_model, model.label).predict_all(data.x_val)
+        source_metrics = task.score(data, source_outputs)
+        result["source_metrics"] = source_metrics
+        if classification:
+            result["source_top1"] = source_metrics["top1"]
     return result

@@ -1,32 +1,47 @@
-"""Accuracy on the validation split, and output parity between two models.
+"""The task's metrics on the validation split, and output parity between two models.
 
 Works on any pair of formats (Keras, SavedModel, .tflite of any quantization), because a
 pruned or quantized model is only worth shipping if it still answers like the original.
+The task (classification, regression, segmentation, detection, custom) is inferred from
+the labels and outputs unless named; x-only data still gives parity with `reference`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgeprune.data import Dataset, check_fits, load_dataset
 from edgeprune.errors import UserError
+from edgeprune.tasks.base import OutputInfo, Task
+from edgeprune.tasks.registry import infer_task
 from edgeprune.tflite.options import EvaluateOptions
 from edgeprune.tflite.predictors import Predictor, load_predictor
 
 
 @dataclass
+class OutputParity:
+    """How far one output of two models is apart."""
+
+    name: str
+    max_abs_diff: float
+    mean_abs_diff: float
+
+
+@dataclass
 class Parity:
-    """How far two models' outputs are apart on the same samples."""
+    """How far two models' outputs are apart on the same samples (over all outputs, and each)."""
 
     reference: str
     max_abs_diff: float
     mean_abs_diff: float
-    top1_agreement: float
+    top1_agreement: float | None = None  # classification only
     reference_top1: float | None = None
+    outputs: list[OutputParity] = field(default_factory=list)
+    reference_metrics: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,12 +54,16 @@ class EvaluationReport:
     dataset: str
     split: str
     samples: int
-    classes: int
-    top1: float
+    classes: int | None  # classification only (None otherwise)
+    top1: float | None  # classification only
     top5: float | None
     runtime: dict[str, Any] | None
     notes: list[str]
     reference: Parity | None = None
+    task: str | None = None  # None: x-only data, parity alone
+    metrics: dict[str, float] = field(default_factory=dict)
+    metric_info: list[dict[str, Any]] = field(default_factory=list)
+    """The task's metrics (name, label, higher_is_better, unit), the deciding one first."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,19 +80,47 @@ def top_k_accuracy(outputs: np.ndarray, labels: np.ndarray, k: int = 1) -> float
 
 
 def output_parity(
-    outputs: np.ndarray, reference: np.ndarray, reference_label: str = "reference"
+    outputs: np.ndarray | list[np.ndarray],
+    reference: np.ndarray | list[np.ndarray],
+    reference_label: str = "reference",
+    names: list[str] | None = None,
+    classification: bool | None = None,
 ) -> Parity:
-    if outputs.shape != reference.shape:
+    """|diff| per output and over all; top-1 agreement for one output of class scores
+    (`classification` None: whenever the single output is [N, C])."""
+    ours = outputs if isinstance(outputs, list) else [outputs]
+    theirs = reference if isinstance(reference, list) else [reference]
+    if len(ours) != len(theirs):
         raise UserError(
-            f"outputs of shape {outputs.shape} cannot be compared with {reference_label!r}, "
-            f"whose outputs are {reference.shape}; compare two versions of the same model"
+            f"the model has {len(ours)} outputs but {reference_label!r} has {len(theirs)}; "
+            "compare two versions of the same model"
         )
-    diff = np.abs(outputs.astype(np.float64) - reference.astype(np.float64))
+    names = names or [f"output_{i}" for i in range(len(ours))]
+    per: list[OutputParity] = []
+    total_max, total_sum, total_count = 0.0, 0.0, 0
+    for name, a, b in zip(names, ours, theirs, strict=True):
+        if a.shape != b.shape:
+            shown = "outputs" if len(ours) == 1 else f"output {name!r}"
+            raise UserError(
+                f"{shown} of shape {a.shape} cannot be compared with {reference_label!r}, "
+                f"whose {shown} is {b.shape}; compare two versions of the same model"
+            )
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+        per.append(OutputParity(name, float(diff.max()), float(diff.mean())))
+        total_max = max(total_max, float(diff.max()))
+        total_sum += float(diff.sum())
+        total_count += diff.size
+    if classification is None:
+        classification = len(ours) == 1 and ours[0].ndim == 2 and ours[0].shape[1] > 1
+    agreement = None
+    if classification:
+        agreement = float(np.mean(ours[0].argmax(axis=1) == theirs[0].argmax(axis=1)))
     return Parity(
         reference=reference_label,
-        max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
-        top1_agreement=float(np.mean(outputs.argmax(axis=1) == reference.argmax(axis=1))),
+        max_abs_diff=total_max,
+        mean_abs_diff=total_sum / max(1, total_count),
+        top1_agreement=agreement,
+        outputs=per,
     )
 
 
@@ -83,35 +130,125 @@ def evaluate(
     *,
     reference: str | os.PathLike[str] | Any | None = None,
     batch_size: int = 64,
+    task: str | None = None,
+    metric: str | None = None,
+    decode: str | None = None,
 ) -> EvaluationReport:
-    """Top-1 (and top-5 when there are more than 5 classes) of `model` on the validation split."""
-    EvaluateOptions.create(data=dataset, reference=reference, batch_size=batch_size)
+    """The task's metrics of `model` on the validation split (top-1/top-5 for a classifier);
+    with `reference`, output parity per output (x-only data: parity alone)."""
+    options = EvaluateOptions.create(
+        data=dataset,
+        reference=reference,
+        batch_size=batch_size,
+        task=task,
+        metric=metric,
+        decode=decode,
+    )
     predictor = load_predictor(model)
     data = dataset_for(dataset, predictor.input_shape)
     if hasattr(predictor, "batch_size"):
         predictor.batch_size = batch_size
+    check_fits(data, predictor.input_shape, repr(predictor.label))
     reference_predictor = load_predictor(reference) if reference is not None else None
-    outputs = _classify(predictor, data)
-    classes = int(outputs.shape[1])
+    if reference_predictor is not None:
+        check_fits(data, reference_predictor.input_shape, repr(reference_predictor.label))
+    infos = output_infos(predictor, reference_predictor, data)
+    run_task: Task | None = None
+    if data.has_labels:
+        run_task = task_for(data, infos, options, repr(predictor.label))
+    elif reference_predictor is None:
+        raise UserError(
+            f"dataset {data.name!r} has no labels (only x); give labels (y) to score the model, "
+            "or `reference` to compare outputs",
+            params=("reference",),
+        )
+    outputs = predictor.predict_all(data.x_val)
+    metrics = run_task.score(data, outputs) if run_task is not None else {}
+    classification = run_task is not None and run_task.name == "classification"
     report = EvaluationReport(
         model=predictor.label,
         kind=predictor.kind,
         dataset=data.name,
         split="validation",
-        samples=len(data.y_val),
-        classes=classes,
-        top1=top_k_accuracy(outputs, data.y_val, 1),
-        top5=top_k_accuracy(outputs, data.y_val, 5) if classes > 5 else None,
+        samples=len(data.x_val),
+        classes=int(outputs[0].shape[1]) if classification else None,
+        top1=metrics.get("top1") if classification else None,
+        top5=metrics.get("top5") if classification else None,
         runtime=getattr(predictor, "runtime", None),
         notes=list(predictor.notes),
+        task=run_task.name if run_task is not None else None,
+        metrics=metrics,
+        metric_info=run_task.to_dict()["metrics"] if run_task is not None else [],
     )
+    if run_task is None:
+        report.notes.append(f"dataset {data.name!r} has no labels: output parity only")
     if reference_predictor is not None:
-        reference_outputs = _classify(reference_predictor, data)
-        parity = output_parity(outputs, reference_outputs, reference_predictor.label)
-        parity.reference_top1 = top_k_accuracy(reference_outputs, data.y_val, 1)
+        reference_outputs = reference_predictor.predict_all(data.x_val)
+        parity = output_parity(
+            outputs,
+            reference_outputs,
+            reference_predictor.label,
+            names=[o.name for o in infos],
+            classification=classification if run_task is not None else None,
+        )
+        if run_task is not None:
+            parity.reference_metrics = run_task.score(data, reference_outputs)
+            if classification:
+                parity.reference_top1 = parity.reference_metrics.get("top1")
         report.reference = parity
         report.notes.extend(f"reference: {note}" for note in reference_predictor.notes)
     return report
+
+
+def task_for(
+    data: Dataset,
+    outputs: list[OutputInfo],
+    fields: EvaluateOptions | None = None,
+    model_name: str = "the model",
+) -> Task:
+    """The run's task: `fields.task` if named, else inferred; checked against data and outputs
+    before any model runs."""
+    return infer_task(
+        data,
+        outputs,
+        fields.task if fields is not None else None,
+        model_name=model_name,
+        metric=fields.metric if fields is not None else None,
+        decode=fields.decode if fields is not None else None,
+    )
+
+
+def output_infos(
+    predictor: Predictor, reference: Predictor | None = None, data: Dataset | None = None
+) -> list[OutputInfo]:
+    """The model's outputs by name. A .tflite or SavedModel whose outputs are only numbered
+    takes the names of a Keras reference with the same outputs, else of the dataset's
+    `y_<name>` labels where each label's shape fits exactly one output."""
+    infos = predictor.outputs
+    if predictor.kind == "keras" or not all(_numbered(o.name) for o in infos):
+        return infos
+    if reference is not None and reference.kind == "keras":
+        named = reference.outputs
+        same = len(named) == len(infos) and all(
+            tuple(a.shape[1:]) == tuple(b.shape[1:]) for a, b in zip(named, infos, strict=True)
+        )
+        if same:
+            return [OutputInfo(r.name, own.shape) for r, own in zip(named, infos, strict=True)]
+    labels = data.y_val if data is not None else None
+    if isinstance(labels, dict) and len(labels) == len(infos):
+        shapes = {name: _per_sample(np.shape(v)[1:]) for name, v in labels.items()}
+        matches = [[n for n, s in shapes.items() if s == _per_sample(o.shape[1:])] for o in infos]
+        if all(len(m) == 1 for m in matches) and len({m[0] for m in matches}) == len(infos):
+            return [OutputInfo(m[0], o.shape) for m, o in zip(matches, infos, strict=True)]
+    return infos
+
+
+def _numbered(name: str) -> bool:
+    return name.startswith("output_") or ":" in name
+
+
+def _per_sample(shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(d for d in shape if d != 1)
 
 
 def dataset_for(
@@ -127,21 +264,6 @@ def dataset_for(
 
 
 def predict_dataset(predictor: Predictor, data: Dataset) -> np.ndarray:
-    """Validation outputs of one model, after checking the data fits its input."""
+    """Validation outputs of a one-output model, after checking the data fits its input."""
     check_fits(data, predictor.input_shape, repr(predictor.label))
     return predictor.predict(data.x_val)
-
-
-def _classify(predictor: Predictor, data: Dataset) -> np.ndarray:
-    outputs = predict_dataset(predictor, data)
-    if outputs.ndim != 2:
-        raise UserError(
-            f"{predictor.label!r} outputs shape {outputs.shape[1:]} per sample; evaluation needs "
-            "a classifier with one score per class"
-        )
-    if outputs.shape[1] < data.num_classes:
-        raise UserError(
-            f"dataset {data.name!r} has {data.num_classes} classes but {predictor.label!r} "
-            f"outputs {outputs.shape[1]} scores; use the dataset the model was trained on"
-        )
-    return outputs

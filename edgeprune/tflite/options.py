@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from edgeprune.errors import UserError
 from edgeprune.options import StageOptions
+from edgeprune.tasks.options import TaskFields
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 IO_TYPES = ("float", "int8")
@@ -74,13 +75,17 @@ class ConvertOptions(StageOptions):
         return data
 
 
-class EvaluateOptions(StageOptions):
-    """What to evaluate on and against. `data` and `reference` may also be loaded objects."""
+class EvaluateOptions(TaskFields):
+    """What to evaluate on and against. `data` and `reference` may also be loaded objects;
+    the task (TaskFields) is inferred from the labels and outputs unless named."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     stage = "evaluate"
 
-    data: Any = Field(description="Dataset: digits, an .npz or an image folder.")
+    data: Any = Field(
+        description="Dataset: digits, an .npz (any y, or x only with --reference), an image "
+        "folder or COCO .json."
+    )
     reference: Any = Field(None, description="Another model to compare outputs with (any format).")
     batch_size: int = Field(64, ge=1, description="Samples per invoke for .tflite.")
 

@@ -105,3 +105,43 @@ def test_missing_function_no_labels_and_no_default_loss(metrics_file, tmp_path):
     with pytest.raises(UserError, match="has no default loss; give loss") as err:
         task.default_loss(None)
     assert err.value.params == ("loss",)
+
+
+def test_cli_evaluate_with_a_custom_metric_file(metrics_file, tmp_path, run_cli):
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="o")(inputs))
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    y = model.predict(x, verbose=0)[:, 0] + np.where(np.arange(20) % 4 == 0, 2.0, 0.1)
+    np.savez(tmp_path / "d.npz", x=x[:10], y=y[:10], x_val=x[10:], y_val=y[10:])
+    outcome = run_cli(
+        "evaluate",
+        tmp_path / "m.keras",
+        "--data",
+        tmp_path / "d.npz",
+        "--task",
+        "custom",
+        "--metric",
+        f"{metrics_file}:hit_rate",
+        "--json",
+    )
+    assert outcome.code == 0, outcome.err
+    import json
+
+    report = json.loads(outcome.out)
+    assert report["task"] == "custom"
+    # samples 12 and 16 are 2.0 off (misses), the other 8 are 0.1 off
+    assert report["metrics"] == {"hits": pytest.approx(0.8), "count": 10.0}
+    bad = run_cli(
+        "evaluate",
+        tmp_path / "m.keras",
+        "--data",
+        tmp_path / "d.npz",
+        "--metric",
+        f"{metrics_file}:broken",
+    )
+    assert bad.code == 2 and bad.err.count("\n") == 1
+    assert "--metric" in bad.err and "failed: ValueError: shapes differ" in bad.err

@@ -1,0 +1,85 @@
+"""What a model's outputs are, before any work, and the run's task from its TaskFields.
+
+Stages call `resolve_task(data, keras_outputs(model), options)` once, up front, so a task
+that does not fit the data fails in one line before training or converting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from edgeprune.tasks.base import OutputInfo, Task
+from edgeprune.tasks.options import TaskFields
+from edgeprune.tasks.registry import infer_task
+
+if TYPE_CHECKING:
+    from edgeprune.data import Dataset
+
+
+def keras_outputs(model: Any) -> list[OutputInfo]:
+    """Names and shapes (batch first) of a Keras model's outputs, in the model's order."""
+    tensors = list(getattr(model, "outputs", None) or [])
+    names = list(getattr(model, "output_names", None) or [])
+    infos = []
+    for i, tensor in enumerate(tensors):
+        name = names[i] if i < len(names) else _tensor_name(tensor, i)
+        shape = tuple(None if d is None else int(d) for d in tensor.shape)
+        infos.append(OutputInfo(str(name), shape))
+    return infos
+
+
+def resolve_task(
+    data: Dataset,
+    outputs: Sequence[OutputInfo],
+    fields: TaskFields | Mapping[str, Any] | None = None,
+    model_name: str = "the model",
+) -> Task:
+    """The run's task: `fields.task` if given (checked against data and outputs), else inferred."""
+    if fields is None:
+        values: dict[str, Any] = {}
+    elif isinstance(fields, Mapping):
+        values = dict(fields)
+    else:
+        values = {
+            "task": fields.task,
+            "metric": fields.metric,
+            "decode": fields.decode,
+        }
+    return infer_task(
+        data,
+        outputs,
+        values.get("task"),
+        model_name=model_name,
+        metric=values.get("metric"),
+        decode=values.get("decode"),
+    )
+
+
+def _tensor_name(tensor: Any, index: int) -> str:
+    history = getattr(tensor, "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    name = getattr(operation, "name", None)
+    return str(name) if name else f"output_{index}"
+
+
+def output_layer(model: Any, index: int = 0) -> Any | None:
+    """The layer that makes output `index`, looking inside nested models; None if unknown."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or index >= len(outputs):
+        return None
+    history = getattr(outputs[index], "_keras_history", None)
+    operation = getattr(history, "operation", None)
+    if operation is not None and getattr(operation, "outputs", None):
+        return output_layer(operation, getattr(history, "tensor_index", 0) or 0)
+    return operation
+
+
+def activation_name(layer: Any) -> str:
+    """The final activation of `layer`: "softmax", "sigmoid", "linear" (none), ..."""
+    if type(layer).__name__ == "Softmax":
+        return "softmax"
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return "linear"
+    return str(getattr(activation, "__name__", activation))
