@@ -167,7 +167,7 @@ data: {{train: reg.npz}}
 pipelines:
   dense: {{}}
   pruned:
-    prune: {{method: oneshot, sparsity: [0.3, 0.95]}}
+    prune: {{method: oneshot, sparsity: [0.3, 0.95], min_params: 16}}
 devices: [local]
 bench: {{runs: 3, warmup: 0}}
 """
