@@ -107,8 +107,12 @@ def print_report(report: Any) -> None:
         rec = device.recommendation
         console.print(
             "★ recommended  ◆ Pareto front  ✗ excluded  × speed-up vs "
-            f"{report.reference or '–'} (verdict at 95 %)  acc: drop vs baseline at 95 % "
-            "(ok = within budget, ? = cannot tell)"
+            f"{report.reference or '–'} (verdict at 95 %)  "
+            + (
+                "acc: drop vs baseline at 95 % (ok = within budget, ? = cannot tell)"
+                if report.by_top1
+                else f"bud: {metric.label} against the budget (point estimate; ok = within)"
+            )
         )
         console.print(f"constraints: {describe_limits(rec.limits)}")
         what = "accuracy" if report.by_top1 else metric.label

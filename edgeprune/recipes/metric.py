@@ -118,7 +118,7 @@ def drop_text(metric: Metric, drop: float | None, signed: bool = False) -> str:
         return f"{points(drop, signed)} points"
     if drop is None:
         return "–"
-    drop = drop + 0.0
+    drop = 0.0 if abs(drop) < 1e-7 else drop + 0.0  # a float32 round trip is no change
     return f"{drop:+.4g}" if signed else f"{drop:.4g}"
 
 

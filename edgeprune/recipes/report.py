@@ -124,6 +124,15 @@ class RecipeReport:
             f"budget {budget}"
         )
 
+    def legend(self) -> str:
+        """LEGEND, naming the deciding metric when it is not top-1."""
+        if self.by_top1:
+            return LEGEND
+        return LEGEND.replace(
+            "accuracy: the drop against the baseline at 95 %, on the same samples",
+            f"budget: the {self.metric.label} drop against the baseline (point estimate)",
+        )
+
     def decisions(self) -> list[dict[str, Any]]:
         """Per device: choice, runner_up, reason, excluded (what `run --json` leads with)."""
         return [d.recommendation.decision() for d in self.devices]
@@ -173,7 +182,7 @@ class RecipeReport:
                 lines.append(f"\n{missing}: not measured ({why})")
             if plots and device.device in plots:
                 lines += ["", f"![{device.device}: latency vs accuracy]({plots[device.device]})"]
-        lines += ["", LEGEND + "."]
+        lines += ["", self.legend() + "."]
         warnings = legend(warning_codes(self))
         if warnings:
             lines += ["", "Warnings:", ""]

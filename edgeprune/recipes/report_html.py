@@ -14,7 +14,6 @@ from edgeprune.files import atomic_output
 from edgeprune.html import esc, page, png_img, table
 from edgeprune.recipes.metric import TOP1, axis_label, budget_text
 from edgeprune.recipes.report import (
-    LEGEND,
     DeviceReport,
     RecipeReport,
     describe_limits,
@@ -194,7 +193,11 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
         body.append("<h2>Latency by variant</h2>" + png_img(*by_stem["latency"]))
     body.append(
         "<p class='note'>"
-        + esc(LEGEND + " · ◆ = no variant is both faster and more accurate")
+        + esc(
+            report.legend()
+            + " · ◆ = no variant is both faster and "
+            + ("more accurate" if report.by_top1 else f"better in {report.metric.label}")
+        )
         + "</p>"
     )
     from edgeprune.warning_codes import legend

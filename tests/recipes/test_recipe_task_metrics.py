@@ -240,3 +240,23 @@ def test_a_custom_metric_function_decides_with_its_direction(run_cli, write_reci
     result = _run(run_cli, write_recipe, tmp_path, "custom", decide)
     _check_decided_by(result, "mean_err", lower=True, budget_of=lambda base: 0.02)
     assert (tmp_path / "work" / "plots" / "pareto-local.png").is_file()
+
+
+def test_a_fraction_metric_other_than_top1_is_judged_and_written_in_points():
+    from edgeprune.recipes.report import table_headers
+
+    miou = Metric("miou", "mIoU")
+    rec = recommend(
+        "local",
+        [candidate("sp0.9", 1.0, 0.78), candidate("dense", 2.0, 0.797)],
+        Baseline(0.80, metric=miou),
+        1.0,
+    )
+    assert rec.choice is not None and rec.choice.variant == "dense"
+    (exclusion,) = rec.excluded
+    assert "mIoU 78.00 % is 2.00 points below the baseline, over the 1-point budget" in (
+        exclusion.text()
+    )
+    assert "within 1 point(s) of the baseline's mIoU 80.00 %" in rec.reason
+    headers = table_headers(miou)
+    assert "mIoU % host" in headers and not any("top-1" in h for h in headers)
