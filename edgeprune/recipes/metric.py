@@ -37,8 +37,8 @@ KNOWN_METRICS: dict[str, tuple[Metric, ...]] = {
         Metric("pixel_accuracy", "pixel accuracy", True, FRACTION),
     ),
     "detection": (
-        Metric("map50", "mAP@.5", True, FRACTION),
         Metric("map", "mAP@[.5:.95]", True, FRACTION),
+        Metric("map50", "mAP@.5", True, FRACTION),
     ),
     "custom": (),
 }

@@ -260,3 +260,22 @@ def test_a_fraction_metric_other_than_top1_is_judged_and_written_in_points():
     assert "within 1 point(s) of the baseline's mIoU 80.00 %" in rec.reason
     headers = table_headers(miou)
     assert "mIoU % host" in headers and not any("top-1" in h for h in headers)
+
+
+@pytest.mark.parametrize(
+    ("task", "where"),
+    [
+        ("classification", "edgeprune.tasks.classification:ClassificationTask"),
+        ("regression", "edgeprune.tasks.regression:RegressionTask"),
+        ("segmentation", "edgeprune.tasks.segmentation:SegmentationTask"),
+        ("detection", "edgeprune.tasks.detection:DetectionTask"),
+    ],
+)
+def test_the_loaders_metric_names_are_the_tasks_own(task, where):
+    """The loader lists metrics without importing the tasks (no TensorFlow, no pycocotools
+    at load time): the lists must be the task classes' own, in order (the first decides)."""
+    from edgeprune.recipes.metric import KNOWN_METRICS
+
+    module, _, name = where.partition(":")
+    cls = getattr(pytest.importorskip(module), name)
+    assert KNOWN_METRICS[task] == tuple(cls.metrics)
