@@ -28,6 +28,8 @@ from edgeprune.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 VALIDATION_FRACTION = 0.2
 SPLIT_SEED = 1234
+MAX_CLASS_IDS = 65536
+"""Whole-valued labels beyond this many ids are targets (counts, prices), not classes."""
 
 
 Labels = Union[np.ndarray, "dict[str, np.ndarray]", None]
@@ -153,6 +155,8 @@ def _npz(path: Path) -> Dataset:
     else:
         x_train, y_train, x_val, y_val = _split(x, y)
     classes = _class_count(y_train, y_val)
+    if classes > MAX_CLASS_IDS:
+        classes = 0
     return Dataset(path.stem, x_train, y_train, x_val, y_val, [str(i) for i in range(classes)])
 
 
@@ -295,8 +299,17 @@ def _stack(path: Path, images: list[np.ndarray]) -> np.ndarray:
 
 
 def _split(x: np.ndarray, y: Labels) -> tuple[Any, ...]:
-    """Stratified for class ids [N]; else a fixed, seeded 20 % of the samples (any labels)."""
-    if isinstance(y, np.ndarray) and y.ndim == 1 and np.issubdtype(y.dtype, np.integer):
+    """Stratified for class ids [N]; else a fixed, seeded 20 % of the samples (any labels).
+
+    Whole-valued labels with more distinct values than half the samples are targets
+    (counts, ages), not classes: stratifying those would leave the validation split empty.
+    """
+    if (
+        isinstance(y, np.ndarray)
+        and y.ndim == 1
+        and np.issubdtype(y.dtype, np.integer)
+        and len(np.unique(y)) <= max(2, len(y) // 2)
+    ):
         return _stratified_split(x, y)
     rng = np.random.default_rng(SPLIT_SEED)
     order = rng.permutation(len(x))

@@ -193,6 +193,12 @@ class ConvertResult(_Shown):
         acc = self.accuracy
         if acc and "top1" in acc:
             fields.append(("top-1", f"{accuracy_percent(acc['top1'])} on {acc['dataset']}"))
+        elif acc and acc.get("metric_info"):
+            primary = acc["metric_info"][0]
+            value = acc["metrics"].get(primary["name"])
+            if value is not None:
+                shown = accuracy_percent(value) if primary["unit"] == "fraction" else f"{value:.4g}"
+                fields.append((primary["label"], f"{shown} on {acc['dataset']}"))
         return fields
 
 

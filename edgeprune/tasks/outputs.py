@@ -16,11 +16,27 @@ from edgeprune.tasks.registry import infer_task
 if TYPE_CHECKING:
     from edgeprune.data import Dataset
 
+CUSTOM_SETTINGS = ("decides", "higher_is_better", "unit")
+"""What a recipe may say about a custom task's metrics, besides its function."""
 
-def keras_outputs(model: Any) -> list[OutputInfo]:
-    """Names and shapes (batch first) of a Keras model's outputs, in the model's order."""
+
+def keras_outputs(model: Any, sample: Any = None) -> list[OutputInfo]:
+    """Names and shapes (batch first) of a Keras model's outputs, in the model's order.
+
+    A subclassed model has no output tensors to read; then `sample` (a batch of inputs)
+    is run once and the outputs' shapes are read from the result.
+    """
     tensors = list(getattr(model, "outputs", None) or [])
     names = list(getattr(model, "output_names", None) or [])
+    if not tensors and sample is not None:
+        result = model(sample[:1], training=False)
+        if isinstance(result, Mapping):
+            return [OutputInfo(str(k), (None, *tuple(v.shape)[1:])) for k, v in result.items()]
+        arrays = list(result) if isinstance(result, (list, tuple)) else [result]
+        return [
+            OutputInfo(names[i] if i < len(names) else f"output_{i}", (None, *tuple(a.shape)[1:]))
+            for i, a in enumerate(arrays)
+        ]
     infos = []
     for i, tensor in enumerate(tensors):
         name = names[i] if i < len(names) else _tensor_name(tensor, i)
@@ -35,7 +51,11 @@ def resolve_task(
     fields: TaskFields | Mapping[str, Any] | None = None,
     model_name: str = "the model",
 ) -> Task:
-    """The run's task: `fields.task` if given (checked against data and outputs), else inferred."""
+    """The run's task: `fields.task` if given (checked against data and outputs), else inferred.
+
+    A mapping may also carry a custom task's `decides`, `higher_is_better` and `unit`
+    (a recipe's `metric:` and its direction).
+    """
     if fields is None:
         values: dict[str, Any] = {}
     elif isinstance(fields, Mapping):
@@ -53,6 +73,7 @@ def resolve_task(
         model_name=model_name,
         metric=values.get("metric"),
         decode=values.get("decode"),
+        **{key: values.get(key) for key in CUSTOM_SETTINGS},
     )
 
 

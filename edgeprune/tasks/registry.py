@@ -48,7 +48,13 @@ def get_task(
     cls = getattr(module, class_name)
     given = {"metric": metric, "decode": decode, **extra}
     kwargs = {key: given[key] for key in SETTINGS.get(name, ()) if given.get(key) is not None}
-    kwargs.update({k: v for k, v in extra.items() if k not in ("metric", "decode")})
+    extra = {k: v for k, v in extra.items() if v is not None}
+    if extra and name != "custom":
+        raise UserError(
+            f"{', '.join(sorted(extra))} are for task custom (a metric function), not {name}",
+            params=("task",),
+        )
+    kwargs.update(extra)
     task: Task = cls(**kwargs)
     return task
 

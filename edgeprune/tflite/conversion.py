@@ -324,6 +324,7 @@ def _accuracy(
         "samples": len(data.x_val),
         "task": task.name,
         "metrics": metrics,
+        "metric_info": task.to_dict()["metrics"],
     }
     classification = task.name == "classification"
     if classification:

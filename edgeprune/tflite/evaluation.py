@@ -163,6 +163,8 @@ def evaluate(
             params=("reference",),
         )
     outputs = predictor.predict_all(data.x_val)
+    if run_task is not None:
+        _check_finite(outputs, predictor.label, data.name)
     metrics = run_task.score(data, outputs) if run_task is not None else {}
     classification = run_task is not None and run_task.name == "classification"
     report = EvaluationReport(
@@ -183,7 +185,9 @@ def evaluate(
     if run_task is None:
         report.notes.append(f"dataset {data.name!r} has no labels: output parity only")
     if reference_predictor is not None:
-        reference_outputs = reference_predictor.predict_all(data.x_val)
+        reference_outputs = _in_order(
+            reference_predictor.predict_all(data.x_val), reference_predictor.outputs, infos
+        )
         parity = output_parity(
             outputs,
             reference_outputs,
@@ -241,6 +245,31 @@ def output_infos(
         if all(len(m) == 1 for m in matches) and len({m[0] for m in matches}) == len(infos):
             return [OutputInfo(m[0], o.shape) for m, o in zip(matches, infos, strict=True)]
     return infos
+
+
+def _in_order(
+    outputs: list[np.ndarray], names: list[OutputInfo], wanted: list[OutputInfo]
+) -> list[np.ndarray]:
+    """A reference's outputs in the model's order when both name the same outputs differently
+    ordered (a .tflite whose signature keeps the outputs' names); else as they come."""
+    have = [o.name for o in names]
+    want = [o.name for o in wanted]
+    if have != want and sorted(have) == sorted(want) and len(set(have)) == len(have):
+        return [outputs[have.index(name)] for name in want]
+    return outputs
+
+
+def _check_finite(outputs: list[np.ndarray], label: str, dataset: str) -> None:
+    """Scores of NaN/inf outputs mean nothing: one line (a weightless conversion reads
+    uninitialised variables, a broken int8 scale overflows) instead of a library traceback."""
+    for i, out in enumerate(outputs):
+        bad = int(np.count_nonzero(~np.isfinite(out)))
+        if bad:
+            which = "" if len(outputs) == 1 else f" (output {i})"
+            raise UserError(
+                f"{label!r} gives {bad} non-finite value(s){which} on dataset {dataset!r}; "
+                "the model is broken (e.g. converted without its weights): convert it again"
+            )
 
 
 def _numbered(name: str) -> bool:

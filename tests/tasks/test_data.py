@@ -115,3 +115,50 @@ def test_mismatches_are_one_line(tmp_path, arrays, message):
     with pytest.raises(UserError, match=message) as err:
         load_dataset(path)
     assert "\n" not in str(err.value)
+
+
+def test_int8_convert_calibrates_from_a_plain_image_folder(tmp_path, run_cli):
+    from PIL import Image
+
+    from edgeprune import _tf
+    from edgeprune.tflite import TFLiteRunner
+
+    keras = _tf.keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(hidden)))
+    model.save(tmp_path / "m.keras")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # 16x12 camera frames, resized to the model's 8x8 input
+        Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).save(folder / f"{i}.jpg")
+    out = tmp_path / "m-int8.tflite"
+    outcome = run_cli(
+        "convert",
+        tmp_path / "m.keras",
+        "-o",
+        out,
+        "--quantize",
+        "int8",
+        "--io",
+        "int8",
+        "--data",
+        folder,
+    )
+    assert outcome.code == 0, outcome.err
+    runner = TFLiteRunner(out)
+    assert runner.inputs[0].quantized  # int8 all through, calibrated from the frames alone
+    frames = load_dataset(folder, image_size=(8, 8)).x_val
+    assert np.abs(runner.predict(frames) - model.predict(frames, verbose=0)).max() < 0.1
+
+
+def test_whole_valued_targets_with_many_values_split_at_random_without_class_names(tmp_path):
+    x = np.zeros((30, 2))
+    ages = np.arange(30) * 3.0  # 30 distinct whole values: targets, not 30 one-sample classes
+    data = load_dataset(_save(tmp_path / "ages.npz", x=x, y=ages))
+    assert len(data.x_val) == 6  # stratified, every one-sample class would stay in training
+    prices = np.arange(30) * 1e6  # ids this large would be millions of class names
+    big = load_dataset(_save(tmp_path / "prices.npz", x=x, y=prices))
+    assert big.num_classes == 0 and len(big.x_val) == 6

@@ -182,3 +182,66 @@ def test_cli_task_mistakes_are_one_line(run_cli, small_classifier):
     outcome = run_cli("evaluate", model, "--data", data, "--task", "segmentation")
     assert outcome.code == 2 and len(outcome.err.strip().splitlines()) == 1
     assert "segmentation needs masks" in outcome.err
+
+
+def test_savedmodel_of_two_heads_answers_in_keras_order(two_heads, tmp_path):
+    model, keras_path, _tflite_path, data = two_heads
+    exported = tmp_path / "two_heads_saved"
+    model.export(exported, verbose=False)
+    predictor = load_predictor(exported)
+    assert predictor.kind == "savedmodel"
+    assert [o.shape for o in predictor.outputs] == [(None, 3), (None, 1)]
+    report = evaluate(exported, data, reference=keras_path)
+    assert report.task == "regression" and report.reference.max_abs_diff < 1e-5
+    assert [o.name for o in report.reference.outputs] == ["speed", "angle"]
+
+
+def test_named_tflite_outputs_are_matched_by_name(two_heads, tmp_path):
+    """A .tflite whose signature keeps the outputs' names (here in alphabetical order, not the
+    Keras order) is compared with the Keras model output by output, by name."""
+    from edgeprune import _tf
+
+    tf = _tf.tf()
+    model, keras_path, _tflite_path, data = two_heads
+
+    keras = _tf.keras()
+
+    def serve(features):
+        speed, angle = model(features)
+        return {"speed": speed, "angle": angle}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec((None, 6), tf.float32)])
+    saved = tmp_path / "named_saved"
+    archive.write_out(str(saved), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    path = tmp_path / "named.tflite"
+    path.write_bytes(converter.convert())
+    predictor = load_predictor(path)
+    assert [o.name for o in predictor.outputs] == ["angle", "speed"]
+    report = evaluate(path, data, reference=keras_path)
+    assert [o.name for o in report.reference.outputs] == ["angle", "speed"]
+    assert report.reference.max_abs_diff < 1e-4
+    assert report.metrics["rmse/speed"] == pytest.approx(
+        evaluate(model, data).metrics["rmse/speed"], abs=1e-4
+    )
+
+
+def test_non_finite_outputs_are_one_line(two_heads):
+    """NaN outputs (a weightless conversion reading uninitialised variables, an overflow)
+    are refused in one line instead of a scoring library's traceback."""
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+    _model, _keras_path, _tflite_path, data = two_heads
+    inputs = keras.Input((6,))
+    speed = keras.layers.Dense(3, name="speed")(inputs)
+    angle = keras.layers.Lambda(lambda t: keras.ops.log(t * 0.0 - 1.0), name="angle")(
+        keras.layers.Dense(1)(inputs)
+    )
+    broken = keras.Model(inputs, [speed, angle])
+    with pytest.raises(UserError) as caught:
+        evaluate(broken, data)
+    message = str(caught.value)
+    assert "gives 40 non-finite value(s) (output 1)" in message and "\n" not in message

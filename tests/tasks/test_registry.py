@@ -120,3 +120,35 @@ def test_masks_and_class_maps_are_segmentation():
     assert infer_task(_data(y), [OutputInfo("o", (None, 8, 8))]).name == "segmentation"
     with pytest.raises(UserError, match="one int64 per sample"):
         infer_task(_data(np.zeros(3, np.int64)), [OutputInfo("o", (None, 8, 8))])
+
+
+def test_subclassed_model_outputs_come_from_one_sample_run():
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+
+    class Twin(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.a = keras.layers.Dense(3)
+            self.b = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.a(x), self.b(x)
+
+    outputs = keras_outputs(Twin(), np.zeros((2, 4), np.float32))
+    assert [o.shape for o in outputs] == [(None, 3), (None, 1)]
+
+
+def test_custom_settings_reach_only_the_custom_task(tmp_path):
+    with pytest.raises(UserError, match="decides are for task custom"):
+        get_task("regression", decides="f1")
+    assert get_task("regression", decides=None).name == "regression"
+    path = tmp_path / "m.py"
+    path.write_text("def f(y_true, y_pred):\n    return {'f1': 0.5, 'loss': 2.0}\n")
+    task = resolve_task(
+        _data(np.zeros(3)),
+        [OutputInfo("o", (None, 1))],
+        {"task": "custom", "metric": f"{path}:f", "decides": "loss", "higher_is_better": False},
+    )
+    assert task.primary.name == "loss" and not task.primary.higher_is_better
