@@ -111,7 +111,7 @@ def print_report(report: Any) -> None:
             + (
                 "acc: drop vs baseline at 95 % (ok = within budget, ? = cannot tell)"
                 if report.by_top1
-                else f"bud: {metric.label} against the budget (point estimate; ok = within)"
+                else f"bud: {metric.label} drop vs baseline at 95 %, paired bootstrap (ok = within, ? = cannot tell)"
             )
         )
         console.print(f"constraints: {describe_limits(rec.limits)}")

@@ -294,6 +294,7 @@ class _HostStages:
                 row[stage.kind] = row.get(stage.kind) or "done"
                 parent = stage.record.output(self.plan.cache, output_name(stage.kind))
                 if stage.kind == "base":
+                    self.ctx.base_dir = parent.parent
                     shape = stage.record.metrics.get("input_shape")
                     self.ctx.input_shape = tuple(shape) if shape else None
 
@@ -452,6 +453,7 @@ def run_record(
                 "top1": metrics.get("top1"),
                 "score": metrics.get("score"),
                 "scores": metrics.get("scores"),
+                "drop_ci": metrics.get("drop_ci"),
                 "size_bytes": metrics.get("size_bytes"),
                 "gzip_bytes": metrics.get("gzip_bytes"),
                 "samples": metrics.get("samples"),

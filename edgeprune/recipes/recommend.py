@@ -51,6 +51,7 @@ class Candidate:
     sample: Any = None  # edgeprune.stats.LatencySample of that measurement (None: not kept)
     accuracy_samples: int | None = None  # how many samples the accuracy rests on
     correct: Any = None  # per-sample correctness (bool array), for paired drops
+    drop_ci: tuple[float, float] | None = None  # any other metric: the paired bootstrap's
 
     def drop_points(self, baseline: float | None, metric: Metric = TOP1) -> float | None:
         """How much worse than the baseline in budget units: points for fractions, the
@@ -270,14 +271,23 @@ def _judge_metric(candidate: Candidate, baseline: Baseline, budget: float | None
         info["verdict"] = None
         return info
     drop = drop_value(metric, baseline.accuracy, candidate.accuracy)
-    verdict = (
-        "no_budget"
-        if budget is None
-        else "within_budget"
-        if drop <= budget + TOLERANCE
-        else "over_budget"
+    ci = candidate.drop_ci
+    if budget is None:
+        verdict = "no_budget"
+    elif ci is None:  # no interval: the point estimate against the budget
+        verdict = "within_budget" if drop <= budget + TOLERANCE else "over_budget"
+    elif ci[1] <= budget + TOLERANCE:
+        verdict = "within_budget"
+    elif ci[0] > budget + TOLERANCE:
+        verdict = "over_budget"
+    else:
+        verdict = "cannot_tell"
+    info.update(
+        drop_points=drop,
+        drop_ci=list(ci) if ci else None,
+        verdict=verdict,
+        interval=ci is not None,
     )
-    info.update(drop_points=drop, drop_ci=None, verdict=verdict, interval=False)
     return info
 
 
@@ -296,11 +306,24 @@ def _accuracy_breach(
     drop = float(info["drop_points"])
     if metric.name != TOP1.name:
         worse = "below" if metric.higher_is_better else "above"
-        text = (
-            f"{metric.label} {value_text(metric, info.get('value'))} is "
-            f"{drop_text(metric, drop)} {worse} the baseline, over the "
-            f"{budget_text(metric, budget)} budget"
+        interval = info.get("drop_ci")
+        within = (
+            f" (95 % {drop_text(metric, interval[0])} to {drop_text(metric, interval[1])})"
+            if interval
+            else ""
         )
+        if verdict == "over_budget":
+            text = (
+                f"{metric.label} {value_text(metric, info.get('value'))} is "
+                f"{drop_text(metric, drop)} {worse} the baseline{within}, over the "
+                f"{budget_text(metric, budget)} budget"
+            )
+        else:
+            text = (
+                f"cannot tell with {info.get('samples') or 'these'} samples whether its "
+                f"{metric.label} drop of {drop_text(metric, drop)}{within} is within the "
+                f"{budget_text(metric, budget)} budget"
+            )
         return Breach("accuracy_budget", budget, drop, text)
     ci = info.get("drop_ci")
     shown = f" (95 % {points(ci[0])} to {points(ci[1])})" if ci else ""

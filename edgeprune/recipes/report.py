@@ -130,7 +130,8 @@ class RecipeReport:
             return LEGEND
         return LEGEND.replace(
             "accuracy: the drop against the baseline at 95 %, on the same samples",
-            f"budget: the {self.metric.label} drop against the baseline (point estimate)",
+            f"budget: the {self.metric.label} drop against the baseline at 95 % (paired "
+            "bootstrap over the same samples; a point estimate where none)",
         )
 
     def decisions(self) -> list[dict[str, Any]]:
@@ -337,10 +338,16 @@ def _metric_cells(row: dict[str, Any], compact: bool, metric: Metric) -> list[st
     drop = row["drop_points"]
     gain = "–" if drop is None else drop_text(metric, 0.0 if abs(drop) < 1e-12 else -drop, True)
     shown = value_text(metric, host, unit=not compact)
+    ci = row.get("drop_ci")
     if compact:
         cells[8], cells[9] = shown, gain
     else:
-        cells[10], cells[11], cells[12] = shown, "–", gain
+        spread = (
+            ""
+            if not ci
+            else f" ({drop_text(metric, -ci[1], True)} to {drop_text(metric, -ci[0], True)})"
+        )
+        cells[10], cells[11], cells[12] = shown, "–", gain + spread
     return cells
 
 
@@ -569,6 +576,7 @@ def _device_report(
                     if host is not None and by_top1
                     else None,
                     correct=correct if host is not None else None,
+                    drop_ci=tuple(variant["drop_ci"]) if variant.get("drop_ci") else None,
                 )
             )
     rec = recommend(device, candidates, baseline, budget, limits)

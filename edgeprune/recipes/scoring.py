@@ -93,6 +93,12 @@ def user_function(recipe: Recipe, spec: str) -> str:
     return spec
 
 
+BASE_OUTPUTS = "validation_outputs.npz"
+"""The base model's outputs on the validation split, beside its .keras: what a variant's
+drop is bootstrapped against (paired, on the same resampled samples)."""
+RESAMPLES = 1000
+
+
 def score_outputs(
     ctx: StageContext, task: Task, data: Dataset, outputs: list[Any]
 ) -> dict[str, Any]:
@@ -102,20 +108,67 @@ def score_outputs(
     return {"scores": scores, "score": scores.get(name), "samples": len(data.x_val)}
 
 
-def keras_scores(ctx: StageContext, model: Any, data: Dataset) -> dict[str, Any]:
-    """The Keras model's scores on the validation split."""
+def drop_interval(
+    ctx: StageContext, task: Task, data: Dataset, outputs: list[Any]
+) -> list[float] | None:
+    """95 % interval of the variant's drop against the base model (budget units: points for
+    fractions), by scipy's bootstrap over the validation samples, paired: both are scored by
+    the task's `scorer` on the same resampled indices. None without the base's outputs or a
+    scorer, or with fewer than 10 samples."""
+    from scipy.stats import bootstrap
+
+    from edgeprune.recipes.metric import drop_value
+
+    base_file = ctx.base_dir / BASE_OUTPUTS if ctx.base_dir is not None else None
+    if base_file is None or not base_file.is_file() or len(data.x_val) < 10:
+        return None
+    with np.load(base_file) as loaded:
+        base_outputs = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    ours = task.scorer(data, [np.asarray(o) for o in outputs])
+    theirs = task.scorer(data, base_outputs)
+    if ours is None or theirs is None:
+        return None
+    metric = ctx.recipe.decision.metric
+
+    def drop(index: np.ndarray) -> float:
+        chosen = np.asarray(index, dtype=np.int64)
+        return drop_value(metric, theirs(chosen)[metric.name], ours(chosen)[metric.name])
+
+    result = bootstrap(
+        (np.arange(len(data.x_val)),),
+        drop,
+        vectorized=False,
+        n_resamples=RESAMPLES,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    )
+    low, high = result.confidence_interval
+    return [float(low), float(high)]
+
+
+def keras_scores(
+    ctx: StageContext, model: Any, data: Dataset, keep: Path | None = None
+) -> dict[str, Any]:
+    """The Keras model's scores on the validation split (its outputs saved at `keep`)."""
     task = recipe_task(ctx, data, keras_output_infos(model))
     with _tf.quiet_native_output():
         predicted = model.predict(data.x_val, batch_size=256, verbose=0)
     outputs = list(predicted.values()) if isinstance(predicted, dict) else predicted
-    return score_outputs(ctx, task, data, outputs if isinstance(outputs, list) else [outputs])
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    if keep is not None:
+        np.savez(keep, *[np.asarray(o) for o in outputs])
+    return score_outputs(ctx, task, data, outputs)
 
 
 def tflite_scores(ctx: StageContext, path: Path, data: Dataset) -> dict[str, Any]:
-    """The .tflite's scores on the validation split (the real TFLite runtime)."""
+    """The .tflite's scores on the validation split (the real TFLite runtime), with the
+    paired interval of its drop against the base model."""
     from edgeprune.tflite.predictors import TFLitePredictor
 
     task = recipe_task(ctx, data, tflite_output_infos(path))
     predicted = TFLitePredictor(path, "variant").predict(data.x_val)
     outputs = predicted if isinstance(predicted, list) else [predicted]
-    return score_outputs(ctx, task, data, outputs)
+    scored = score_outputs(ctx, task, data, outputs)
+    scored["drop_ci"] = drop_interval(ctx, task, data, outputs)
+    return scored

@@ -52,7 +52,8 @@ def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
             metrics["train"] = _fit(model, data, spec.train.model_dump())
             metrics["strategy"] = ctx.strategy_info()
         if ctx.recipe.spec.data is not None:
-            metrics.update(_quality(ctx, model, ctx.data.training(ctx.input_shape), paired=True))
+            data = ctx.data.training(ctx.input_shape)
+            metrics.update(_quality(ctx, model, data, paired=True, keep=out))
         metrics["params"] = int(model.count_params())
         metrics["input_shape"] = list(model.input_shape)
         _save(model, out, "base", ctx, {"model": spec.model_dump()}, metrics)
@@ -126,13 +127,16 @@ def _accuracy(model: Any, data: Dataset) -> dict[str, Any]:
     }
 
 
-def _quality(ctx: StageContext, model: Any, data: Dataset, paired: bool = False) -> dict[str, Any]:
+def _quality(
+    ctx: StageContext, model: Any, data: Dataset, paired: bool = False, keep: Path | None = None
+) -> dict[str, Any]:
     """The model's scores in the recipe's task ({"top1": ...} for a classifier deciding by
-    top-1, with the per-sample correctness when `paired`)."""
-    from edgeprune.recipes.scoring import keras_scores, uses_task
+    top-1, with the per-sample correctness when `paired`); `keep`: the base stage's directory,
+    where it keeps its outputs for the variants' paired intervals."""
+    from edgeprune.recipes.scoring import BASE_OUTPUTS, keras_scores, uses_task
 
     if uses_task(ctx.recipe, data):
-        return keras_scores(ctx, model, data)
+        return keras_scores(ctx, model, data, keep / BASE_OUTPUTS if keep is not None else None)
     if paired:
         return _accuracy(model, data)
     return {"top1": _top1(model, data)}

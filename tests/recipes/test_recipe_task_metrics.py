@@ -181,7 +181,7 @@ def _run(run_cli, write_recipe, tmp_path: Path, name: str, decide: str) -> dict:
     return json.loads(outcome.out)
 
 
-def _check_decided_by(result: dict, key: str, lower: bool, budget_of) -> None:
+def _check_decided_by(result: dict, key: str, lower: bool, budget_of, paired: bool) -> None:
     """The pick is within budget and, among the variants tied with it, best in `key`;
     the heavily pruned variant (far worse) is excluded by the budget, not picked."""
     report = result["report"]
@@ -191,13 +191,22 @@ def _check_decided_by(result: dict, key: str, lower: bool, budget_of) -> None:
     assert report["metric"]["higher_is_better"] is (not lower)
     budget = budget_of(baseline)
     assert report["budget"] == pytest.approx(budget)
+    intervals = {v["name"]: v["drop_ci"] for v in report["variants"]}
     (device,) = report["devices"]
     rec = device["recommendation"]
     worse = {n: (s - baseline) if lower else (baseline - s) for n, s in scores.items()}
-    within = {n for n, w in worse.items() if w <= budget + 1e-9}
+    if paired:  # the paired bootstrap of each drop holds its estimate
+        for name, ci in intervals.items():
+            assert ci is not None and ci[0] - 1e-9 <= worse[name] <= ci[1] + 1e-9, (name, ci)
+        # within: the whole interval inside the budget
+        within = {n for n, ci in intervals.items() if ci[1] <= budget + 1e-9}
+    else:  # a task without a subset scorer: the point estimate decides
+        assert set(intervals.values()) == {None}
+        within = {n for n, w in worse.items() if w <= budget + 1e-9}
     assert "pruned-sp0.95-fp32" not in within  # 95 % of the weights gone: far worse
     excluded = {e["variant"] for e in rec["excluded"]}
     assert excluded == set(scores) - within
+    assert rec["accuracy"]["pruned-sp0.95-fp32"]["verdict"] == "over_budget"
     choice = rec["choice"]["variant"]
     assert choice in within
     tied = set(rec["tied"]) or {choice}
@@ -215,7 +224,7 @@ def test_a_regression_recipe_decides_by_rmse_with_a_percent_budget(
     result = _run(
         run_cli, write_recipe, tmp_path, "reg", "task: regression\nmetric: rmse\nbudget: 2%"
     )
-    _check_decided_by(result, "rmse", lower=True, budget_of=lambda base: 0.02 * base)
+    _check_decided_by(result, "rmse", lower=True, budget_of=lambda base: 0.02 * base, paired=True)
     variants = {v["name"]: v for v in result["report"]["variants"]}
     assert {"rmse", "mae", "r2"} <= set(variants["dense-fp32"]["scores"])
     markdown = (tmp_path / "work" / "report.md").read_text()
@@ -238,7 +247,8 @@ def test_a_custom_metric_function_decides_with_its_direction(run_cli, write_reci
     budget: 0.02
     """
     result = _run(run_cli, write_recipe, tmp_path, "custom", decide)
-    _check_decided_by(result, "mean_err", lower=True, budget_of=lambda base: 0.02)
+    # CustomTask has no subset scorer (yet): no interval, the point estimate decides
+    _check_decided_by(result, "mean_err", lower=True, budget_of=lambda base: 0.02, paired=False)
     assert (tmp_path / "work" / "plots" / "pareto-local.png").is_file()
 
 
@@ -279,3 +289,35 @@ def test_the_loaders_metric_names_are_the_tasks_own(task, where):
     module, _, name = where.partition(":")
     cls = getattr(pytest.importorskip(module), name)
     assert KNOWN_METRICS[task] == tuple(cls.metrics)
+
+
+def test_a_drop_interval_decides_within_over_or_cannot_tell():
+    def with_ci(name: str, value: float, ci: tuple[float, float]) -> Candidate:
+        return Candidate(name, 1.0, 1, value, gzip_bytes=1000, drop_ci=ci, accuracy_samples=100)
+
+    rec = recommend(
+        "local",
+        [
+            with_ci("inside", 0.302, (-0.001, 0.004)),
+            with_ci("straddles", 0.305, (0.001, 0.012)),
+            with_ci("outside", 0.320, (0.012, 0.030)),
+        ],
+        Baseline(0.30, metric=RMSE),
+        0.006,
+    )
+    verdicts = {name: info["verdict"] for name, info in rec.accuracy.items()}
+    assert verdicts == {
+        "inside": "within_budget",
+        "straddles": "cannot_tell",
+        "outside": "over_budget",
+    }
+    assert rec.choice is not None and rec.choice.variant == "inside"
+    texts = {e.variant: e.text() for e in rec.excluded}
+    assert (
+        "cannot tell with 100 samples whether its RMSE drop of 0.005 (95 % 0.001 to 0.012)"
+        in (texts["straddles"])
+    )
+    assert (
+        "0.02 above the baseline (95 % 0.012 to 0.03), over the 0.006 RMSE budget"
+        in (texts["outside"])
+    )
