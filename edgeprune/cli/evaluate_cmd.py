@@ -95,4 +95,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _extra(key: str, value: Any, units: dict[str, str]) -> str:
-    return metric_text(value, units.get(key.split("/", 1)[0], "value"))
+    """A per-output or per-class number ("rmse/speed", "iou/road") in its metric's unit;
+    a family the task does not list (iou/ under miou) takes the deciding metric's unit."""
+    default = next(iter(units.values()), "value")
+    return metric_text(value, units.get(key.split("/", 1)[0], default))

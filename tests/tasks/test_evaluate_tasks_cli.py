@@ -90,7 +90,9 @@ def test_segmentation_masks_from_the_cli(run_cli, tmp_path):
     assert report["metric_info"][0]["name"] == "miou"
     assert 0.0 <= report["metrics"]["miou"] <= 1.0
     human = run_cli("evaluate", tmp_path / "unet.keras", "--data", tmp_path / "masks.npz")
-    assert f"mIoU {report['metrics']['miou'] * 100:.2f} %" in " ".join(human.out.split())
+    text = " ".join(human.out.split())
+    assert f"mIoU {report['metrics']['miou'] * 100:.2f} %" in text
+    assert f"iou/1 {report['metrics']['iou/1'] * 100:.2f} %" in text  # per class, as percents
     small = np.zeros((12, 16, 16), np.int64)
     np.savez(tmp_path / "small.npz", x=x[:12], y=small)
     wrong = run_cli(
@@ -121,3 +123,36 @@ def test_convert_reports_the_task_metric(run_cli, regression_files):
 
     result = ep.convert(folder / "reg.keras", folder / "reg2.tflite", data=str(folder / "reg.npz"))
     assert "RMSE" in repr(result)
+
+
+def test_int8_calibrated_from_a_plain_image_folder(run_cli, tmp_path):
+    """A folder of images with no class sub-folders is calibration data (resized to the input)."""
+    from PIL import Image
+
+    from edgeprune import _tf
+
+    keras = _tf.keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(hidden))
+    keras.Model(inputs, outputs).save(tmp_path / "conv.keras")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        pixels = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"frame{i:02d}.png")
+    int8 = tmp_path / "conv_int8.tflite"
+    outcome = run_cli(
+        "convert", tmp_path / "conv.keras", "-o", int8, "--quantize", "int8", "--data", folder
+    )
+    assert outcome.code == 0, outcome.err
+    assert "no labels: calibration only" in " ".join(outcome.out.split())
+    parity = run_cli(
+        "evaluate", int8, "--data", folder, "--reference", tmp_path / "conv.keras", "--json"
+    )
+    assert parity.code == 0, parity.err
+    report = json.loads(parity.out)
+    assert report["task"] is None and report["samples"] >= 2
+    assert 0 < report["reference"]["max_abs_diff"] < 0.5
