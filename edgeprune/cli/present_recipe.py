@@ -73,28 +73,33 @@ def print_report(report: Any) -> None:
     """Per device: the variants' table (with intervals and verdicts), the recommendation,
     what was excluded and why, and the legend of the warning codes shown."""
     from edgeprune.recipes.report import (
-        COMPACT_HEADERS,
         describe_limits,
         table_cells,
+        table_headers,
         warning_codes,
     )
     from edgeprune.warning_codes import legend
 
-    budget = "none" if report.budget is None else f"{report.budget:g} point(s), judged at 95 %"
-    console.print(f"baseline top-1 {report.baseline_text()}; accuracy budget {budget}")
+    metric = report.metric
+    shown = "top-1 %, Δ in points" if report.by_top1 else f"{metric.label}, Δ (+ = better)"
+    if report.by_top1:
+        budget = "none" if report.budget is None else f"{report.budget:g} point(s), judged at 95 %"
+        console.print(f"baseline top-1 {report.baseline_text()}; accuracy budget {budget}")
+    else:
+        console.print(report.headline())
     for device in report.devices:
         table = compact_table(
-            f"{device.device}: ms (± = 95 % half-width of p50), kB, top-1 %, Δ in points",
+            f"{device.device}: ms (± = 95 % half-width of p50), kB, {shown}",
             padding=(0, 0),
         )
-        for header in COMPACT_HEADERS:
+        for header in table_headers(metric, compact=True):
             left = header in ("variant", "", "verdict", "acc")
             table.add_column(header, justify="left" if left else "right", no_wrap=not left)
         for row in device.rows:
             style = "bold green" if row["recommended"] else "dim" if row.get("breaks") else None
             if row["status"] != "ok":
                 style = "red"
-            variant, *cells = table_cells(row, compact=True)
+            variant, *cells = table_cells(row, compact=True, metric=metric)
             table.add_row(Name(variant), *map(escape, cells), style=style)
         print_table(table)
         for variant, why in device.missing.items():
@@ -102,11 +107,16 @@ def print_report(report: Any) -> None:
         rec = device.recommendation
         console.print(
             "★ recommended  ◆ Pareto front  ✗ excluded  × speed-up vs "
-            f"{report.reference or '–'} (verdict at 95 %)  acc: drop vs baseline at 95 % "
-            "(ok = within budget, ? = cannot tell)"
+            f"{report.reference or '–'} (verdict at 95 %)  "
+            + (
+                "acc: drop vs baseline at 95 % (ok = within budget, ? = cannot tell)"
+                if report.by_top1
+                else f"bud: {metric.label} drop vs baseline at 95 %, paired bootstrap (ok = within, ? = cannot tell)"
+            )
         )
         console.print(f"constraints: {describe_limits(rec.limits)}")
-        console.print(f"Pareto front (latency vs accuracy): {', '.join(rec.pareto) or '–'}")
+        what = "accuracy" if report.by_top1 else metric.label
+        console.print(f"Pareto front (latency vs {what}): {', '.join(rec.pareto) or '–'}")
         for exclusion in rec.excluded:
             console.print(f"  excluded {exclusion.text()}", markup=False)
         for note in rec.notes:

@@ -60,7 +60,8 @@ def register(app: typer.Typer) -> None:
         accuracy_budget: float = typer.Option(
             None,
             "--accuracy-budget",
-            help="Points of top-1 a variant may lose against the baseline (overrides the recipe).",
+            help="How much of the deciding metric a variant may lose against the baseline, in "
+            "its units: points for top-1/mIoU/mAP, RMSE units for RMSE (overrides the recipe).",
         ),
         max_latency_ms: float | None = flag(ConstraintOptions, "max_latency_ms"),
         latency_percentile: int | None = flag(ConstraintOptions, "latency_percentile"),

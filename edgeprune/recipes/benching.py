@@ -76,8 +76,9 @@ def publish_variant(plan: Plan, variant_plan: VariantPlan) -> Path:
     return target
 
 
-def write_inputs(plan: Plan, x: np.ndarray, y: np.ndarray) -> Path:
-    """The validation samples as `inputs/validation-<data key>.npz` (x float32, y class ids)."""
+def write_inputs(plan: Plan, x: np.ndarray, y: Any) -> Path:
+    """The validation samples as `inputs/validation-<data key>.npz` (x float32, y class ids;
+    x alone when the labels are not class ids: the device then measures no top-1)."""
     assert plan.inputs_path is not None
     if plan.inputs_path.is_file():
         return plan.inputs_path
@@ -85,7 +86,10 @@ def write_inputs(plan: Plan, x: np.ndarray, y: np.ndarray) -> Path:
     fd, temp = tempfile.mkstemp(prefix=".inputs.", suffix=".npz", dir=plan.inputs_path.parent)
     os.close(fd)
     try:
-        np.savez(temp, x=np.asarray(x, dtype=np.float32), y=np.asarray(y, dtype=np.int64))
+        arrays = {"x": np.asarray(x, dtype=np.float32)}
+        if isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer):
+            arrays["y"] = np.asarray(y, dtype=np.int64)
+        np.savez(temp, **arrays)  # type: ignore[arg-type]
         os.replace(temp, plan.inputs_path)
     finally:
         if os.path.exists(temp):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeprune import _tf
@@ -86,6 +87,8 @@ class StageContext:
     recipe: Recipe
     strategy_name: str = "default"
     input_shape: tuple[Any, ...] | None = None  # the base model's, once it is known
+    task: Any = None  # the run's Task once a stage scored with it (`recipes.scoring`)
+    base_dir: Path | None = None  # the base stage's directory, once it is built or cached
     _strategy: Any = None
     _data: RecipeData | None = None
 

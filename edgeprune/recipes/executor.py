@@ -294,6 +294,7 @@ class _HostStages:
                 row[stage.kind] = row.get(stage.kind) or "done"
                 parent = stage.record.output(self.plan.cache, output_name(stage.kind))
                 if stage.kind == "base":
+                    self.ctx.base_dir = parent.parent
                     shape = stage.record.metrics.get("input_shape")
                     self.ctx.input_shape = tuple(shape) if shape else None
 
@@ -351,7 +352,7 @@ def _bench_and_report(
         data = builder.ctx.data.training(builder.ctx.input_shape)
         write_inputs(plan, data.x_val, data.y_val)
     plan_bench(plan, store)
-    budget = plan.recipe.spec.accuracy_budget if accuracy_budget is None else accuracy_budget
+    budget = accuracy_budget  # None: the recipe's budget (`budget:`, a percent or units)
     record = run_record(plan, outcome.failures, budget, limits)
     outcome.run_id = store.begin_run(RUN_COMMAND, record, label=plan.recipe.name, kind="recipe")
 
@@ -429,8 +430,17 @@ def run_record(
     limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What the results store keeps about a recipe run, enough to rebuild its report
-    (with the per-sample correctness, so a later report judges drops on the same samples)."""
+    (with the per-sample correctness, so a later report judges drops on the same samples).
+    `budget` (given to the run) replaces the recipe's; a percent budget is kept resolved
+    against the baseline, in the deciding metric's units (points for fractions)."""
     base = plan.variants[0].stages[0].record if plan.variants else None
+    decision = plan.recipe.decision
+    scored = bool(base and "scores" in base.metrics)
+    base_value = (
+        (base.metrics.get("score") if scored else base.metrics.get("top1")) if base else None
+    )
+    if budget is None:
+        budget = decision.budget_for(base_value)
     variants = []
     for variant_plan in plan.variants:
         record = variant_plan.converted
@@ -441,6 +451,9 @@ def run_record(
                 "steps": variant_plan.variant.describe(),
                 "sha256": metrics.get("sha256"),
                 "top1": metrics.get("top1"),
+                "score": metrics.get("score"),
+                "scores": metrics.get("scores"),
+                "drop_ci": metrics.get("drop_ci"),
                 "size_bytes": metrics.get("size_bytes"),
                 "gzip_bytes": metrics.get("gzip_bytes"),
                 "samples": metrics.get("samples"),
@@ -464,6 +477,10 @@ def run_record(
         "name": plan.recipe.name,
         "workdir": str(plan.workdir),
         "accuracy_budget": budget,
+        "budget_percent": decision.percent,
+        "metric": decision.to_dict() if scored else None,
+        "baseline_score": base.metrics.get("score") if base and scored else None,
+        "baseline_scores": base.metrics.get("scores") if base and scored else None,
         "baseline_top1": base.metrics.get("top1") if base else None,
         "baseline_samples": base.metrics.get("samples") if base else None,
         "baseline_classes": base.metrics.get("classes") if base else None,

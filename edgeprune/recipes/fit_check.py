@@ -62,6 +62,8 @@ def check_data_fits(recipe: Recipe) -> None:
     data = data_facts(recipe, model.input_shape)
     if data is None:
         return
+    if recipe.decision.task not in (None, "classification"):
+        data = DataFacts(data.name, data.sample_shape, 0)  # classes: the task checks its labels
     problem = mismatch(model, data)
     if problem:
         raise recipe.lines.error(("data",), problem)
@@ -226,7 +228,7 @@ def _npz_facts(path: Path) -> DataFacts | None:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
-            if "x.npy" not in names or "y.npy" not in names:
+            if "x.npy" not in names:
                 return None
             with archive.open("x.npy") as handle:
                 version = np.lib.format.read_magic(handle)
@@ -242,6 +244,8 @@ def _npz_facts(path: Path) -> DataFacts | None:
         return None
     classes = 0
     for y in labels:
+        if not np.issubdtype(y.dtype, np.integer) and not (y.ndim == 2 and y.shape[1] > 1):
+            continue  # float targets (regression) or masks of another kind: not class ids
         if y.ndim == 2 and y.shape[1] > 1:
             classes = max(classes, y.shape[1])
         elif y.size:

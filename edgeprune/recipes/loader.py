@@ -9,11 +9,12 @@ another exception.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import UserError
+from edgeprune.recipes.metric import TOP1, Decision, decision_of
 from edgeprune.recipes.schema import RecipeFile, validate_part
 from edgeprune.recipes.sweep import Variant, expand_variants
 from edgeprune.recipes.yaml_source import LineIndex, load_yaml_with_lines, parse_yaml_with_lines
@@ -32,6 +33,8 @@ class Recipe:
     spec: RecipeFile
     variants: list[Variant]
     lines: LineIndex
+    decision: Decision = field(default_factory=lambda: Decision(None, TOP1, 1.0))
+    """The task, the metric that decides and its budget (`recipes.metric`)."""
 
     @property
     def folder(self) -> Path:
@@ -93,9 +96,10 @@ def _build(source: Path, raw: Any, index: LineIndex) -> Recipe:
         raw = {**raw, "data": {"train": raw["data"]}}
     spec = validate_part(RecipeFile, raw, index)
     _check_model(spec, index)
+    decision = decision_of(spec, raw, index)
     variants = expand_variants(spec, raw, index)
     name = spec.name or _name_from_file(source)
-    return Recipe(source, name, spec, variants, index)
+    return Recipe(source, name, spec, variants, index, decision)
 
 
 def _check_model(spec: RecipeFile, index: LineIndex) -> None:

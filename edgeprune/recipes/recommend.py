@@ -26,6 +26,8 @@ import numpy as np
 
 from edgeprune.recipes.constraints import Breach, ConstraintOptions, Measured, check
 from edgeprune.recipes.formatting import ms, pct
+from edgeprune.recipes.metric import TOP1, budget_text, drop_text, drop_value, value_text
+from edgeprune.tasks.base import FRACTION, Metric
 from edgeprune.text import points
 
 TOLERANCE = 1e-9
@@ -39,7 +41,7 @@ class Candidate:
     variant: str
     p50_ms: float
     threads: int
-    accuracy: float | None  # top-1 in [0, 1], host (or device when the host has none)
+    accuracy: float | None  # the deciding metric (top-1 in [0, 1]...), host (or device)
     p90_ms: float | None = None
     gzip_bytes: int | None = None
     size_bytes: int | None = None
@@ -49,12 +51,20 @@ class Candidate:
     sample: Any = None  # edgeprune.stats.LatencySample of that measurement (None: not kept)
     accuracy_samples: int | None = None  # how many samples the accuracy rests on
     correct: Any = None  # per-sample correctness (bool array), for paired drops
+    drop_ci: tuple[float, float] | None = None  # any other metric: the paired bootstrap's
 
-    def drop_points(self, baseline: float | None) -> float | None:
-        """Percentage points below the baseline (negative = better than the baseline)."""
+    def drop_points(self, baseline: float | None, metric: Metric = TOP1) -> float | None:
+        """How much worse than the baseline in budget units: points for fractions, the
+        metric's units else (negative = better than the baseline)."""
         if baseline is None or self.accuracy is None:
             return None
-        return (baseline - self.accuracy) * 100.0
+        return drop_value(metric, baseline, self.accuracy)
+
+    def goodness(self, metric: Metric = TOP1) -> float:
+        """The metric oriented so that larger is better (unknown: worst)."""
+        if self.accuracy is None:
+            return -float("inf")
+        return self.accuracy if metric.higher_is_better else -self.accuracy
 
     def measured(self) -> Measured:
         return Measured(
@@ -88,15 +98,19 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The base model's top-1 on the validation samples (with the per-sample results)."""
+    """The base model's deciding metric (top-1, with the per-sample results, unless the
+    recipe's task names another) on the validation samples."""
 
     accuracy: float | None
     samples: int | None = None
     correct: Any = None
     classes: int | None = None
+    metric: Metric = TOP1
 
     def chance_note(self) -> str | None:
         """Why drops against this baseline mean nothing, when it is at chance level."""
+        if self.metric.name != TOP1.name:
+            return None
         if self.accuracy is None or not self.samples or not self.classes or self.classes < 2:
             return None
         from edgeprune.stats.accuracy import wilson_ci
@@ -142,6 +156,7 @@ class Recommendation:
     accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)  # per variant
     limits: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # at the limit, chance-level baseline
+    metric: Metric = TOP1  # the metric that decided
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +175,7 @@ class Recommendation:
             "accuracy": self.accuracy,
             "constraints": self.limits,
             "notes": self.notes,
+            **({} if self.metric.name == TOP1.name else {"metric": self.metric.name}),
         }
 
     def decision(self) -> dict[str, Any]:
@@ -178,19 +194,18 @@ class Recommendation:
         }
 
 
-def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
-    """Variants no other variant beats on both latency and accuracy, fastest first."""
+def pareto_front(candidates: list[Candidate], metric: Metric = TOP1) -> list[Candidate]:
+    """Variants no other variant beats on both latency and the metric, fastest first."""
     known = sorted(
         (c for c in candidates if c.accuracy is not None),
-        key=lambda c: (c.p50_ms, -(c.accuracy or 0.0)),
+        key=lambda c: (c.p50_ms, -c.goodness(metric)),
     )
     front: list[Candidate] = []
-    best = -1.0
+    best = -float("inf")
     for candidate in known:
-        assert candidate.accuracy is not None
-        if candidate.accuracy > best + TOLERANCE:
+        if candidate.goodness(metric) > best + TOLERANCE:
             front.append(candidate)
-            best = candidate.accuracy
+            best = candidate.goodness(metric)
     return front
 
 
@@ -208,6 +223,8 @@ def judge_accuracy(
     """
     if candidate.accuracy is None:
         return None
+    if baseline.metric.name != TOP1.name:
+        return _judge_metric(candidate, baseline, budget)
     from edgeprune.stats.accuracy import accuracy_drop, accuracy_drop_unpaired, wilson_ci
 
     info: dict[str, Any] = {"top1": candidate.accuracy, "samples": candidate.accuracy_samples}
@@ -242,17 +259,72 @@ def judge_accuracy(
     return info
 
 
+def _judge_metric(candidate: Candidate, baseline: Baseline, budget: float | None) -> dict[str, Any]:
+    """Any metric but top-1: the drop in budget units (Metric.drop) against the budget."""
+    metric = baseline.metric
+    info: dict[str, Any] = {
+        "metric": metric.name,
+        "value": candidate.accuracy,
+        "samples": candidate.accuracy_samples,
+    }
+    if baseline.accuracy is None or candidate.accuracy is None:
+        info["verdict"] = None
+        return info
+    drop = drop_value(metric, baseline.accuracy, candidate.accuracy)
+    ci = candidate.drop_ci
+    if budget is None:
+        verdict = "no_budget"
+    elif ci is None:  # no interval: the point estimate against the budget
+        verdict = "within_budget" if drop <= budget + TOLERANCE else "over_budget"
+    elif ci[1] <= budget + TOLERANCE:
+        verdict = "within_budget"
+    elif ci[0] > budget + TOLERANCE:
+        verdict = "over_budget"
+    else:
+        verdict = "cannot_tell"
+    info.update(
+        drop_points=drop,
+        drop_ci=list(ci) if ci else None,
+        verdict=verdict,
+        interval=ci is not None,
+    )
+    return info
+
+
 def _bools(value: Any) -> np.ndarray | None:
     if value is None:
         return None
     return np.asarray(value, dtype=bool).reshape(-1)
 
 
-def _accuracy_breach(name: str, info: dict[str, Any], budget: float | None) -> Breach | None:
+def _accuracy_breach(
+    name: str, info: dict[str, Any], budget: float | None, metric: Metric = TOP1
+) -> Breach | None:
     verdict = info.get("verdict")
     if verdict in (None, "no_budget", "within_budget"):
         return None
     drop = float(info["drop_points"])
+    if metric.name != TOP1.name:
+        worse = "below" if metric.higher_is_better else "above"
+        interval = info.get("drop_ci")
+        within = (
+            f" (95 % {drop_text(metric, interval[0])} to {drop_text(metric, interval[1])})"
+            if interval
+            else ""
+        )
+        if verdict == "over_budget":
+            text = (
+                f"{metric.label} {value_text(metric, info.get('value'))} is "
+                f"{drop_text(metric, drop)} {worse} the baseline{within}, over the "
+                f"{budget_text(metric, budget)} budget"
+            )
+        else:
+            text = (
+                f"cannot tell with {info.get('samples') or 'these'} samples whether its "
+                f"{metric.label} drop of {drop_text(metric, drop)}{within} is within the "
+                f"{budget_text(metric, budget)} budget"
+            )
+        return Breach("accuracy_budget", budget, drop, text)
     ci = info.get("drop_ci")
     shown = f" (95 % {points(ci[0])} to {points(ci[1])})" if ci else ""
     if verdict == "over_budget":
@@ -333,10 +405,12 @@ def recommend(
 ) -> Recommendation:
     """The pick (see the module's rule), the runner-up, what was excluded, and why."""
     base = baseline if isinstance(baseline, Baseline) else Baseline(baseline)
+    metric = base.metric
     limits = limits or ConstraintOptions()
-    by_speed = sorted(candidates, key=lambda c: (c.p50_ms, -(c.accuracy or 0.0), c.variant))
+    by_speed = sorted(candidates, key=lambda c: (c.p50_ms, -c.goodness(metric), c.variant))
     rec = Recommendation(device, base.accuracy, budget, None, None, "no variant was measured")
-    rec.pareto = [c.variant for c in pareto_front(candidates)]
+    rec.metric = metric
+    rec.pareto = [c.variant for c in pareto_front(candidates, metric)]
     rec.limits = {**limits.model_dump(), "latency_percentile": limits.percentile}
     chance = base.chance_note()
     if chance:
@@ -350,7 +424,7 @@ def recommend(
         info = judge_accuracy(candidate, base, budget)
         if info is not None:
             rec.accuracy[candidate.variant] = info
-            accuracy_breach = _accuracy_breach(candidate.variant, info, budget)
+            accuracy_breach = _accuracy_breach(candidate.variant, info, budget, metric)
             if accuracy_breach is not None:
                 breaks.insert(0, accuracy_breach)
         if breaks:
@@ -371,7 +445,7 @@ def recommend(
     ranked = sorted(
         tied,
         key=lambda c: (
-            -(c.accuracy if c.accuracy is not None else -1.0),
+            -c.goodness(metric),
             c.bytes_key(),
             c.p50_ms,
             c.variant,
@@ -383,7 +457,7 @@ def recommend(
     rec.choice, rec.runner_up = choice, runner
     rec.tied = [c.variant for c in ranked] if len(ranked) > 1 else []
     rec.reason = _reason(choice, ranked, fastest, eligible, rec, base, budget, limits)
-    rec.runner_up_reason = _runner_up_reason(choice, runner)
+    rec.runner_up_reason = _runner_up_reason(choice, runner, metric)
     rec.over_budget_faster = [
         e.text() for e in rec.excluded if _by_name(by_speed, e.variant).p50_ms < choice.p50_ms
     ]
@@ -398,7 +472,13 @@ def _by_name(candidates: list[Candidate], name: str) -> Candidate:
 
 def _what_is_met(budget: float | None, base: Baseline, limits: ConstraintOptions) -> str:
     parts = []
-    if budget is not None and base.accuracy is not None:
+    metric = base.metric
+    if budget is not None and base.accuracy is not None and metric.name != TOP1.name:
+        within = f"{budget:g} point(s)" if metric.unit == FRACTION else f"{budget:.4g}"
+        parts.append(
+            f"within {within} of the baseline's {metric.label} {value_text(metric, base.accuracy)}"
+        )
+    elif budget is not None and base.accuracy is not None:
         parts.append(f"within {budget:g} point(s) of the baseline's top-1 {pct(base.accuracy)}")
     if not limits.is_empty():
         parts.append(f"meeting {limits.describe()}")
@@ -407,13 +487,15 @@ def _what_is_met(budget: float | None, base: Baseline, limits: ConstraintOptions
     return " and ".join(parts)
 
 
-def _figures(c: Candidate, info: dict[str, Any] | None) -> str:
+def _figures(c: Candidate, info: dict[str, Any] | None, metric: Metric = TOP1) -> str:
     ci = c.latency_ci.get(50)
     text = f"p50 {ms(c.p50_ms)} ms"
     if ci:
         text += f" (95 % {ms(ci[0])}–{ms(ci[1])})"
     text += f" at {c.threads} thread(s)"
-    if c.accuracy is not None:
+    if c.accuracy is not None and metric.name != TOP1.name:
+        text += f", {metric.label} {value_text(metric, c.accuracy)}"
+    elif c.accuracy is not None:
         text += f", top-1 {pct(c.accuracy)}"
         if info and info.get("top1_ci"):
             low, high = info["top1_ci"]
@@ -432,7 +514,8 @@ def _reason(
     limits: ConstraintOptions,
 ) -> str:
     what = _what_is_met(budget, base, limits)
-    figures = _figures(choice, rec.accuracy.get(choice.variant))
+    metric = base.metric
+    figures = _figures(choice, rec.accuracy.get(choice.variant), metric)
     if len(ranked) == 1:
         text = f"fastest of {len(eligible)} variant(s) ({what}): {figures}"
         if len(eligible) > 1:
@@ -462,15 +545,13 @@ def _reason(
     if (
         choice.accuracy is not None
         and second.accuracy is not None
-        and choice.accuracy - second.accuracy > TOLERANCE
+        and choice.goodness(metric) - second.goodness(metric) > TOLERANCE
     ):
-        diff = (choice.accuracy - second.accuracy) * 100.0
-        more = (
-            "more accurate"
-            if len(ranked) == 2
-            else f"more accurate than the next, {second.variant}"
-        )
-        text += f"; {choice.variant} is {points(diff)} points {more}"
+        diff = drop_value(metric, choice.accuracy, second.accuracy)
+        better = "more accurate" if metric.name == TOP1.name else f"better in {metric.label}"
+        more = better if len(ranked) == 2 else f"{better} than the next, {second.variant}"
+        shown = f"{points(diff)} points" if metric.name == TOP1.name else drop_text(metric, diff)
+        text += f"; {choice.variant} is {shown} {more}"
     elif choice.bytes_key() < second.bytes_key():
         same = "equally accurate" if choice.accuracy is not None else "accuracy unknown"
         unit = "gzip" if choice.gzip_bytes and second.gzip_bytes else "file"
@@ -489,6 +570,20 @@ def _nothing_fits(
     """Which constraint excluded the last variants (those breaking the fewest), and by how much."""
     fewest = min(len(e.breaks) for e in rec.excluded)
     closest = [e for e in rec.excluded if len(e.breaks) == fewest][:3]
+    if base.metric.name != TOP1.name and all(
+        b.constraint == "accuracy_budget" for e in rec.excluded for b in e.breaks
+    ):
+        metric = base.metric
+        known = [c for c in by_speed if c.accuracy is not None]
+        best = max(known, key=lambda c: c.goodness(metric))
+        worse = "below" if metric.higher_is_better else "above"
+        return (
+            f"no variant is within the {budget_text(metric, budget)} budget of the baseline's "
+            f"{metric.label} {value_text(metric, base.accuracy)}; the best is {best.variant} "
+            f"({value_text(metric, best.accuracy)}, "
+            f"{drop_text(metric, best.drop_points(base.accuracy, metric))} {worse}): "
+            "raise the budget or train longer"
+        )
     if all(b.constraint == "accuracy_budget" for e in rec.excluded for b in e.breaks):
         known = [c for c in by_speed if c.accuracy is not None]
         best = max(known, key=lambda c: c.accuracy or 0.0)
@@ -516,7 +611,7 @@ def _nothing_fits(
     )
 
 
-def _runner_up_reason(choice: Candidate, runner: Candidate | None) -> str:
+def _runner_up_reason(choice: Candidate, runner: Candidate | None, metric: Metric = TOP1) -> str:
     if runner is None:
         return "no other variant meets every constraint"
     estimate = compare(runner, choice)
@@ -531,7 +626,17 @@ def _runner_up_reason(choice: Candidate, runner: Candidate | None) -> str:
         text = f"indistinguishable from the pick at 95 % ({ratio}; p50 {ms(runner.p50_ms)} ms)"
         if estimate.runs_to_decide:
             text += f"; about {estimate.runs_to_decide} runs each would separate them"
-    if runner.accuracy is not None and choice.accuracy is not None:
+    if runner.accuracy is not None and choice.accuracy is not None and metric.name != TOP1.name:
+        diff = -drop_value(metric, choice.accuracy, runner.accuracy)  # + = runner is better
+        side = "better" if diff > TOLERANCE else "worse" if diff < -TOLERANCE else "as good as"
+        amount = "" if side == "as good as" else f"{drop_text(metric, abs(diff))} "
+        text += (
+            f", {metric.label} {value_text(metric, runner.accuracy)} ({amount}{side} "
+            f"{'than' if amount else ''} the pick)".replace("  ", " ").replace(" )", ")")
+        )
+        if diff > TOLERANCE:
+            text += "; take it if that is worth the time"
+    elif runner.accuracy is not None and choice.accuracy is not None:
         diff = (runner.accuracy - choice.accuracy) * 100.0
         text += f", top-1 {pct(runner.accuracy)} ({points(diff, signed=True)} points vs the pick)"
         if diff > TOLERANCE:

@@ -15,9 +15,11 @@ from typing import Any
 from edgeprune.recipes.constraints import PERCENTILES, ConstraintOptions
 from edgeprune.recipes.correctness import unpack
 from edgeprune.recipes.formatting import kb, ms, num, pct
+from edgeprune.recipes.metric import TOP1, budget_text, drop_text, metric_from, value_text
 from edgeprune.recipes.recommend import Baseline, Candidate, Recommendation, recommend
 from edgeprune.results import wording
 from edgeprune.results.store import RECIPE_COMMAND
+from edgeprune.tasks.base import FRACTION, Metric
 from edgeprune.text import points
 from edgeprune.warning_codes import legend
 
@@ -51,13 +53,31 @@ class RecipeReport:
     devices: list[DeviceReport]
     device_errors: dict[str, str] = field(default_factory=dict)
     baseline_samples: int | None = None
+    metric: Metric = TOP1  # what decided (`baseline_top1` holds its baseline value)
+
+    @property
+    def by_top1(self) -> bool:
+        return self.metric.name == TOP1.name
 
     def to_dict(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if not self.by_top1:
+            extra = {
+                "metric": {
+                    "name": self.metric.name,
+                    "label": self.metric.label,
+                    "higher_is_better": self.metric.higher_is_better,
+                    "unit": self.metric.unit,
+                },
+                "baseline_score": self.baseline_top1,
+                "budget": self.budget,
+            }
         return {
+            **extra,
             "name": self.name,
             "run_id": self.run_id,
             "accuracy_budget_points": self.budget,
-            "baseline_top1": self.baseline_top1,
+            "baseline_top1": self.baseline_top1 if self.by_top1 else None,
             "baseline_samples": self.baseline_samples,
             "baseline_top1_ci": list(self.baseline_ci) if self.baseline_ci else None,
             "speedup_reference": self.reference,
@@ -70,7 +90,7 @@ class RecipeReport:
     @property
     def baseline_ci(self) -> tuple[float, float] | None:
         """Wilson 95 % interval of the baseline's top-1 (None without a sample count)."""
-        if self.baseline_top1 is None or not self.baseline_samples:
+        if self.baseline_top1 is None or not self.baseline_samples or not self.by_top1:
             return None
         from edgeprune.stats.accuracy import wilson_ci
 
@@ -79,11 +99,39 @@ class RecipeReport:
     def baseline_text(self) -> str:
         """'98.1 % (95 % 96.0–99.1 %, n=359)'."""
         ci = self.baseline_ci
+        if not self.by_top1:
+            return value_text(self.metric, self.baseline_top1)
         if ci is None:
             return pct(self.baseline_top1)
         return (
             f"{pct(self.baseline_top1)} (95 % {pct(ci[0], False)}–{pct(ci[1])}, "
             f"n={self.baseline_samples})"
+        )
+
+    def headline(self) -> str:
+        """'Baseline top-1 98.1 % (...); accuracy budget 1 point(s), judged at 95 %' or, for
+        another metric, 'Baseline RMSE 0.6150 (lower is better); budget 0.0123 RMSE'."""
+        if self.by_top1:
+            return f"Baseline top-1 {self.baseline_text()}; accuracy budget " + (
+                "none" if self.budget is None else f"{self.budget:g} point(s), judged at 95 %"
+            )
+        better = "higher" if self.metric.higher_is_better else "lower"
+        budget = "none" if self.budget is None else budget_text(self.metric, self.budget)
+        if self.budget is not None and self.metric.unit == FRACTION:
+            budget = f"{self.budget:g} point(s)"
+        return (
+            f"Baseline {self.metric.label} {self.baseline_text()} ({better} is better); "
+            f"budget {budget}"
+        )
+
+    def legend(self) -> str:
+        """LEGEND, naming the deciding metric when it is not top-1."""
+        if self.by_top1:
+            return LEGEND
+        return LEGEND.replace(
+            "accuracy: the drop against the baseline at 95 %, on the same samples",
+            f"budget: the {self.metric.label} drop against the baseline at 95 % (paired "
+            "bootstrap over the same samples; a point estimate where none)",
         )
 
     def decisions(self) -> list[dict[str, Any]]:
@@ -99,11 +147,7 @@ class RecipeReport:
 
     def to_markdown(self, plots: dict[str, str] | None = None) -> str:
         lines = [f"# Recipe {self.name}" + (f" (run {self.run_id})" if self.run_id else ""), ""]
-        lines.append(
-            f"Baseline top-1 {self.baseline_text()}; accuracy budget "
-            + ("none" if self.budget is None else f"{self.budget:g} point(s), judged at 95 %")
-            + f"; speed-up against {self.reference or '–'}."
-        )
+        lines.append(f"{self.headline()}; speed-up against {self.reference or '–'}.")
         failed = [v for v in self.variants if v.get("error")]
         for variant in failed:
             lines.append(f"- variant **{variant['name']}** failed: {variant['error']}")
@@ -125,19 +169,21 @@ class RecipeReport:
             for exclusion in rec.excluded:
                 lines.append(f"- excluded: {exclusion.text()}")
             lines.append("")
-            lines.append(f"Pareto front (latency vs accuracy): {', '.join(rec.pareto) or '–'}.")
+            what = "accuracy" if self.by_top1 else self.metric.label
+            lines.append(f"Pareto front (latency vs {what}): {', '.join(rec.pareto) or '–'}.")
+            headers = table_headers(self.metric)
             lines += [
                 "",
-                "| " + " | ".join(TABLE_HEADERS) + " |",
-                "|" + "---|" * len(TABLE_HEADERS),
+                "| " + " | ".join(headers) + " |",
+                "|" + "---|" * len(headers),
             ]
             for row in device.rows:
-                lines.append("| " + " | ".join(table_cells(row)) + " |")
+                lines.append("| " + " | ".join(table_cells(row, metric=self.metric)) + " |")
             for missing, why in device.missing.items():
                 lines.append(f"\n{missing}: not measured ({why})")
             if plots and device.device in plots:
                 lines += ["", f"![{device.device}: latency vs accuracy]({plots[device.device]})"]
-        lines += ["", LEGEND + "."]
+        lines += ["", self.legend() + "."]
         warnings = legend(warning_codes(self))
         if warnings:
             lines += ["", "Warnings:", ""]
@@ -203,6 +249,23 @@ ACCURACY_WORDS = {
 ACCURACY_SHORT = {"within_budget": "ok", "over_budget": "over", "cannot_tell": "?", "no_budget": ""}
 
 
+def table_headers(metric: Metric = TOP1, compact: bool = False) -> tuple[str, ...]:
+    """The table's headers, naming the deciding metric ('RMSE host', 'Δ mIoU')."""
+    headers = COMPACT_HEADERS if compact else TABLE_HEADERS
+    if metric.name == TOP1.name:
+        return headers
+    label = metric.label + (" %" if metric.unit == FRACTION and not compact else "")
+    named = {
+        "top-1 host (95 %)": f"{label} host",
+        "top-1 device": f"{metric.label} device",
+        "Δ top-1 (95 %)": f"Δ {metric.label} (+ = better)",
+        "top1": metric.label,
+        "accuracy": "budget",
+        "acc": "bud",
+    }
+    return tuple(named.get(h, h) for h in headers)
+
+
 def _points(value: float) -> str:
     """'+0.60' (never '-0.00')."""
     return points(value, signed=True)
@@ -212,8 +275,10 @@ def _range(ci: list[float] | tuple[float, float] | None, fmt: str = "{:.2f}") ->
     return "" if not ci else f" ({fmt.format(ci[0])}–{fmt.format(ci[1])})"
 
 
-def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
+def table_cells(row: dict[str, Any], compact: bool = False, metric: Metric = TOP1) -> list[str]:
     """One table line as text (Markdown and HTML; `compact` for an 80-column terminal)."""
+    if metric.name != TOP1.name:
+        return _metric_cells(row, compact, metric)
     marks = ("★" if row["recommended"] else "") + ("◆" if row["pareto"] else "")
     if row.get("breaks"):
         marks += "✗" if compact else " excluded: " + ", ".join(row["breaks"])
@@ -266,6 +331,26 @@ def table_cells(row: dict[str, Any], compact: bool = False) -> list[str]:
     ]
 
 
+def _metric_cells(row: dict[str, Any], compact: bool, metric: Metric) -> list[str]:
+    """As `table_cells`'s top-1 columns, for any other deciding metric (no interval yet)."""
+    cells = table_cells(row, compact)
+    host = row.get("score_host")
+    drop = row["drop_points"]
+    gain = "–" if drop is None else drop_text(metric, 0.0 if abs(drop) < 1e-12 else -drop, True)
+    shown = value_text(metric, host, unit=not compact)
+    ci = row.get("drop_ci")
+    if compact:
+        cells[8], cells[9] = shown, gain
+    else:
+        spread = (
+            ""
+            if not ci
+            else f" ({drop_text(metric, -ci[1], True)} to {drop_text(metric, -ci[0], True)})"
+        )
+        cells[10], cells[11], cells[12] = shown, "–", gain + spread
+    return cells
+
+
 LEGEND = (
     "★ recommended · ◆ Pareto front · ✗ excluded (a constraint or the accuracy budget) · "
     "verdict: speed-up against the reference at 95 % (same = indistinguishable) · "
@@ -289,12 +374,15 @@ def build_report(
     """
     if use_record_budget:
         budget = record.get("accuracy_budget")
-    baseline = record.get("baseline_top1")
+    metric = metric_from(record.get("metric"))
+    by_top1 = metric.name == TOP1.name
+    baseline = record.get("baseline_top1") if by_top1 else record.get("baseline_score")
     base = Baseline(
         baseline,
         record.get("baseline_samples"),
-        unpack(record.get("baseline_correct")),
+        unpack(record.get("baseline_correct")) if by_top1 else None,
         record.get("baseline_classes"),
+        metric,
     )
     variants = record.get("variants", [])
     reference = next((v["name"] for v in variants if v.get("sha256")), None)
@@ -337,6 +425,7 @@ def build_report(
         devices=devices,
         device_errors=dict(record.get("device_errors", {})),
         baseline_samples=base.samples,
+        metric=metric,
     )
 
 
@@ -413,8 +502,9 @@ def _device_report(
         if not measured:
             missing[name] = "no measurement"
             continue
-        host = variant.get("top1")
-        correct = unpack(variant.get("correct"))
+        by_top1 = baseline.metric.name == TOP1.name
+        host = variant.get("top1") if by_top1 else variant.get("score")
+        correct = unpack(variant.get("correct")) if by_top1 else None
         for row in measured:
             device_top1 = row["accuracy"] if row.get("accuracy_source") == "device" else None
             ok = row["status"] == "ok" and row["p50_ms"] is not None
@@ -457,8 +547,9 @@ def _device_report(
                     "size_bytes": row.get("size_bytes") or variant.get("size_bytes"),
                     "gzip_bytes": row.get("gzip_bytes") or variant.get("gzip_bytes"),
                     "peak_rss_kb": row.get("peak_rss_kb"),
-                    "top1_host": host,
-                    "top1_device": device_top1,
+                    "top1_host": host if by_top1 else None,
+                    "top1_device": device_top1 if by_top1 else None,
+                    **({} if by_top1 else {"score_host": host}),
                     "runtime": row.get("runtime"),
                     "warnings": row.get("warnings") or [],
                 }
@@ -473,7 +564,7 @@ def _device_report(
                     variant=name,
                     p50_ms=float(best["p50_ms"]),
                     threads=int(best["threads"]),
-                    accuracy=host if host is not None else device_top1,
+                    accuracy=host if host is not None or not by_top1 else device_top1,
                     p90_ms=best["p90_ms"],
                     gzip_bytes=best.get("gzip_bytes") or variant.get("gzip_bytes"),
                     size_bytes=best.get("size_bytes") or variant.get("size_bytes"),
@@ -481,8 +572,11 @@ def _device_report(
                     latency_ci=cis,
                     peak_rss_kb=best.get("peak_rss_kb"),
                     sample=sample,
-                    accuracy_samples=variant.get("samples") if host is not None else None,
+                    accuracy_samples=variant.get("samples")
+                    if host is not None and by_top1
+                    else None,
                     correct=correct if host is not None else None,
+                    drop_ci=tuple(variant["drop_ci"]) if variant.get("drop_ci") else None,
                 )
             )
     rec = recommend(device, candidates, baseline, budget, limits)
@@ -492,7 +586,9 @@ def _device_report(
     for row in table:
         candidate = by_name.get(row["variant"])
         info = rec.accuracy.get(row["variant"]) or {}
-        row["drop_points"] = candidate.drop_points(baseline.accuracy) if candidate else None
+        row["drop_points"] = (
+            candidate.drop_points(baseline.accuracy, baseline.metric) if candidate else None
+        )
         row["drop_ci"] = info.get("drop_ci")
         row["top1_ci"] = info.get("top1_ci")
         row["accuracy_verdict"] = info.get("verdict")

@@ -12,49 +12,72 @@ from typing import Any
 
 from edgeprune.files import atomic_output
 from edgeprune.html import esc, page, png_img, table
+from edgeprune.recipes.metric import TOP1, axis_label, budget_text
 from edgeprune.recipes.report import (
-    LEGEND,
-    TABLE_HEADERS,
     DeviceReport,
     RecipeReport,
     describe_limits,
     table_cells,
+    table_headers,
     warning_codes,
 )
 from edgeprune.results.plots import figure_png, place_labels, pyplot
+from edgeprune.tasks.base import FRACTION, Metric
 
 
-def pareto_png(device: DeviceReport, baseline: float | None, budget: float | None) -> bytes | None:
-    """Accuracy against p50 latency for one device; None when no variant has both."""
-    points = [
-        (r["p50_ms"], r["top1_host"] if r["top1_host"] is not None else r["top1_device"], r)
+def pareto_png(
+    device: DeviceReport,
+    baseline: float | None,
+    budget: float | None,
+    metric: Metric = TOP1,
+) -> bytes | None:
+    """The deciding metric against p50 latency for one device; None when no variant has both."""
+    by_top1 = metric.name == TOP1.name
+    found = [
+        (
+            r["p50_ms"],
+            (r["top1_host"] if r["top1_host"] is not None else r["top1_device"])
+            if by_top1
+            else r.get("score_host"),
+            r,
+        )
         for r in device.rows
         if r["status"] == "ok" and r["p50_ms"] is not None
     ]
-    points = [(x, y * 100.0, r) for x, y, r in points if y is not None]
+    scale = 100.0 if metric.unit == FRACTION else 1.0
+    points: list[tuple[float, float, dict[str, Any]]] = [
+        (float(x), float(y) * scale, r) for x, y, r in found if y is not None
+    ]
     if not points:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     try:
-        ys = [y for _, y, _ in points] + ([baseline * 100] if baseline is not None else [])
-        floor = baseline * 100 - budget if baseline is not None and budget is not None else None
-        if floor is not None and floor >= min(ys) - 2.0:
-            ys.append(floor)  # show the budget line when it is near the points
-        pad = max(0.3, 0.15 * (max(ys) - min(ys)))
+        base = baseline * scale if baseline is not None else None
+        sign = 1.0 if metric.higher_is_better else -1.0
+        ys = [y for _, y, _ in points] + ([base] if base is not None else [])
+        limit = base - sign * budget if base is not None and budget is not None else None
+        spread = max(ys) - min(ys)
+        near = 2.0 if metric.unit == FRACTION else max(spread, abs(base or 0.0) * 0.05)
+        if limit is not None and min(ys) - near <= limit <= max(ys) + near:
+            ys.append(limit)  # show the budget line when it is near the points
+        pad = max(0.3 if metric.unit == FRACTION else 1e-9, 0.15 * (max(ys) - min(ys)))
         low, high = min(ys) - pad, max(ys) + pad
-        if baseline is not None:
-            ax.axhline(baseline * 100, color="#555", linestyle=":", linewidth=1, label="baseline")
-        if floor is not None:
+        if base is not None:
+            ax.axhline(base, color="#555", linestyle=":", linewidth=1, label="baseline")
+        if limit is not None:
+            within = (
+                f"{budget:g} point(s)" if metric.unit == FRACTION else budget_text(metric, budget)
+            )
+            band = (max(limit, low), high) if metric.higher_is_better else (low, min(limit, high))
             ax.axhspan(
-                max(floor, low),
-                high,
+                *band,
                 color="#3a6fd8",
                 alpha=0.07,
-                label=f"within {budget:g} point(s) of the baseline",
+                label=f"within {within} of the baseline",
             )
-            if floor >= low:
-                ax.axhline(floor, color="#3a6fd8", linestyle="--", linewidth=1)
+            if low <= limit <= high:
+                ax.axhline(limit, color="#3a6fd8", linestyle="--", linewidth=1)
         front = sorted((x, y) for x, y, r in points if r["pareto"])
         if front:
             ax.step(
@@ -76,8 +99,9 @@ def pareto_png(device: DeviceReport, baseline: float | None, budget: float | Non
             color = "#aaaaaa" if row.get("breaks") else "#3a6fd8"
             ax.scatter([x], [y], s=36, color=color, zorder=6)
         ax.set_xlabel("p50 latency (ms), lower is better")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{device.device}: accuracy against latency")
+        ax.set_ylabel(axis_label(metric))
+        what = "accuracy" if by_top1 else metric.label
+        ax.set_title(f"{device.device}: {what} against latency")
         ax.set_xlim(left=0, right=max(x for x, _, _ in points) * 1.25)
         ax.set_ylim(low, high)
         ax.grid(True, alpha=0.3)
@@ -127,12 +151,13 @@ def report_plots(report: RecipeReport) -> list[tuple[str, str, bytes]]:
     """(file stem, title, png) for every plot the report has."""
     plots = []
     for device in report.devices:
-        png = pareto_png(device, report.baseline_top1, report.budget)
+        png = pareto_png(device, report.baseline_top1, report.budget, report.metric)
+        what = "accuracy" if report.by_top1 else report.metric.label
         if png:
             plots.append(
                 (
                     f"pareto-{_safe(device.device)}",
-                    f"{device.device}: accuracy against latency",
+                    f"{device.device}: {what} against latency",
                     png,
                 )
             )
@@ -149,8 +174,7 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
         f"<h1>Recipe {esc(report.name)}</h1>",
         "<p class='note'>"
         + esc(
-            f"baseline top-1 {report.baseline_text()} · budget "
-            + ("none" if report.budget is None else f"{report.budget:g} point(s)")
+            _headline(report)
             + f" · speed-up against {report.reference or '–'}"
             + (f" · results run {report.run_id}" if report.run_id else "")
         )
@@ -164,12 +188,16 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
     for name, error in report.device_errors.items():
         body.append(f"<p class='note'>device {esc(name)} failed: {esc(error)}</p>")
     for device in report.devices:
-        body += _device_section(device, by_stem)
+        body += _device_section(device, by_stem, report.metric)
     if "latency" in by_stem:
         body.append("<h2>Latency by variant</h2>" + png_img(*by_stem["latency"]))
     body.append(
         "<p class='note'>"
-        + esc(LEGEND + " · ◆ = no variant is both faster and more accurate")
+        + esc(
+            report.legend()
+            + " · ◆ = no variant is both faster and "
+            + ("more accurate" if report.by_top1 else f"better in {report.metric.label}")
+        )
         + "</p>"
     )
     from edgeprune.warning_codes import legend
@@ -184,7 +212,9 @@ def render_html(report: RecipeReport, plots: list[tuple[str, str, bytes]]) -> st
     return page(f"edgeprune: {report.name}", body)
 
 
-def _device_section(device: DeviceReport, by_stem: dict[str, tuple[str, bytes]]) -> list[str]:
+def _device_section(
+    device: DeviceReport, by_stem: dict[str, tuple[str, bytes]], metric: Metric = TOP1
+) -> list[str]:
     """One device's recommendation box, table, unmeasured variants and accuracy plot."""
     rec = device.recommendation
     lines = [f"<h2>{esc(device.device)}</h2><div class='rec'>"]
@@ -203,8 +233,8 @@ def _device_section(device: DeviceReport, by_stem: dict[str, tuple[str, bytes]])
         lines += [f"<li>note: {esc(n)}</li>" for n in rec.notes]
         lines.append("</ul>")
     lines.append(f"<p>Pareto front: {esc(', '.join(rec.pareto) or '–')}</p></div>")
-    rows = ((_row_class(row), table_cells(row)) for row in device.rows)
-    lines += table(TABLE_HEADERS, rows, text_columns=(0,))
+    rows = ((_row_class(row), table_cells(row, metric=metric)) for row in device.rows)
+    lines += table(table_headers(metric), rows, text_columns=(0,))
     for variant, why in device.missing.items():
         lines.append(f"<p class='note'>{esc(variant)}: not measured ({esc(why)})</p>")
     stem = f"pareto-{_safe(device.device)}"
@@ -261,3 +291,12 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def _headline(report: RecipeReport) -> str:
+    """'baseline top-1 98.1 % (...) · budget 1 point(s)' (the deciding metric's name otherwise)."""
+    if report.by_top1:
+        return f"baseline top-1 {report.baseline_text()} · budget " + (
+            "none" if report.budget is None else f"{report.budget:g} point(s)"
+        )
+    return report.headline()

@@ -29,6 +29,8 @@ from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
 from edgeprune.recipes.constraints import ConstraintOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
+from edgeprune.tasks.base import TASK_NAMES
+from edgeprune.tasks.options import TaskFields
 from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
 from edgeprune.xnnpack.fix_options import FixOptions
 from edgeprune.yaml_budget import echo
@@ -161,6 +163,25 @@ class RecipeFile(_Strict):
     bench: BenchSpec = Field(default_factory=BenchSpec)  # type: ignore[valid-type]
     deploy: DeploySpec = Field(default_factory=DeploySpec)  # type: ignore[valid-type]
     accuracy_budget: float | None = Field(1.0, ge=0, le=100)
+    # What the model does and which metric decides (checked in `recipes.metric`).
+    task: Literal[TASK_NAMES] | None = Field(  # type: ignore[valid-type]
+        None, description=TaskFields.model_fields["task"].description
+    )
+    metric: str | None = Field(
+        None,
+        description="Which metric decides (default the task's first: top1, rmse, miou, map50; "
+        "for task custom a key of metric_fn's dict).",
+    )
+    direction: Literal["higher", "lower"] | None = Field(
+        None, description="Whether higher or lower is better (needed for a custom metric)."
+    )
+    metric_fn: str | None = Field(None, description=TaskFields.model_fields["metric"].description)
+    decode: str | None = Field(None, description=TaskFields.model_fields["decode"].description)
+    budget: float | str | None = Field(
+        None,
+        description="How much of the metric a variant may lose: a number in its units (points "
+        "for fractions) or a percent of the baseline (2%). Default 1 point, or 1 % for values.",
+    )
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)  # type: ignore[valid-type]
     compute: ComputeSpec = Field(default_factory=ComputeSpec)  # type: ignore[valid-type]
 

@@ -54,7 +54,8 @@ def run_base(ctx: StageContext, out: Path) -> dict[str, Any]:
             metrics["train"] = _fit(model, data, spec.train.model_dump())
             metrics["strategy"] = ctx.strategy_info()
         if ctx.recipe.spec.data is not None:
-            metrics.update(_accuracy(model, ctx.data.training(ctx.input_shape)))
+            data = ctx.data.training(ctx.input_shape)
+            metrics.update(_quality(ctx, model, data, paired=True, keep=out))
         metrics["params"] = int(model.count_params())
         metrics["input_shape"] = list(model.input_shape)
         _save(model, out, "base", ctx, {"model": spec.model_dump()}, metrics)
@@ -128,11 +129,28 @@ def _accuracy(model: Any, data: Dataset) -> dict[str, Any]:
     }
 
 
+def _quality(
+    ctx: StageContext, model: Any, data: Dataset, paired: bool = False, keep: Path | None = None
+) -> dict[str, Any]:
+    """The model's scores in the recipe's task ({"top1": ...} for a classifier deciding by
+    top-1, with the per-sample correctness when `paired`); `keep`: the base stage's directory,
+    where it keeps its outputs for the variants' paired intervals."""
+    from edgeprune.recipes.scoring import BASE_OUTPUTS, keras_scores, uses_task
+
+    if uses_task(ctx.recipe, data):
+        return keras_scores(ctx, model, data, keep / BASE_OUTPUTS if keep is not None else None)
+    if paired:
+        return _accuracy(model, data)
+    return {"top1": _top1(model, data)}
+
+
 def _top1(model: Any, data: Dataset) -> float:
     from edgeprune.prune.training import output_kind, top1_accuracy
 
     with _tf.quiet_native_output():
-        return top1_accuracy(model, data.x_val, data.y_val, output_kind(model, data.x_val))
+        labels = data.y_val
+        assert isinstance(labels, np.ndarray)  # class ids: `scoring.uses_task` said so
+        return top1_accuracy(model, data.x_val, labels, output_kind(model, data.x_val))
 
 
 def run_prune(
@@ -160,7 +178,7 @@ def run_prune(
             chosen = PruneOptions.create(**{k: options[k] for k in SELECTION})
             report = prune_with_options(model, chosen)
             if ctx.recipe.spec.data is not None:
-                metrics["top1"] = _top1(model, ctx.data.training(ctx.input_shape))
+                metrics.update(_quality(ctx, model, ctx.data.training(ctx.input_shape)))
         metrics["sparsity"] = report.overall
         metrics["pruned_kernels"] = len(report.kernels)
         _save(model, out, "prune", ctx, options, metrics, source, report.manifest_sparsity())
@@ -192,7 +210,7 @@ def run_xnnpack_fix(
         metrics["top1_agreement"] = change["top1_agreement"]
         metrics["sparse_clusters_form"] = bool(plan_keras_model(fixed.model).formed)
         if data is not None:
-            metrics["top1"] = _top1(fixed.model, data)
+            metrics.update(_quality(ctx, fixed.model, data))
         extra = {"rewrites": [r.to_dict() for r in fixed.rewrites], "notes": fixed.notes}
         _save(fixed.model, out, "xnnpack_fix", ctx, options, metrics, source, extra=extra)
     return metrics
@@ -218,7 +236,7 @@ def run_channels(
             "removed_fraction": report.removed_fraction,
         }
         if ctx.recipe.spec.data is not None:
-            metrics["top1"] = _top1(pruned, ctx.data.training(ctx.input_shape))
+            metrics.update(_quality(ctx, pruned, ctx.data.training(ctx.input_shape)))
         extra = {"channels": report.to_dict()}
         _save(pruned, out, "channels", ctx, options, metrics, source, extra=extra)
     return metrics
@@ -299,12 +317,18 @@ def run_convert(
     )
     _tf.keras().backend.clear_session()
     from device_agents.integrity import sha256_file
+    from edgeprune.recipes.scoring import tflite_scores, uses_task
 
     accuracy = report.accuracy or {}
     correct = None
-    if dataset is not None and accuracy.get("top1") is not None:
+    scored: dict[str, Any] = {}
+    if dataset is not None and uses_task(ctx.recipe, dataset):
+        scored = tflite_scores(ctx, out / TFLITE_FILE, dataset)
+        accuracy = {"samples": scored["samples"]}
+    elif dataset is not None and accuracy.get("top1") is not None:
         correct = _tflite_correct(out / TFLITE_FILE, dataset)
     return {
+        **scored,
         "sha256": sha256_file(out / TFLITE_FILE),
         "size_bytes": report.size_bytes,
         "gzip_bytes": report.gzip_bytes,
