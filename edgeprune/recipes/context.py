@@ -72,7 +72,8 @@ class RecipeData:
             samples.y_train,
             validation.x_val,
             validation.y_val,
-            samples.class_names,
+            samples.class_names or validation.class_names,
+            ground_truth=validation.ground_truth,  # detection: the boxes of validation.x_val
         )
 
 
