@@ -30,7 +30,11 @@ bench: {{runs: 3, warmup: 0}}
 
 
 def test_a_detection_recipe_recommends_by_map50(
-    run_cli, write_recipe, tmp_path: Path, shapes_detector_path: Path, shapes_val_json: Path
+    run_cli,
+    write_recipe,
+    tmp_path: Path,
+    shapes_detector_path: Path,  # noqa: F811
+    shapes_val_json: Path,  # noqa: F811
 ):
     shutil.copy(shapes_detector_path, tmp_path / "det.keras")
     recipe = write_recipe(RECIPE.format(data=shapes_val_json))
