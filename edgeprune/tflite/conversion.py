@@ -34,7 +34,8 @@ from edgeprune.errors import UserError
 from edgeprune.files import check_output_path
 from edgeprune.manifest import manifest_path
 from edgeprune.tasks.base import Task
-from edgeprune.tflite.evaluation import dataset_for, task_for
+from edgeprune.tasks.outputs import resolve_task
+from edgeprune.tflite.evaluation import dataset_for
 from edgeprune.tflite.flatbuffer import read_model
 from edgeprune.tflite.options import (
     CALIBRATION_SAMPLES,
@@ -316,7 +317,7 @@ def _task_for(model: ConversionSource, data: Dataset) -> Task | str | None:
     if model.keras_model is None:
         return None
     try:
-        return task_for(data, keras_output_infos(model.keras_model), None, repr(model.label))
+        return resolve_task(data, keras_output_infos(model.keras_model), None, repr(model.label))
     except UserError as exc:
         return f"no accuracy: {exc}"
 
@@ -329,7 +330,7 @@ def _accuracy(
     predictor = TFLitePredictor(path, label)
     if task is None:
         try:
-            task = task_for(data, predictor.outputs, None, repr(label))
+            task = resolve_task(data, predictor.outputs, None, repr(label))
         except UserError as exc:
             task = f"no accuracy: {exc}"
     if isinstance(task, str):

@@ -17,7 +17,7 @@ import numpy as np
 from edgeprune.data import Dataset, check_fits, load_dataset
 from edgeprune.errors import UserError
 from edgeprune.tasks.base import OutputInfo, Task
-from edgeprune.tasks.registry import infer_task
+from edgeprune.tasks.outputs import resolve_task
 from edgeprune.tflite.options import EvaluateOptions
 from edgeprune.tflite.predictors import Predictor, load_predictor
 
@@ -159,7 +159,7 @@ def evaluate(
     infos = output_infos(predictor, reference_predictor, data)
     run_task: Task | None = None
     if data.has_labels:
-        run_task = task_for(data, infos, options, repr(predictor.label))
+        run_task = resolve_task(data, infos, options, repr(predictor.label))
     elif reference_predictor is None:
         raise UserError(
             f"dataset {data.name!r} has no labels (only x); give labels (y) to score the model, "
@@ -206,24 +206,6 @@ def evaluate(
         report.reference = parity
         report.notes.extend(f"reference: {note}" for note in reference_predictor.notes)
     return report
-
-
-def task_for(
-    data: Dataset,
-    outputs: list[OutputInfo],
-    fields: EvaluateOptions | None = None,
-    model_name: str = "the model",
-) -> Task:
-    """The run's task: `fields.task` if named, else inferred; checked against data and outputs
-    before any model runs."""
-    return infer_task(
-        data,
-        outputs,
-        fields.task if fields is not None else None,
-        model_name=model_name,
-        metric=fields.metric if fields is not None else None,
-        decode=fields.decode if fields is not None else None,
-    )
 
 
 def output_infos(
