@@ -210,10 +210,13 @@ def step_model(
     return model
 
 
+TASK_KEYS = tuple(TaskFields.model_fields)
+"""task, metric, decode: a recipe names its task once, at the top, for every stage."""
+
 PruneStep = step_model(
     "PruneStep",
     PruneOptions,
-    [k for k in PruneOptions.model_fields if k not in ("data", "custom_objects")],
+    [k for k in PruneOptions.model_fields if k not in ("data", "custom_objects", *TASK_KEYS)],
     "Unstructured magnitude pruning; `gradual` fine-tunes on data.train while pruning.",
     first={"method": (Literal["gradual", "oneshot"], "gradual")},
     types={
@@ -269,7 +272,7 @@ XnnpackFixStep = step_model(
 AdaptStep = step_model(
     "AdaptStep",
     AdaptOptions,
-    [k for k in AdaptOptions.model_fields if k not in ("data", "custom_objects")],
+    [k for k in AdaptOptions.model_fields if k not in ("data", "custom_objects", *TASK_KEYS)],
     "NetAdapt: remove filters until the model meets a latency target measured on `device` "
     "(give target_latency or target_speedup); fine-tunes on data.train.",
     types={"quantize": Literal[ADAPT_QUANTIZE], "criterion": Literal[CRITERIA]},

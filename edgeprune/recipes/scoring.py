@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeprune import _tf
 from edgeprune.tasks.base import OutputInfo, Task
+from edgeprune.tasks.outputs import keras_outputs
 
 if TYPE_CHECKING:
     from edgeprune.data import Dataset
@@ -34,26 +35,6 @@ def uses_task(recipe: Recipe, data: Dataset) -> bool:
         and np.issubdtype(labels.dtype, np.integer)
         and data.ground_truth is None
     )
-
-
-def keras_output_infos(model: Any) -> list[OutputInfo]:
-    """Names and shapes (batch first) of a Keras model's outputs."""
-    names = list(getattr(model, "output_names", None) or [])
-    infos = []
-    for i, tensor in enumerate(list(getattr(model, "outputs", None) or [])):
-        name = names[i] if i < len(names) else f"output_{i}"
-        infos.append(
-            OutputInfo(str(name), tuple(None if d is None else int(d) for d in tensor.shape))
-        )
-    return infos
-
-
-def tflite_output_infos(path: Path) -> list[OutputInfo]:
-    """Names and shapes of a .tflite's outputs (batch dimension left open)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    details = Interpreter(model_path=str(path)).get_output_details()
-    return [OutputInfo(str(d["name"]), (None, *(int(s) for s in d["shape"][1:]))) for d in details]
 
 
 def recipe_task(ctx: StageContext, data: Dataset, outputs: list[OutputInfo]) -> Task:
@@ -151,7 +132,7 @@ def keras_scores(
     ctx: StageContext, model: Any, data: Dataset, keep: Path | None = None
 ) -> dict[str, Any]:
     """The Keras model's scores on the validation split (its outputs saved at `keep`)."""
-    task = recipe_task(ctx, data, keras_output_infos(model))
+    task = recipe_task(ctx, data, keras_outputs(model))
     with _tf.quiet_native_output():
         predicted = model.predict(data.x_val, batch_size=256, verbose=0)
     outputs = list(predicted.values()) if isinstance(predicted, dict) else predicted
@@ -166,9 +147,9 @@ def tflite_scores(ctx: StageContext, path: Path, data: Dataset) -> dict[str, Any
     paired interval of its drop against the base model."""
     from edgeprune.tflite.predictors import TFLitePredictor
 
-    task = recipe_task(ctx, data, tflite_output_infos(path))
-    predicted = TFLitePredictor(path, "variant").predict(data.x_val)
-    outputs = predicted if isinstance(predicted, list) else [predicted]
+    predictor = TFLitePredictor(path, "variant")
+    task = recipe_task(ctx, data, predictor.outputs)
+    outputs = predictor.predict_all(data.x_val)  # in the Keras model's order
     scored = score_outputs(ctx, task, data, outputs)
     scored["drop_ci"] = drop_interval(ctx, task, data, outputs)
     return scored

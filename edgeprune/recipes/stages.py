@@ -168,11 +168,11 @@ def run_prune(
             data = ctx.data.training(ctx.input_shape)
             given = {k: v for k, v in options.items() if k != "method"}
             given["tensorboard"] = log_dir(ctx, given.get("tensorboard"), out)
-            chosen = PruneOptions.create(**given, data=data.name)
+            chosen = PruneOptions.create(**given, **_task_options(ctx), data=data.name)
             with _tf.quiet_native_output():
-                result = prune_gradually(model, data, options=chosen)
+                result = prune_gradually(model, data, options=chosen, evaluate=False)
             report = result.report
-            metrics["top1"] = result.accuracy
+            metrics.update(_quality(ctx, model, data))
             metrics["strategy"] = ctx.strategy_info()
         else:
             chosen = PruneOptions.create(**{k: options[k] for k in SELECTION})
@@ -183,6 +183,21 @@ def run_prune(
         metrics["pruned_kernels"] = len(report.kernels)
         _save(model, out, "prune", ctx, options, metrics, source, report.manifest_sparsity())
     return metrics
+
+
+def _task_options(ctx: StageContext) -> dict[str, Any]:
+    """The recipe's top-level task as the training stages' TaskFields (named once, at the top)."""
+    from edgeprune.recipes.scoring import user_function
+
+    decision = ctx.recipe.decision
+    values: dict[str, Any] = {}
+    if decision.task is not None:
+        values["task"] = decision.task
+    if decision.task == "custom" and decision.metric_fn is not None:
+        values["metric"] = user_function(ctx.recipe, decision.metric_fn)
+    if ctx.recipe.spec.decode is not None:
+        values["decode"] = ctx.recipe.spec.decode
+    return values
 
 
 def run_xnnpack_fix(

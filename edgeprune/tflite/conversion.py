@@ -34,14 +34,14 @@ from edgeprune.errors import UserError
 from edgeprune.files import check_output_path
 from edgeprune.manifest import manifest_path
 from edgeprune.tasks.base import Task
-from edgeprune.tasks.outputs import resolve_task
+from edgeprune.tasks.outputs import keras_outputs, resolve_task
 from edgeprune.tflite.evaluation import dataset_for
 from edgeprune.tflite.flatbuffer import read_model
 from edgeprune.tflite.options import (
     CALIBRATION_SAMPLES,
     ConvertOptions,
 )
-from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor, keras_output_infos
+from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
 from edgeprune.tflite.source_parity import source_parity
 from edgeprune.tflite.sources import ConversionSource, open_source
@@ -317,7 +317,7 @@ def _task_for(model: ConversionSource, data: Dataset) -> Task | str | None:
     if model.keras_model is None:
         return None
     try:
-        return resolve_task(data, keras_output_infos(model.keras_model), None, repr(model.label))
+        return resolve_task(data, keras_outputs(model.keras_model), None, repr(model.label))
     except UserError as exc:
         return f"no accuracy: {exc}"
 

@@ -23,6 +23,7 @@ from edgeprune._tf import quiet_native_output as quiet
 from edgeprune.errors import UserError
 from edgeprune.models import load_keras_model, model_format, require_graph
 from edgeprune.tasks.base import OutputInfo
+from edgeprune.tasks.outputs import keras_outputs
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner, runtime_version
 
 _POSITIONAL = re.compile(r"^output_(\d+)$")
@@ -73,7 +74,7 @@ class KerasPredictor:
 
     @property
     def outputs(self) -> list[OutputInfo]:
-        return keras_output_infos(self.model)
+        return keras_outputs(self.model)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return _single(self, x)
@@ -245,19 +246,6 @@ def load_predictor(
     if fmt == "savedmodel":
         return SavedModelPredictor(path, label)
     return KerasPredictor(load_keras_model(path, custom_objects=custom_objects), label)
-
-
-def keras_output_infos(model: Any) -> list[OutputInfo]:
-    """Names and shapes (batch first) of a Keras model's outputs, in the model's order."""
-    tensors = list(getattr(model, "outputs", None) or [])
-    names = list(getattr(model, "output_names", None) or [])
-    return [
-        OutputInfo(
-            str(names[i]) if i < len(names) else f"output_{i}",
-            tuple(None if d is None else int(d) for d in tensor.shape),
-        )
-        for i, tensor in enumerate(tensors)
-    ]
 
 
 def _keras_order(names: list[str]) -> list[str]:

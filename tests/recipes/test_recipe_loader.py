@@ -211,9 +211,6 @@ def test_cli_reports_a_bad_recipe_in_one_line_with_exit_2(run_cli, write_recipe)
             [
                 "method",
                 "loss",
-                "task",
-                "metric",
-                "decode",
                 "sparsity",
                 "scope",
                 "max_layer_sparsity",

@@ -321,3 +321,48 @@ def test_a_drop_interval_decides_within_over_or_cannot_tell():
         "0.02 above the baseline (95 % 0.012 to 0.03), over the 0.006 RMSE budget"
         in (texts["outside"])
     )
+
+
+def test_a_recipes_gradual_prune_trains_and_scores_in_the_recipes_task(
+    run_cli, write_recipe, tmp_path: Path
+):
+    """The top-level task reaches the training stage: gradual pruning of the regression MLP
+    trains with its compiled MSE and the stage is scored in RMSE, not top-1."""
+    _regression_files(tmp_path)
+    recipe = write_recipe(
+        """
+        name: reg-gradual
+        model: {file: mlp.keras}
+        data: {train: reg.npz}
+        task: regression
+        metric: rmse
+        budget: 50%
+        pipelines:
+          pruned:
+            prune: {method: gradual, sparsity: 0.5, epochs: 2, min_params: 16}
+        devices: [local]
+        bench: {runs: 3, warmup: 0}
+        """
+    )
+    outcome = run_cli("run", recipe, "--workdir", tmp_path / "work", "--json")
+    assert outcome.code == 0, outcome.err
+    report = json.loads(outcome.out)["report"]
+    (variant,) = [v for v in report["variants"] if v["name"].startswith("pruned")]
+    assert variant["scores"]["rmse"] > 0 and "top1" not in variant["scores"]
+    (stage,) = (tmp_path / "work" / "stages").glob("prune-*/stage.json")
+    trained = json.loads(stage.read_text())["metrics"]
+    assert set(trained["scores"]) == {"rmse", "mae", "r2"} and "top1" not in trained
+    assert trained["score"] == trained["scores"]["rmse"] and trained["sparsity"] >= 0.49
+    bad = write_recipe(
+        """
+        name: bad
+        model: {file: mlp.keras}
+        data: {train: reg.npz}
+        pipelines:
+          p: {prune: {method: gradual, sparsity: 0.5, task: regression}}
+        devices: [local]
+        """,
+        name="bad.yaml",
+    )
+    refused = run_cli("run", bad, "--dry-run")
+    assert refused.code == 2 and "unknown key 'task'" in refused.err
