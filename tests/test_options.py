@@ -68,7 +68,7 @@ NOT_IN_RECIPES = {
     ("adapt", "custom_objects"): "a recipe names them once, at its top level",
     **{
         (stage, name): "a recipe names its task once, at the top (task:, metric:, decode:)"
-        for stage in ("prune", "channels", "adapt")
+        for stage in ("prune", "channels", "adapt", "convert")
         for name in ("task", "metric", "decode")
     },
 }

@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         io: str = flag(ConvertOptions, "io"),
         calibration_samples: Optional[int] = flag(ConvertOptions, "calibration_samples"),
         custom_objects: Optional[str] = flag(ConvertOptions, "custom_objects"),
+        task: Optional[str] = flag(ConvertOptions, "task"),
+        metric: Optional[str] = flag(ConvertOptions, "metric", metavar="FILE.py:fn"),
+        decode: Optional[str] = flag(ConvertOptions, "decode"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ) -> None:
         """Convert a model to .tflite, quantized and with sparse weights when it pays."""
@@ -42,6 +45,9 @@ def register(app: typer.Typer) -> None:
             io=io,
             calibration_samples=calibration_samples,
             custom_objects=custom_objects,
+            task=task,
+            metric=metric,
+            decode=decode,
         )
         if json_output:
             print_json(report.to_dict())

@@ -249,7 +249,7 @@ FinetuneStep = step_model(
 ConvertStep = step_model(
     "ConvertStep",
     ConvertOptions,
-    [k for k in ConvertOptions.model_fields if k not in ("data", "custom_objects")],
+    [k for k in ConvertOptions.model_fields if k not in ("data", "custom_objects", *TASK_KEYS)],
     "TFLite conversion; `sparse_weights: auto` (or unset) stores weights sparse when >= 50 % zero.",
     types={
         "quantize": Literal[QUANTIZE_MODES],

@@ -123,7 +123,7 @@ def convert(
     if dataset is not None:
         data = dataset_for(dataset, model.input_shapes[0] if model.input_shapes else ())
         _check_data(model, data, quantize)
-        task = _task_for(model, data)
+        task = _task_for(model, data, chosen)
     sparse, choice, reason = _decide_sparse(
         chosen.sparse_weights, quantize, _sparsest_kernel(model)
     )
@@ -148,7 +148,9 @@ def convert(
         densify_ops = parsed.op_counts().get("DENSIFY", 0)
         if sparse and sparse_tensors == 0:
             notes.append("the converter found no weight tensor worth storing sparse")
-        accuracy = _accuracy(tmp, str(target), model, data, task) if data is not None else None
+        accuracy = (
+            _accuracy(tmp, str(target), model, data, task, chosen) if data is not None else None
+        )
         parity = source_parity(tmp, str(target), model, data.x_val if data is not None else None)
         manifest = art.describe(
             step="convert",
@@ -308,30 +310,47 @@ def _smoke_run(path: Path, label: str, quantize: str, sparse: bool, choice: str)
         raise UserError(f"the converted model does not run: {exc}{hint}") from None
 
 
-def _task_for(model: ConversionSource, data: Dataset) -> Task | str | None:
+def _task_for(model: ConversionSource, data: Dataset, fields: ConvertOptions) -> Task | str | None:
     """The task that scores the converted model, decided before converting; a note (str)
     when there is none: x-only data (calibration alone) or labels no task fits unasked;
-    None for a SavedModel source (decided from the .tflite's outputs)."""
+    None for a SavedModel source (decided from the .tflite's outputs). A task the user
+    named that does not fit is an error, not a note."""
     if not data.has_labels:
+        if fields.task is not None:
+            raise UserError(
+                f"task {fields.task} needs labels, but dataset {data.name!r} has only x; "
+                "give data with y (or drop task: calibration needs x alone)",
+                params=("task", "data"),
+            )
         return f"dataset {data.name!r} has no labels: calibration only, no accuracy"
     if model.keras_model is None:
         return None
+    outputs = keras_outputs(model.keras_model)
+    if fields.task is not None:
+        return resolve_task(data, outputs, fields, repr(model.label))
     try:
-        return resolve_task(data, keras_outputs(model.keras_model), None, repr(model.label))
+        return resolve_task(data, outputs, fields, repr(model.label))
     except UserError as exc:
         return f"no accuracy: {exc}"
 
 
 def _accuracy(
-    path: Path, label: str, model: ConversionSource, data: Dataset, task: Task | str | None
+    path: Path,
+    label: str,
+    model: ConversionSource,
+    data: Dataset,
+    task: Task | str | None,
+    fields: ConvertOptions | None = None,
 ) -> dict[str, Any]:
     """The task's metrics of the new .tflite (and of the source, for the drop) on the
     validation split; classification keeps its `top1`/`top5`/`source_top1` keys."""
     predictor = TFLitePredictor(path, label)
     if task is None:
         try:
-            task = resolve_task(data, predictor.outputs, None, repr(label))
+            task = resolve_task(data, predictor.outputs, fields, repr(label))
         except UserError as exc:
+            if fields is not None and fields.task is not None:
+                raise  # the user named it: a mismatch is an error (nothing is written)
             task = f"no accuracy: {exc}"
     if isinstance(task, str):
         return {"dataset": data.name, "note": task}

@@ -26,9 +26,11 @@ def at_least_one(data: Any, name: str, message: str) -> None:
         raise UserError(message.format(value=value), params=(name,))
 
 
-class ConvertOptions(CustomObjectsFields):
+class ConvertOptions(TaskFields, CustomObjectsFields):
     """How to convert to .tflite. `sparse_weights` None: sparse when kernels are >= 50 % zero.
 
+    The task (TaskFields) scores the result on `data`: inferred when unambiguous, else a note;
+    named, a mismatch is an error before converting.
     Whether int8 has its calibration data is checked where the dataset is known
     (`conversion.check_options`), since a recipe gives it in its `data` section.
     """
