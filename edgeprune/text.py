@@ -38,6 +38,14 @@ def percent(fraction: float | None, unit: bool = True) -> str:
     return f"{fraction * 100:.{ACCURACY_DIGITS}f}" + (" %" if unit else "")
 
 
+def metric_value(value: float | None, unit: str | None, sign: bool = True) -> str:
+    """A metric's value as people read it: a fraction (top-1, mIoU, mAP; `unit` "fraction" or
+    None) as a percent, a value in the data's units (RMSE, MAE) to 4 significant digits."""
+    if unit in (None, "fraction"):
+        return percent(value, sign)
+    return "–" if value is None else f"{value:.4g}"
+
+
 def points(value: float | None, signed: bool = False) -> str:
     """A difference of accuracy in percentage points: 0.25 -> "0.25" (+0.25 when signed)."""
     if value is None:

@@ -12,6 +12,7 @@ from edgeprune.cli.given import given_options
 from edgeprune.cli.options import flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_table import Name, compact_table, print_table
+from edgeprune.text import metric_value
 
 SHOWN_GROUPS = 30
 
@@ -100,16 +101,14 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
         console.print(f"  {kind}: {skipped['name']} ({skipped['class_name']}): {skipped['reason']}")
     accuracy = report.get("accuracy")
     if accuracy:
-        from edgeprune.prune.task_training import metric_value_text
-
         unit = accuracy.get("unit")
         label = accuracy.get("label", "top-1")
         before = accuracy.get("value_before_pruning", accuracy.get("top1_before_pruning"))
         pruned = accuracy.get("value_after_pruning", accuracy.get("top1_after_pruning"))
         after = accuracy.get("value", accuracy.get("top1"))
         console.print(
-            f"{label} on {accuracy['dataset']}: {metric_value_text(unit, before)} before, "
-            f"{metric_value_text(unit, pruned)} pruned, {metric_value_text(unit, after)} after "
+            f"{label} on {accuracy['dataset']}: {metric_value(before, unit)} before, "
+            f"{metric_value(pruned, unit)} pruned, {metric_value(after, unit)} after "
             f"{accuracy['epochs']} epoch(s) of fine-tuning"
         )
     for note in report["notes"]:

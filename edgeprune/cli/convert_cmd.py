@@ -7,9 +7,8 @@ from typing import Optional
 import typer
 
 from edgeprune.cli.common import console, print_json
-from edgeprune.cli.evaluate_cmd import metric_text
 from edgeprune.cli.options import flag
-from edgeprune.text import percent
+from edgeprune.text import metric_value, percent
 from edgeprune.tflite.options import ConvertOptions
 
 
@@ -78,12 +77,12 @@ def register(app: typer.Typer) -> None:
             acc = report.accuracy
             primary = acc["metric_info"][0]
             line = (
-                f"  {primary['label']} {metric_text(acc['metrics'].get(primary['name']), primary['unit'])}"
+                f"  {primary['label']} {metric_value(acc['metrics'].get(primary['name']), primary['unit'])}"
                 f" on {acc['dataset']} ({acc['samples']} validation samples, {acc['task']})"
             )
             if acc.get("source_metrics"):
                 source = acc["source_metrics"].get(primary["name"])
-                line += f"; source model {metric_text(source, primary['unit'])}"
+                line += f"; source model {metric_value(source, primary['unit'])}"
             console.print(line)
         elif report.accuracy and report.accuracy.get("note"):
             console.print(f"  note: {report.accuracy['note']}")

@@ -8,15 +8,8 @@ import typer
 
 from edgeprune.cli.common import console, print_json
 from edgeprune.cli.options import flag
-from edgeprune.text import percent
+from edgeprune.text import metric_value, percent
 from edgeprune.tflite.options import EvaluateOptions
-
-
-def metric_text(value: float | None, unit: str) -> str:
-    """A fraction (top-1, mIoU, mAP) as a percent, a value (RMSE, MAE) to 4 significant digits."""
-    if value is None:
-        return "–"
-    return percent(value) if unit == "fraction" else f"{value:.4g}"
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +45,7 @@ def register(app: typer.Typer) -> None:
             return
         units = {m["name"]: m["unit"] for m in report.metric_info}
         shown = ", ".join(
-            f"{m['label']} {metric_text(report.metrics.get(m['name']), m['unit'])}"
+            f"{m['label']} {metric_value(report.metrics.get(m['name']), m['unit'])}"
             for m in report.metric_info
             if m["name"] in report.metrics
         )
@@ -79,7 +72,7 @@ def register(app: typer.Typer) -> None:
             if parity.reference_metrics and report.metric_info:
                 primary = report.metric_info[0]
                 value = parity.reference_metrics.get(primary["name"])
-                line += f" ({primary['label']} {metric_text(value, primary['unit'])})"
+                line += f" ({primary['label']} {metric_value(value, primary['unit'])})"
             line += (
                 f": max |diff| {parity.max_abs_diff:.3g}, mean |diff| {parity.mean_abs_diff:.3g}"
             )
@@ -100,4 +93,4 @@ def _extra(key: str, value: Any, units: dict[str, str]) -> str:
     """A per-output or per-class number ("rmse/speed", "iou/road") in its metric's unit;
     a family the task does not list (iou/ under miou) takes the deciding metric's unit."""
     default = next(iter(units.values()), "value")
-    return metric_text(value, units.get(key.split("/", 1)[0], default))
+    return metric_value(value, units.get(key.split("/", 1)[0], default))

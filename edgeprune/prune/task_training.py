@@ -22,6 +22,7 @@ from edgeprune.data import Dataset
 from edgeprune.errors import UserError
 from edgeprune.tasks.base import OutputInfo, Task
 from edgeprune.tasks.outputs import keras_outputs, resolve_task
+from edgeprune.text import metric_value
 from edgeprune.user_code import load_callable
 
 LOSS_OPTION = "option"
@@ -218,23 +219,10 @@ def fit_labels(model: Any, labels: Any) -> Any:
     return labels
 
 
-def metric_value_text(unit: str | None, value: float | None) -> str:
-    """A fraction as a percent with 2 decimals, a value metric (RMSE, MAE) with 4 digits."""
-    from edgeprune.tasks.base import FRACTION
-    from edgeprune.text import percent
-
-    if value is None:
-        return "–"
-    return percent(value) if unit in (None, FRACTION) else f"{value:.4g}"
-
-
 def metric_change_text(record: dict[str, Any], before: str, after: str) -> str:
     """ "RMSE 0.1234 dense -> 0.1301 pruned" from an accuracy record (`accuracy_record`)."""
     unit = record.get("unit")
     label = record.get("label") or "top-1"
     value = record.get("value", record.get("top1"))
     dense = record.get("dense_value", record.get("dense_top1"))
-    return (
-        f"{label} {metric_value_text(unit, dense)} {before} -> "
-        f"{metric_value_text(unit, value)} {after}"
-    )
+    return f"{label} {metric_value(dense, unit)} {before} -> {metric_value(value, unit)} {after}"

@@ -19,10 +19,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from edgeprune.recipes.formatting import pct
 from edgeprune.recipes.yaml_source import LineIndex
 from edgeprune.tasks.base import FRACTION, TASK_NAMES, VALUE, Metric
-from edgeprune.text import points
+from edgeprune.text import metric_value, points
 
 TOP1 = Metric("top1", "top-1")
 KNOWN_METRICS: dict[str, tuple[Metric, ...]] = {
@@ -102,9 +101,7 @@ def metric_from(record: dict[str, Any] | None) -> Metric:
 
 def value_text(metric: Metric, value: float | None, unit: bool = True) -> str:
     """A metric's value: fractions as a percent (2 decimals), values with 4 significant digits."""
-    if metric.unit == FRACTION:
-        return pct(value, unit)
-    return "–" if value is None else f"{value:.4g}"
+    return metric_value(value, metric.unit, unit)
 
 
 def drop_value(metric: Metric, baseline: float, value: float) -> float:

@@ -325,12 +325,11 @@ def _task_for(model: ConversionSource, data: Dataset, fields: ConvertOptions) ->
         return f"dataset {data.name!r} has no labels: calibration only, no accuracy"
     if model.keras_model is None:
         return None
-    outputs = keras_outputs(model.keras_model)
-    if fields.task is not None:
-        return resolve_task(data, outputs, fields, repr(model.label))
     try:
-        return resolve_task(data, outputs, fields, repr(model.label))
+        return resolve_task(data, keras_outputs(model.keras_model), fields, repr(model.label))
     except UserError as exc:
+        if fields.task is not None:
+            raise  # the user named it: a mismatch is an error before converting
         return f"no accuracy: {exc}"
 
 
