@@ -52,7 +52,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         ),
     ),
     ("formats", frozenset({"tflite"})),
-    ("transforms", frozenset({"prune", "channels", "xnnpack", "adapt"})),
+    ("transforms", frozenset({"prune", "channels", "xnnpack", "adapt", "quantize"})),
     ("compute", frozenset({"compute"})),
     ("fleet", frozenset({"fleet"})),
     ("results", frozenset({"results"})),

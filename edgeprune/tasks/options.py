@@ -1,7 +1,8 @@
 """The task's options, defined once: stages that score or train a model mix these in.
 
 `TaskFields` (evaluate, prune, channels, adapt, convert's accuracy, recipes' `task:`) say
-what the model does; `LossFields` (the stages that train) say how it learns. The values are
+what the model does; `LossFields` (the stages that train) say how it learns; `DistillFields`
+(the same stages) whether the model before the step teaches it. The values are
 names, never code: `metric` and `decode` may name a user function (`FILE.py:fn`,
 `pkg.module:fn`), imported only because the user named it (`edgeprune.user_code`).
 """
@@ -76,4 +77,33 @@ class LossFields(StageOptions):
         None,
         description="Training loss: a Keras loss name (mse, huber, ...) or FILE.py:fn "
         "(default: the model's compiled loss, else the task's).",
+    )
+
+
+DEFAULT_TEMPERATURE = 4.0
+DEFAULT_ALPHA = 0.5
+
+
+class DistillFields(StageOptions):
+    """Distillation from the model before the step (the teacher) while the step trains.
+
+    The loss is `(1 - alpha) * task loss + alpha * distillation term`: for classifiers the
+    KL divergence of temperature-softened outputs (times temperature squared, as Hinton et
+    al.), for other tasks matching the teacher's outputs (`edgeprune.tasks.distill`).
+    """
+
+    distill: bool = Field(
+        False, description="Distil from the model before this step (the teacher) while training."
+    )
+    temperature: float = Field(
+        DEFAULT_TEMPERATURE,
+        gt=0,
+        le=100,
+        description="Distillation temperature: softens the classifier's outputs (with --distill).",
+    )
+    alpha: float = Field(
+        DEFAULT_ALPHA,
+        ge=0,
+        le=1,
+        description="Weight of the distillation term against the task loss (with --distill).",
     )
