@@ -34,6 +34,7 @@ from edgeprune.prune.task_training import (
 )
 from edgeprune.prune.training import output_kind
 from edgeprune.tasks.base import Task
+from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile, teacher_copy
 
 RAMP_FRACTION = 1 / 2
 DEFAULT_SCHEDULE = PruneOptions.model_fields["schedule"].default
@@ -57,6 +58,7 @@ class GradualPruneResult:
     loss: TrainingLoss | None = None
     dense_metrics: dict[str, float] | None = None
     metrics: dict[str, float] | None = None
+    distillation: Distillation | None = None
 
     @property
     def primary(self) -> str | None:
@@ -79,6 +81,7 @@ class GradualPruneResult:
             "loss": None if self.loss is None else self.loss.to_dict(),
             "dense_metrics": self.dense_metrics,
             "metrics": self.metrics,
+            "distillation": None if self.distillation is None else self.distillation.to_dict(),
         }
 
 
@@ -176,8 +179,14 @@ def prune_gradually(
     plan = PrunePlan.for_model(model, options)
 
     dense_metrics = task_scores(task, model, dataset) if evaluate else None
+    distillation = Distillation.from_fields(options)
+    fit_loss, targets = loss.loss, labels
+    if distillation is not None:  # the teacher: the dense model, before any mask
+        fit_loss, targets = distilled_fit(
+            teacher_copy(model), task, loss.loss, dataset.x_train, labels, distillation
+        )
     callback = pruning_callback_class()(chosen, options=options, plan=plan)
-    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss.loss)
+    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=fit_loss)
     keras.utils.set_random_seed(options.seed)
     callbacks = [callback, *keras_callbacks("gradual prune")]
     if options.tensorboard:
@@ -187,7 +196,7 @@ def prune_gradually(
     try:
         history = model.fit(
             dataset.x_train,
-            labels,
+            targets,
             batch_size=options.batch_size,
             epochs=options.epochs,
             shuffle=True,
@@ -196,6 +205,8 @@ def prune_gradually(
         )
     finally:
         strip_pruning(model)
+        if distillation is not None:
+            plain_compile(model, loss.loss)  # the saved model names no distillation loss
     metrics = task_scores(task, model, dataset) if evaluate else None
     return GradualPruneResult(
         report=callback.report,
@@ -212,6 +223,7 @@ def prune_gradually(
         loss=loss,
         dense_metrics=dense_metrics,
         metrics=metrics,
+        distillation=distillation,
     )
 
 

@@ -21,7 +21,7 @@ from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
 from edgeprune.prune.schedules import SCHEDULES, check_sparsity
 from edgeprune.prune.selection import DEFAULT_MIN_PARAMS, layer_types
-from edgeprune.tasks.options import LossFields, TaskFields
+from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
@@ -42,6 +42,9 @@ GRADUAL_ONLY = (
     "metric",
     "decode",
     "loss",
+    "distill",
+    "temperature",
+    "alpha",
 )
 """Options that shape fine-tuning, so they mean something only with a dataset."""
 
@@ -59,7 +62,7 @@ SELECTION = (
 """Options that say which weights go: all a one-shot prune needs."""
 
 
-class PruneOptions(TaskFields, LossFields, CustomObjectsFields):
+class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     """What to prune, how far, and (with `data`) how to fine-tune while pruning.
 
     Build with `PruneOptions.create(sparsity, scope=...)`; after validation `sparsity` is

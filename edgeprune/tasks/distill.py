@@ -318,3 +318,32 @@ def _logit(p: Any) -> Any:
     ops = _tf.keras().ops
     p = ops.clip(p, _EPSILON, 1.0 - _EPSILON)
     return ops.log(p) - ops.log(1.0 - p)
+
+
+def teacher_copy(model: Any) -> Any:
+    """A frozen copy of `model` as it is now (the teacher), with its own weights, so the
+    step may change the model in place; subclassed models are copied by a save/load."""
+    import tempfile
+    from pathlib import Path
+
+    keras = _tf.keras()
+    try:
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    except Exception:  # subclassed or custom models: a save/load round trip copies them
+        with tempfile.TemporaryDirectory(prefix="edgeprune-teacher-") as folder:
+            path = Path(folder) / "teacher.keras"
+            model.save(path)
+            copy = keras.models.load_model(path, compile=False)
+    copy.trainable = False
+    return copy
+
+
+def describe(distillation: Distillation | None) -> str | None:
+    """ "distilled from the model before the step (temperature 4, alpha 0.5)", or None."""
+    if distillation is None:
+        return None
+    return (
+        f"distilled from the model before the step (temperature {distillation.temperature:g}, "
+        f"alpha {distillation.alpha:g})"
+    )

@@ -107,3 +107,21 @@ class DistillFields(StageOptions):
         le=1,
         description="Weight of the distillation term against the task loss (with --distill).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _distill_given(cls, data: Any) -> Any:
+        """temperature and alpha shape distillation only: set without `distill` they would
+        silently do nothing, so they are refused."""
+        if isinstance(data, dict) and not data.get("distill"):
+            shaped = [
+                name
+                for name, default in (("temperature", DEFAULT_TEMPERATURE), ("alpha", DEFAULT_ALPHA))
+                if data.get(name, default) != default
+            ]
+            if shaped:
+                raise UserError(
+                    f"{', '.join(shaped)} shape distillation; add distill or leave them out",
+                    params=(*shaped, "distill"),
+                )
+        return data
