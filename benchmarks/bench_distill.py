@@ -83,12 +83,8 @@ def run() -> list[Ratio]:
     data = digits_32()
     keras.utils.set_random_seed(SEED)
     dense = build_model()
-    dense.compile(
-        optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy"
-    )
-    dense.fit(
-        data.x_train, data.y_train, batch_size=BATCH_SIZE, epochs=TEACHER_EPOCHS, verbose=0
-    )
+    dense.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    dense.fit(data.x_train, data.y_train, batch_size=BATCH_SIZE, epochs=TEACHER_EPOCHS, verbose=0)
     dense_correct = _correct(dense, data)
     steps_per_epoch = math.ceil(len(data.x_train) / BATCH_SIZE)
     defaults = DistillFields()

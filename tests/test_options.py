@@ -67,6 +67,11 @@ NOT_IN_RECIPES = {
     ("xnnpack_fix", "custom_objects"): "a recipe names them once, at its top level",
     ("adapt", "custom_objects"): "a recipe names them once, at its top level",
     **{
+        (stage, name): "a recipe writes them under its step's distill: {temperature, alpha}"
+        for stage in ("prune", "channels", "adapt")
+        for name in ("temperature", "alpha")
+    },
+    **{
         (stage, name): "a recipe names its task once, at the top (task:, metric:, decode:)"
         for stage in ("prune", "channels", "adapt", "convert")
         for name in ("task", "metric", "decode")

@@ -13,12 +13,12 @@ from pydantic import Field, model_validator
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
 from edgeprune.options import CustomObjectsFields
-from edgeprune.tasks.options import LossFields, TaskFields
+from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 ADAPT_QUANTIZE = ("none", "int8")
 
 
-class AdaptOptions(TaskFields, LossFields, CustomObjectsFields):
+class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     """A latency target on one device (`target_latency` or `target_speedup`), the data to
     fine-tune on, and how the NetAdapt iterations step towards the target."""
 
@@ -92,7 +92,18 @@ class AdaptOptions(TaskFields, LossFields, CustomObjectsFields):
                 f"criterion {criterion!r} is not one of {', '.join(CRITERIA)}",
                 params=("criterion",),
             )
+        if data.get("distill") and data.get("long_epochs", 5) == 0:
+            raise UserError(
+                "distill teaches the long fine-tune, and long_epochs is 0; "
+                "give long_epochs N or leave distill out",
+                params=("distill", "long_epochs"),
+            )
         return data
+
+    def distill_keywords(self) -> dict[str, Any]:
+        """What the long fine-tune adds to `finetune_keywords` to distil from adapt's input
+        (the short fine-tunes of the proposals do not distil: they only rank them)."""
+        return {"distill": self.distill, "temperature": self.temperature, "alpha": self.alpha}
 
     def finetune_keywords(self, epochs: int) -> dict[str, Any]:
         """What `channels.finetune.finetune` takes, for `epochs` epochs."""

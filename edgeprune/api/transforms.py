@@ -69,6 +69,8 @@ def prune(
         "batch_size": result.batch_size,
         "learning_rate": result.learning_rate,
     }
+    if result.distillation is not None:
+        run_options["distillation"] = result.distillation.to_dict()
     accuracy = None
     record = accuracy_record(result)
     if record is not None:
@@ -116,7 +118,9 @@ def prune_channels(
         tuning = {k: v for k, v in checked.model_dump().items() if k in FINETUNE}
         before, after = scores(task, source, dataset), scores(task, pruned, dataset)
         _keep_compiled_loss(source, pruned)
-        tuned = finetune(pruned, dataset, **tuning, task=task, source=_source(model))
+        tuned = finetune(
+            pruned, dataset, **tuning, task=task, source=_source(model), teacher=source
+        )
         report.accuracy = accuracy_record(task, dataset, before, after, tuned, tuning["epochs"])
     return ChannelResult(pruned, report)
 

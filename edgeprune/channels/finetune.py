@@ -25,6 +25,8 @@ from edgeprune.prune.task_training import (
     training_task,
 )
 from edgeprune.tasks.base import Task
+from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile, teacher_copy
+from edgeprune.tasks.options import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
 # Layers that sit between the last activation and the output without changing it.
 _TRANSPARENT = frozenset({"Flatten", "Reshape", "Dropout", "Identity", "Activation"})
@@ -87,12 +89,19 @@ def finetune(
     loss: str | TrainingLoss | None = None,
     task: Task | None = None,
     source: str | os.PathLike[str] | None = None,
+    distill: bool = False,
+    temperature: float = DEFAULT_TEMPERATURE,
+    alpha: float = DEFAULT_ALPHA,
+    teacher: Any = None,
 ) -> dict[str, Any]:
     """Train `model` in place; returns the final training loss, the task's validation
-    metrics (`metrics`; `top1` too for classifiers) and which loss trained it.
+    metrics (`metrics`; `top1` too for classifiers), which loss trained it and the
+    distillation (None without `distill`).
 
     `loss`: a Keras loss name or FILE.py:fn (or a resolved TrainingLoss), else the compiled
-    loss of `source` (the unpruned model's file), else the task's default."""
+    loss of `source` (the unpruned model's file), else the task's default. With `distill`,
+    `teacher` (the model before pruning; default the model as it is before this fine-tune)
+    teaches at `temperature`, weighted by `alpha` (`edgeprune.tasks.distill`)."""
     if epochs < 1:
         raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
     if batch_size < 1:
@@ -107,23 +116,38 @@ def finetune(
     chosen = loss if isinstance(loss, TrainingLoss) else resolve_loss(model, task, loss, source)
     labels = fit_labels(model, dataset.y_train)
     keras = _tf.keras()
+    distillation = Distillation(float(temperature), float(alpha)) if distill else None
+    fit_loss, targets = chosen.loss, labels
+    if distillation is not None:
+        with _tf.quiet_native_output():
+            fit_loss, targets = distilled_fit(
+                teacher if teacher is not None else teacher_copy(model),
+                task,
+                chosen.loss,
+                dataset.x_train,
+                labels,
+                distillation,
+            )
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=chosen.loss)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=fit_loss)
     with _tf.quiet_native_output():
         history = model.fit(
             dataset.x_train,
-            labels,
+            targets,
             epochs=epochs,
             batch_size=batch_size,
             shuffle=True,
             verbose=0,
             callbacks=keras_callbacks("fine-tune") + _tensorboard(keras, tensorboard),
         )
+    if distillation is not None:
+        plain_compile(model, chosen.loss)  # the saved model names no distillation loss
     metrics = scores(task, model, dataset)
     result: dict[str, Any] = {
         "loss": float(history.history["loss"][-1]),
         "metrics": metrics,
         "training_loss": chosen.to_dict(),
+        "distillation": None if distillation is None else distillation.to_dict(),
     }
     if "top1" in metrics:
         result["top1"] = metrics["top1"]
@@ -162,6 +186,7 @@ def accuracy_record(
         "metrics_before_pruning": before,
         "metrics_after_pruning": pruned,
         "loss": tuned.get("training_loss"),
+        "distillation": tuned.get("distillation"),
         "epochs": epochs,
     }
     if "top1" in after:

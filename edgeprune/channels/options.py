@@ -18,7 +18,7 @@ from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.errors import UserError
 from edgeprune.files import check_log_dir
 from edgeprune.options import CustomObjectsFields
-from edgeprune.tasks.options import LossFields, TaskFields
+from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 MAX_RATIO = 0.95
 DEFAULT_THRESHOLD = 0.1  # TAO's -pth default
@@ -35,11 +35,21 @@ SELECTION = (
 )
 """Options that say which filters go (the rest shape the optional fine-tuning)."""
 
-FINETUNE = ("epochs", "batch_size", "learning_rate", "seed", "tensorboard", "loss")
+FINETUNE = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "seed",
+    "tensorboard",
+    "loss",
+    "distill",
+    "temperature",
+    "alpha",
+)
 """Fine-tuning options, shared with the recipe's `finetune` step."""
 
 
-class ChannelOptions(TaskFields, LossFields, CustomObjectsFields):
+class ChannelOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     """Which filters to remove and, with `data`, how to fine-tune afterwards.
 
     Give `ratio` or `threshold` (neither: threshold 0.1, as TAO). After validation
@@ -105,6 +115,11 @@ class ChannelOptions(TaskFields, LossFields, CustomObjectsFields):
             raise UserError(
                 "tensorboard logs a fine-tune, which needs data DATASET; add data or leave it out",
                 params=("tensorboard", "data"),
+            )
+        if self.distill and self.data is None:
+            raise UserError(
+                "distill teaches the fine-tune, which needs data DATASET; add data or leave it out",
+                params=("distill", "data"),
             )
         check_log_dir(self.tensorboard)
         self._given = given

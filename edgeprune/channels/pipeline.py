@@ -51,7 +51,9 @@ def prune_channels_file(
     if dataset is not None and task is not None:
         before = scores(task, model, dataset)
         pruned_scores = scores(task, pruned, dataset)
-        result = finetune(pruned, dataset, **chosen.finetune_keywords(), task=task, source=source)
+        result = finetune(
+            pruned, dataset, **chosen.finetune_keywords(), task=task, source=source, teacher=model
+        )
         report.accuracy = accuracy_record(
             task, dataset, before, pruned_scores, result, chosen.epochs
         )
@@ -61,6 +63,8 @@ def prune_channels_file(
                 for name in ("data", "epochs", "batch_size", "learning_rate", "task", "loss")
             }
         )
+        if chosen.distill:
+            report.options["distillation"] = result["distillation"]
     else:
         report.notes.append(RECOVERY_NOTE)
         report.options.update({"data": None})

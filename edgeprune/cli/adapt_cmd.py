@@ -46,6 +46,9 @@ def register(app: typer.Typer) -> None:
         metric: Optional[str] = flag(AdaptOptions, "metric", metavar="FILE.py:fn"),
         decode: Optional[str] = flag(AdaptOptions, "decode"),
         loss: Optional[str] = flag(AdaptOptions, "loss"),
+        distill: bool = flag(AdaptOptions, "distill"),
+        temperature: float = flag(AdaptOptions, "temperature"),
+        alpha: float = flag(AdaptOptions, "alpha"),
         table: Optional[str] = typer.Option(
             None, "--table", help="Lookup-table file (default: adapt-table.db in the data dir)."
         ),

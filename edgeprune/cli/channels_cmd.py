@@ -9,7 +9,7 @@ import typer
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
-from edgeprune.cli.options import flag
+from edgeprune.cli.options import distillation_text, flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.cli.present_table import Name, compact_table, print_table
 from edgeprune.text import metric_value
@@ -44,6 +44,9 @@ def register(app: typer.Typer) -> None:
         metric: Optional[str] = flag(ChannelOptions, "metric", metavar="FILE.py:fn"),
         decode: Optional[str] = flag(ChannelOptions, "decode"),
         loss: Optional[str] = flag(ChannelOptions, "loss"),
+        distill: bool = flag(ChannelOptions, "distill"),
+        temperature: float = flag(ChannelOptions, "temperature"),
+        alpha: float = flag(ChannelOptions, "alpha"),
         json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
         quiet: bool = quiet_option(),
     ) -> None:
@@ -111,6 +114,8 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
             f"{metric_value(pruned, unit)} pruned, {metric_value(after, unit)} after "
             f"{accuracy['epochs']} epoch(s) of fine-tuning"
         )
+        if accuracy.get("distillation"):
+            console.print(distillation_text(accuracy["distillation"], "the unpruned model"))
     for note in report["notes"]:
         console.print(f"note: {note}")
     console.print(f"wrote {output} (manifest {manifest})")

@@ -24,3 +24,11 @@ def flag(options: type[BaseModel], name: str, *decls: str, **overrides: Any) -> 
     settings.update(overrides)
     default = settings.pop("default", default)
     return typer.Option(default, *spelled, **settings)
+
+
+def distillation_text(distillation: dict[str, Any], teacher: str) -> str:
+    """ "distilled from the dense model (temperature 4, alpha 0.5)" for a report's record."""
+    return (
+        f"distilled from {teacher} (temperature {distillation['temperature']:g}, "
+        f"alpha {distillation['alpha']:g})"
+    )

@@ -39,6 +39,10 @@ def print_adapt(report: dict[str, Any]) -> None:
         f"top-1 on {accuracy['dataset']}: {accuracy['top1_before']:.4f} before, "
         f"{accuracy['top1_after']:.4f} after"
     )
+    if accuracy.get("distillation"):
+        from edgeprune.cli.options import distillation_text
+
+        console.print(distillation_text(accuracy["distillation"], "the input model"))
     table = Table(title="groups", title_justify="left")
     for column in ("group", "width"):
         table.add_column(column)

@@ -11,7 +11,7 @@ from rich.console import RenderableType
 
 from edgeprune.cli.common import console, print_json, quiet_option
 from edgeprune.cli.given import given_options
-from edgeprune.cli.options import flag
+from edgeprune.cli.options import distillation_text, flag
 from edgeprune.cli.present_progress import training_progress
 from edgeprune.prune.options import PruneOptions
 
@@ -53,6 +53,9 @@ def prune(
     metric: str | None = flag(PruneOptions, "metric", metavar="FILE.py:fn"),
     decode: str | None = flag(PruneOptions, "decode"),
     loss: str | None = flag(PruneOptions, "loss"),
+    distill: bool = flag(PruneOptions, "distill"),
+    temperature: float = flag(PruneOptions, "temperature"),
+    alpha: float = flag(PruneOptions, "alpha"),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON document."),
     quiet: bool = quiet_option(),
 ) -> None:
@@ -117,6 +120,9 @@ def _print_run(run: Any) -> None:
             f"{metric_change_text(accuracy, 'dense', 'pruned')} "
             f"({accuracy['dataset']} validation, {accuracy['samples']} samples)"
         )
+    distillation = run.gradual.to_dict().get("distillation") if run.gradual else None
+    if distillation:
+        console.print(distillation_text(distillation, "the dense model"))
     console.print(f"wrote {run.output} and {run.manifest}", soft_wrap=True)
     if run.options.get("policy") == "xnnpack":  # the sparse path needs sparse storage
         keras_path = shlex.quote(str(run.output))

@@ -139,6 +139,8 @@ def prune_model_file(
             batch_size=gradual.batch_size,
             learning_rate=gradual.learning_rate,
         )
+        if gradual.distillation is not None:
+            run_options["distillation"] = gradual.distillation.to_dict()
     run = PruneRun(
         output=target,
         manifest=manifest_path(target),

@@ -30,7 +30,7 @@ from edgeprune.prune.options import PruneOptions
 from edgeprune.recipes.constraints import ConstraintOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 from edgeprune.tasks.base import TASK_NAMES
-from edgeprune.tasks.options import TaskFields
+from edgeprune.tasks.options import DistillFields, TaskFields
 from edgeprune.tflite.options import IO_TYPES, QUANTIZE_MODES, ConvertOptions
 from edgeprune.xnnpack.fix_options import FixOptions
 from edgeprune.yaml_budget import echo
@@ -204,10 +204,48 @@ def step_model(
     Cross-field rules are the options class's own, checked per variant in `sweep.py`."""
     fields: dict[str, Any] = dict(first or {})
     for key in keys:
+        if key in DISTILL_SHAPE:
+            continue  # under `distill: {temperature, alpha}`
         info = copy.copy(options.model_fields[key])
-        fields[key] = ((types or {}).get(key, info.annotation), info)
+        annotation = (types or {}).get(key, info.annotation)
+        if key == "distill":
+            annotation = bool | DistillSpec
+        fields[key] = (annotation, info)
     model = create_model(name, __base__=_Strict, __doc__=doc, **fields)
     return model
+
+
+DISTILL_SHAPE = ("temperature", "alpha")
+"""DistillFields that a recipe writes under its step's `distill:` mapping."""
+
+DistillSpec = create_model(
+    "DistillSpec",
+    __base__=_Strict,
+    __doc__="`distill: {temperature, alpha}`: distil from the model before the step "
+    "(as `edgeprune.tasks.options.DistillFields`); `distill: true` takes the defaults.",
+    **{
+        name: (info.annotation, copy.copy(info))
+        for name, info in DistillFields.model_fields.items()
+        if name in DISTILL_SHAPE
+    },
+)
+
+
+def distill_options(values: dict[str, Any]) -> dict[str, Any]:
+    """A step's values with `distill: true | {temperature, alpha}` as the stage's
+    DistillFields (distill, temperature, alpha): the one place the recipe spelling maps."""
+    if "distill" not in values:
+        return values
+    out = dict(values)
+    given = out.pop("distill")
+    shape = given if isinstance(given, dict) else {}
+    if isinstance(given, BaseModel):
+        shape = given.model_dump()
+    defaults = DistillFields()
+    out["distill"] = bool(given) if not isinstance(given, dict | BaseModel) else True
+    for name in DISTILL_SHAPE:
+        out[name] = shape.get(name, getattr(defaults, name))
+    return out
 
 
 TASK_KEYS = tuple(TaskFields.model_fields)

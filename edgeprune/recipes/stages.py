@@ -174,6 +174,8 @@ def run_prune(
             report = result.report
             metrics.update(_quality(ctx, model, data))
             metrics["strategy"] = ctx.strategy_info()
+            if result.distillation is not None:
+                metrics["distillation"] = result.distillation.to_dict()
         else:
             chosen = PruneOptions.create(**{k: options[k] for k in SELECTION})
             report = prune_with_options(model, chosen)
@@ -268,6 +270,7 @@ def run_finetune(
     with ctx.scope():
         model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
         data = ctx.data.training(ctx.input_shape)
+        teacher = _teacher(ctx, model) if options.get("distill") else None
         kept = _keep_zeros(model)
         try:
             result = finetune(
@@ -276,6 +279,7 @@ def run_finetune(
                 **{**options, "tensorboard": log_dir(ctx, options.get("tensorboard"), out)},
                 source=source,
                 task=getattr(ctx, "task", None),  # the recipe's task once it is known
+                teacher=teacher,
             )
         finally:
             strip_pruning(model)
@@ -285,8 +289,23 @@ def run_finetune(
             "masked_kernels": kept,
             "strategy": ctx.strategy_info(),
         }
+        if result.get("distillation"):
+            metrics["distillation"] = result["distillation"]
         _save(model, out, "finetune", ctx, options, metrics, source)
     return metrics
+
+
+def _teacher(ctx: StageContext, model: Any) -> Any:
+    """A finetune step's teacher: the recipe's base model (before the pipeline pruned it),
+    else, when its outputs differ, the step's input as it is before training."""
+    from edgeprune.models import load_keras_model
+
+    base = ctx.base_dir / MODEL_FILE if ctx.base_dir is not None else None
+    if base is None or not base.is_file():
+        return None
+    teacher = load_keras_model(base, custom_objects=ctx.recipe.custom_objects())
+    same = [tuple(t.shape) for t in teacher.outputs] == [tuple(t.shape) for t in model.outputs]
+    return teacher if same else None
 
 
 def log_dir(ctx: StageContext, given: str | None, out: Path) -> str | None:

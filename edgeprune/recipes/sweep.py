@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeprune.errors import UserError
-from edgeprune.recipes.schema import STEP_MODELS, ConvertStep, RecipeFile, is_list_field
+from edgeprune.recipes.schema import (
+    STEP_MODELS,
+    ConvertStep,
+    RecipeFile,
+    distill_options,
+    is_list_field,
+)
 from edgeprune.recipes.schema import validate_part as validate
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 
@@ -62,7 +68,7 @@ class Variant:
         """'prune(sparsity=0.8, policy=xnnpack) → convert(quantize=int8)' (non-default options)."""
         parts = []
         for step in self.steps:
-            defaults = STEP_MODELS[step.kind]().model_dump()
+            defaults = distill_options(STEP_MODELS[step.kind]().model_dump())
             shown = {
                 k: v
                 for k, v in step.options.items()
@@ -186,7 +192,7 @@ def _step(
             concrete[option] = value
             rename[option] = value_path
     model = validate(STEP_MODELS[kind], concrete, index, path, rename)
-    values = model.model_dump()
+    values = distill_options(model.model_dump())
     if kind == "convert" and values["sparse_weights"] == "auto":
         values["sparse_weights"] = None  # 'auto' is the recipe's spelling of "unset"
     needs = NEEDS_DATA.get(kind)

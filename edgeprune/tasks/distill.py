@@ -337,13 +337,3 @@ def teacher_copy(model: Any) -> Any:
             copy = keras.models.load_model(path, compile=False)
     copy.trainable = False
     return copy
-
-
-def describe(distillation: Distillation | None) -> str | None:
-    """ "distilled from the model before the step (temperature 4, alpha 0.5)", or None."""
-    if distillation is None:
-        return None
-    return (
-        f"distilled from the model before the step (temperature {distillation.temperature:g}, "
-        f"alpha {distillation.alpha:g})"
-    )

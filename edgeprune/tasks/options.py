@@ -116,7 +116,10 @@ class DistillFields(StageOptions):
         if isinstance(data, dict) and not data.get("distill"):
             shaped = [
                 name
-                for name, default in (("temperature", DEFAULT_TEMPERATURE), ("alpha", DEFAULT_ALPHA))
+                for name, default in (
+                    ("temperature", DEFAULT_TEMPERATURE),
+                    ("alpha", DEFAULT_ALPHA),
+                )
                 if data.get(name, default) != default
             ]
             if shaped:

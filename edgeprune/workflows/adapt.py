@@ -39,7 +39,9 @@ TABLE_COMMAND = "adapt-table"
 MODEL_COMMAND = "adapt-model"
 TABLE_BENCH = {"warmup": 3, "round_runs": 5, "rounds_per_process": 100}
 MODEL_BENCH = {"warmup": 5, "round_runs": 10, "rounds_per_process": 2}
-IDENTITY_EXCLUDES = frozenset({"long_epochs", "cluster", "runs", "max_iterations"})
+IDENTITY_EXCLUDES = frozenset(
+    {"long_epochs", "cluster", "runs", "max_iterations", "distill", "temperature", "alpha"}
+)
 """Options that do not change the iterations already finished (a re-run may change them)."""
 
 
@@ -294,10 +296,11 @@ def _adapt(
     before = top1(model, dataset)
     pruned_top1 = top1(final_model, dataset)
     if chosen.long_epochs > 0 and outcome.model_path != source:
-        keywords = chosen.finetune_keywords(chosen.long_epochs)
-        after = finetune(final_model, dataset, **keywords, source=source)["top1"]
+        keywords = {**chosen.finetune_keywords(chosen.long_epochs), **chosen.distill_keywords()}
+        tuned = finetune(final_model, dataset, **keywords, source=source, teacher=model)
+        after, distillation = tuned["top1"], tuned["distillation"]
     else:
-        after = pruned_top1
+        after, distillation = pruned_top1, None
     final_tflite = workdir.root / "final.tflite"
     final_traced = trace_model(final_model, chosen.criterion)
     final_signatures = layer_signatures(final_traced.graph, final_traced.keep_mask({}))
@@ -310,6 +313,7 @@ def _adapt(
         "top1_after_iterations": pruned_top1,
         "top1_after": after,
         "long_epochs": chosen.long_epochs,
+        "distillation": distillation,
     }
     widths_before = traced.widths
     widths_after = final_traced.widths

@@ -58,9 +58,7 @@ def test_kl_with_temperature_matches_the_hand_computation(t):
 
 
 def test_probabilities_enter_as_log_probabilities():
-    got = np.asarray(
-        distill_term(_softmax(TEACHER), _softmax(STUDENT), SOFT_PROBABILITIES, 3.0)
-    )
+    got = np.asarray(distill_term(_softmax(TEACHER), _softmax(STUDENT), SOFT_PROBABILITIES, 3.0))
     np.testing.assert_allclose(got, _hinton(TEACHER, STUDENT, 3.0), rtol=1e-4)
 
 
