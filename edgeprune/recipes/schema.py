@@ -13,9 +13,17 @@ import difflib
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    create_model,
+)
 
 from edgeprune.adapt.options import ADAPT_QUANTIZE, AdaptOptions
 from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
@@ -209,7 +217,7 @@ def step_model(
         info = copy.copy(options.model_fields[key])
         annotation = (types or {}).get(key, info.annotation)
         if key == "distill":
-            annotation = bool | DistillSpec
+            annotation = DISTILL_VALUE
         fields[key] = (annotation, info)
     model = create_model(name, __base__=_Strict, __doc__=doc, **fields)
     return model
@@ -229,6 +237,16 @@ DistillSpec = create_model(
         if name in DISTILL_SHAPE
     },
 )
+
+
+DISTILL_TAG = "distill:"
+"""The union tag of `distill`'s mapping form; errors leave it out of their paths."""
+
+DISTILL_VALUE = Annotated[
+    Annotated[DistillSpec, Tag(DISTILL_TAG)] | Annotated[bool, Tag("flag")],
+    Discriminator(lambda v: DISTILL_TAG if isinstance(v, dict | BaseModel) else "flag"),
+]
+"""`distill: true | false | {temperature, alpha}`: a mapping is checked as a DistillSpec."""
 
 
 def distill_options(values: dict[str, Any]) -> dict[str, Any]:
@@ -337,8 +355,13 @@ def is_list_field(model: type[BaseModel], name: str) -> bool:
 
 
 def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) is Annotated:  # a tagged union (distill)
+        return _union_members(typing.get_args(annotation)[0])
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return typing.get_args(annotation)
+        return tuple(
+            typing.get_args(m)[0] if typing.get_origin(m) is Annotated else m
+            for m in typing.get_args(annotation)
+        )
     return (annotation,)
 
 
@@ -371,7 +394,9 @@ def _user_error(
     base: PathKey,
     rename: dict[str, PathKey],
 ) -> Exception:
-    errors = exc.errors()
+    errors = [
+        {**e, "loc": tuple(part for part in e["loc"] if part != DISTILL_TAG)} for e in exc.errors()
+    ]
     first = errors[0]
     loc = _existing_path(raw, first["loc"]) if first["type"] != "missing" else tuple(first["loc"])
     if first["type"] == "extra_forbidden":

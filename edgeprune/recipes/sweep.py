@@ -277,7 +277,9 @@ def _name(
 def _label(option: str, value: Any) -> str:
     if isinstance(value, bool):
         return option if value else f"no_{option}"
-    if isinstance(value, list):
+    if isinstance(value, dict):  # distill: {temperature: 2, alpha: 0.5} -> distill_t2_a0.5
+        value = "_" + "_".join(f"{k[0]}{v:g}" for k, v in value.items())
+    elif isinstance(value, list):
         value = "+".join(str(v) for v in value)
     elif isinstance(value, float):
         value = f"{value:g}"

@@ -1,0 +1,189 @@
+"""`--distill` in the stages that train: prune (gradual), channels, adapt, and recipes."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from edgeprune.errors import UserError
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    def write(text: str):
+        path = tmp_path / "recipe.yaml"
+        path.write_text(text.lstrip("\n"))
+        return path
+
+    return write
+
+
+def _compile_config(path) -> str:
+    with zipfile.ZipFile(path) as archive:
+        return json.dumps(json.loads(archive.read("config.json")).get("compile_config"))
+
+
+def test_prune_distill_end_to_end(run_cli, demo_model_path, tmp_path):
+    out = tmp_path / "distilled.keras"
+    outcome = run_cli(
+        "prune", demo_model_path, "-o", out, "--sparsity", "0.5", "--data", "digits",
+        "--epochs", "1", "--distill", "--temperature", "2", "--alpha", "0.7", "--json",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    result = json.loads(outcome.out)
+    assert result["training"]["distillation"] == {"temperature": 2.0, "alpha": 0.7}
+    assert result["accuracy"]["top1"] > 0.8, result["accuracy"]
+    manifest = json.loads((tmp_path / "distilled.keras.json").read_text())
+    assert manifest["options"]["distillation"] == {"temperature": 2.0, "alpha": 0.7}
+    assert "istill" not in _compile_config(out)  # the plain task loss: loads with stock Keras
+    import keras
+
+    assert keras.models.load_model(out).loss is not None
+
+
+def test_prune_distill_text_says_so(run_cli, demo_model_path, tmp_path):
+    outcome = run_cli(
+        "prune", demo_model_path, "-o", tmp_path / "d.keras", "--sparsity", "0.5",
+        "--data", "digits", "--epochs", "1", "--distill",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    assert "distilled from the dense model (temperature 4, alpha 0.5)" in outcome.out
+
+
+def test_the_teacher_is_the_dense_model(digits):
+    """At sparsity 0 with alpha 1 the student starts as its teacher (no dropout or batch
+    norm to tell training from inference): the KL stays ~0, far below the same run's
+    cross-entropy on the labels."""
+    import keras
+
+    from edgeprune.prune import prune_gradually
+
+    keras.utils.set_random_seed(0)
+    dense = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    dense.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    dense.fit(digits.x_train, digits.y_train, epochs=2, verbose=0)
+    losses = {}
+    for distill in (False, True):
+        model = keras.models.clone_model(dense)
+        model.set_weights(dense.get_weights())
+        keywords = {"distill": True, "alpha": 1.0} if distill else {}
+        result = prune_gradually(
+            model, digits, 0.0, epochs=1, learning_rate=1e-6, evaluate=False, **keywords
+        )
+        losses[distill] = result.history["loss"][0]
+        assert (result.distillation is not None) == distill
+    assert losses[True] < 1e-4 and losses[False] > 0.05, losses
+
+
+def test_channels_distill_end_to_end(run_cli, demo_model_path, tmp_path):
+    out = tmp_path / "thin.keras"
+    outcome = run_cli(
+        "channels", demo_model_path, "-o", out, "--ratio", "0.5", "--min-filters", "8",
+        "--data", "digits", "--epochs", "1", "--distill", "--json",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    result = json.loads(outcome.out)
+    assert result["accuracy"]["distillation"] == {"temperature": 4.0, "alpha": 0.5}
+    assert result["options"]["distillation"] == {"temperature": 4.0, "alpha": 0.5}
+    assert "istill" not in _compile_config(out)
+
+
+def test_python_prune_takes_distill(demo_model_path, digits):
+    import edgeprune as ep
+
+    result = ep.prune(demo_model_path, 0.5, data=digits, epochs=1, distill=True, alpha=0.2)
+    assert result.training["distillation"] == {"temperature": 4.0, "alpha": 0.2}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "--sparsity", "0.5", "--distill"], "--distill: only for gradual pruning"),
+        (
+            ["prune", "--sparsity", "0.5", "--data", "digits", "--temperature", "2"],
+            "--temperature shape distillation; add --distill",
+        ),
+        (["channels", "--ratio", "0.5", "--distill"], "--distill teaches the fine-tune"),
+        (["channels", "--ratio", "0.5", "--data", "digits", "--alpha", "0.1"], "--alpha shape"),
+        (
+            ["adapt", "--target-speedup", "2", "--data", "digits", "--distill"]
+            + ["--long-epochs", "0"],
+            "--long-epochs is 0",
+        ),
+    ],
+)
+def test_distill_mistakes_are_one_line(run_cli, tmp_path, argv, message):
+    model = tmp_path / "in.keras"
+    model.write_bytes(b"never loaded: the options are checked first")
+    outcome = run_cli(argv[0], model, "-o", tmp_path / "o.keras", *argv[1:])
+    assert outcome.code == 2, outcome.err
+    lines = outcome.err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.keras"]
+
+
+def test_python_refuses_alpha_without_distill():
+    from edgeprune.prune.options import PruneOptions
+
+    with pytest.raises(UserError, match="alpha shape distillation") as caught:
+        PruneOptions.create(0.5, data="digits", alpha=0.3)
+    assert caught.value.params == ("alpha", "distill")
+
+
+RECIPE = """
+model: {demo: true, width: 8, train: {epochs: 1}}
+data: digits
+pipelines:
+  a:
+    prune: {sparsity: 0.5, epochs: 2, distill: %s}
+    convert: {quantize: none}
+  b:
+    channels: {ratio: 0.5}
+    finetune: {epochs: 1, distill: true}
+    convert: {quantize: none}
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("{temperature: 2, alpha: 0.25}", (True, 2.0, 0.25)),
+        ("true", (True, 4.0, 0.5)),
+        ("{alpha: 0.9}", (True, 4.0, 0.9)),
+        ("false", (False, 4.0, 0.5)),
+    ],
+)
+def test_recipe_distill_key(write_recipe, value, expected):
+    from edgeprune.recipes import load_recipe
+
+    recipe = load_recipe(write_recipe(RECIPE % value))
+    by_pipeline = {v.pipeline: v for v in recipe.variants}
+    prune = by_pipeline["a"].steps[0].options
+    assert (prune["distill"], prune["temperature"], prune["alpha"]) == expected
+    finetune = by_pipeline["b"].steps[1].options
+    assert (finetune["distill"], finetune["temperature"], finetune["alpha"]) == (True, 4.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{temp: 2}", "unknown key 'temp'"),
+        ("{temperature: 0}", "greater than 0"),
+        ("{alpha: 1.5}", "less than or equal to 1"),
+    ],
+)
+def test_recipe_distill_mistakes_name_the_line(write_recipe, value, message):
+    from edgeprune.recipes import load_recipe
+
+    with pytest.raises(UserError, match=message) as caught:
+        load_recipe(write_recipe(RECIPE % value))
+    assert "recipe.yaml:5" in str(caught.value), str(caught.value)
