@@ -231,11 +231,7 @@ DistillSpec = create_model(
     __base__=_Strict,
     __doc__="`distill: {temperature, alpha}`: distil from the model before the step "
     "(as `edgeprune.tasks.options.DistillFields`); `distill: true` takes the defaults.",
-    **{
-        name: (info.annotation, copy.copy(info))
-        for name, info in DistillFields.model_fields.items()
-        if name in DISTILL_SHAPE
-    },
+    **_fields_of(DistillFields, *(n for n in DistillFields.model_fields if n not in DISTILL_SHAPE)),
 )
 
 
@@ -394,9 +390,9 @@ def _user_error(
     base: PathKey,
     rename: dict[str, PathKey],
 ) -> Exception:
-    errors = [
-        {**e, "loc": tuple(part for part in e["loc"] if part != DISTILL_TAG)} for e in exc.errors()
-    ]
+    errors = exc.errors()
+    for error in errors:  # a tagged union's tag is no key of the file
+        error["loc"] = tuple(part for part in error["loc"] if part != DISTILL_TAG)
     first = errors[0]
     loc = _existing_path(raw, first["loc"]) if first["type"] != "missing" else tuple(first["loc"])
     if first["type"] == "extra_forbidden":

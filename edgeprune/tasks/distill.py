@@ -231,7 +231,7 @@ def _loss_class() -> type:
     keras = _tf.keras()
     ops = keras.ops
 
-    class DistillationLoss(keras.losses.Loss):  # type: ignore[misc]
+    class DistillationLoss(keras.losses.Loss):  # type: ignore[misc,name-defined]
         """`(1 - alpha) * task loss + alpha * distillation term`, per sample; the targets are
         `[labels, teacher outputs]` along the last axis (`pack`)."""
 

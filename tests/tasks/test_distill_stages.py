@@ -115,8 +115,15 @@ def test_python_prune_takes_distill(demo_model_path, digits):
         (["channels", "--ratio", "0.5", "--distill"], "--distill teaches the fine-tune"),
         (["channels", "--ratio", "0.5", "--data", "digits", "--alpha", "0.1"], "--alpha shape"),
         (
-            ["adapt", "--target-speedup", "2", "--data", "digits", "--distill"]
-            + ["--long-epochs", "0"],
+            [
+                "adapt",
+                "--target-speedup",
+                "2",
+                "--data",
+                "digits",
+                "--distill",
+                *("--long-epochs", "0"),
+            ],
             "--long-epochs is 0",
         ),
     ],
