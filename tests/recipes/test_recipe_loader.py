@@ -210,6 +210,7 @@ def test_cli_reports_a_bad_recipe_in_one_line_with_exit_2(run_cli, write_recipe)
         + ", ".join(
             [
                 "method",
+                "distill",
                 "loss",
                 "sparsity",
                 "scope",
