@@ -39,6 +39,10 @@ MATCH = "match"
 """Anything else (regression, detection heads, custom): mean squared output matching."""
 
 _EPSILON = 1e-7
+_TINY = 1e-37
+"""Where stored probabilities are clipped before their log: float32's own floor, so a
+confident teacher's small probabilities keep their order (at 1e-7 they would all flatten
+to one value and, softened by T, put a uniform mass on the wrong classes)."""
 _SCORE_TASKS = ("classification", "segmentation")
 
 
@@ -295,8 +299,8 @@ def distill_term(teacher: Any, student: Any, kind: str, temperature: float) -> A
     teacher = ops.cast(teacher, student.dtype)
     if kind in (SOFT_LOGITS, SOFT_PROBABILITIES):
         if kind == SOFT_PROBABILITIES:
-            teacher = ops.log(ops.clip(teacher, _EPSILON, 1.0))
-            student = ops.log(ops.clip(student, _EPSILON, 1.0))
+            teacher = ops.log(ops.clip(teacher, _TINY, 1.0))
+            student = _log_probabilities(student)
         log_p_teacher = ops.log_softmax(teacher / t, axis=-1)
         log_p_student = ops.log_softmax(student / t, axis=-1)
         kl = ops.sum(ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
@@ -312,6 +316,20 @@ def distill_term(teacher: Any, student: Any, kind: str, temperature: float) -> A
         kl = ops.sum(ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
         return kl * (t * t)
     return ops.mean(ops.square(student - teacher), axis=-1)
+
+
+def _log_probabilities(p: Any) -> Any:
+    """log p of a softmax output: from the logits Keras keeps on it when it has them (what
+    its own cross-entropy does, exact and with gradients for tiny p), else log of p."""
+    ops = _tf.keras().ops
+    logits = getattr(p, "_keras_logits", None)
+    if logits is None:
+        op = getattr(p, "op", None)
+        if op is not None and getattr(op, "type", None) == "Softmax" and len(op.inputs) == 1:
+            logits = op.inputs[0]
+    if logits is not None:
+        return ops.log_softmax(logits, axis=-1)
+    return ops.log(ops.clip(p, _TINY, 1.0))
 
 
 def _logit(p: Any) -> Any:
