@@ -8,6 +8,9 @@ import zipfile
 import pytest
 
 from edgeprune.errors import UserError
+from edgeprune.tasks.options import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+
+T, A = DEFAULT_TEMPERATURE, DEFAULT_ALPHA
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def test_prune_distill_text_says_so(run_cli, demo_model_path, tmp_path):
         "--data", "digits", "--epochs", "1", "--distill",
     )  # fmt: skip
     assert outcome.code == 0, outcome.err
-    assert "distilled from the dense model (temperature 4, alpha 0.5)" in outcome.out
+    assert f"distilled from the dense model (temperature {T:g}, alpha {A:g})" in outcome.out
 
 
 def test_the_teacher_is_the_dense_model(digits):
@@ -92,8 +95,8 @@ def test_channels_distill_end_to_end(run_cli, demo_model_path, tmp_path):
     )  # fmt: skip
     assert outcome.code == 0, outcome.err
     result = json.loads(outcome.out)
-    assert result["accuracy"]["distillation"] == {"temperature": 4.0, "alpha": 0.5}
-    assert result["options"]["distillation"] == {"temperature": 4.0, "alpha": 0.5}
+    assert result["accuracy"]["distillation"] == {"temperature": T, "alpha": A}
+    assert result["options"]["distillation"] == {"temperature": T, "alpha": A}
     assert "istill" not in _compile_config(out)
 
 
@@ -101,7 +104,7 @@ def test_python_prune_takes_distill(demo_model_path, digits):
     import edgeprune as ep
 
     result = ep.prune(demo_model_path, 0.5, data=digits, epochs=1, distill=True, alpha=0.2)
-    assert result.training["distillation"] == {"temperature": 4.0, "alpha": 0.2}
+    assert result.training["distillation"] == {"temperature": T, "alpha": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -164,9 +167,9 @@ pipelines:
     ("value", "expected"),
     [
         ("{temperature: 2, alpha: 0.25}", (True, 2.0, 0.25)),
-        ("true", (True, 4.0, 0.5)),
-        ("{alpha: 0.9}", (True, 4.0, 0.9)),
-        ("false", (False, 4.0, 0.5)),
+        ("true", (True, T, A)),
+        ("{alpha: 0.9}", (True, T, 0.9)),
+        ("false", (False, T, A)),
     ],
 )
 def test_recipe_distill_key(write_recipe, value, expected):
@@ -177,7 +180,7 @@ def test_recipe_distill_key(write_recipe, value, expected):
     prune = by_pipeline["a"].steps[0].options
     assert (prune["distill"], prune["temperature"], prune["alpha"]) == expected
     finetune = by_pipeline["b"].steps[1].options
-    assert (finetune["distill"], finetune["temperature"], finetune["alpha"]) == (True, 4.0, 0.5)
+    assert (finetune["distill"], finetune["temperature"], finetune["alpha"]) == (True, T, A)
 
 
 @pytest.mark.parametrize(
