@@ -112,7 +112,7 @@ def test_python_prune_takes_distill(demo_model_path, digits):
     [
         (["prune", "--sparsity", "0.5", "--distill"], "--distill: only for gradual pruning"),
         (
-            ["prune", "--sparsity", "0.5", "--data", "digits", "--temperature", "2"],
+            ["prune", "--sparsity", "0.5", "--data", "digits", "--temperature", "3"],
             "--temperature shape distillation; add --distill",
         ),
         (["channels", "--ratio", "0.5", "--distill"], "--distill teaches the fine-tune"),
