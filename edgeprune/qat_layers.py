@@ -25,6 +25,7 @@ from edgeprune import _tf
 keras = _tf.keras()
 tf = _tf.tf()
 ops = keras.ops
+_Layer: Any = keras.layers.Layer  # typed Any: keras is imported at run time, unseen by mypy
 
 NUM_BITS = 8
 EMA_DECAY = 0.99
@@ -55,7 +56,7 @@ def quantize_weights(kernel: Any, depthwise: bool = False) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="edgeprune")
-class ActivationQuantizer(keras.layers.Layer):
+class ActivationQuantizer(_Layer):
     """Per-tensor asymmetric int8 fake quantization with a moving-average min/max.
 
     In training each batch's range (widened to hold 0, as TFLite needs) moves the stored
@@ -106,7 +107,7 @@ class ActivationQuantizer(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="edgeprune")
-class QatKernel(keras.layers.Layer):
+class QatKernel(_Layer):
     """A Conv2D, DepthwiseConv2D or Dense (`kind`) whose kernel is masked, then fake-quantized
     per channel, and whose output (after its activation) is fake-quantized per tensor.
 

@@ -547,5 +547,8 @@ class QatResult(_Shown):
             ("quantized layers", len(r.plan["quantized"])),
             ("folded BatchNormalization", len(r.plan["folded"])),
             ("kernel zeros", percent(r.sparsity["overall"])),
-            ("score before -> after", f"{accuracy.get('value_before_qat')} -> {accuracy.get('value')}"),
+            (
+                "score before -> after",
+                f"{accuracy.get('value_before_qat')} -> {accuracy.get('value')}",
+            ),
         ]

@@ -80,5 +80,7 @@ def print_summary(report: dict[str, Any], output: str, manifest: str) -> None:
         )
     for note in report["notes"]:
         console.print(f"note: {note}")
-    console.print(f"wrote {output} (manifest {manifest}); next: edgeprune convert {output} "
-                  "-o OUT.tflite --quantize int8 --data DATASET")
+    console.print(
+        f"wrote {output} (manifest {manifest}); next: edgeprune convert {output} "
+        "-o OUT.tflite --quantize int8 --data DATASET"
+    )

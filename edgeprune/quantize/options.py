@@ -41,12 +41,11 @@ class QatOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs < 1:
             raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
         rate = data.get("learning_rate")
-        if isinstance(rate, int | float) and not isinstance(rate, bool):
-            if not (0 < float(rate) < 1):
-                raise UserError(
-                    f"learning_rate must be in (0, 1), e.g. 1e-4, got {rate!r}",
-                    params=("learning_rate",),
-                )
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and not 0 < rate < 1:
+            raise UserError(
+                f"learning_rate must be in (0, 1), e.g. 1e-4, got {rate!r}",
+                params=("learning_rate",),
+            )
         return data
 
     def training_dict(self) -> dict[str, Any]:

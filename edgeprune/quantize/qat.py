@@ -93,8 +93,7 @@ def wrap(model: Any, preserve_sparsity: bool = True) -> tuple[Any, QatPlan]:
     unsupported = [
         f"{layer.name} ({kinds[id(layer)]})"
         for layer in layers
-        if kinds[id(layer)]
-        not in {*KERNEL_KINDS, *QUANTIZED_AFTER, *PASS_THROUGH, *FIXED_RANGE}
+        if kinds[id(layer)] not in {*KERNEL_KINDS, *QUANTIZED_AFTER, *PASS_THROUGH, *FIXED_RANGE}
     ]
     if unsupported:
         raise UserError(
@@ -127,7 +126,7 @@ def wrap(model: Any, preserve_sparsity: bool = True) -> tuple[Any, QatPlan]:
     ]
     quantized = [
         ActivationQuantizer(name=f"{_input_name(t, i)}_quant")(x)
-        for i, (t, x) in enumerate(zip(graph.inputs, inputs))
+        for i, (t, x) in enumerate(zip(graph.inputs, inputs, strict=True))
     ]
     outputs = graph._run_through_graph(quantized, operation_fn=operation_fn)
     single = not isinstance(graph.output, list | tuple | dict)
@@ -241,7 +240,9 @@ def _replacement(
     from edgeprune.qat_layers import KERNEL_KINDS, ActivationQuantizer
 
     if kind in KERNEL_KINDS:
-        return _kernel_layer(layer, kind, folds.get(id(layer)), id(layer) not in fused, preserve_sparsity, plan)
+        return _kernel_layer(
+            layer, kind, folds.get(id(layer)), id(layer) not in fused, preserve_sparsity, plan
+        )
     if kind == "BatchNormalization" and layer.name in plan.folded:
         if id(layer) in fused:
             return _identity
@@ -281,7 +282,10 @@ def _kernel_layer(
     bias = (
         np.asarray(layer.bias.numpy(), dtype=np.float32)
         if getattr(layer, "use_bias", False) and layer.bias is not None
-        else np.zeros(kernel.shape[-2] * kernel.shape[-1] if kind == "DepthwiseConv2D" else kernel.shape[-1], np.float32)
+        else np.zeros(
+            kernel.shape[-2] * kernel.shape[-1] if kind == "DepthwiseConv2D" else kernel.shape[-1],
+            np.float32,
+        )
     )
     config = layer.get_config()
     if bn is not None:
@@ -309,7 +313,9 @@ def _kernel_layer(
     return call
 
 
-def _fold(kernel: np.ndarray, bias: np.ndarray, bn: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _fold(
+    kernel: np.ndarray, bias: np.ndarray, bn: Any, kind: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Kernel and bias with `bn` folded in: w * gamma / sqrt(var + eps), (b - mean) * that + beta."""
     mean = np.asarray(bn.moving_mean.numpy(), np.float64)
     var = np.asarray(bn.moving_variance.numpy(), np.float64)

@@ -33,9 +33,7 @@ def qat_fit(
     loss, targets = chosen.loss, fit_labels(qat_model, dataset.y_train)
     distillation = Distillation.from_fields(options)
     if distillation is not None:
-        loss, targets = distilled_fit(
-            teacher, task, loss, dataset.x_train, targets, distillation
-        )
+        loss, targets = distilled_fit(teacher, task, loss, dataset.x_train, targets, distillation)
     keras.utils.set_random_seed(options.seed)
     qat_model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=loss)
     with _tf.quiet_native_output():

@@ -210,7 +210,9 @@ def qat_notes(qat: bool, quantize: str) -> list[str]:
     if not qat:
         return []
     if quantize == "int8":
-        return ["QAT model: the int8 ranges are the ones it learned (data is not used to calibrate)"]
+        return [
+            "QAT model: the int8 ranges are the ones it learned (data is not used to calibrate)"
+        ]
     return [
         f"QAT model converted with quantize {quantize}: its fake quantization stays in the "
         "float graph; convert with quantize int8 to get the int8 model it was trained for"

@@ -67,6 +67,7 @@ def test_learned_ranges_are_the_int8_scales(qat_path, tmp_path):
     assert scale == pytest.approx((high - low) / 255, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_pruned_zeros_stay_zero_in_the_int8_kernels(pruned_model_path, tmp_path):
     from edgeprune.keras_stats import model_stats
     from edgeprune.models import load_keras_model
@@ -85,6 +86,7 @@ def test_pruned_zeros_stay_zero_in_the_int8_kernels(pruned_model_path, tmp_path)
     assert zeros["zero_fraction"] >= 0.795, zeros
 
 
+@pytest.mark.slow
 def test_without_preserve_sparsity_training_refills_the_zeros(pruned_model_path, tmp_path):
     from edgeprune.quantize.pipeline import qat_file
 
@@ -115,7 +117,13 @@ def test_the_qat_file_round_trips(qat_path, digits, tmp_path):
     )
     manifest = json.loads((path.parent / (path.name + ".json")).read_text())
     assert manifest["step"] == "qat" and manifest["quantization"] == "qat-int8"
-    assert manifest["extra"]["qat"]["plan"]["quantized"] == ["stem", "dw", "pw", "conv", "classifier"]
+    assert manifest["extra"]["qat"]["plan"]["quantized"] == [
+        "stem",
+        "dw",
+        "pw",
+        "conv",
+        "classifier",
+    ]
 
 
 def test_the_input_model_is_untouched(small_model_path, digits):
@@ -131,9 +139,12 @@ def test_the_input_model_is_untouched(small_model_path, digits):
         np.testing.assert_array_equal(old, new)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(run_cli, small_model_path, tmp_path):
     out = tmp_path / "cli-qat.keras"
-    done = run_cli("qat", small_model_path, "-o", out, "--data", "digits", "--epochs", "1", "--json")
+    done = run_cli(
+        "qat", small_model_path, "-o", out, "--data", "digits", "--epochs", "1", "--json"
+    )
     assert done.code == 0, done.err
     report = json.loads(done.out)
     assert report["output"] == str(out) and out.exists()
