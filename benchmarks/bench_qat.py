@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks.common import Ratio
 
-OUTLIER = 1000.0
+OUTLIER = 600.0
 FLOAT_EPOCHS = 40
 QAT_EPOCHS = 8
 SEED = 0
