@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each loads 
         InspectResult,
         PruneResult,
     )
-    from edgeprune.api.transforms import prune, prune_channels, xnnpack_fix
+    from edgeprune.api.transforms import prune, prune_channels, qat, xnnpack_fix
     from edgeprune.errors import UserError
 
 __version__ = "0.1.0"
@@ -40,6 +40,7 @@ __version__ = "0.1.0"
 _API = {
     "prune": "edgeprune.api.transforms",
     "prune_channels": "edgeprune.api.transforms",
+    "qat": "edgeprune.api.transforms",
     "xnnpack_fix": "edgeprune.api.transforms",
     "adapt": "edgeprune.api.adapt",
     "AdaptResult": "edgeprune.api.results",
@@ -66,6 +67,7 @@ _API = {
 _OPTIONS = {
     "PruneOptions": "prune",
     "ChannelOptions": "channels",
+    "QatOptions": "qat",
     "AdaptOptions": "adapt",
     "FixOptions": "xnnpack_fix",
     "ConvertOptions": "convert",
@@ -99,6 +101,7 @@ __all__ = [
     "InspectResult",
     "PruneOptions",
     "PruneResult",
+    "QatOptions",
     "UserError",
     "adapt",
     "bench",
@@ -111,6 +114,7 @@ __all__ = [
     "load_recipe",
     "prune",
     "prune_channels",
+    "qat",
     "run_recipe",
     "xnnpack_fix",
 ]

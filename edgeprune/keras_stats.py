@@ -115,9 +115,10 @@ def _shape(tensor: Any) -> tuple[int | None, ...]:
 
 def _layer_stats(layer: Any, prefix: str, nodes: set[int] | None = None) -> LayerStats:
     class_name = layer.__class__.__name__
+    kind = getattr(layer, "float_class", None) or class_name  # a QAT layer counts as its float kind
     params = int(sum(int(np.prod(w.shape)) for w in layer.weights))
     kernel_size = kernel_zeros = 0
-    if class_name in PRUNABLE_KERNEL_LAYERS:
+    if kind in PRUNABLE_KERNEL_LAYERS:
         for kernel in _kernels(layer):
             values = np.asarray(kernel)
             kernel_size += values.size
@@ -128,7 +129,7 @@ def _layer_stats(layer: Any, prefix: str, nodes: set[int] | None = None) -> Laye
         name=prefix + layer.name,
         class_name=class_name,
         params=params,
-        macs=sum(_macs(layer, class_name, out, inp) for inp, out in calls),
+        macs=sum(_macs(layer, kind, out, inp) for inp, out in calls),
         kernel_size=kernel_size,
         kernel_zeros=kernel_zeros,
         output_shape=output_shape,

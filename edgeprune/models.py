@@ -83,6 +83,8 @@ def load_keras_model(
     if fmt == "keras":
         check_keras_archive(path, max_uncompressed_bytes)
     keras = _tf.keras()
+    import edgeprune.qat_layers  # noqa: F401  (registers the QAT layers a .keras file may use)
+
     try:
         with _tf.quiet_native_output(), keras.saving.custom_object_scope(objects):
             return keras.models.load_model(path, compile=False, custom_objects=objects)

@@ -77,6 +77,7 @@ STAGES: dict[str, str] = {
     "channels": "edgeprune.channels.options:ChannelOptions",
     "adapt": "edgeprune.adapt.options:AdaptOptions",
     "xnnpack_fix": "edgeprune.xnnpack.fix_options:FixOptions",
+    "qat": "edgeprune.quantize.options:QatOptions",
     "convert": "edgeprune.tflite.options:ConvertOptions",
     "evaluate": "edgeprune.tflite.options:EvaluateOptions",
     "bench": "edgeprune.fleet.options:BenchOptions",

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "models",
                 "layer_kinds",
                 "keras_stats",
+                "qat_layers",
                 "demo",
                 "paths",
                 "html",

@@ -22,6 +22,7 @@ from edgeprune.options import STAGES, stage_options
 COMMANDS = {
     "prune": "prune",
     "channels": "channels",
+    "qat": "qat",
     "adapt": "adapt",
     "xnnpack_fix": "xnnpack-fix",
     "convert": "convert",
@@ -35,6 +36,7 @@ COMMANDS = {
 RECIPE_STEPS: dict[str, tuple[str, ...]] = {
     "prune": ("prune",),
     "channels": ("channels", "finetune"),
+    "qat": ("qat",),
     "adapt": ("adapt",),
     "convert": ("convert",),
     "xnnpack_fix": ("xnnpack_fix",),
@@ -66,6 +68,8 @@ NOT_IN_RECIPES = {
     ("convert", "custom_objects"): "a recipe names them once, at its top level",
     ("xnnpack_fix", "custom_objects"): "a recipe names them once, at its top level",
     ("adapt", "custom_objects"): "a recipe names them once, at its top level",
+    ("qat", "data"): "a recipe's qat step trains on its data.train",
+    ("qat", "custom_objects"): "a recipe names them once, at its top level",
     **{
         (stage, name): "a recipe writes them under its step's distill: {temperature, alpha}"
         for stage in ("prune", "channels", "adapt")
@@ -73,7 +77,7 @@ NOT_IN_RECIPES = {
     },
     **{
         (stage, name): "a recipe names its task once, at the top (task:, metric:, decode:)"
-        for stage in ("prune", "channels", "adapt", "convert")
+        for stage in ("prune", "channels", "adapt", "convert", "qat")
         for name in ("task", "metric", "decode")
     },
 }
@@ -81,6 +85,7 @@ NOT_IN_RECIPES = {
 VERBS = {
     "prune": ("edgeprune.prune.model_file:prune_model_file", "edgeprune.prune:prune_gradually"),
     "channels": ("edgeprune.channels.pipeline:prune_channels_file",),
+    "qat": ("edgeprune.quantize.pipeline:qat_file",),
     "adapt": ("edgeprune.workflows.adapt:adapt_model_file", "edgeprune.api.adapt:adapt"),
     "xnnpack_fix": ("edgeprune.xnnpack.fix_file:fix_model_file",),
     "convert": ("edgeprune.tflite.conversion:convert",),

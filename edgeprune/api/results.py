@@ -525,3 +525,30 @@ class AdaptResult(_Shown):
             ("iterations", len(r.iterations)),
             ("stopped", r.stop_reason),
         ]
+
+
+@dataclass(repr=False)
+class QatResult(_Shown):
+    """`ep.qat`: the new QAT model (`.model`) and a QatReport (`.report`)."""
+
+    model: Any
+    report: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": None, "manifest": None, **self.report.to_dict()}
+
+    def _title(self) -> str:
+        return f"QatResult: {getattr(self.model, 'name', 'model')}"
+
+    def _fields(self) -> list[tuple[str, object]]:
+        r = self.report
+        accuracy = r.accuracy or {}
+        return [
+            ("quantized layers", len(r.plan["quantized"])),
+            ("folded BatchNormalization", len(r.plan["folded"])),
+            ("kernel zeros", percent(r.sparsity["overall"])),
+            (
+                "score before -> after",
+                f"{accuracy.get('value_before_qat')} -> {accuracy.get('value')}",
+            ),
+        ]

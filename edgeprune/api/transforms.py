@@ -1,4 +1,4 @@
-"""Model in, new model out: `prune`, `prune_channels`, `xnnpack_fix`.
+"""Model in, new model out: `prune`, `prune_channels`, `qat`, `xnnpack_fix`.
 
 The model passed in is never changed: a Keras model object is copied with its weights
 first, a path is loaded fresh. Options are the fields of the stage's options class (`ep.PruneOptions`,
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.api._params import take, with_options
-from edgeprune.api.results import ChannelResult, FixResult, PruneResult
+from edgeprune.api.results import ChannelResult, FixResult, PruneResult, QatResult
 from edgeprune.errors import UserError
 
 ModelLike = Any
@@ -123,6 +123,35 @@ def prune_channels(
         )
         report.accuracy = accuracy_record(task, dataset, before, after, tuned, tuning["epochs"])
     return ChannelResult(pruned, report)
+
+
+def qat(
+    model: ModelLike,
+    *,
+    data: DataLike = None,
+    options: object = None,
+    **given: Any,
+) -> QatResult:
+    """Quantization-aware fine-tune: a new model that simulates TFLite int8 (zeros kept).
+
+    Keywords are the fields of `ep.QatOptions` (epochs, batch_size, learning_rate, seed,
+    preserve_sparsity, distill, ...); `data` is what the CLI's `--data` takes, or a Dataset.
+    `ep.convert(result.model, "out.tflite", quantize="int8", data=...)` then gives the int8
+    model it was trained for.
+    """
+    from edgeprune.quantize.options import QatOptions
+    from edgeprune.quantize.pipeline import qat_model
+
+    values = with_options(options, given)
+    data = take(values, "data", data)
+    if data is None:
+        raise UserError("qat trains the model: give data", params=("data",))
+    values["data"] = str(data) if isinstance(data, (str, os.PathLike)) else "dataset"
+    checked = QatOptions.create(**values)
+    source = _load(model, checked.custom_objects)
+    dataset = _dataset(data, source)
+    new, report = qat_model(source, dataset, options=checked, source=_source(model))
+    return QatResult(new, report)
 
 
 def xnnpack_fix(model: ModelLike) -> FixResult:

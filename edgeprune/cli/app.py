@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "inspect_cmd",
     "evaluate_cmd",
     "channels_cmd",
+    "qat_cmd",
     "adapt_cmd",
     "xnnpack_cmd",
     "devices_cmd",

@@ -45,7 +45,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "prune": ("prune", "xnnpack", *_RECIPE_CODE),
     "channels": ("channels", *_RECIPE_CODE),
     "finetune": ("channels/finetune.py", "prune/constraint.py", *_RECIPE_CODE),
-    "convert": ("tflite", "manifest.py", *_RECIPE_CODE),
+    "qat": ("quantize", "qat_layers.py", "prune/task_training.py", *_RECIPE_CODE),
+    "convert": ("tflite", "manifest.py", "qat_layers.py", *_RECIPE_CODE),
     "adapt": ("adapt", "channels", "workflows/adapt.py", *_RECIPE_CODE),
 }
 KEY_TOOLS = ("tensorflow", "keras", "ai-edge-litert", "numpy", "scikit-learn")

@@ -30,7 +30,7 @@ from edgeprune.recipes.fit_check import check_data_fits
 from edgeprune.recipes.loader import Recipe
 from edgeprune.recipes.sweep import Variant
 
-DATA_STAGES = ("base", "xnnpack_fix", "finetune", "adapt", "convert")
+DATA_STAGES = ("base", "xnnpack_fix", "finetune", "qat", "adapt", "convert")
 
 
 @dataclass

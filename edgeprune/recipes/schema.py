@@ -35,6 +35,7 @@ from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
+from edgeprune.quantize.options import QatOptions
 from edgeprune.recipes.constraints import ConstraintOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
 from edgeprune.tasks.base import TASK_NAMES
@@ -310,6 +311,14 @@ ConvertStep = step_model(
     },
 )
 
+QatStep = step_model(
+    "QatStep",
+    QatOptions,
+    [k for k in QatOptions.model_fields if k not in ("data", "custom_objects", *TASK_KEYS)],
+    "Quantization-aware fine-tune on data.train (zeros kept); the convert step after it "
+    "should use quantize: int8, which then takes the ranges QAT learned.",
+)
+
 
 XnnpackFixStep = step_model(
     "XnnpackFixStep",
@@ -336,6 +345,7 @@ STEP_MODELS: dict[str, type[_Strict]] = {
     "prune": PruneStep,
     "channels": ChannelsStep,
     "finetune": FinetuneStep,
+    "qat": QatStep,
     "adapt": AdaptStep,
     "convert": ConvertStep,
 }

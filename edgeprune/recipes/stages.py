@@ -308,6 +308,28 @@ def _teacher(ctx: StageContext, model: Any) -> Any:
     return teacher if same else None
 
 
+def run_qat(ctx: StageContext, source: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Quantization-aware fine-tune on data.train; zeros stay zero (`preserve_sparsity`)."""
+    from edgeprune.models import load_keras_model
+    from edgeprune.quantize.options import QatOptions
+    from edgeprune.quantize.pipeline import qat_model
+
+    with ctx.scope():
+        model = load_keras_model(source, custom_objects=ctx.recipe.custom_objects())
+        data = ctx.data.training(ctx.input_shape)
+        qat, report = qat_model(model, data, options=QatOptions.create(**options), source=source)
+        accuracy = report.accuracy or {}
+        metrics = {
+            **accuracy.get("metrics", {}),
+            "loss": (report.training or {}).get("loss"),
+            "kernel_sparsity": report.sparsity["overall"],
+            "sparsity_kept": report.sparsity["kept"],
+        }
+        extra = {"qat": {"plan": report.plan, "training": report.training}}
+        _save(qat, out, "qat", ctx, options, metrics, source, report.sparsity, extra)
+    return metrics
+
+
 def log_dir(ctx: StageContext, given: str | None, out: Path) -> str | None:
     """A stage's TensorBoard logs: `tensorboard:` (relative to the recipe file) / the stage's
     own name, so the variants of a sweep never write into one run."""
@@ -444,6 +466,7 @@ STAGE_RUNNERS = {
     "prune": run_prune,
     "channels": run_channels,
     "finetune": run_finetune,
+    "qat": run_qat,
     "convert": run_convert,
     "adapt": run_adapt,
 }

@@ -33,6 +33,7 @@ OPTION_LABELS = {"sparsity": "sp", "ratio": "ch", "threshold": "th", "epochs": "
 NEEDS_DATA = {
     "adapt": "adapt fine-tunes every proposal on data.train; add data: (e.g. data: digits)",
     "finetune": "fine-tuning trains on data.train; add data: (e.g. data: digits)",
+    "qat": "qat trains on data.train; add data: (e.g. data: digits)",
     "prune": "gradual pruning trains on data.train; add data: (e.g. data: digits) or use "
     "method: oneshot",
 }

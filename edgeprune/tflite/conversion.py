@@ -118,6 +118,7 @@ def convert(
             f"{manifest_path(target)} is a directory, but the manifest goes there; move it away"
         )
     model = open_source(source, chosen.custom_objects)
+    qat = is_qat_source(model)
     data = None
     task: Task | str | None = None
     if dataset is not None:
@@ -133,11 +134,12 @@ def convert(
         "sparse_weights": sparse,
         "sparse_weights_choice": choice,
         "dataset": data.name if data is not None else None,
-        "calibration_samples": calibration_samples if quantize == "int8" else None,
+        "calibration_samples": calibration_samples if quantize == "int8" and not qat else None,
+        "qat": qat,
     }
     content = _run_converter(model, quantize, sparse, io, data, calibration_samples)
 
-    notes: list[str] = []
+    notes: list[str] = qat_notes(qat, quantize)
     with artifact(target) as art:
         tmp = art.path
         tmp.write_bytes(content)
@@ -191,6 +193,30 @@ def convert(
         parity=parity,
         weight_bytes=weight_bytes,
     )
+
+
+def is_qat_source(model: ConversionSource) -> bool:
+    """Whether the source is a QAT model (edgeprune's fake-quant layers): its int8
+    conversion takes every range from the FakeQuant ops, not from calibration."""
+    if model.keras_model is None:
+        return False
+    from edgeprune.qat_layers import is_qat_model
+
+    return is_qat_model(model.keras_model)
+
+
+def qat_notes(qat: bool, quantize: str) -> list[str]:
+    """What the report says about a QAT source."""
+    if not qat:
+        return []
+    if quantize == "int8":
+        return [
+            "QAT model: the int8 ranges are the ones it learned (data is not used to calibrate)"
+        ]
+    return [
+        f"QAT model converted with quantize {quantize}: its fake quantization stays in the "
+        "float graph; convert with quantize int8 to get the int8 model it was trained for"
+    ]
 
 
 def _check_weights(model: ConversionSource, parsed: Any, quantize: str) -> int:
