@@ -144,3 +144,34 @@ class EvaluateOptions(TaskFields, CustomObjectsFields):
     def _batch(cls, data: Any) -> Any:
         at_least_one(data, "batch_size", "batch_size must be at least 1, not {value}")
         return data
+
+
+class QuantReportOptions(CustomObjectsFields):
+    """What `quant-report` measures: which int8 layers hurt, and what keeping them float
+    recovers in the task metric and costs in latency (devices and bench runs are given
+    beside these, as for `bench`)."""
+
+    stage = "quant_report"
+
+    data: str = Field(
+        description="Dataset that calibrates the int8 model and scores it (digits, .npz, folder)."
+    )
+    top: int = Field(10, ge=1, le=10_000, description="Layers to list, worst first.")
+    keep: int = Field(
+        1,
+        ge=0,
+        le=1_000,
+        description="Keep the k worst layers float in the selective model (0: no selective model).",
+    )
+    calibration_samples: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Training samples that calibrate the int8 model (default 200).",
+    )
+    samples: int = Field(
+        200, ge=1, le=100_000, description="Validation samples the quantization debugger runs."
+    )
+    runs: int = Field(
+        50, ge=1, le=1_000_000, description="Timed runs of each model on each device."
+    )
