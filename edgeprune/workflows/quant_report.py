@@ -106,6 +106,7 @@ class QuantReport:
     int8_path: str
     task: str | None = None
     metric: str | None = None  # the task's deciding metric
+    metric_unit: str | None = None
     float_metrics: dict[str, float] | None = None
     int8_metrics: dict[str, float] | None = None
     selective: Selective | None = None
@@ -126,6 +127,7 @@ class QuantReport:
             "int8_path": self.int8_path,
             "task": self.task,
             "metric": self.metric,
+            "metric_unit": self.metric_unit,
             "float_metrics": self.float_metrics,
             "int8_metrics": self.int8_metrics,
             "selective": self.selective.to_dict() if self.selective else None,
@@ -143,8 +145,7 @@ def check_model(model: str | os.PathLike[str]) -> Path:
     if kind != "keras":
         raise UserError(
             f"{str(model)!r} is a {kind} model; quant-report compares int8 with float layer by "
-            "layer and needs the Keras model (.keras/.h5) it is converted from",
-            params=("model",),
+            "layer and needs the Keras model (.keras/.h5) it is converted from"
         )
     return Path(model)
 
@@ -205,7 +206,7 @@ def quant_report(
     task = resolve_task(data, keras_outputs(source.keras_model), None, repr(source.label))
     float_out = KerasPredictor(source.keras_model, source.label).predict_all(data.x_val)
     int8_out = TFLitePredictor(int8_path, str(int8_path)).predict_all(data.x_val)
-    report.task, report.metric = task.name, task.metrics[0].name
+    report.task, report.metric, report.metric_unit = task.name, task.primary.name, task.primary.unit
     report.float_metrics = task.score(data, float_out)
     report.int8_metrics = task.score(data, int8_out)
     keep = _worst_layers(debug.layers, chosen.keep)
