@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     @app.command("quant-report")
     def quant_report_command(
         model: str = typer.Argument(..., help="Keras model (.keras/.h5) to quantize."),
-        data: str = flag(QuantReportOptions, "data"),
+        data: Optional[str] = flag(QuantReportOptions, "data"),
         top: int = flag(QuantReportOptions, "top"),
         keep: int = flag(QuantReportOptions, "keep"),
         calibration_samples: Optional[int] = flag(QuantReportOptions, "calibration_samples"),

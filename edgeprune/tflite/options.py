@@ -153,8 +153,9 @@ class QuantReportOptions(CustomObjectsFields):
 
     stage = "quant_report"
 
-    data: str = Field(
-        description="Dataset that calibrates the int8 model and scores it (digits, .npz, folder)."
+    data: str | None = Field(
+        None,
+        description="Dataset that calibrates the int8 model and scores it (digits, .npz, folder).",
     )
     top: int = Field(10, ge=1, le=10_000, description="Layers to list, worst first.")
     keep: int = Field(

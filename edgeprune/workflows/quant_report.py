@@ -176,6 +176,12 @@ def quant_report(
         keywords["data"] = dataset.name
     chosen = QuantReportOptions.from_parts(options, keywords)
     path = check_model(model)
+    if chosen.data is None:
+        raise UserError(
+            "quant-report needs data: the int8 model is calibrated on its training samples and "
+            "the debugger runs its validation samples (digits, an .npz or an image folder)",
+            params=("data",),
+        )
     source = open_source(path, chosen.custom_objects)
     data = dataset if dataset is not None else dataset_for(chosen.data, source.input_shapes[0])
     calibration = chosen.calibration_samples or CALIBRATION_SAMPLES
