@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
             runs=runs,
             custom_objects=custom_objects,
         )
-        check_model(model)  # before devices are looked up
+        check_model(model, options)  # before devices are looked up
         devices = select_devices(inventory, device, None, False, default_local=True)
         report = quant_report(
             model,

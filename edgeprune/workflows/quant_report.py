@@ -139,8 +139,15 @@ class QuantReport:
         }
 
 
-def check_model(model: str | os.PathLike[str]) -> Path:
-    """The Keras file to report on: a .tflite has lost the float layers to compare with."""
+def check_model(model: str | os.PathLike[str], options: QuantReportOptions | None = None) -> Path:
+    """The Keras file to report on (a .tflite has lost the float layers to compare with),
+    checked with the options before anything is loaded or any device is looked up."""
+    if options is not None and options.data is None:
+        raise UserError(
+            "quant-report needs data: the int8 model is calibrated on its training samples and "
+            "the debugger runs its validation samples (digits, an .npz or an image folder)",
+            params=("data",),
+        )
     kind = model_format(model)
     if kind != "keras":
         raise UserError(
@@ -175,13 +182,7 @@ def quant_report(
     if dataset is not None and "data" not in keywords and options is None:
         keywords["data"] = dataset.name
     chosen = QuantReportOptions.from_parts(options, keywords)
-    path = check_model(model)
-    if chosen.data is None:
-        raise UserError(
-            "quant-report needs data: the int8 model is calibrated on its training samples and "
-            "the debugger runs its validation samples (digits, an .npz or an image folder)",
-            params=("data",),
-        )
+    path = check_model(model, chosen)
     source = open_source(path, chosen.custom_objects)
     data = dataset if dataset is not None else dataset_for(chosen.data, source.input_shapes[0])
     calibration = chosen.calibration_samples or CALIBRATION_SAMPLES
