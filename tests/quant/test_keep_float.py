@@ -150,3 +150,17 @@ def test_cli_keep_float_and_its_errors(run_cli, small_model_path, tmp_path):
     ]
     bad = run_cli("convert", small_model_path, "-o", out, "-q", "int16x8", "--io", "int8")
     assert bad.code != 0 and "--io int8 cannot go with --quantize int16x8" in bad.err
+
+
+def test_a_recipe_convert_step_takes_keep_float(tmp_path):
+    from edgeprune.recipes import load_recipe
+
+    base = "model: {demo: true, width: 8, train: {epochs: 1}}\ndata: digits\nsteps:\n"
+    good = tmp_path / "good.yaml"
+    good.write_text(base + "  convert: {quantize: int8, keep_float: [classifier, 'stem*']}\n")
+    (variant,) = load_recipe(good).variants
+    assert variant.steps[-1].options["keep_float"] == ["classifier", "stem*"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(base + "  convert: {quantize: float16, keep_float: [classifier]}\n")
+    with pytest.raises(UserError, match="keep_float needs quantize int8"):
+        load_recipe(bad)
