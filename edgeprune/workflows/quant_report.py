@@ -184,6 +184,7 @@ def quant_report(
     chosen = QuantReportOptions.from_parts(options, keywords)
     path = check_model(model, chosen)
     source = open_source(path, chosen.custom_objects)
+    assert chosen.data is not None  # check_model refuses options without data
     data = dataset if dataset is not None else dataset_for(chosen.data, source.input_shapes[0])
     calibration = chosen.calibration_samples or CALIBRATION_SAMPLES
     folder = Path(work_dir) if work_dir else default_work_dir(path)
