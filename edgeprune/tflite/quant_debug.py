@@ -169,9 +169,10 @@ def _debugger(source: ConversionSource, samples: np.ndarray, options: Any = None
                 debug_options=options,
             )
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:300] if lines else type(exc).__name__
         raise UserError(
-            f"the quantization debugger could not quantize {source.label!r}: "
-            f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}"
+            f"the quantization debugger could not quantize {source.label!r}: {reason}"
         ) from None
 
 

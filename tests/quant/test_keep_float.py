@@ -135,6 +135,7 @@ def test_a_glob_that_matches_nothing_lists_layer_names(small_model_path, digits,
     assert not out.exists() and not out.with_name(out.name + ".json").exists()
 
 
+@pytest.mark.slow
 def test_cli_keep_float_and_its_errors(run_cli, small_model_path, tmp_path):
     out = tmp_path / "cli.tflite"
     done = run_cli(

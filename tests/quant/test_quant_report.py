@@ -64,6 +64,7 @@ def test_errors_are_one_line(run_cli, small_model_path, tmp_path):
     assert len(bad.err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_x_only_data_reports_the_layer_errors_and_says_accuracy_needs_labels(
     small_model_path, digits, tmp_path
 ):
