@@ -91,6 +91,13 @@ class ConvertOptions(TaskFields, CustomObjectsFields):
                     params=("io", "quantize"),
                 )
             _check_keep_float(data["keep_float"], quantize, io)
+            if data["keep_float"] and data.get("sparse_weights") is True:
+                raise UserError(
+                    "keep_float cannot go with sparse_weights: XNNPACK's delegate cannot "
+                    "prepare sparse-stored int8 weights, and the selective quantizer keeps "
+                    "weights dense",
+                    params=("keep_float", "sparse_weights"),
+                )
         return data
 
 

@@ -115,6 +115,10 @@ def test_the_agent_says_xnnpack_does_not_run_int16x8(small_model_path, digits, t
             "keep_float cannot go with io int8",
         ),
         ({"quantize": "int16x8", "io": "int8"}, "io int8 cannot go with quantize int16x8"),
+        (
+            {"quantize": "int8", "keep_float": "a", "sparse_weights": True},
+            "keep_float cannot go with sparse_weights",
+        ),
         ({"quantize": "int8", "keep_float": [3]}, "keep_float takes layer-name globs"),
     ],
 )
