@@ -14,6 +14,11 @@ and selective (worst layer of the report kept float) models on the same 359 vali
 samples — the recovery with its paired interval (bootstrap + McNemar, `stats.accuracy`) —
 and the full-int8 and selective .tflite benched interleaved on `local`: latency ratio
 selective p50 / int8 p50 with its interval.
+
+int16x8 on the board: the demo CNN (width 32) converted int8 and int16x8, benched
+interleaved on `local` with XNNPACK on (int16x8 / int8 p50, with its interval) and again
+with XNNPACK off: an int16x8 p50 that does not move when XNNPACK is switched off means the
+delegate took none of its ops (those two are separate runs: no interval).
 """
 
 from __future__ import annotations
@@ -62,6 +67,50 @@ def ptq_hard_model(data: Any) -> Any:
     return model, dead
 
 
+def int16x8_ratios(data: Any, folder: Path) -> list[Ratio]:
+    """int16x8 against int8 under XNNPACK, and int16x8 with XNNPACK on against off."""
+    from edgeprune.demo import build_demo_model
+    from edgeprune.fleet.options import BenchOptions
+    from edgeprune.results.tables import comparison
+    from edgeprune.tflite.conversion import convert
+    from edgeprune.workflows.bench import bench_models
+
+    model = build_demo_model(data.sample_shape, data.num_classes, width=32)
+    int8, int16 = folder / "cnn.int8.tflite", folder / "cnn.int16x8.tflite"
+    convert(model, int8, quantize="int8", dataset=data, calibration_samples=50)
+    convert(model, int16, quantize="int16x8", dataset=data, calibration_samples=50)
+    rows: dict[bool, dict[str, dict[str, Any]]] = {}
+    for xnnpack in (True, False):
+        run = bench_models(
+            [int8, int16], options=BenchOptions.create(runs=RUNS, xnnpack=xnnpack), store=None
+        )
+        run.raise_for_failures()
+        stored = run.store.measurements([run.run_id], with_json=True)
+        rows[xnnpack] = {r["model_name"]: r for r in stored}
+    on, off = rows[True], rows[False]
+    compared = comparison(on[int16.name], on[int8.name])  # speedup = int16x8 p50 / int8 p50
+    return [
+        Ratio(
+            name="int16x8 p50 / int8 p50 under XNNPACK on local (demo CNN w32)",
+            measured=float(compared["speedup"]),
+            detail={
+                "ci": compared["speedup_ci"],
+                "int8_verdict": compared["verdict"],
+                "runs": RUNS,
+            },
+        ),
+        Ratio(
+            name="int16x8 p50 with XNNPACK / without (1.0: XNNPACK takes none of its ops)",
+            measured=on[int16.name]["p50_ms"] / off[int16.name]["p50_ms"],
+            detail={
+                "int8_with_over_without": on[int8.name]["p50_ms"] / off[int8.name]["p50_ms"],
+                "agent_warnings": sorted(on[int16.name].get("warnings") or []),
+                "note": "two runs (XNNPACK on, off): no interval",
+            },
+        ),
+    ]
+
+
 def run() -> list[Ratio]:
     from edgeprune.data import load_dataset
     from edgeprune.stats.accuracy import accuracy_drop
@@ -80,6 +129,7 @@ def run() -> list[Ratio]:
         float_correct = KerasPredictor(model, "float").predict(data.x_val).argmax(1) == labels
         int8_out = TFLitePredictor(Path(report.int8_path), "int8").predict(data.x_val)
         ptq = accuracy_drop(float_correct, int8_out.argmax(1) == labels, None)
+        int16 = int16x8_ratios(data, Path(tmp))
     selective = report.selective
     assert selective is not None and report.float_metrics and report.int8_metrics
     assert selective.metrics is not None and selective.recovered_ci is not None
@@ -127,4 +177,5 @@ def run() -> list[Ratio]:
                 "runs": RUNS,
             },
         ),
+        *int16,
     ]
