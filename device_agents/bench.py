@@ -407,6 +407,14 @@ def runtime_warnings(
                 "XNNPACK int8",
             )
         )
+    if facts.has_int16_activations and options.xnnpack:
+        found.append(
+            Warning_(
+                "int16x8_without_xnnpack",
+                "the model has 16-bit activations (int16x8): XNNPACK has no int16x8 kernels, "
+                "so its ops ran on TFLite's built-in reference kernels, not XNNPACK",
+            )
+        )
     return found
 
 

@@ -75,6 +75,11 @@ class ModelFacts:
     def is_quantized(self) -> bool:
         return any(name in self.tensor_types for name in ("int8", "uint8", "int16", "int4"))
 
+    @property
+    def has_int16_activations(self) -> bool:
+        """int16x8 (16-bit activations, 8-bit weights): XNNPACK has no kernels for it."""
+        return "int16" in self.tensor_types and "int8" in self.tensor_types
+
 
 class _Reader:
     """Little-endian reads at absolute positions, each checked against the buffer's end."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time each loads 
     from edgeprune.api.adapt import adapt
     from edgeprune.api.fleet import Device, bench, compare, deploy, load_inventory
     from edgeprune.api.models import convert, evaluate, inspect
+    from edgeprune.api.quant import quant_report
     from edgeprune.api.recipes import load_recipe, run_recipe
     from edgeprune.api.results import (
         AdaptResult,
@@ -47,6 +48,7 @@ _API = {
     "convert": "edgeprune.api.models",
     "inspect": "edgeprune.api.models",
     "evaluate": "edgeprune.api.models",
+    "quant_report": "edgeprune.api.quant",
     "deploy": "edgeprune.api.fleet",
     "bench": "edgeprune.api.fleet",
     "compare": "edgeprune.api.fleet",
@@ -76,6 +78,7 @@ _OPTIONS = {
     "DeployOptions": "deploy",
     "ConstraintOptions": "constraints",
     "ComputeOptions": "compute",
+    "QuantReportOptions": "quant_report",
 }
 """Each stage's options class -> its stage; the module comes from `edgeprune.options.STAGES`
 (read on first use: that module imports pydantic, which `import edgeprune` must not)."""
@@ -102,6 +105,7 @@ __all__ = [
     "PruneOptions",
     "PruneResult",
     "QatOptions",
+    "QuantReportOptions",
     "UserError",
     "adapt",
     "bench",
@@ -115,6 +119,7 @@ __all__ = [
     "prune",
     "prune_channels",
     "qat",
+    "quant_report",
     "run_recipe",
     "xnnpack_fix",
 ]

@@ -84,6 +84,7 @@ STAGES: dict[str, str] = {
     "deploy": "edgeprune.fleet.options:DeployOptions",
     "constraints": "edgeprune.recipes.constraints:ConstraintOptions",
     "compute": "edgeprune.compute.options:ComputeOptions",
+    "quant_report": "edgeprune.tflite.options:QuantReportOptions",
 }
 """Every stage's options class, by stage name (`module:Class`, imported on demand)."""
 

@@ -80,6 +80,13 @@ CATALOGUE: dict[str, WarningExplanation] = {
             "install ai-edge-litert on the board (pip install ai-edge-litert) and measure again",
         ),
         WarningExplanation(
+            "int16x8_without_xnnpack",
+            "the model is int16x8 (16-bit activations): XNNPACK does not delegate its ops, so "
+            "they ran on TFLite's reference kernels, typically much slower than int8 or float",
+            "ship int8 (with --keep-float for the layers int8 hurts) or float16 where speed "
+            "matters; keep int16x8 where its accuracy is needed",
+        ),
+        WarningExplanation(
             "rerun_after_interruption",
             "the agent stopped while this job ran and measured it again: the numbers are from "
             "a later attempt, which may have run under different conditions",

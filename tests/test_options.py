@@ -31,6 +31,7 @@ COMMANDS = {
     "deploy": "deploy",
     "constraints": "run",
     "compute": "run",
+    "quant_report": "quant-report",
 }
 
 RECIPE_STEPS: dict[str, tuple[str, ...]] = {
@@ -53,6 +54,7 @@ RECIPE_SECTIONS = {
 
 NO_RECIPE_PLACE = {
     "evaluate": "a recipe evaluates every variant on its data section by itself",
+    "quant_report": "a report to read, not a step: a recipe keeps layers float with keep_float",
 }
 """Stages a recipe cannot set options of, and why (the test fails for any other)."""
 
@@ -94,6 +96,10 @@ VERBS = {
     "deploy": ("edgeprune.api.fleet:deploy",),
     "constraints": ("edgeprune.recipes.executor:run_recipe",),
     "compute": ("edgeprune.recipes.executor:run_recipe",),
+    "quant_report": (
+        "edgeprune.workflows.quant_report:quant_report",
+        "edgeprune.api.quant:quant_report",
+    ),
 }
 
 PYTHON_NAMES = {("evaluate", "data"): "dataset"}
@@ -223,7 +229,7 @@ def test_every_option_is_taken_by_the_python_verb(stage, tmp_path):
                 args = [source, tmp_path / "out.tflite"]
             if spec.endswith(":prune_gradually"):
                 args = [None, _tiny_dataset()]
-            if spec.endswith(":bench"):
+            if spec.endswith((":bench", ":quant_report")):
                 args = [source]
             with pytest.raises(UserError, match="unknown option 'bogus'; known options: "):
                 verb(*args, bogus=1)

@@ -25,7 +25,7 @@ def convert(
     """Convert `model` (a Keras model object or a path) to `output` (.tflite) with its manifest.
 
     `data` is what the CLI's `--data` takes (calibration for int8, and accuracy);
-    keywords are the fields of `ep.ConvertOptions`: quantize (none | dynamic | float16 | int8),
+    keywords are the fields of `ep.ConvertOptions`: quantize (none | dynamic | float16 | int8 | int16x8), keep_float (globs),
     sparse_weights (None: automatic), io, calibration_samples; `options` (an
     `ep.ConvertOptions`) gives them all at once.
     """

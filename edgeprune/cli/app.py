@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "bench_cmd",
     "results_cmd",
     "run_cmd",
+    "quant_report_cmd",
 )
 
 

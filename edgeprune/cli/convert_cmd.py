@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         data: Optional[str] = flag(ConvertOptions, "data"),
         io: str = flag(ConvertOptions, "io"),
         calibration_samples: Optional[int] = flag(ConvertOptions, "calibration_samples"),
+        keep_float: list[str] = flag(ConvertOptions, "keep_float", default=[], metavar="GLOB"),
         custom_objects: Optional[str] = flag(ConvertOptions, "custom_objects"),
         task: Optional[str] = flag(ConvertOptions, "task"),
         metric: Optional[str] = flag(ConvertOptions, "metric", metavar="FILE.py:fn"),
@@ -43,6 +44,7 @@ def register(app: typer.Typer) -> None:
             data=data,
             io=io,
             calibration_samples=calibration_samples,
+            keep_float=keep_float,
             custom_objects=custom_objects,
             task=task,
             metric=metric,
@@ -60,6 +62,8 @@ def register(app: typer.Typer) -> None:
             f"  quantize {report.quantize}, io {report.io}, weights {sparse}: "
             f"{report.sparse_weights_reason}"
         )
+        if report.keep_float:
+            console.print(f"  kept float: {', '.join(report.float_layers) or 'no layer'}")
         if report.sparse_weights:
             console.print(
                 f"  {report.sparse_tensors} tensor(s) stored sparse, {report.densify_ops} DENSIFY op(s)"

@@ -369,6 +369,7 @@ def run_convert(
         dataset=dataset,
         io=options["io"],
         calibration_samples=options["calibration_samples"],
+        keep_float=options.get("keep_float") or None,
         custom_objects=ctx.recipe.custom_objects(),
     )
     _tf.keras().backend.clear_session()

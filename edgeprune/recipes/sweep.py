@@ -243,7 +243,13 @@ def _check_step(kind: str, values: dict[str, Any], spec: RecipeFile) -> None:
     elif kind == "convert":
         from edgeprune.tflite.conversion import check_options as check_convert
 
-        check_convert(values["quantize"], values["io"], has_data, values["calibration_samples"])
+        check_convert(
+            values["quantize"],
+            values["io"],
+            has_data,
+            values["calibration_samples"],
+            values.get("keep_float"),
+        )
 
 
 def _option_named(message: str, values: dict[str, Any]) -> str | None:

@@ -42,6 +42,13 @@ from edgeprune.tflite.options import (
     ConvertOptions,
 )
 from edgeprune.tflite.predictors import KerasPredictor, TFLitePredictor
+from edgeprune.tflite.quant_debug import (
+    SelectiveInt8,
+    configure_int8,
+    float_layers,
+    keras_layer_names,
+    selective_int8,
+)
 from edgeprune.tflite.runner import ModelRunError, TFLiteRunner
 from edgeprune.tflite.source_parity import source_parity
 from edgeprune.tflite.sources import ConversionSource, open_source
@@ -71,21 +78,28 @@ class ConvertReport:
     notes: list[str] = field(default_factory=list)
     parity: dict[str, Any] | None = None  # max |diff| of the outputs vs the source
     weight_bytes: int = 0  # constant bytes in the .tflite (checked against the source's)
+    keep_float: list[str] = field(default_factory=list)  # the globs asked for
+    float_layers: list[str] = field(default_factory=list)  # layers left float (read from the file)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def check_options(
-    quantize: str, io: str, has_dataset: bool, calibration_samples: int | None = None
+    quantize: str,
+    io: str,
+    has_dataset: bool,
+    calibration_samples: int | None = None,
+    keep_float: list[str] | None = None,
 ) -> ConvertOptions:
     """Fail fast, before any model is loaded, on options that cannot work together."""
     options = ConvertOptions.create(
-        quantize=quantize, io=io, calibration_samples=calibration_samples
+        quantize=quantize, io=io, calibration_samples=calibration_samples, keep_float=keep_float
     )
-    if quantize == "int8" and not has_dataset:
+    if quantize in ("int8", "int16x8") and not has_dataset:
         raise UserError(
-            "quantize int8 needs calibration data; give `data` (digits, an .npz or an image folder)",
+            f"quantize {quantize} needs calibration data; give `data` (digits, an .npz or an "
+            "image folder)",
             params=("quantize", "data"),
         )
     return options
@@ -109,7 +123,13 @@ def convert(
     start = time.perf_counter()
     chosen = ConvertOptions.from_parts(options, keywords)
     dataset = chosen.data if dataset is None else dataset
-    check_options(chosen.quantize, chosen.io, dataset is not None, chosen.calibration_samples)
+    check_options(
+        chosen.quantize,
+        chosen.io,
+        dataset is not None,
+        chosen.calibration_samples,
+        chosen.keep_float,
+    )
     quantize, io = chosen.quantize, chosen.io
     calibration_samples = chosen.calibration_samples or CALIBRATION_SAMPLES
     target = check_output_path(output, (".tflite",), "output model")
@@ -134,10 +154,19 @@ def convert(
         "sparse_weights": sparse,
         "sparse_weights_choice": choice,
         "dataset": data.name if data is not None else None,
-        "calibration_samples": calibration_samples if quantize == "int8" and not qat else None,
+        "calibration_samples": (
+            calibration_samples if quantize in ("int8", "int16x8") and not qat else None
+        ),
         "qat": qat,
+        "keep_float": list(chosen.keep_float),
     }
-    content = _run_converter(model, quantize, sparse, io, data, calibration_samples)
+    selective: SelectiveInt8 | None = None
+    if chosen.keep_float:
+        assert data is not None  # check_options guarantees it
+        selective = selective_int8(model, data, calibration_samples, chosen.keep_float)
+        content = selective.content
+    else:
+        content = _run_converter(model, quantize, sparse, io, data, calibration_samples)
 
     notes: list[str] = qat_notes(qat, quantize)
     with artifact(target) as art:
@@ -145,6 +174,7 @@ def convert(
         tmp.write_bytes(content)
         parsed = read_model(tmp, name=str(target))
         weight_bytes = _check_weights(model, parsed, quantize)
+        kept_float = _kept_float(model, parsed, selective)
         _smoke_run(tmp, str(target), quantize, sparse, choice)
         sparse_tensors = sum(1 for t in parsed.main.tensors if t.sparsity is not None)
         densify_ops = parsed.op_counts().get("DENSIFY", 0)
@@ -170,6 +200,8 @@ def convert(
                 "parity": parity,
                 "weight_bytes": weight_bytes,
                 "source_weight_bytes": model.weight_bytes,
+                "float_layers": kept_float,
+                "keep_float_matched": selective.matched_layers if selective else [],
             },
         )
     written = manifest_path(target)
@@ -192,6 +224,8 @@ def convert(
         notes=notes,
         parity=parity,
         weight_bytes=weight_bytes,
+        keep_float=list(chosen.keep_float),
+        float_layers=kept_float,
     )
 
 
@@ -219,6 +253,13 @@ def qat_notes(qat: bool, quantize: str) -> list[str]:
     ]
 
 
+def _kept_float(model: ConversionSource, parsed: Any, selective: SelectiveInt8 | None) -> list[str]:
+    """The Keras layers that compute in float in the written file (selective int8 only)."""
+    if selective is None or model.keras_model is None:
+        return []
+    return float_layers(parsed, keras_layer_names(model.keras_model))
+
+
 def _check_weights(model: ConversionSource, parsed: Any, quantize: str) -> int:
     """The output's weight bytes; refuses a .tflite that lost its source's variables."""
     return check_weight_bytes(
@@ -232,7 +273,7 @@ def _check_data(model: ConversionSource, data: Dataset, quantize: str) -> None:
             f"{model.label!r} has {len(model.input_shapes)} inputs; --data supports one-input models"
         )
     check_fits(data, model.input_shapes[0], repr(model.label))
-    if quantize == "int8" and len(data.x_train) == 0:
+    if quantize in ("int8", "int16x8") and len(data.x_train) == 0:
         raise UserError(f"dataset {data.name!r} has no training samples to calibrate with")
 
 
@@ -291,16 +332,10 @@ def _run_converter(
     converter.optimizations = optimizations
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
+    if quantize in ("int8", "int16x8"):
         assert data is not None  # check_options guarantees it
         samples = data.calibration(calibration_samples).astype(np.float32)
-
-        def representative() -> Any:
-            for sample in samples:
-                yield [sample[np.newaxis]]
-
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        configure_int8(converter, samples, quantize, sparse)
         if io == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8

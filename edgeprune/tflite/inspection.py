@@ -121,9 +121,12 @@ def tensor_stats(model: TFLiteModel, graph: Subgraph, tensor: Tensor) -> dict[st
 
 
 def quantization_kind(model: TFLiteModel) -> str:
-    """'int8' (integer activations), 'dynamic' (int8 weights, float math), 'float16' or 'none'."""
+    """'int16x8' (16-bit activations, 8-bit weights), 'int8' (integer activations), 'dynamic'
+    (int8 weights, float math), 'float16' or 'none'."""
     graph = model.main
     constant = [t for t in graph.tensors if model.is_constant(t)]
+    if any(t.dtype == "INT16" and not model.is_constant(t) for t in graph.tensors):
+        return "int16x8"
     if any(
         t.dtype in ("INT8", "UINT8", "INT16") and not model.is_constant(t) for t in graph.tensors
     ):

@@ -212,7 +212,7 @@ def _twins_of_tflite(source: Path, dense_path: Path, sparse_path: Path) -> None:
     content = source.read_bytes()
     parsed = read_model(content, name=str(source))
     quantization = quantization_kind(parsed)
-    if quantization in ("int8", "dynamic"):
+    if quantization in ("int8", "int16x8", "dynamic"):
         raise UserError(
             f"{str(source)!r} is {quantization}-quantized; XNNPACK's sparse path is fp32/fp16 "
             "only, so --sparse-ab compares float models (convert with --quantize none or float16)"

@@ -92,6 +92,16 @@ def check_sparse_path(model: TFLiteModel | str | os.PathLike[str]) -> SparsePath
             )
         ]
     )
+    if quantization == "int16x8":
+        problem = Problem(
+            "dtype",
+            "the model is int16x8 (16-bit activations): XNNPACK has no int16x8 kernels, so it "
+            "delegates none of its ops and they run on TFLite's reference kernels; convert "
+            "with --quantize int8 (--keep-float for the layers int8 hurts) for XNNPACK",
+        )
+        return SparsePathReport(
+            False, [problem, *storage], [], bool(densify), densify, quantization
+        )
     if quantization in ("int8", "dynamic"):
         what = "int8 activations" if quantization == "int8" else "int8 weights (dynamic range)"
         problem = Problem(

@@ -109,7 +109,7 @@ def test_a_list_valued_option_is_one_value_not_a_sweep(write_recipe):
         (
             BASE + "steps:\n  convert: {quantize: int4}\n",
             4,
-            r"steps\.convert\.quantize: should be 'none', 'dynamic', 'float16' or 'int8'",
+            r"steps\.convert\.quantize: should be 'none', 'dynamic', 'float16', 'int8' or 'int16x8'",
         ),
         (BASE + "steps:\n  quantise: {}\n", 4, r"unknown step 'quantise'"),
         (
