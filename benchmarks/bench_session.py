@@ -136,7 +136,7 @@ def run() -> list[Ratio]:
                         channels[(mode, count)] = opened
 
             def redeploy() -> None:
-                group = deploy(devices, models[:1], concurrency=DEVICES)
+                group = deploy(devices, models[:1], parallel=DEVICES)
                 if group.failed:
                     raise RuntimeError(group.failed[0].message)
 
