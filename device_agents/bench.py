@@ -201,21 +201,27 @@ def benchmark_group(
     setup = _setup(options)
     if not isinstance(setup, _Setup):
         return failed(*setup)
+    # the zygote imports the runtime while the models and the device are inspected
+    runnable_now = any(m.error_kind is None for m in members)
+    starter = ChildStarter(group_id, setup.runtime.name, _child_env(), enabled=runnable_now)
     facts: Dict[str, ModelFacts] = {}
-    for member in members:
-        if member.error_kind is None:
-            try:
-                facts[member.id] = inspect_model(member.model_path)
-            except ModelFileError as exc:
-                member.error_kind = "bad_model"
-                member.error = f"model {member.model_sha256[:12]}: {exc}"
+    try:
+        for member in members:
+            if member.error_kind is None:
+                try:
+                    facts[member.id] = inspect_model(member.model_path)
+                except ModelFileError as exc:
+                    member.error_kind = "bad_model"
+                    member.error = f"model {member.model_sha256[:12]}: {exc}"
+        device = device_facts()
+    except BaseException:
+        starter.close()
+        raise
     runnable = [m for m in members if m.error_kind is None]
     measured: Dict[str, List[Measurement]] = {m.id: [] for m in runnable}
-    device = device_facts()
     watch = ThermalWatch(options.cpus)
     watch.start()
     deadline = time.monotonic() + options.timeout_s
-    starter = ChildStarter(group_id, setup.runtime.name, _child_env(), enabled=bool(runnable))
     try:
         for threads in options.threads:
             active = [
