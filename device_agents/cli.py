@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import sys
@@ -18,6 +19,11 @@ from typing import Any, List, NoReturn, Optional
 from . import __version__
 from .errors import AgentError, BadInput
 from .protocol import RUNTIME_NAMES, ProtocolError
+
+# argparse passes every help string and message through gettext, which looks for message
+# catalogues on disk on every call (several stat()s a string, ~170 per start: slow on an SD
+# card and under emulation). The agent speaks English; the answer is the same each time.
+argparse._ = functools.lru_cache(maxsize=None)(argparse._)  # type: ignore[attr-defined]
 
 
 class _Formatter(argparse.HelpFormatter):
