@@ -38,7 +38,13 @@ from .protocol import (
 )
 from .rounds import MemberRun, RoundsChild, Watch, child_argv, measure_in_rounds
 from .run_conditions import ThermalWatch, noise_warnings
-from .runtimes import RuntimeInfo, RuntimeNotAvailable, describe_runtime, select_runtime
+from .runtimes import (
+    RuntimeInfo,
+    RuntimeNotAvailable,
+    describe_runtime,
+    installed_runtime,
+    select_runtime,
+)
 from .sparse_support import sparse_path_support
 from .tflite_file import ModelFacts, ModelFileError, inspect_model
 from .zygote import ChildStarter
@@ -198,14 +204,16 @@ def benchmark_group(
 
     failed = _job_failure(group_id, first.model_sha256, first.label, options, started)
 
-    setup = _setup(options)
-    if not isinstance(setup, _Setup):
-        return failed(*setup)
-    # the zygote imports the runtime while the models and the device are inspected
-    runnable_now = any(m.error_kind is None for m in members)
-    starter = ChildStarter(group_id, setup.runtime.name, _child_env(), enabled=runnable_now)
+    # the zygote imports the runtime while the options, models and device are checked
+    runtime_name = installed_runtime(options.runtime)
+    runnable_now = runtime_name is not None and any(m.error_kind is None for m in members)
+    starter = ChildStarter(group_id, runtime_name or "", _child_env(), enabled=runnable_now)
     facts: Dict[str, ModelFacts] = {}
     try:
+        setup = _setup(options)
+        if not isinstance(setup, _Setup):
+            starter.close()
+            return failed(*setup)
         for member in members:
             if member.error_kind is None:
                 try:
