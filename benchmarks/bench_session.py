@@ -65,6 +65,18 @@ def _children(results: list[Any]) -> str:
     return f"{count} forked + 1 zygote" if starts == {"fork"} else f"{count} spawned"
 
 
+def _board_cpu(fleet: Any) -> float:
+    """CPU seconds the devices' sshd sessions have used so far (each sshd listener's reaped
+    children: the session processes and the agents they ran), from /proc/PID/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for device in fleet.devices:
+        with open(f"/proc/{device.process.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+    return total
+
+
 def _in_mode(mode: str, action: Any) -> tuple[float, int]:
     """Wall seconds of `action()` and the exec channels it opened, with sessions on or off."""
     from edgeprune.fleet.transport import EXEC_COUNTS
@@ -143,9 +155,14 @@ def run() -> list[Ratio]:
             _in_mode("session", redeploy)  # every device holds the model from here on
             again: dict[str, list[float]] = {mode: [] for mode in MODES}
             redeploy_channels: dict[str, int] = {}
+            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
             for _ in range(ROUNDS + 2):
                 for mode in MODES:
+                    host_before, board_before = time.process_time(), _board_cpu(fleet)
                     seconds, opened = _in_mode(mode, redeploy)
+                    host_s = time.process_time() - host_before
+                    time.sleep(0.5)  # the sshd listeners reap their sessions' processes
+                    cpu[mode].append((host_s, _board_cpu(fleet) - board_before))
                     again[mode].append(seconds)
                     redeploy_channels[mode] = opened
         finally:
@@ -195,6 +212,8 @@ def run() -> list[Ratio]:
                 detail={
                     "min_s": min(per_device),
                     "max_s": max(per_device),
+                    "host_cpu_s_per_device": statistics.median(h for h, _ in cpu[mode]) / DEVICES,
+                    "board_cpu_s_per_device": statistics.median(b for _, b in cpu[mode]) / DEVICES,
                     "channels": redeploy_channels[mode],
                     "cores": os.cpu_count(),
                     "load_avg_1m": os.getloadavg()[0],
