@@ -165,3 +165,31 @@ def test_the_fork_switch(agent_models, monkeypatch, setting):
         (m,) = member.measurements
         assert m.process_start == ("spawn" if setting == "0" else "fork")
         assert "fork_server_unavailable" not in {w.code for w in member.warnings}
+
+
+def test_kill9_of_the_agent_leaves_neither_zygote_nor_children(agent_models, tmp_path):
+    """PR_SET_PDEATHSIG twice: the agent dies -> its zygote dies -> the forked members die."""
+    import subprocess
+    import sys
+
+    from .conftest import REPO, agent_env
+
+    argv = [sys.executable, "-m", "device_agents", "run", "--id=zk9", "--min-seconds=60"]
+    argv += ["--spool", str(tmp_path / "spool"), "--", str(agent_models.dense)]
+    proc = subprocess.Popen(
+        [*argv, str(agent_models.int8)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=agent_env(),
+        cwd=str(REPO),
+    )
+    try:
+        _wait_for(lambda: len(bench_children("zk9")) == 2, 30, "both members to start")
+        (server,) = zygotes("zk9")
+        assert all(_parent(pid) == server for pid in bench_children("zk9"))
+        proc.kill()
+        proc.wait()
+        _wait_for(lambda: not bench_children("zk9") and not zygotes("zk9"), 10, "none left")
+    finally:
+        proc.kill()
+        proc.wait()
