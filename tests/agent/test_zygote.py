@@ -119,7 +119,13 @@ def test_cancel_kills_the_forked_children_and_the_zygote(agent_models):
             benchmark_group(
                 "zc",
                 members,
-                BenchOptions(runs=None, min_seconds=30.0, round_runs=3, timeout_s=60),
+                BenchOptions(
+                    runs=None,
+                    min_seconds=30.0,
+                    round_runs=3,
+                    timeout_s=60,
+                    rounds_per_process=100_000,
+                ),
                 should_stop=stop.is_set,
             )
         except BaseException as exc:  # what the daemon would see
