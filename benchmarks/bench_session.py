@@ -8,6 +8,9 @@ own `run_bench` and `deploy` (what one `edgeprune bench` / `deploy` command runs
     from empty spool, submit, serve --once, wait, ack), rounds alternating 1 / 4 so drift
     hits both; goal 4 models <= 1.3x one. The per-call mode (EDGEPRUNE_AGENT_SESSION=0) is
     measured side by side, with the SSH exec channels (= agent processes) each command opened.
+    The agent's fork server (device_agents/zygote.py) is switched off on a twin device
+    (its sshd sets EDGEPRUNE_AGENT_FORK=0), so "today's" bench (per call, every rounds
+    child a new Python) and a session without the zygote run in the same rounds.
 (b) An unchanged re-deploy to 8 devices in one command: wall seconds per device; goal
     <= 0.15 s. Per-call mode beside it.
 """
@@ -29,6 +32,12 @@ CACHE = REPO / "build" / "bench-cache"
 ROUNDS = 3
 DEVICES = 8
 MODES = {"session": "1", "per-call": "0"}
+# bench modes: (agent session, zygote); the zygote is a property of the device's agent
+BENCH_MODES = {
+    "session+fork": ("session", True),
+    "session, no fork": ("session", False),
+    "per-call, no fork (before issue 16)": ("per-call", False),
+}
 
 
 def _tiny_models(directory: Path, count: int) -> list[Path]:
@@ -45,6 +54,27 @@ def _tiny_models(directory: Path, count: int) -> list[Path]:
 def _clear(spool: Path) -> None:
     for path in (spool / "models").glob("*.tflite"):
         path.unlink()
+
+
+def _children(results: list[Any]) -> str:
+    """The benchmark processes a command's jobs started on the board: "N spawned" or
+    "N forked + 1 zygote" (Measurement.processes, .process_start)."""
+    measured = [m for r in results for m in r.measurements]
+    count = sum(len(m.processes) if m.processes else 1 for m in measured)
+    starts = {m.process_start for m in measured}
+    return f"{count} forked + 1 zygote" if starts == {"fork"} else f"{count} spawned"
+
+
+def _board_cpu(fleet: Any) -> float:
+    """CPU seconds the devices' sshd sessions have used so far (each sshd listener's reaped
+    children: the session processes and the agents they ran), from /proc/PID/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for device in fleet.devices:
+        with open(f"/proc/{device.process.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+    return total
 
 
 def _in_mode(mode: str, action: Any) -> tuple[float, int]:
@@ -68,7 +98,7 @@ def _in_mode(mode: str, action: Any) -> tuple[float, int]:
 def run() -> list[Ratio]:
     sys.path.insert(0, str(REPO / "tests"))
     from support.fixtures import preinstall_agent
-    from support.sshd import SshdFleet, sshd_available
+    from support.sshd import DeviceSpec, SshdFleet, sshd_available
 
     from device_agents.protocol import BenchOptions
     from edgeprune.fleet import deploy, load_inventory, load_model
@@ -80,58 +110,73 @@ def run() -> list[Ratio]:
     with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
         root = Path(tmp)
         models = [load_model(p) for p in _tiny_models(root / "models", 4)]
-        fleet = SshdFleet.start(root / "fleet", DEVICES)
+        specs = [DeviceSpec(name=f"dev{i + 1}", tags=["sshd"]) for i in range(DEVICES)]
+        specs[1].env = {"EDGEPRUNE_AGENT_FORK": "0"}  # dev2: the agent spawns every child
+        fleet = SshdFleet.start(root / "fleet", devices=specs)
         try:
             for device in fleet.devices:
                 preinstall_agent(device)
             devices = list(load_inventory(fleet.inventory_path).select(tags=["sshd"]))
-            spool = fleet.devices[0].spool
 
-            def bench(count: int) -> Any:
+            def bench(count: int, fork: bool) -> Any:
+                index = 0 if fork else 1
+                spool = fleet.devices[index].spool
+
                 def action() -> None:
+                    seen: list[Any] = []
                     _clear(spool)
                     group = run_bench(
-                        devices[:1], models[:count], options, on_result=lambda *a: None
+                        devices[index : index + 1],
+                        models[:count],
+                        options,
+                        on_result=lambda _name, _model, result: seen.append(result),
                     )
+                    children[(count, fork)] = _children(seen)
                     if group.failed:
                         raise RuntimeError(group.failed[0].message)
 
                 return action
 
+            children: dict[tuple[int, bool], str] = {}
             times: dict[tuple[str, int], list[float]] = {}
             channels: dict[tuple[str, int], int] = {}
             for _ in range(ROUNDS):
-                for mode in MODES:
+                for mode, (session, fork) in BENCH_MODES.items():
                     for count in (1, 4):
-                        seconds, opened = _in_mode(mode, bench(count))
+                        seconds, opened = _in_mode(session, bench(count, fork))
                         times.setdefault((mode, count), []).append(seconds)
                         channels[(mode, count)] = opened
 
             def redeploy() -> None:
-                group = deploy(devices, models[:1], concurrency=DEVICES)
+                group = deploy(devices, models[:1], parallel=DEVICES)
                 if group.failed:
                     raise RuntimeError(group.failed[0].message)
 
             _in_mode("session", redeploy)  # every device holds the model from here on
             again: dict[str, list[float]] = {mode: [] for mode in MODES}
             redeploy_channels: dict[str, int] = {}
+            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
             for _ in range(ROUNDS + 2):
                 for mode in MODES:
+                    host_before, board_before = time.process_time(), _board_cpu(fleet)
                     seconds, opened = _in_mode(mode, redeploy)
+                    host_s = time.process_time() - host_before
+                    time.sleep(0.5)  # the sshd listeners reap their sessions' processes
+                    cpu[mode].append((host_s, _board_cpu(fleet) - board_before))
                     again[mode].append(seconds)
                     redeploy_channels[mode] = opened
         finally:
             fleet.close()
     median = {key: statistics.median(values) for key, values in times.items()}
     rows = []
-    for mode in MODES:
+    for mode in BENCH_MODES:
         one, four = median[(mode, 1)], median[(mode, 4)]
         spread = [f / o for f, o in zip(times[(mode, 4)], times[(mode, 1)], strict=True)]
         rows.append(
             Ratio(
                 f"bench 4 small models / 1 model, one sshd device ({mode})",
                 four / one,
-                goal=1.3 if mode == "session" else None,
+                goal=1.3 if mode == "session+fork" else None,
                 detail={
                     "one_s": one,
                     "four_s": four,
@@ -139,17 +184,24 @@ def run() -> list[Ratio]:
                     "round_ratios_max": max(spread),
                     "channels_1_model": channels[(mode, 1)],
                     "channels_4_models": channels[(mode, 4)],
+                    "board_processes_1_model": children.get((1, BENCH_MODES[mode][1]), "?"),
+                    "board_processes_4_models": children.get((4, BENCH_MODES[mode][1]), "?"),
                     "load_avg_1m": os.getloadavg()[0],
                 },
             )
         )
-    rows.append(
-        Ratio(
-            "bench 1 model: per-call / session wall time",
-            median[("per-call", 1)] / median[("session", 1)],
-            detail={"channels_per_call": channels[("per-call", 1)], "channels_session": 1},
+    before, now = "per-call, no fork (before issue 16)", "session+fork"
+    for count in (1, 4):
+        rows.append(
+            Ratio(
+                f"bench {count} model(s): session+fork / before issue 16, wall time",
+                median[(now, count)] / median[(before, count)],
+                detail={
+                    "channels_before": channels[(before, count)],
+                    "channels_now": channels[(now, count)],
+                },
+            )
         )
-    )
     for mode in MODES:
         per_device = [s / DEVICES for s in again[mode]]
         rows.append(
@@ -160,6 +212,8 @@ def run() -> list[Ratio]:
                 detail={
                     "min_s": min(per_device),
                     "max_s": max(per_device),
+                    "host_cpu_s_per_device": statistics.median(h for h, _ in cpu[mode]) / DEVICES,
+                    "board_cpu_s_per_device": statistics.median(b for _, b in cpu[mode]) / DEVICES,
                     "channels": redeploy_channels[mode],
                     "cores": os.cpu_count(),
                     "load_avg_1m": os.getloadavg()[0],

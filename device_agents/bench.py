@@ -38,9 +38,16 @@ from .protocol import (
 )
 from .rounds import MemberRun, RoundsChild, Watch, child_argv, measure_in_rounds
 from .run_conditions import ThermalWatch, noise_warnings
-from .runtimes import RuntimeInfo, RuntimeNotAvailable, describe_runtime, select_runtime
+from .runtimes import (
+    RuntimeInfo,
+    RuntimeNotAvailable,
+    describe_runtime,
+    installed_runtime,
+    select_runtime,
+)
 from .sparse_support import sparse_path_support
 from .tflite_file import ModelFacts, ModelFileError, inspect_model
+from .zygote import ChildStarter
 
 TICK_S = 0.5  # how often the agent looks up while a child runs (stop request, thermal sample)
 STDERR_TAIL = 4000
@@ -136,16 +143,21 @@ def benchmark_model(
     measurements: List[Measurement] = []
     deadline = time.monotonic() + options.timeout_s
     member = GroupMember(job_id, model_path, model_sha256, label)
+    # a one-shot child per thread count needs no zygote; rounds renew processes
+    starter = ChildStarter(
+        job_id, setup.runtime.name, _child_env(), enabled=options.precision is not None
+    )
     try:
         for step, threads in enumerate(options.threads):
             spec = _spec(member, threads, options, setup, inputs_path)
             if options.precision is not None:
                 runs = [MemberRun(job_id, spec)]
+                rounds_watch = _watch(deadline, options, watch, should_stop)
                 (measurement,) = measure_in_rounds(
                     runs,
                     options,
-                    _watch(deadline, options, watch, should_stop),
-                    _start_child(job_id),
+                    rounds_watch,
+                    _start_child(job_id, starter, rounds_watch),
                     report,
                 )
             else:
@@ -166,10 +178,13 @@ def benchmark_model(
             if measurement.error_kind in FATAL_KINDS:
                 break
     finally:
+        starter.close()
         watch.stop()
-    return _model_result(
+    result = _model_result(
         member, facts, measurements, options, setup, device, watch.summary(), started
-    ).validate()
+    )
+    result.warnings.extend(_fallback_warning(starter))
+    return result.validate()
 
 
 def benchmark_group(
@@ -189,20 +204,29 @@ def benchmark_group(
 
     failed = _job_failure(group_id, first.model_sha256, first.label, options, started)
 
-    setup = _setup(options)
-    if not isinstance(setup, _Setup):
-        return failed(*setup)
+    # the zygote imports the runtime while the options, models and device are checked
+    runtime_name = installed_runtime(options.runtime)
+    runnable_now = runtime_name is not None and any(m.error_kind is None for m in members)
+    starter = ChildStarter(group_id, runtime_name or "", _child_env(), enabled=runnable_now)
     facts: Dict[str, ModelFacts] = {}
-    for member in members:
-        if member.error_kind is None:
-            try:
-                facts[member.id] = inspect_model(member.model_path)
-            except ModelFileError as exc:
-                member.error_kind = "bad_model"
-                member.error = f"model {member.model_sha256[:12]}: {exc}"
+    try:
+        setup = _setup(options)
+        if not isinstance(setup, _Setup):
+            starter.close()
+            return failed(*setup)
+        for member in members:
+            if member.error_kind is None:
+                try:
+                    facts[member.id] = inspect_model(member.model_path)
+                except ModelFileError as exc:
+                    member.error_kind = "bad_model"
+                    member.error = f"model {member.model_sha256[:12]}: {exc}"
+        device = device_facts()
+    except BaseException:
+        starter.close()
+        raise
     runnable = [m for m in members if m.error_kind is None]
     measured: Dict[str, List[Measurement]] = {m.id: [] for m in runnable}
-    device = device_facts()
     watch = ThermalWatch(options.cpus)
     watch.start()
     deadline = time.monotonic() + options.timeout_s
@@ -214,16 +238,14 @@ def benchmark_group(
             if not active:
                 break
             runs = [MemberRun(m.id, _spec(m, threads, options, setup, inputs_path)) for m in active]
+            rounds_watch = _watch(deadline, options, watch, should_stop)
             results = measure_in_rounds(
-                runs,
-                options,
-                _watch(deadline, options, watch, should_stop),
-                _start_child(group_id),
-                report,
+                runs, options, rounds_watch, _start_child(group_id, starter, rounds_watch), report
             )
             for member, measurement in zip(active, results):  # noqa: B905 (3.8)
                 measured[member.id].append(measurement)
     finally:
+        starter.close()
         watch.stop()
     conditions = watch.summary()
     member_results = []
@@ -252,6 +274,8 @@ def benchmark_group(
                 started,
             )
         result.group = group_id
+        if member.error_kind is None:
+            result.warnings.extend(_fallback_warning(starter))
         member_results.append(result)
     ran = [r for r in member_results if r.measurements]
     outer = Result(
@@ -303,11 +327,35 @@ def _watch(
     return Watch(deadline, options.timeout_s, thermal.tick, should_stop, BenchInterrupted, TICK_S)
 
 
-def _start_child(job_id: str) -> Callable[[MemberRun], RoundsChild]:
+def _start_child(
+    job_id: str, starter: ChildStarter, watch: Watch
+) -> Callable[[MemberRun], RoundsChild]:
+    """Start a member's rounds child through the job's starter (forked from its zygote, or
+    spawned), and note how it was started."""
+
     def start(member: MemberRun) -> RoundsChild:
-        return RoundsChild(child_argv(job_id, member.member_id), _child_env())
+        child = RoundsChild(
+            child_argv(job_id, member.member_id),
+            starter.env,
+            lambda argv: starter.start(argv, watch),
+        )
+        member.start_modes.append(starter.mode)
+        return child
 
     return start
+
+
+def _fallback_warning(starter: ChildStarter) -> List[Warning_]:
+    """Said in the result when a wanted fork server could not be used."""
+    if starter.failure is None:
+        return []
+    return [
+        Warning_(
+            "fork_server_unavailable",
+            f"each benchmark process was started as a new Python ({starter.failure}): "
+            "correct, but each one paid the runtime's import",
+        )
+    ]
 
 
 def _model_result(

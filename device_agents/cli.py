@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import json
 import os
 import sys
 import threading
-from typing import Any, List, NoReturn, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from . import __version__
 from .errors import AgentError, BadInput
 from .protocol import RUNTIME_NAMES, ProtocolError
+
+# argparse passes every help string and message through gettext, which looks for message
+# catalogues on disk on every call (several stat()s a string, ~170 per start: slow on an SD
+# card and under emulation). The agent speaks English; the answer is the same each time.
+argparse._ = functools.lru_cache(maxsize=None)(argparse._)  # type: ignore[attr-defined]
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -156,13 +162,27 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a fraction (write 0.02 or 2%)") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the parser of a command that is not being parsed (see build_parser)."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def add_argument_group(self, *args: Any, **kwargs: Any) -> _Skipped:
+        return self
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The agent's parser; with `only`, that command's alone (the others' ~100 options cost
+    a fifth of a per-call agent's start-up on a Pi, and one command is all a call parses)."""
     parser = _Parser(prog="edgeprune-agent", description="edgeprune's on-device benchmark agent.")
     parser.add_argument("--version", action="version", version=f"edgeprune-agent {__version__}")
     _add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str) -> Any:
+        if only is not None and name != only:
+            return _Skipped()
         child = sub.add_parser(name, help=help_text, description=help_text)
         _add_common(child, top=False)
         return child
@@ -239,8 +259,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_PARSER: List[argparse.ArgumentParser] = []
+_PARSERS: Dict[Optional[str], argparse.ArgumentParser] = {}  # by command (None: all of them)
 _PARSER_LOCK = threading.Lock()
+
+
+def _command_of(argv: List[str]) -> Optional[str]:
+    """The command `argv` names, when nothing before it needs the whole parser (--help,
+    --version, an unknown word); else None."""
+    after_spool = False
+    for word in argv:
+        if after_spool:
+            after_spool = False
+        elif word == "--spool":
+            after_spool = True
+        elif word == "--json" or word.startswith("--spool="):
+            continue
+        else:
+            return word if word in _command_names() else None
+    return None
 
 
 class Reply:
@@ -271,10 +307,11 @@ def execute(argv: List[str], spool: Optional[str] = None) -> Reply:
     """
     args = None
     try:
-        with _PARSER_LOCK:  # one parser for a session's every request
-            if not _PARSER:
-                _PARSER.append(build_parser())
-            args = _PARSER[0].parse_args(argv)
+        only = _command_of(argv)
+        with _PARSER_LOCK:  # one parser per command for a session's every request
+            if only not in _PARSERS:
+                _PARSERS[only] = build_parser(only)
+            args = _PARSERS[only].parse_args(argv)
         if args.command is None:
             raise BadInput("give a command: " + ", ".join(_command_names()))
         from .commands import COMMANDS

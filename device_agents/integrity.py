@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from typing import Union
 
@@ -13,6 +12,8 @@ _CHUNK = 1 << 20
 
 def sha256_file(path: PathLike) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks so large models do not fill memory."""
+    import hashlib  # here: loading OpenSSL is 10+ ms of every agent start, and `has` needs none
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
@@ -21,6 +22,8 @@ def sha256_file(path: PathLike) -> str:
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 

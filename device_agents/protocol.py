@@ -650,6 +650,9 @@ class Measurement:
     rounds each fresh child process held, in order (a process per `rounds_per_process`
     rounds; generation i of every member ran at the same time). ``precision`` (only when
     options.precision was set): {"target", "reached", "half_width", "runs", "seconds"}.
+    ``process_start`` (rounds only): how the fresh processes were started: "fork" (from the
+    job's fork server, zygote.py), "spawn" (a new Python each, as without one) or "mixed"
+    (the fork server failed part-way).
     """
 
     threads: int
@@ -670,6 +673,7 @@ class Measurement:
     rounds: Optional[List[int]] = None
     precision: Optional[Dict[str, Any]] = None
     processes: Optional[List[int]] = None
+    process_start: Optional[str] = None
 
     def __post_init__(self) -> None:
         """Keep at most MAX_KEPT_LATENCIES (see `thin`)."""
@@ -711,6 +715,8 @@ class Measurement:
             )
         if self.precision is not None:
             _validate_precision(self.precision, where)
+        if self.process_start not in (None, "fork", "spawn", "mixed"):
+            raise ProtocolError(f"{where}: process_start must be 'fork', 'spawn' or 'mixed'")
         return self
 
 
@@ -948,6 +954,7 @@ def _measurement_from_dict(raw: Any, where: str) -> Measurement:
         rounds=_expect(raw, "rounds", (list,), where, optional=True),
         precision=_expect(raw, "precision", (dict,), where, optional=True),
         processes=_expect(raw, "processes", (list,), where, optional=True),
+        process_start=_expect(raw, "process_start", (str,), where, optional=True),
     ).validate(where)
 
 

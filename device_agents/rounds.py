@@ -69,19 +69,31 @@ class Watch:
 
 
 class RoundsChild:
-    """One member's `bench_child --rounds` process and the JSON lines it answers with."""
+    """One member's `bench_child --rounds` process and the JSON lines it answers with.
 
-    def __init__(self, argv: List[str], env: Dict[str, str]) -> None:
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            start_new_session=True,
-            env=env,
-            cwd="/",
-        )
+    `spawn(argv)` -> (stderr file, process) starts it another way (zygote.ChildStarter:
+    forked from the job's fork server); the process needs only Popen's pid, stdin, stdout,
+    poll() and wait()."""
+
+    def __init__(
+        self,
+        argv: List[str],
+        env: Dict[str, str],
+        spawn: Optional[Callable[[List[str]], Any]] = None,
+    ) -> None:
+        if spawn is not None:
+            self.stderr, self.proc = spawn(argv)
+        else:
+            self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self.stderr,
+                start_new_session=True,
+                env=env,
+                cwd="/",
+            )
         self.buffer = b""
         self.closed = False
 
@@ -219,6 +231,7 @@ class MemberRun:
         self.last_round: List[float] = []
         self.rounds: List[int] = []
         self.processes: List[int] = []  # rounds per process generation, in order
+        self.start_modes: List[str] = []  # how each process was started ("fork", "spawn")
         self.setup_s: Optional[float] = None  # how long the first process took to set up
         self.failure: Optional[ChildFailed] = None
         self.half_width: Optional[float] = None
@@ -484,7 +497,14 @@ def _measurement(member: MemberRun, options: Any, elapsed: float) -> Measurement
         rounds=member.rounds,
         precision=precision,
         processes=member.processes or None,
+        process_start=_process_start(member.start_modes),
     )
+
+
+def _process_start(modes: List[str]) -> Optional[str]:
+    if not modes:
+        return None
+    return modes[0] if len(set(modes)) == 1 else "mixed"
 
 
 def child_argv(job_id: str, member_id: Optional[str] = None) -> List[str]:

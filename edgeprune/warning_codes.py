@@ -93,6 +93,13 @@ CATALOGUE: dict[str, WarningExplanation] = {
             "see why the agent stopped in logs/agent.log of its directory on the board (power, "
             "memory, a reboot) and bench again if the conditions matter",
         ),
+        WarningExplanation(
+            "fork_server_unavailable",
+            "the agent's fork server could not start, so each benchmark process was a new "
+            "Python that imported the runtime: the numbers are as valid, the job took longer",
+            "read the reason in the warning (often a runtime that fails to import); upgrade the "
+            "agent (edgeprune agent install) if it persists",
+        ),
     )
 }
 

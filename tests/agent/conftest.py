@@ -159,8 +159,42 @@ def start_daemon(tmp_path_factory) -> Iterator:
         daemon.stop()
 
 
+def process_name(pid: int) -> str:
+    """/proc/PID/comm: a job's zygote is "ep-zygote", a child forked from it its member id."""
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
+
+
 def bench_children(job_id: str | None = None) -> list[int]:
-    """Pids of live benchmark children (optionally of one job), from /proc."""
+    """Pids of live benchmark children (optionally of one job), from /proc; not the job's
+    zygote (see `zygotes`), whose command line its forked children share."""
+    return [pid for pid in bench_processes(job_id) if process_name(pid) != "ep-zygote"]
+
+
+def zygotes(job_id: str | None = None) -> list[int]:
+    """Pids of live fork servers (device_agents/zygote.py), optionally of one job."""
+    return [pid for pid in bench_processes(job_id) if process_name(pid) == "ep-zygote"]
+
+
+def member_of(pid: int) -> str | None:
+    """The group member a benchmark child measures: --member, or (forked) its name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return None
+    if b"--member" in argv:
+        return argv[argv.index(b"--member") + 1].decode()
+    if b"--zygote" in argv:
+        return process_name(pid)
+    return None
+
+
+def bench_processes(job_id: str | None = None) -> list[int]:
+    """Pids of every live bench_child process (zygotes too), optionally of one job."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

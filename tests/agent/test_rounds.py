@@ -16,18 +16,12 @@ from device_agents.integrity import sha256_file
 from device_agents.protocol import BenchOptions, Result
 from device_agents.rounds import MemberRun, RoundsChild, Watch, child_argv, measure_in_rounds
 
-from .conftest import bench_children, run_agent
+from .conftest import bench_children, member_of, run_agent
 
 
 def member_children(job_id: str, member_id: str) -> list[int]:
     """Pids of the live rounds children of one member of a group job."""
-    pids = []
-    for pid in bench_children(job_id):
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-        if b"--member" in argv and argv[argv.index(b"--member") + 1] == member_id.encode():
-            pids.append(pid)
-    return pids
+    return [pid for pid in bench_children(job_id) if member_of(pid) == member_id[-15:]]
 
 
 def test_a_group_run_of_three_models(agent_models, tmp_path):
@@ -422,7 +416,7 @@ def test_a_fresh_child_that_fails_is_that_members_error(agent_models, monkeypatc
     watch = Watch(time.monotonic() + 60, 60, lambda: None, lambda: False, RuntimeError, 0.2)
     options = BenchOptions(runs=6, round_runs=1, rounds_per_process=2)
     a, b, c = measure_in_rounds(members, options, watch, start)
-    assert a.status == "ok" and a.processes == [2, 2, 2] and len(a.latencies_ms) == 6
+    assert a.status == "ok" and a.processes == [2, 2, 2] and len(a.latencies_ms) == 6, a.error
     assert b.status == "error" and b.error_kind == "runtime_error" and "code 3" in b.error
     assert c.status == "error" and c.error_kind == "timeout" and "stopped answering" in c.error
     assert started == {"A": 3, "B": 2, "C": 2}

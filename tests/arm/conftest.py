@@ -10,6 +10,7 @@ a board. The userland is built once and cached (~/.cache/edgeprune/arm64, about 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -40,6 +41,12 @@ def board_wrappers() -> dict[str, Path]:
     return {board.name: Path(TOOL.ensure(board.profile, board.runtime)) for board in BOARDS}
 
 
+def _agent_env() -> dict[str, str]:
+    """The agent's switches given to this run (EDGEPRUNE_AGENT_FORK=0: no fork server), so
+    an A/B of the agent's own modes can run on the same boards."""
+    return {k: os.environ[k] for k in ("EDGEPRUNE_AGENT_FORK",) if k in os.environ}
+
+
 @pytest.fixture(scope="session")
 def emulated_fleet(
     board_wrappers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
@@ -51,6 +58,7 @@ def emulated_fleet(
             tags=["emulated", board.profile, board.runtime],
             python=str(board_wrappers[board.name]),
             kind=board.kind,
+            env=_agent_env(),
         )
         for board in BOARDS
     ]
