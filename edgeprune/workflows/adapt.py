@@ -197,6 +197,19 @@ def referenced_latency(row: dict[str, Any], factor: float) -> ReferencedLatency:
     )
 
 
+def table_context(device: str, runtime: dict[str, Any], options: AdaptOptions) -> dict[str, Any]:
+    """What makes table entries comparable: the device, its runtime (`runtime`, `runtime_version`
+    as the agent reports them), threads, quantization and XNNPACK."""
+    return {
+        "device": device,
+        "runtime": runtime["runtime"],
+        "runtime_version": runtime["runtime_version"],
+        "threads": options.threads,
+        "quantize": options.quantize,
+        "xnnpack": True,
+    }
+
+
 def calibration_widths(traced: TracedModel, options: AdaptOptions) -> list[dict[str, int]]:
     """Every prunable group cut to each of `CALIBRATION_FRACTIONS` of its width (multiples
     of the granularity, at least the minimum), each set of widths once."""
@@ -319,13 +332,7 @@ def _adapt(
     first_rows = meter.models([baseline_tflite, *variant_files])  # the device check
     baseline_row = first_rows[0]
     meter.set_reference(baseline_tflite, float(baseline_row["p50_ms"]))
-    context = {
-        "device": device.name,
-        **meter.runtime,
-        "threads": chosen.threads,
-        "quantize": chosen.quantize,
-        "xnnpack": True,
-    }
+    context = table_context(device.name, meter.runtime, chosen)
     lookup = LatencyTable(table, context)
     signatures = layer_signatures(traced.graph, traced.keep_mask({}))
     variant_signatures = [layer_signatures(traced.graph, traced.keep_mask(w)) for w in variants]
