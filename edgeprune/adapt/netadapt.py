@@ -246,7 +246,8 @@ def _run_iteration(
             "measured": measured.to_dict(),
             "top1": best["top1"],
             "proposals": [
-                {k: r[k] for k in ("group", "width", "top1", "predicted_ms")} for r in scored
+                {k: r[k] for k in ("group", "width", "top1", "predicted_ms", "host")}
+                for r in scored
             ],
         }
     )
