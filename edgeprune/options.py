@@ -9,10 +9,11 @@ name the parameter (`ratio`), which the CLI turns into its flag (`--ratio`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from edgeprune.errors import UserError
 
@@ -112,4 +113,45 @@ class CustomObjectsFields(StageOptions):
         None,
         description="FILE.py or pkg.module whose custom layers (registered with "
         "keras.saving.register_keras_serializable, or listed in CUSTOM_OBJECTS) the model uses.",
+    )
+
+
+# tcp://host:port or tls://host:port; host a name, an IPv4 literal or a bracketed IPv6 one.
+_ADDRESS = re.compile(
+    r"^(?P<scheme>tcp|tls)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])"
+    r":(?P<port>[0-9]{1,5})$"
+)
+
+
+def address_problem(cluster: str) -> str | None:
+    """What is wrong with `cluster` as a scheduler address (None: nothing)."""
+    match = _ADDRESS.match(cluster.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        return (
+            "is not a scheduler address; give tcp://HOST:PORT (what `dask scheduler` "
+            "prints), e.g. tcp://10.0.0.5:8786"
+        )
+    return None
+
+
+def _an_address(value: str) -> str:
+    problem = address_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value.strip()
+
+
+ClusterAddress = Annotated[str, AfterValidator(_an_address)]
+"""A dask scheduler's address, checked where the option is parsed (CLI, recipe, Python)."""
+
+
+def cluster_field() -> Any:
+    """The one definition of `--cluster` (`cluster: ClusterAddress | None = cluster_field()`):
+    `run`'s compute section and `adapt` take it alike; it lives here, below both layers."""
+    return Field(
+        None,
+        description="Run the independent host work (a recipe's variant builds, adapt's "
+        "proposals) on the workers of the Dask scheduler at this address (tcp://HOST:PORT; "
+        "needs the cluster extra and the workdir on a filesystem every worker shares); "
+        "default: this host.",
     )

@@ -258,6 +258,11 @@ PYTHON_ERRORS = [
     ("constraints", {"latency_percentile": 75}, "latency_percentile: Input should be 50, 90"),
     ("constraints", {"max_model_kb": "big"}, "max_model_kb: Input should be a valid number"),
     ("compute", {"cluster": "10.0.0.5:8786"}, "cluster: is not a scheduler address; give tcp://"),
+    (
+        "adapt",
+        {"target_speedup": 2.0, "cluster": "10.0.0.5:8786"},
+        "cluster: is not a scheduler address; give tcp://",
+    ),
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.proposal import run_proposal
 from edgeprune.adapt.signatures import LayerSignature, layer_signatures
-from edgeprune.adapt.table import Latency, LatencyTable, Measure
+from edgeprune.adapt.table import Calibration, Latency, LatencyTable, Measure
 from edgeprune.adapt.widths import TracedModel, candidate_widths, trace_model
 from edgeprune.adapt.workdir import Workdir
 
@@ -57,20 +57,23 @@ class LoopOutcome:
 
 
 class Predictor:
-    """Predicted latency = table entries of the model's layers + the measured offset."""
+    """Predicted latency = the calibration's line through the model's layers' table entries."""
 
-    def __init__(self, table: LatencyTable, measure: Measure, quantize: str, offset: float):
+    def __init__(
+        self, table: LatencyTable, measure: Measure, quantize: str, calibration: Calibration
+    ):
         self.table = table
         self.measure = measure
         self.quantize = quantize
-        self.offset = offset
+        self.calibration = calibration
 
     def fill(self, signatures: Sequence[LayerSignature]) -> None:
         self.table.fill(signatures, self.measure, self.quantize)
 
     def predict(self, signatures: Sequence[LayerSignature]) -> float:
         """Never below one invoke: no model runs faster than an empty one."""
-        return max(self.offset + self.table.layer_sum(signatures), self.table.overhead_ms)
+        predicted = self.calibration.predict(self.table.layer_sum(signatures))
+        return max(predicted, self.table.overhead_ms)
 
 
 def step_budget(
@@ -243,7 +246,8 @@ def _run_iteration(
             "measured": measured.to_dict(),
             "top1": best["top1"],
             "proposals": [
-                {k: r[k] for k in ("group", "width", "top1", "predicted_ms")} for r in scored
+                {k: r[k] for k in ("group", "width", "top1", "predicted_ms", "host")}
+                for r in scored
             ],
         }
     )

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
-from edgeprune.options import CustomObjectsFields
+from edgeprune.options import ClusterAddress, CustomObjectsFields, cluster_field
 from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 ADAPT_QUANTIZE = ("none", "int8")
@@ -63,11 +63,7 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     runs: int = Field(
         100, ge=5, le=1_000_000, description="Timed runs of each whole-model measurement."
     )
-    cluster: str | None = Field(
-        None,
-        description="Run each iteration's proposals on this cluster (tcp://host:port); "
-        "default: the host's cores.",
-    )
+    cluster: ClusterAddress | None = cluster_field()
 
     @model_validator(mode="before")
     @classmethod

@@ -17,7 +17,7 @@ def write_trajectory_svg(path: Path, state: dict[str, Any], target_ms: float) ->
     iterations = state.get("iterations") or []
     steps = [0] + [i["iteration"] for i in iterations]
     measured0 = float((baseline.get("measured") or {}).get("median_ms") or 0.0)
-    predicted = [baseline.get("layer_sum_ms", 0) + baseline.get("offset_ms", 0)] + [
+    predicted = [float(baseline.get("predicted_ms") or measured0)] + [
         i["predicted_ms"] for i in iterations
     ]
     measured = [measured0] + [float(i["measured"]["median_ms"]) for i in iterations]

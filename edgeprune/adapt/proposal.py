@@ -7,6 +7,7 @@ executor can run the proposals of one iteration in other processes or on other h
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ def save_model_atomically(model: Any, path: Path) -> None:
 def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
     """Cut `item["group"]` of `item["model"]` to `item["width"]`, fine-tune, score, save.
 
-    Returns the item's group and width with the validation top-1 and the saved model's path.
+    Returns the item's group and width with the validation top-1, the saved model's path and
+    where and when it ran (`host`: pid, started_at, finished_at; wall-clock seconds), which
+    shows whether an iteration's proposals ran at once.
     """
+    started = time.time()
     from edgeprune.channels.finetune import finetune, top1
     from edgeprune.models import load_keras_model
 
@@ -45,4 +49,5 @@ def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
         "width": item["width"],
         "top1": score,
         "path": item["output"],
+        "host": {"pid": os.getpid(), "started_at": started, "finished_at": time.time()},
     }

@@ -4,9 +4,12 @@ Entries are kept in SQLite per context (device, runtime and its version, threads
 quantization, XNNPACK), so a second `adapt` on the same board measures only signatures it
 has never seen. Missing entries are measured as one-layer .tflite models in the
 quantization that will ship, handed to `measure` all at once (the caller batches them into
-interleaved group jobs). A model's predicted latency is the sum of its layers' entries
-plus an offset measured on the whole model (invoke overhead and the fused/free layers),
-kept per model beside the entries so a second `adapt` of it decides as the first did.
+interleaved group jobs). A model's predicted latency is a line through its layers'
+summed entries, `intercept + slope x sum` (`Calibration`), fitted on whole models measured
+side by side (the input model and uniformly cut copies of it): the intercept is what the
+layers do not carry (invoke, input/output copies, fused and free layers), the slope what
+one-layer models measured alone get wrong in a whole model (cache and memory traffic). It is
+kept per model beside the entries, so a second `adapt` of that model decides as the first.
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ CREATE TABLE IF NOT EXISTS entries (
     measured_at REAL NOT NULL,
     PRIMARY KEY (context, signature)
 );
-CREATE TABLE IF NOT EXISTS offsets (
+CREATE TABLE IF NOT EXISTS calibrations (
     context TEXT NOT NULL,
     model TEXT NOT NULL,
-    offset_ms REAL NOT NULL,
+    intercept_ms REAL NOT NULL,
+    slope REAL NOT NULL,
+    points TEXT NOT NULL,
     measured_at REAL NOT NULL,
     PRIMARY KEY (context, model)
 );
@@ -73,6 +78,49 @@ class Latency:
             "median_ms": self.median_ms,
             "ci_ms": None if self.low_ms is None else [self.low_ms, self.high_ms],
             "runs": self.runs,
+        }
+
+    def scaled(self, factor: float) -> Latency:
+        """This latency (and its interval) times `factor`: in another job's conditions."""
+        low = None if self.low_ms is None else self.low_ms * factor
+        high = None if self.high_ms is None else self.high_ms * factor
+        return Latency(self.median_ms * factor, low, high, self.runs)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """predicted whole-model ms = intercept_ms + slope x (sum of the layers' entries).
+
+    `points` are the (layer sum, measured ms) pairs it was fitted on, the first the anchor
+    (the input model), which the line goes through."""
+
+    intercept_ms: float
+    slope: float
+    points: tuple[tuple[float, float], ...] = ()
+
+    @classmethod
+    def fit(cls, points: Sequence[tuple[float, float]]) -> Calibration:
+        """The least-squares slope of the line through the first point (the input model,
+        whose latency must come out as measured). A slope that is not positive (noise
+        larger than what the cut copies saved) falls back to 1: the sum plus a constant."""
+        (s0, m0), rest = points[0], points[1:]
+        ds = np.array([s - s0 for s, _ in rest], dtype=float)
+        dm = np.array([m - m0 for _, m in rest], dtype=float)
+        slope = 1.0
+        if len(rest) and float(ds @ ds) > 0:
+            fitted, *_ = np.linalg.lstsq(ds[:, None], dm, rcond=None)
+            if np.isfinite(fitted[0]) and fitted[0] > 0:
+                slope = float(fitted[0])
+        return cls(m0 - slope * s0, slope, tuple((float(s), float(m)) for s, m in points))
+
+    def predict(self, layer_sum: float) -> float:
+        return self.intercept_ms + self.slope * layer_sum
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intercept_ms": self.intercept_ms,
+            "slope": self.slope,
+            "points_ms": [list(p) for p in self.points],
         }
 
 
@@ -154,23 +202,31 @@ class LatencyTable:
         overhead = self.overhead_ms
         return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
 
-    def offset_ms(self, signatures: Iterable[LayerSignature], measured_ms: float) -> float:
-        """The whole model's latency less its layers' entries: kept per model in this context,
-        so a second `adapt` of the same model predicts (and decides) exactly as the first;
-        `measured_ms` (this run's whole-model median) is used and kept the first time."""
-        listed = list(signatures)
-        model = hashlib.sha256("\n".join(sorted(s.key for s in listed)).encode()).hexdigest()
+    def calibration(self, signatures: Iterable[LayerSignature], fitted: Calibration) -> Calibration:
+        """The calibration kept for this model (by its layers' signatures) in this context,
+        else `fitted`, which is kept: a second `adapt` of the same model predicts and decides
+        as the first did."""
+        model = _model_key(signatures)
         with closing(self._connect()) as conn, conn:
             row = conn.execute(
-                "SELECT offset_ms FROM offsets WHERE context=? AND model=?", (self.key, model)
+                "SELECT intercept_ms, slope, points FROM calibrations WHERE context=? AND model=?",
+                (self.key, model),
             ).fetchone()
             if row is not None:
-                return float(row[0])
-            offset = measured_ms - self.layer_sum(listed)
+                points = tuple((float(s), float(m)) for s, m in json.loads(row[2]))
+                return Calibration(float(row[0]), float(row[1]), points)
             conn.execute(
-                "INSERT INTO offsets VALUES (?, ?, ?, ?)", (self.key, model, offset, time.time())
+                "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.key,
+                    model,
+                    fitted.intercept_ms,
+                    fitted.slope,
+                    json.dumps([list(p) for p in fitted.points]),
+                    time.time(),
+                ),
             )
-        return offset
+        return fitted
 
     def fill(self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str) -> int:
         """Measure every signature without an entry (one call of `measure`); returns how many.
@@ -184,20 +240,28 @@ class LatencyTable:
                 write_layer_tflite(s, Path(tmp) / f"{s.key[:16]}.tflite", quantize) for s in todo
             ]
             latencies = measure(paths)
+        self.record(list(zip(todo, latencies, strict=True)))
+        self.measured += len(todo)
+        self.batches += 1
+        return len(todo)
+
+    def record(self, entries: Sequence[tuple[LayerSignature, Latency]]) -> None:
+        """Keep these entries (measured here by `fill`, or elsewhere) in the file and cache."""
         now = time.time()
         with closing(self._connect()) as conn, conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (self.key, s.key, s.path, lat.median_ms, lat.low_ms, lat.high_ms, lat.runs, now)
-                    for s, lat in zip(todo, latencies, strict=True)
+                    for s, lat in entries
                 ],
             )
-        for signature, latency in zip(todo, latencies, strict=True):
+        for signature, latency in entries:
             self._cache[signature.key] = latency
-        self.measured += len(todo)
-        self.batches += 1
-        return len(todo)
+
+
+def _model_key(signatures: Iterable[LayerSignature]) -> str:
+    return hashlib.sha256("\n".join(sorted(s.key for s in signatures)).encode()).hexdigest()
 
 
 def write_layer_tflite(signature: LayerSignature, path: Path, quantize: str) -> Path:

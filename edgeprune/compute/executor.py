@@ -8,21 +8,16 @@ any work, naming `cluster`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from edgeprune.errors import EdgepruneError, UserError
+from edgeprune.options import address_problem
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# tcp://host:port or tls://host:port; host a name, an IPv4 literal or a bracketed IPv6 one.
-_ADDRESS = re.compile(
-    r"^(?P<scheme>tcp|tls)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\])"
-    r":(?P<port>[0-9]{1,5})$"
-)
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 
 
@@ -58,17 +53,6 @@ class Executor(Protocol):
     def __enter__(self) -> Executor: ...
 
     def __exit__(self, *exc: object) -> None: ...
-
-
-def address_problem(cluster: str) -> str | None:
-    """What is wrong with `cluster` as a scheduler address (None: nothing)."""
-    match = _ADDRESS.match(cluster.strip())
-    if match is None or not 0 < int(match["port"]) < 65536:
-        return (
-            "is not a scheduler address; give tcp://HOST:PORT (what `dask scheduler` "
-            "prints), e.g. tcp://10.0.0.5:8786"
-        )
-    return None
 
 
 def check_address(cluster: str) -> str:

@@ -1,28 +1,15 @@
-"""`ComputeOptions`: where a run's independent host work goes (the one definition of
-`--cluster`, the recipe's `compute:` section and the `cluster=` keyword).
+"""`ComputeOptions`: where a run's independent host work goes (the recipe's `compute:`
+section, `run --cluster` and the `cluster=` keyword).
 
-The address check sits on the field's type (`ClusterAddress`), so a recipe section built
-from these fields checks it too.
+`--cluster` itself (its type, `ClusterAddress`, which checks the address, and its help) is
+defined once in `edgeprune.options`, so `adapt` takes the same option from a lower layer.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from edgeprune.options import ClusterAddress, StageOptions, cluster_field
 
-from pydantic import AfterValidator, Field
-
-from edgeprune.compute.executor import address_problem
-from edgeprune.options import StageOptions
-
-
-def _an_address(value: str) -> str:
-    problem = address_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value.strip()
-
-
-ClusterAddress = Annotated[str, AfterValidator(_an_address)]
+__all__ = ["ClusterAddress", "ComputeOptions"]
 
 
 class ComputeOptions(StageOptions):
@@ -30,9 +17,4 @@ class ComputeOptions(StageOptions):
 
     stage = "compute"
 
-    cluster: ClusterAddress | None = Field(
-        None,
-        description="Build the variants' host stages on the workers of the Dask scheduler at "
-        "this address (tcp://HOST:PORT; needs the cluster extra and the workdir on a filesystem "
-        "every worker shares); default: here, one after another.",
-    )
+    cluster: ClusterAddress | None = cluster_field()

@@ -5,6 +5,12 @@ data (it must fit the model), the device (the input model is measured on it firs
 also gives the runtime the lookup table is keyed by). Then the loop runs in `OUT.adapt/`
 (finished iterations kept, a re-run resumes), the result is fine-tuned long-term, saved
 with its manifest, and measured side by side with the input model.
+
+Every job on the device carries the input model as its reference, and every latency is
+taken in the conditions of the first job (the device check): a job's medians times the
+input model's median in the first job over its median in this job. Load that comes and
+goes between jobs (a busy host, a warm board) then cancels out of the table's entries, the
+calibration and the measured iterations alike.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.plot import write_trajectory_svg
 from edgeprune.adapt.signatures import layer_signatures
-from edgeprune.adapt.table import Latency, LatencyTable
-from edgeprune.adapt.widths import trace_model
+from edgeprune.adapt.table import Calibration, Latency, LatencyTable
+from edgeprune.adapt.widths import TracedModel, prune_to_widths, trace_model
 from edgeprune.adapt.workdir import Workdir, workdir_for
 from edgeprune.artifacts import save_keras_artifact
 from edgeprune.channels.pipeline import load_task_data
@@ -39,6 +45,8 @@ TABLE_COMMAND = "adapt-table"
 MODEL_COMMAND = "adapt-model"
 TABLE_BENCH = {"warmup": 3, "round_runs": 5, "rounds_per_process": 100}
 MODEL_BENCH = {"warmup": 5, "round_runs": 10, "rounds_per_process": 2}
+CALIBRATION_FRACTIONS = (0.75, 0.5)
+"""Uniform cuts of the input model measured beside it to fit the table's calibration."""
 IDENTITY_EXCLUDES = frozenset(
     {"long_epochs", "cluster", "runs", "max_iterations", "distill", "temperature", "alpha"}
 )
@@ -86,19 +94,38 @@ class DeviceMeter:
         self.slot = slot or (lambda _name: contextlib.nullcontext())
         self.jobs = {TABLE_COMMAND: 0, MODEL_COMMAND: 0}
         self.runtime: dict[str, Any] = {}
+        self.reference: Path | None = None
+        self.reference_ms = 0.0
+
+    def set_reference(self, path: Path, median_ms: float) -> None:
+        """From now on every job also measures `path`, whose median was `median_ms` in the
+        reference job; latencies come back scaled into that job's conditions."""
+        self.reference, self.reference_ms = path, median_ms
 
     def table(self, paths: Sequence[Path]) -> list[Latency]:
-        """Latencies of one-layer models (the table's entries)."""
-        return self._measure(paths, TABLE_COMMAND, self.options.table_runs, TABLE_BENCH)
+        """Latencies of one-layer models (the table's entries), in the reference conditions."""
+        rows, factor = self._referenced(paths, TABLE_COMMAND, self.options.table_runs, TABLE_BENCH)
+        return [latency_of(row).scaled(factor) for row in rows]
+
+    def model(self, path: Path) -> Latency:
+        """A whole model's latency in the reference conditions, measured beside the reference
+        (`to_dict` also gives the raw median and the speed-up over the reference)."""
+        rows, factor = self._referenced([path], MODEL_COMMAND, self.options.runs, MODEL_BENCH)
+        return referenced_latency(rows[0], factor)
 
     def models(self, paths: Sequence[Path]) -> list[dict[str, Any]]:
         """Summary rows of whole models, interleaved (speed-ups against the first)."""
         return self._rows(paths, MODEL_COMMAND, self.options.runs, MODEL_BENCH)
 
-    def _measure(
+    def _referenced(
         self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
-    ) -> list[Latency]:
-        return [latency_of(row) for row in self._rows(paths, command, runs, extra)]
+    ) -> tuple[list[dict[str, Any]], float]:
+        """Rows of `paths` measured after the reference in one job, and the factor that takes
+        this job's latencies into the reference job's conditions (1 without a reference)."""
+        if self.reference is None:
+            return self._rows(paths, command, runs, extra), 1.0
+        rows = self._rows([self.reference, *paths], command, runs, extra)
+        return rows[1:], self.reference_ms / float(rows[0]["p50_ms"])
 
     def _rows(
         self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
@@ -139,6 +166,67 @@ class DeviceMeter:
 def latency_of(row: dict[str, Any]) -> Latency:
     ci = row.get("p50_ci_ms") or [None, None]
     return Latency(float(row["p50_ms"]), ci[0], ci[1], int(row["runs"]))
+
+
+@dataclass(frozen=True)
+class ReferencedLatency(Latency):
+    """A whole model's latency in the reference conditions, with what was measured."""
+
+    raw_median_ms: float = 0.0
+    speedup: float | None = None
+    speedup_ci: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "raw_median_ms": self.raw_median_ms,
+            "speedup": self.speedup,
+            "speedup_ci": self.speedup_ci,
+        }
+
+
+def referenced_latency(row: dict[str, Any], factor: float) -> ReferencedLatency:
+    """`row` (measured beside the reference) scaled by `factor` into the reference conditions."""
+    scaled = latency_of(row).scaled(factor)
+    return ReferencedLatency(
+        scaled.median_ms,
+        scaled.low_ms,
+        scaled.high_ms,
+        scaled.runs,
+        raw_median_ms=float(row["p50_ms"]),
+        speedup=row.get("speedup"),
+        speedup_ci=row.get("speedup_ci"),
+    )
+
+
+def table_context(device: str, runtime: dict[str, Any], options: AdaptOptions) -> dict[str, Any]:
+    """What makes table entries comparable: the device, its runtime (`runtime`, `runtime_version`
+    as the agent reports them), threads, quantization and XNNPACK."""
+    return {
+        "device": device,
+        "runtime": runtime["runtime"],
+        "runtime_version": runtime["runtime_version"],
+        "threads": options.threads,
+        "quantize": options.quantize,
+        "xnnpack": True,
+    }
+
+
+def calibration_widths(traced: TracedModel, options: AdaptOptions) -> list[dict[str, int]]:
+    """Every prunable group cut to each of `CALIBRATION_FRACTIONS` of its width (multiples
+    of the granularity, at least the minimum), each set of widths once."""
+    found: list[dict[str, int]] = []
+    for fraction in CALIBRATION_FRACTIONS:
+        widths = {}
+        for group in traced.prunable():
+            floor = max(options.granularity, options.min_filters)
+            width = int(group.size * fraction) // options.granularity * options.granularity
+            width = max(width, -(-floor // options.granularity) * options.granularity)
+            if width < group.size:
+                widths[group.name] = width
+        if widths and widths not in found:
+            found.append(widths)
+    return found
 
 
 def interval(row: dict[str, Any]) -> dict[str, Any]:
@@ -237,39 +325,56 @@ def _adapt(
 
     baseline_tflite = workdir.root / "input.tflite"
     convert(model, baseline_tflite, quantize=chosen.quantize, dataset=dataset)
-    baseline_row = meter.models([baseline_tflite])[0]  # the device check, before training
-    context = {
-        "device": device.name,
-        **meter.runtime,
-        "threads": chosen.threads,
-        "quantize": chosen.quantize,
-        "xnnpack": True,
-    }
+    variants = calibration_widths(traced, chosen)
+    variant_files = []
+    for index, widths in enumerate(variants):
+        variant_files.append(workdir.root / f"calibration-{index}.tflite")
+        cut = prune_to_widths(traced, widths)
+        convert(cut, variant_files[-1], quantize=chosen.quantize, dataset=dataset)
+    first_rows = meter.models([baseline_tflite, *variant_files])  # the device check
+    baseline_row = first_rows[0]
+    meter.set_reference(baseline_tflite, float(baseline_row["p50_ms"]))
+    context = table_context(device.name, meter.runtime, chosen)
     lookup = LatencyTable(table, context)
     signatures = layer_signatures(traced.graph, traced.keep_mask({}))
-    lookup.fill(signatures, meter.table, chosen.quantize)
+    variant_signatures = [layer_signatures(traced.graph, traced.keep_mask(w)) for w in variants]
+    lookup.fill(
+        [*signatures, *(s for sigs in variant_signatures for s in sigs)],
+        meter.table,
+        chosen.quantize,
+    )
     layer_sum = lookup.layer_sum(signatures)
     stored = workdir.state.get("baseline") or {}
-    offset = stored.get("offset_ms")
-    if offset is None:  # a fresh workdir: the table's offset for this model, else this one
-        offset = lookup.offset_ms(signatures, baseline_row["p50_ms"])
-    offset = float(offset)
+    if stored.get("calibration"):
+        kept = stored["calibration"]
+        calibration = Calibration(
+            float(kept["intercept_ms"]),
+            float(kept["slope"]),
+            tuple((float(x), float(y)) for x, y in kept["points_ms"]),
+        )
+    else:  # the table's calibration of this model, else the one fitted on this job
+        points = [(layer_sum, float(baseline_row["p50_ms"]))] + [
+            (lookup.layer_sum(sigs), float(row["p50_ms"]))
+            for sigs, row in zip(variant_signatures, first_rows[1:], strict=True)
+        ]
+        calibration = lookup.calibration(signatures, Calibration.fit(points))
     target_ms = (
         chosen.target_latency
         if chosen.target_latency is not None
         else baseline_row["p50_ms"] / float(chosen.target_speedup or 1)
     )
-    if not stored:
+    if not stored.get("calibration"):
         workdir.set_baseline(
             {
                 "measured": interval(baseline_row),
                 "layer_sum_ms": layer_sum,
-                "offset_ms": offset,
+                "calibration": calibration.to_dict(),
+                "predicted_ms": calibration.predict(layer_sum),
                 "target_ms": target_ms,
                 "widths": traced.widths,
             }
         )
-    predictor = Predictor(lookup, meter.table, chosen.quantize, offset)
+    predictor = Predictor(lookup, meter.table, chosen.quantize, calibration)
 
     def measure_model(path: Path, iteration: int) -> Latency:
         tflite = path.with_suffix(".tflite")
@@ -280,7 +385,7 @@ def _adapt(
             dataset=dataset,
             custom_objects=chosen.custom_objects,
         )
-        return latency_of(meter.models([tflite])[0])
+        return meter.model(tflite)
 
     outcome = adapt_loop(
         source,
@@ -346,12 +451,15 @@ def _adapt(
     )
     rows = meter.models([baseline_tflite, final_tflite])
     final_row = rows[-1]
+    factor = meter.reference_ms / float(rows[0]["p50_ms"])
+    final_ms = float(final_row["p50_ms"]) * factor  # in the reference conditions
     plot = write_trajectory_svg(workdir.root / "trajectory.svg", workdir.state, target_ms)
-    validation = _validation(iterations, predicted_final, final_row["p50_ms"])
-    met = final_row["p50_ms"] <= target_ms
+    validation = _validation(iterations, predicted_final, final_ms, final_row["p50_ms"])
+    validation["calibration"] = calibration.to_dict()
+    met = final_ms <= target_ms
     notes = []
     if not met:
-        notes.append(_short_of_target(final_row["p50_ms"], target_ms, outcome))
+        notes.append(_short_of_target(final_ms, target_ms, outcome))
     return AdaptReport(
         output=str(target),
         manifest=str(manifest),
@@ -362,8 +470,12 @@ def _adapt(
             "given": "target_latency" if chosen.target_latency is not None else "target_speedup",
             "speedup": chosen.target_speedup,
         },
-        baseline={**interval(rows[0]), "predicted_ms": offset + layer_sum},
-        final={**interval(final_row), "predicted_ms": predicted_final},
+        baseline={
+            **interval(rows[0]),
+            "reference_ms": meter.reference_ms,
+            "predicted_ms": calibration.predict(layer_sum),
+        },
+        final={**interval(final_row), "reference_ms": final_ms, "predicted_ms": predicted_final},
         accuracy=accuracy,
         groups=groups,
         iterations=iterations,
@@ -390,12 +502,19 @@ def as_sha256(path: Path) -> str:
 
 
 def _validation(
-    iterations: list[dict[str, Any]], predicted_final: float, measured_final: float
+    iterations: list[dict[str, Any]],
+    predicted_final: float,
+    measured_final: float,
+    raw_final: float,
 ) -> dict[str, Any]:
-    """Predicted vs measured whole-model latency: per iteration and for the final model."""
+    """Predicted vs measured whole-model latency, per iteration and for the final model
+    (measured: in the reference conditions, see the module's doc; raw: as the job got it)."""
     pairs = [(i["predicted_ms"], i["measured"]["median_ms"]) for i in iterations]
     pairs.append((predicted_final, measured_final))
+    raw = [i["measured"].get("raw_median_ms", i["measured"]["median_ms"]) for i in iterations]
+    raw.append(raw_final)
     errors = [abs(p - m) / m for p, m in pairs if m > 0]
+    raw_errors = [abs(p - m) / m for (p, _), m in zip(pairs, raw, strict=True) if m > 0]
     return {
         "pairs_ms": [list(p) for p in pairs],
         "mean_abs_error": sum(errors) / len(errors) if errors else None,
@@ -403,6 +522,8 @@ def _validation(
         "final_error": (predicted_final - measured_final) / measured_final
         if measured_final > 0
         else None,
+        "raw_ms": raw,
+        "raw_mean_abs_error": sum(raw_errors) / len(raw_errors) if raw_errors else None,
     }
 
 
