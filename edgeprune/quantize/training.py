@@ -12,7 +12,7 @@ from edgeprune.progress import keras_callbacks
 from edgeprune.prune.task_training import fit_labels, resolve_loss, task_scores
 from edgeprune.quantize.options import QatOptions
 from edgeprune.tasks.base import Task
-from edgeprune.tasks.distill import Distillation, distilled_fit
+from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile
 
 
 def qat_fit(
@@ -46,6 +46,8 @@ def qat_fit(
             verbose=0,
             callbacks=keras_callbacks("qat"),
         )
+    if distillation is not None:
+        plain_compile(qat_model, chosen.loss)  # the saved model names no distillation loss
     for layer in qat_model.layers:
         if isinstance(layer, QatKernel) and layer.preserve_sparsity:
             layer.apply_mask()

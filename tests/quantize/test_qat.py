@@ -222,3 +222,18 @@ def test_python_verb(small_model_path, digits):
     assert "QatResult" in repr(result)
     with pytest.raises(UserError, match="learning_rate"):
         ep.qat(str(small_model_path), data="digits", learning_rate=0.0)
+
+
+def test_distilled_qat_saves_a_model_without_the_distillation_loss(small_model_path, tmp_path):
+    import zipfile
+
+    from edgeprune.quantize.pipeline import qat_file
+
+    out = tmp_path / "distilled-qat.keras"
+    target, report = qat_file(
+        small_model_path, out, data="digits", epochs=1, distill=True, temperature=2.0, alpha=0.7
+    )
+    assert report.training["distill"] == {"temperature": 2.0, "alpha": 0.7}
+    config = json.loads(zipfile.ZipFile(target).read("config.json"))
+    assert "istill" not in json.dumps(config.get("compile_config"))  # the plain task loss
+    assert report.sparsity["kept"]
