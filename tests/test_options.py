@@ -74,7 +74,7 @@ NOT_IN_RECIPES = {
     ("qat", "custom_objects"): "a recipe names them once, at its top level",
     **{
         (stage, name): "a recipe writes them under its step's distill: {temperature, alpha}"
-        for stage in ("prune", "channels", "adapt")
+        for stage in ("prune", "channels", "adapt", "qat")
         for name in ("temperature", "alpha")
     },
     **{
