@@ -174,11 +174,7 @@ def accuracy_record(
     after = tuned["metrics"]
     record: dict[str, Any] = {
         "dataset": dataset.name,
-        "task": task.name,
-        "metric": primary.name,
-        "label": primary.label,
-        "unit": primary.unit,
-        "higher_is_better": primary.higher_is_better,
+        **task.primary_record(),
         "value": after.get(primary.name),
         "value_before_pruning": before.get(primary.name),
         "value_after_pruning": pruned.get(primary.name),

@@ -248,11 +248,7 @@ def accuracy_record(result: GradualPruneResult) -> dict[str, Any] | None:
         return None
     primary = result.task.primary
     record: dict[str, Any] = {
-        "task": result.task.name,
-        "metric": primary.name,
-        "label": primary.label,
-        "unit": primary.unit,
-        "higher_is_better": primary.higher_is_better,
+        **result.task.primary_record(),
         "value": result.metrics.get(primary.name),
         "dense_value": (result.dense_metrics or {}).get(primary.name),
         "metrics": result.metrics,

@@ -144,11 +144,7 @@ def _accuracy(
     primary = task.primary
     record: dict[str, Any] = {
         "dataset": dataset.name,
-        "task": task.name,
-        "metric": primary.name,
-        "label": primary.label,
-        "unit": primary.unit,
-        "higher_is_better": primary.higher_is_better,
+        **task.primary_record(),
         "value": after.get(primary.name),
         "value_before_qat": before.get(primary.name),
         "metrics": after,

@@ -99,6 +99,18 @@ class Task(ABC):
     def default_loss(self, model: Any) -> Any:
         """The Keras loss when the model brings no compiled loss and `--loss` names none."""
 
+    def primary_record(self) -> dict[str, Any]:
+        """The head of every accuracy record a training stage writes (prune, channels, qat):
+        the task and its deciding metric, so reports read each record alike."""
+        primary = self.primary
+        return {
+            "task": self.name,
+            "metric": primary.name,
+            "label": primary.label,
+            "unit": primary.unit,
+            "higher_is_better": primary.higher_is_better,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "task": self.name,
