@@ -95,3 +95,33 @@ def test_a_terminal_sees_live_epoch_progress(demo_model_path, tmp_path):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
+
+
+def test_epoch_lines_reach_stderr_while_tensorflow_output_is_quieted(demo_model_path, tmp_path):
+    """Channels' fine-tune trains inside `quiet_native_output` (fds 1 and 2 point at a sink):
+    its epoch lines must still reach a real stderr (a pipe here, a log file in CI)."""
+    import subprocess
+
+    command = shutil.which("edgeprune", path=str(Path(sys.executable).parent))
+    assert command, "the edgeprune console script is installed beside this python"
+    done = subprocess.run(
+        [
+            command,
+            "channels",
+            str(demo_model_path),
+            "-o",
+            str(tmp_path / "slim.keras"),
+            "--ratio",
+            "0.25",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if ": epoch " in line]
+    assert [line.split(" · ")[0].split(": ", 1)[1] for line in lines] == ["epoch 1/2", "epoch 2/2"]

@@ -63,6 +63,8 @@ def run(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="edgeprune")
     except SystemExit as exc:  # standalone mode always ends here, usage errors included
+        if _unreported_ctrl_c(exc):
+            print("error: interrupted", file=sys.stderr)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except EdgepruneError as exc:
         print(f"error: {exc.in_flags(_flags_of(argv))}", file=sys.stderr)
@@ -71,6 +73,19 @@ def run(argv: list[str] | None = None) -> int:
         print("error: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _unreported_ctrl_c(exc: SystemExit) -> bool:
+    """Typer turns a Ctrl-C into a silent exit 130; say what happened, unless the fleet
+    already said which job it cancelled on which device (`fleet.cancel.Interrupted`)."""
+    from edgeprune.fleet.cancel import Interrupted
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return not isinstance(seen, Interrupted)
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _flags_of(argv: list[str] | None) -> dict[str, str]:

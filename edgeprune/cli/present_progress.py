@@ -6,6 +6,8 @@ stdout stays for results (and `--json`'s one document); `--quiet` shows nothing.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -24,13 +26,32 @@ def training_progress(
         with reporting(None):
             yield
         return
-    out = stream or sys.stderr
-    if live and out.isatty():
-        with _live_bar(out) as sink, reporting(sink):
+    with _own_stream(stream or sys.stderr) as out:
+        if live and out.isatty():
+            with _live_bar(out) as sink, reporting(sink):
+                yield
+            return
+        with reporting(_epoch_lines(out)):
             yield
+
+
+@contextlib.contextmanager
+def _own_stream(out: TextIO) -> Iterator[TextIO]:
+    """A private duplicate of `out`'s file descriptor, taken now: training runs inside
+    `_tf.quiet_native_output`, which points fds 1 and 2 at a sink while TensorFlow talks,
+    and the progress lines must still reach the user's stderr. A stream with no descriptor
+    (a test's buffer, a notebook) is used as it is."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        yield out
         return
-    with reporting(_epoch_lines(out)):
-        yield
+    out.flush()
+    own = os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def describe(event: TrainingEvent) -> str:

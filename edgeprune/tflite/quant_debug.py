@@ -243,7 +243,8 @@ def quant_debug(
         )
     calibration = data.calibration(calibration_samples).astype(np.float32)
     debugger = _debugger(source, calibration)
-    debug_model = debugger.get_debug_quantized_model()
+    with quiet():  # the converter logs "fully_quantize: ..." on fd 2
+        debug_model = debugger.get_debug_quantized_model()
     x = np.asarray(data.x_val if len(data.x_val) else data.x_train, dtype=np.float32)[:samples]
     options = tf.lite.experimental.QuantizationDebugOptions(
         layer_debug_metrics={"mean_abs_error": lambda diff: float(np.mean(np.abs(diff)))},
@@ -295,7 +296,8 @@ def selective_int8(
     matched = match_layers(keep_float, layer_names, source.label)
     calibration = data.calibration(calibration_samples).astype(np.float32)
     debugger = _debugger(source, calibration)
-    debug_model = debugger.get_debug_quantized_model()
+    with quiet():  # the converter logs "fully_quantize: ..." on fd 2
+        debug_model = debugger.get_debug_quantized_model()
     with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         debugger.run()  # one sample: only the dump's tensor names are needed
