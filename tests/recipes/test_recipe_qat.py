@@ -59,3 +59,38 @@ def test_qat_without_data_is_refused(run_cli, write_recipe, tmp_path):
     outcome = run_cli("run", recipe, "--json")
     assert outcome.code != 0
     assert "qat trains on data.train" in outcome.err
+
+
+KEEP_FLOAT_RECIPE = """
+name: selective
+model: {demo: true, width: 8, train: {epochs: 1}}
+data: digits
+pipelines:
+  selective:
+    convert: {quantize: int8, keep_float: [classifier]}
+  full:
+    convert: {quantize: int8}
+devices: [local]
+bench: {runs: 3, warmup: 0}
+accuracy_budget: null
+"""
+
+
+@pytest.mark.slow
+def test_keep_float_in_a_recipe_leaves_that_layer_float(run_cli, write_recipe, tmp_path):
+    """`keep_float:` runs end to end inside a recipe: the converted file holds the named
+    layer in float (read back from the file) and the fully int8 variant beside it does not."""
+    recipe = write_recipe(KEEP_FLOAT_RECIPE)
+    workdir = tmp_path / "work"
+    outcome = run_cli("run", recipe, "--workdir", workdir, "--db", tmp_path / "r.db", "--json")
+    assert outcome.code == 0, outcome.err
+    converted = [
+        json.loads(p.read_text())
+        for p in workdir.glob("stages/*/model.*.json")
+        if json.loads(p.read_text())["step"] == "convert"
+    ]
+    by_globs = {tuple(m["options"]["keep_float"]): m for m in converted}
+    assert set(by_globs) == {("classifier",), ()}
+    assert by_globs[("classifier",)]["extra"]["float_layers"] == ["classifier"]
+    assert by_globs[("classifier",)]["extra"]["keep_float_matched"] == ["classifier"]
+    assert by_globs[()]["extra"]["float_layers"] == []
