@@ -98,9 +98,10 @@ def prune_channels(
     normalizer, granularity, min_filters, exclude, equalization, and with `data` epochs,
     batch_size, learning_rate, seed); `options` gives them all at once, keywords winning.
     """
-    from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune, scores
+    from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune
     from edgeprune.channels.options import FINETUNE, SELECTION, ChannelOptions
     from edgeprune.channels.prune import prune_channels as channel_prune
+    from edgeprune.prune.task_training import quiet_scores
 
     values = with_options(options, given)
     data = take(values, "data", data)
@@ -116,7 +117,7 @@ def prune_channels(
     pruned, report = channel_prune(source, **selection)
     if dataset is not None and task is not None:
         tuning = {k: v for k, v in checked.model_dump().items() if k in FINETUNE}
-        before, after = scores(task, source, dataset), scores(task, pruned, dataset)
+        before, after = quiet_scores(task, source, dataset), quiet_scores(task, pruned, dataset)
         _keep_compiled_loss(source, pruned)
         tuned = finetune(
             pruned, dataset, **tuning, task=task, source=_source(model), teacher=source

@@ -16,16 +16,16 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
-from edgeprune.progress import keras_callbacks
 from edgeprune.prune.task_training import (
+    Training,
     TrainingLoss,
-    fit_labels,
+    fit_for_task,
+    quiet_scores,
     resolve_loss,
-    task_scores,
     training_task,
 )
 from edgeprune.tasks.base import Task
-from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile, teacher_copy
+from edgeprune.tasks.distill import Distillation
 from edgeprune.tasks.options import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
 # Layers that sit between the last activation and the output without changing it.
@@ -114,35 +114,19 @@ def finetune(
     checked = check_data_fits(model, dataset)
     task = task or checked
     chosen = loss if isinstance(loss, TrainingLoss) else resolve_loss(model, task, loss, source)
-    labels = fit_labels(model, dataset.y_train)
-    keras = _tf.keras()
     distillation = Distillation(float(temperature), float(alpha)) if distill else None
-    fit_loss, targets = chosen.loss, labels
-    if distillation is not None:
-        with _tf.quiet_native_output():
-            fit_loss, targets = distilled_fit(
-                teacher if teacher is not None else teacher_copy(model),
-                task,
-                chosen.loss,
-                dataset.x_train,
-                labels,
-                distillation,
-            )
-    keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=fit_loss)
-    with _tf.quiet_native_output():
-        history = model.fit(
-            dataset.x_train,
-            targets,
-            epochs=epochs,
-            batch_size=batch_size,
-            shuffle=True,
-            verbose=0,
-            callbacks=keras_callbacks("fine-tune") + _tensorboard(keras, tensorboard),
-        )
-    if distillation is not None:
-        plain_compile(model, chosen.loss)  # the saved model names no distillation loss
-    metrics = scores(task, model, dataset)
+    training = Training("fine-tune", epochs, batch_size, learning_rate, seed)
+    history = fit_for_task(
+        model,
+        task,
+        dataset,
+        chosen,
+        training,
+        distillation=distillation,
+        teacher=teacher,
+        callbacks=_tensorboard(_tf.keras(), tensorboard),
+    )
+    metrics = quiet_scores(task, model, dataset)
     result: dict[str, Any] = {
         "loss": float(history.history["loss"][-1]),
         "metrics": metrics,
@@ -152,12 +136,6 @@ def finetune(
     if "top1" in metrics:
         result["top1"] = metrics["top1"]
     return result
-
-
-def scores(task: Task, model: Any, dataset: Dataset) -> dict[str, float]:
-    """The task's metrics on the validation split."""
-    with _tf.quiet_native_output():
-        return task_scores(task, model, dataset)
 
 
 def accuracy_record(

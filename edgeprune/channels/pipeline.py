@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.artifacts import save_keras_artifact
-from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune, scores
+from edgeprune.channels.finetune import accuracy_record, check_data_fits, finetune
 from edgeprune.channels.options import ChannelOptions
 from edgeprune.channels.prune import prune_channels
 from edgeprune.channels.report import ChannelReport
 from edgeprune.errors import UserError
 from edgeprune.files import check_input_path, check_output_path
 from edgeprune.models import load_keras_model
+from edgeprune.prune.task_training import quiet_scores
 
 RECOVERY_NOTE = (
     "accuracy needs recovery: the model was saved as pruned; fine-tune it "
@@ -49,8 +50,8 @@ def prune_channels_file(
         dataset, task = load_task_data(chosen.data, model, chosen)
     pruned, report = prune_channels(model, options=chosen)
     if dataset is not None and task is not None:
-        before = scores(task, model, dataset)
-        pruned_scores = scores(task, pruned, dataset)
+        before = quiet_scores(task, model, dataset)
+        pruned_scores = quiet_scores(task, pruned, dataset)
         result = finetune(
             pruned, dataset, **chosen.finetune_keywords(), task=task, source=source, teacher=model
         )

@@ -15,10 +15,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
-from edgeprune.progress import keras_callbacks
 from edgeprune.prune.callback import pruning_callback_class
 from edgeprune.prune.constraint import strip_pruning
 from edgeprune.prune.options import PruneOptions
@@ -26,15 +24,16 @@ from edgeprune.prune.plan import PrunePlan
 from edgeprune.prune.report import PruneReport
 from edgeprune.prune.schedules import SCHEDULES, ConstantSparsity, PolynomialDecay, PruningSchedule
 from edgeprune.prune.task_training import (
+    Training,
     TrainingLoss,
-    fit_labels,
+    fit_for_task,
     resolve_loss,
     task_scores,
     training_task,
 )
 from edgeprune.prune.training import output_kind
 from edgeprune.tasks.base import Task
-from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile, teacher_copy
+from edgeprune.tasks.distill import Distillation
 
 RAMP_FRACTION = 1 / 2
 DEFAULT_SCHEDULE = PruneOptions.model_fields["schedule"].default
@@ -171,42 +170,28 @@ def prune_gradually(
     if custom is not None:
         options = options.model_copy(update={"sparsity": custom.final_sparsity})
     _check_input(model, dataset)
-    keras = _tf.keras()
     task = training_task(model, dataset, options, model_name=source or "model")
     kind = output_kind(model, dataset.x_val) if task.name == "classification" else None
     loss = resolve_loss(model, task, options.loss, source)
-    labels = fit_labels(model, dataset.y_train)
     plan = PrunePlan.for_model(model, options)
 
     dense_metrics = task_scores(task, model, dataset) if evaluate else None
     distillation = Distillation.from_fields(options)
-    fit_loss, targets = loss.loss, labels
-    if distillation is not None:  # the teacher: the dense model, before any mask
-        fit_loss, targets = distilled_fit(
-            teacher_copy(model), task, loss.loss, dataset.x_train, labels, distillation
-        )
     callback = pruning_callback_class()(chosen, options=options, plan=plan)
-    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=fit_loss)
-    keras.utils.set_random_seed(options.seed)
-    callbacks = [callback, *keras_callbacks("gradual prune")]
+    callbacks = [callback]
     if options.tensorboard:
         from edgeprune.prune.summaries import pruning_summaries
 
         callbacks.append(pruning_summaries(options.tensorboard, callback))
-    try:
-        history = model.fit(
-            dataset.x_train,
-            targets,
-            batch_size=options.batch_size,
-            epochs=options.epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
+    training = Training(
+        "gradual prune", options.epochs, options.batch_size, options.learning_rate, options.seed
+    )
+    try:  # the teacher: a copy of the dense model, taken before any mask
+        history = fit_for_task(
+            model, task, dataset, loss, training, distillation=distillation, callbacks=callbacks
         )
     finally:
         strip_pruning(model)
-        if distillation is not None:
-            plain_compile(model, loss.loss)  # the saved model names no distillation loss
     metrics = task_scores(task, model, dataset) if evaluate else None
     return GradualPruneResult(
         report=callback.report,

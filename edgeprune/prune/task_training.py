@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.data import Dataset
 from edgeprune.errors import UserError
+from edgeprune.progress import keras_callbacks
 from edgeprune.tasks.base import OutputInfo, Task
+from edgeprune.tasks.distill import Distillation, distilled_fit, plain_compile, teacher_copy
 from edgeprune.tasks.outputs import keras_outputs, resolve_task
 from edgeprune.text import metric_value
 from edgeprune.user_code import load_callable
@@ -200,6 +203,69 @@ def task_scores(task: Task, model: Any, dataset: Dataset) -> dict[str, float]:
     return {
         k: float(v) for k, v in task.score(dataset, predict_outputs(model, dataset.x_val)).items()
     }
+
+
+def quiet_scores(task: Task, model: Any, dataset: Dataset) -> dict[str, float]:
+    """`task_scores` with TensorFlow's native logs kept off the terminal."""
+    with _tf.quiet_native_output():
+        return task_scores(task, model, dataset)
+
+
+@dataclass(frozen=True)
+class Training:
+    """How a training stage fits: Adam at `learning_rate`, `epochs` over shuffled batches
+    of `batch_size`, from `seed`; progress events are named `stage`."""
+
+    stage: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+
+
+def fit_for_task(
+    model: Any,
+    task: Task,
+    dataset: Dataset,
+    loss: TrainingLoss,
+    training: Training,
+    *,
+    distillation: Distillation | None = None,
+    teacher: Any = None,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """Train `model` in place with `loss` (distilled from `teacher` with `distillation`; the teacher defaults to a frozen copy of the model as it
+    is now) and return Keras' History. The one loop of gradual pruning, channel fine-tuning
+    and QAT, so they train alike; afterwards the model is compiled with the plain loss
+    again, so a saved file names no distillation loss."""
+    keras = _tf.keras()
+    fit_loss, targets = loss.loss, fit_labels(model, dataset.y_train)
+    if distillation is not None:
+        with _tf.quiet_native_output():
+            fit_loss, targets = distilled_fit(
+                teacher if teacher is not None else teacher_copy(model),
+                task,
+                loss.loss,
+                dataset.x_train,
+                targets,
+                distillation,
+            )
+    keras.utils.set_random_seed(training.seed)
+    model.compile(optimizer=keras.optimizers.Adam(training.learning_rate), loss=fit_loss)
+    try:
+        with _tf.quiet_native_output():
+            return model.fit(
+                dataset.x_train,
+                targets,
+                epochs=training.epochs,
+                batch_size=training.batch_size,
+                shuffle=True,
+                verbose=0,
+                callbacks=[*callbacks, *keras_callbacks(training.stage)],
+            )
+    finally:
+        if distillation is not None:
+            plain_compile(model, loss.loss)
 
 
 def fit_labels(model: Any, labels: Any) -> Any:

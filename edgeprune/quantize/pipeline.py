@@ -20,10 +20,10 @@ from edgeprune.errors import UserError
 from edgeprune.files import check_input_path, check_output_path
 from edgeprune.keras_stats import model_stats
 from edgeprune.models import load_keras_model
-from edgeprune.prune.task_training import training_task
+from edgeprune.prune.task_training import quiet_scores, training_task
 from edgeprune.quantize.options import QatOptions
 from edgeprune.quantize.qat import QatPlan, wrap
-from edgeprune.quantize.training import qat_fit, scores
+from edgeprune.quantize.training import qat_fit
 from edgeprune.tasks.base import Task
 
 
@@ -56,9 +56,9 @@ def qat_model(
     chosen = QatOptions.from_parts(options, keywords)
     task = check_data(model, dataset, chosen)
     qat, plan = wrap(model, preserve_sparsity=chosen.preserve_sparsity)
-    before = scores(task, model, dataset)
+    before = quiet_scores(task, model, dataset)
     trained = qat_fit(qat, model, task, dataset, chosen, source)
-    after = scores(task, qat, dataset)
+    after = quiet_scores(task, qat, dataset)
     report = QatReport(
         source=str(source) if source is not None else getattr(model, "name", "model"),
         output="",

@@ -15,22 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from .harness import EDGEPRUNE, REPO, wait_for
-from .test_interrupts import bench_children, result_on_board, running_job
+from .harness import wait_for
+from .test_interrupts import bench_children, result_on_board, running_job, start
 
 pytestmark = pytest.mark.faults
-
-
-def _start(*args: object, out_dir: Path) -> subprocess.Popen[bytes]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "out", "wb") as out, open(out_dir / "err", "wb") as err:
-        return subprocess.Popen(
-            [str(EDGEPRUNE), *map(str, args)],
-            stdout=out,
-            stderr=err,
-            cwd=str(REPO),
-            start_new_session=True,
-        )
 
 
 def _interrupt(proc: subprocess.Popen[bytes], out_dir: Path) -> tuple[int, str]:
@@ -42,7 +30,7 @@ def _interrupt(proc: subprocess.Popen[bytes], out_dir: Path) -> tuple[int, str]:
 def test_ctrl_c_during_qat_training_exits_130_and_writes_nothing(demo_model_path, tmp_path):
     target = tmp_path / "model"
     target.mkdir()
-    proc = _start(
+    proc = start(
         "qat",
         demo_model_path,
         "-o",
@@ -52,6 +40,7 @@ def test_ctrl_c_during_qat_training_exits_130_and_writes_nothing(demo_model_path
         "--epochs",
         "50",
         out_dir=tmp_path / "log",
+        group=True,
     )
     try:
         wait_for(
@@ -71,7 +60,7 @@ def test_ctrl_c_during_qat_training_exits_130_and_writes_nothing(demo_model_path
 
 def test_ctrl_c_during_quant_reports_bench_cancels_the_job(demo_model_path, tmp_path):
     work = tmp_path / "work"
-    proc = _start(
+    proc = start(
         "quant-report",
         demo_model_path,
         "--data",
@@ -83,6 +72,7 @@ def test_ctrl_c_during_quant_reports_bench_cancels_the_job(demo_model_path, tmp_
         "--db",
         tmp_path / "results.sqlite",
         out_dir=tmp_path / "log",
+        group=True,
     )
     spool = Path(os.environ["XDG_DATA_HOME"]) / "edgeprune" / "local-spool"
     try:
