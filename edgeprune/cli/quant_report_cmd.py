@@ -82,13 +82,15 @@ def print_report(report: dict[str, Any]) -> None:
         f"(TF QuantizationDebugger on {report['samples']} validation samples, "
         f"{report['calibration_samples']} calibration samples)"
     )
-    console.print(f"  {'layer':<26} {'op':<17} {'rel. error':>10} {'rmse/scale':>10}")
+    console.print(f"  {'layer':<26} {'op':<17} {'rel. error':>10} {'rmse/scale':>10} {'share':>6}")
     for row in report["layers"]:
         m = row["metrics"]
         layer = "+".join(row["layers"]) if row["layers"] else row["tensor"]
+        share = row.get("latency_share")
         console.print(
             f"  {layer[:26]:<26} {row['op'][:17]:<17} {m.get(metric, float('nan')):>10.4g} "
-            f"{m.get('rmse_over_scale', float('nan')):>10.3f}"
+            f"{m.get('rmse_over_scale', float('nan')):>10.3f} "
+            f"{'–' if share is None else f'{100 * share:.0f} %':>6}"
         )
     name = report.get("metric")
     if name and report.get("float_metrics") and report.get("int8_metrics"):

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
@@ -51,6 +51,20 @@ IDENTITY_EXCLUDES = frozenset(
     {"long_epochs", "cluster", "runs", "max_iterations", "distill", "temperature", "alpha"}
 )
 """Options that do not change the iterations already finished (a re-run may change them)."""
+
+
+class MeterSettings(Protocol):
+    """What measuring on a device and keying the table take (`AdaptOptions` has them;
+    quant-report's per-layer latency passes its own)."""
+
+    @property
+    def threads(self) -> int: ...
+    @property
+    def quantize(self) -> str: ...
+    @property
+    def table_runs(self) -> int: ...
+    @property
+    def runs(self) -> int: ...
 
 
 @dataclass
@@ -85,7 +99,7 @@ class DeviceMeter:
         self,
         device: Device,
         store: ResultsStore,
-        options: AdaptOptions,
+        options: MeterSettings,
         slot: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
     ):
         self.device = device
@@ -199,7 +213,7 @@ def referenced_latency(row: dict[str, Any], factor: float) -> ReferencedLatency:
     )
 
 
-def table_context(device: str, runtime: dict[str, Any], options: AdaptOptions) -> dict[str, Any]:
+def table_context(device: str, runtime: dict[str, Any], options: MeterSettings) -> dict[str, Any]:
     """What makes table entries comparable: the device, its runtime (`runtime`, `runtime_version`
     as the agent reports them), threads, quantization and XNNPACK."""
     return {

@@ -10,8 +10,9 @@ Three measurements, each by the tool made for it:
    through the ordinary bench path (they land in the results store), as the ratio
    selective p50 / int8 p50 with its interval (`results.tables.comparison`).
 
-Each layer's share of latency is not reported: the only per-layer latency source, the adapt
-table, is keyed by pruning widths of float layers, not by int8 ops.
+4. each layer's share of the int8 model's latency on each device: its one-layer int8 model
+   measured there through adapt's latency table (`workflows.layer_latency`; cached, so a
+   second report, or an `adapt --quantize int8` before it, measures nothing new).
 """
 
 from __future__ import annotations
@@ -49,10 +50,12 @@ from edgeprune.workflows.bench import (
     record_bench,
     resolve_devices,
 )
+from edgeprune.workflows.layer_latency import LayerShares, ShareSettings, layer_shares
 
 SHARE_NOTE = (
-    "each layer's share of latency is not known here: the adapt latency table measures float "
-    "layers at pruned widths, not int8 ops"
+    "share: the op's layers' part of the summed time of the model's layers, each measured "
+    "alone as a one-layer int8 model on {device} (invoke overhead removed; fused layers count "
+    "in the layer before them)"
 )
 
 
@@ -111,6 +114,7 @@ class QuantReport:
     int8_metrics: dict[str, float] | None = None
     selective: Selective | None = None
     run_id: int | None = None
+    layer_latency: list[LayerShares] = field(default_factory=list)  # one per device measured
     notes: list[str] = field(default_factory=list)
     store: ResultsStore | None = None
 
@@ -123,7 +127,9 @@ class QuantReport:
             "samples": self.samples,
             "calibration_samples": self.calibration_samples,
             "quantized_ops": self.quantized_ops,
-            "layers": [e.to_dict() for e in self.layers],
+            "layers": [
+                {**e.to_dict(), "latency_share": self._share(e.layers)} for e in self.layers
+            ],
             "int8_path": self.int8_path,
             "task": self.task,
             "metric": self.metric,
@@ -132,11 +138,20 @@ class QuantReport:
             "int8_metrics": self.int8_metrics,
             "selective": self.selective.to_dict() if self.selective else None,
             "run_id": self.run_id,
+            "layer_latency": [shares.to_dict() for shares in self.layer_latency],
             "db": str(self.store.path)
             if self.store is not None and self.store.persistent
             else None,
             "notes": list(self.notes),
         }
+
+    def _share(self, layers: list[str]) -> float | None:
+        """The op's share of the layers' time on the first device that has one."""
+        for shares in self.layer_latency:
+            share = shares.share_of(layers)
+            if share is not None:
+                return share
+        return None
 
 
 def check_model(model: str | os.PathLike[str], options: QuantReportOptions | None = None) -> Path:
@@ -202,7 +217,7 @@ def quant_report(
         layers=debug.layers[: chosen.top],
         quantized_ops=len(debug.layers),
         int8_path=str(int8_path),
-        notes=[*debug.notes, SHARE_NOTE],
+        notes=list(debug.notes),
     )
     if not data.has_labels:
         report.notes.append(
@@ -252,16 +267,39 @@ def quant_report(
     results = open_store(store)
     bench = BenchOptions.create(runs=chosen.runs)
     models = [load_model(int8_path), load_model(selective_path)]
+    measured_on = resolve_devices(devices)
     run_id, group = record_bench(
-        models, resolve_devices(devices), bench, results, deploy=deploy, command="quant-report"
+        models, measured_on, bench, results, deploy=deploy, command="quant-report"
     )
     report.run_id, report.store = run_id, results
     for failed in group.failed:
         report.notes.append(f"{failed.device.name}: {failed.message}")
-    selective.latency = _costs(
-        models[0].sha256, models[1].sha256, results.measurements([run_id], with_json=True)
-    )
+    rows = results.measurements([run_id], with_json=True)
+    selective.latency = _costs(models[0].sha256, models[1].sha256, rows)
+    report.layer_latency = _layer_latency(source.keras_model, measured_on, rows, results)
+    known = [shares.device for shares in report.layer_latency if shares.error is None]
+    if known:
+        report.notes.append(SHARE_NOTE.format(device=known[0]))
+    for shares in report.layer_latency:
+        if shares.error is not None:
+            report.notes.append(f"{shares.device}: each layer's share is not known: {shares.error}")
     return report
+
+
+def _layer_latency(
+    keras_model: Any, devices: Sequence[Any], rows: list[dict[str, Any]], store: ResultsStore
+) -> list[LayerShares]:
+    """Each layer's share on every device the int8 model was measured on (its runtime and
+    thread count key the table)."""
+    measured = []
+    for device in devices:
+        row = next((r for r in rows if r["device"] == device.name and r["status"] == "ok"), None)
+        if row is None:
+            continue
+        runtime = {"runtime": row["runtime"], "runtime_version": row["runtime_version"]}
+        settings = ShareSettings(threads=int(row["threads"]))
+        measured.append(layer_shares(keras_model, device, store, runtime, settings))
+    return measured
 
 
 def _worst_layers(errors: list[LayerError], keep: int) -> list[str]:

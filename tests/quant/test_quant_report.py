@@ -37,6 +37,15 @@ def test_cli_report_end_to_end_on_local(run_cli, small_model_path, tmp_path):
         cost["selective_p50_ms"] / cost["int8_p50_ms"], rel=0.5
     )
     assert report["db"] == str(tmp_path / "r.db") and report["run_id"] == 1
+    (shares,) = report["layer_latency"]
+    assert shares["device"] == "local" and shares["error"] is None, shares
+    assert sum(shares["shares"].values()) == pytest.approx(1.0)
+    assert all(ms >= 0 for ms in shares["layer_ms"].values())
+    for row in report["layers"]:  # each shown op: its fused layers' part, measured
+        assert row["latency_share"] == pytest.approx(
+            sum(shares["shares"].get(name, 0.0) for name in row["layers"])
+        )
+    assert any(row["latency_share"] > 0 for row in report["layers"])
 
     text = run_cli(
         "quant-report", small_model_path, "--data", "digits", "--samples", "20",
@@ -83,3 +92,25 @@ def test_x_only_data_reports_the_layer_errors_and_says_accuracy_needs_labels(
     assert any("needs labels" in note for note in report.notes)
     with pytest.raises(UserError, match="unknown option 'bogus'"):
         ep.quant_report(small_model_path, "digits", bogus=1)
+
+
+@pytest.mark.slow
+def test_layer_shares_come_from_the_table_the_second_time(small_model_path, tmp_path):
+    """Every layer with a cost of its own is measured once on the device; a second call (a
+    second report, or after `adapt --quantize int8`) measures nothing and agrees."""
+    from edgeprune.fleet.inventory import local_device
+    from edgeprune.models import load_keras_model
+    from edgeprune.results.store import ResultsStore
+    from edgeprune.workflows.layer_latency import ShareSettings, layer_shares
+
+    model = load_keras_model(small_model_path)
+    store = ResultsStore(tmp_path / "r.db")
+    runtime = {"runtime": "ai_edge_litert", "runtime_version": "test"}
+    settings = ShareSettings(table_runs=5, runs=5)
+    table = tmp_path / "table.db"
+    first = layer_shares(model, local_device(), store, runtime, settings, table_path=table)
+    assert first.error is None and first.measured > 1
+    assert {"stem_conv", "classifier"} <= set(first.shares)
+    assert "stem_bn" not in first.shares  # folded into the conv by the converter
+    again = layer_shares(model, local_device(), store, runtime, settings, table_path=table)
+    assert again.measured == 0 and again.shares == first.shares
