@@ -12,7 +12,9 @@ own `run_bench` and `deploy` (what one `edgeprune bench` / `deploy` command runs
     (its sshd sets EDGEPRUNE_AGENT_FORK=0), so "today's" bench (per call, every rounds
     child a new Python) and a session without the zygote run in the same rounds.
 (b) An unchanged re-deploy to 8 devices in one command: wall seconds per device; goal
-    <= 0.15 s. Per-call mode beside it.
+    <= 0.15 s. Beside it, in the same rounds: the boards' agent swapped for a copy speaking
+    session protocol 1.0 (its `has` a round trip of its own), and per-call mode.
+BENCH_SESSION_PARTS=bench or =redeploy runs one of the two.
 """
 
 from __future__ import annotations
@@ -32,6 +34,15 @@ CACHE = REPO / "build" / "bench-cache"
 ROUNDS = 3
 DEVICES = 8
 MODES = {"session": "1", "per-call": "0"}
+# re-deploy modes: (EDGEPRUNE_AGENT_SESSION, the boards' agent: "1.1" this checkout, "1.0" a
+# copy without `hello-has`, so the `has` call is its own round trip as before protocol 1.1)
+REDEPLOY_MODES = {
+    "session, agent 1.1 (has in hello)": ("session", "1.1"),
+    "session, agent 1.0 (has call)": ("session", "1.0"),
+    "per-call": ("per-call", "1.1"),
+}
+PARTS = os.environ.get("BENCH_SESSION_PARTS", "bench,redeploy").split(",")
+"""BENCH_SESSION_PARTS=redeploy (or bench) runs one half."""
 # bench modes: (agent session, zygote); the zygote is a property of the device's agent
 BENCH_MODES = {
     "session+fork": ("session", True),
@@ -97,7 +108,7 @@ def _in_mode(mode: str, action: Any) -> tuple[float, int]:
 
 def run() -> list[Ratio]:
     sys.path.insert(0, str(REPO / "tests"))
-    from support.fixtures import preinstall_agent
+    from support.fixtures import agent_of_protocol_1_0, install_wrapper, preinstall_agent
     from support.sshd import DeviceSpec, SshdFleet, sshd_available
 
     from device_agents.protocol import BenchOptions
@@ -140,7 +151,7 @@ def run() -> list[Ratio]:
             children: dict[tuple[int, bool], str] = {}
             times: dict[tuple[str, int], list[float]] = {}
             channels: dict[tuple[str, int], int] = {}
-            for _ in range(ROUNDS):
+            for _ in range(ROUNDS if "bench" in PARTS else 0):
                 for mode, (session, fork) in BENCH_MODES.items():
                     for count in (1, 4):
                         seconds, opened = _in_mode(session, bench(count, fork))
@@ -152,14 +163,24 @@ def run() -> list[Ratio]:
                 if group.failed:
                     raise RuntimeError(group.failed[0].message)
 
-            _in_mode("session", redeploy)  # every device holds the model from here on
-            again: dict[str, list[float]] = {mode: [] for mode in MODES}
+            again: dict[str, list[float]] = {mode: [] for mode in REDEPLOY_MODES}
             redeploy_channels: dict[str, int] = {}
-            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
-            for _ in range(ROUNDS + 2):
-                for mode in MODES:
+            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in REDEPLOY_MODES}
+            agents = {
+                "1.1": Path(fleet.devices[0].spool) / "venv" / "bin" / "python",
+                "1.0": agent_of_protocol_1_0(root / "agent-1.0"),
+            }
+            agents["1.1"] = agents["1.1"].rename(root / "agent-1.1-python")
+            if "redeploy" in PARTS:
+                for board in fleet.devices:
+                    install_wrapper(board, agents["1.1"])
+                _in_mode("session", redeploy)  # every device holds the model from here on
+            for _ in range(ROUNDS + 2 if "redeploy" in PARTS else 0):
+                for mode, (session_mode, agent) in REDEPLOY_MODES.items():
+                    for board in fleet.devices:
+                        install_wrapper(board, agents[agent])
                     host_before, board_before = time.process_time(), _board_cpu(fleet)
-                    seconds, opened = _in_mode(mode, redeploy)
+                    seconds, opened = _in_mode(session_mode, redeploy)
                     host_s = time.process_time() - host_before
                     time.sleep(0.5)  # the sshd listeners reap their sessions' processes
                     cpu[mode].append((host_s, _board_cpu(fleet) - board_before))
@@ -169,7 +190,7 @@ def run() -> list[Ratio]:
             fleet.close()
     median = {key: statistics.median(values) for key, values in times.items()}
     rows = []
-    for mode in BENCH_MODES:
+    for mode in BENCH_MODES if "bench" in PARTS else ():
         one, four = median[(mode, 1)], median[(mode, 4)]
         spread = [f / o for f, o in zip(times[(mode, 4)], times[(mode, 1)], strict=True)]
         rows.append(
@@ -191,7 +212,7 @@ def run() -> list[Ratio]:
             )
         )
     before, now = "per-call, no fork (before issue 16)", "session+fork"
-    for count in (1, 4):
+    for count in (1, 4) if "bench" in PARTS else ():
         rows.append(
             Ratio(
                 f"bench {count} model(s): session+fork / before issue 16, wall time",
@@ -202,13 +223,13 @@ def run() -> list[Ratio]:
                 },
             )
         )
-    for mode in MODES:
+    for mode in REDEPLOY_MODES if "redeploy" in PARTS else ():
         per_device = [s / DEVICES for s in again[mode]]
         rows.append(
             Ratio(
                 f"re-deploy unchanged, 8 devices one command: s per device ({mode})",
                 statistics.median(per_device),
-                goal=0.15 if mode == "session" else None,
+                goal=0.15 if mode.startswith("session, agent 1.1") else None,
                 detail={
                     "min_s": min(per_device),
                     "max_s": max(per_device),

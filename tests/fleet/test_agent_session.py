@@ -13,7 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support.fixtures import board_processes, preinstall_agent
+from support.fixtures import (
+    agent_of_protocol_1_0,
+    board_processes,
+    install_wrapper,
+    preinstall_agent,
+)
 from support.sshd import sshd_available
 
 from device_agents.protocol import BenchOptions
@@ -156,24 +161,6 @@ def test_over_sshd_a_bench_opens_one_exec_channel(sshd_fleet, tiny_tflite, tiny_
     wait_for(lambda: not board_processes(fleet["dev1"]), 10, "the session to end on the board")
 
 
-def agent_of_protocol_1_0(spool: Path, tmp_path: Path) -> None:
-    """`<spool>/venv/bin/python` running a copy of this agent that speaks session protocol
-    1.0: no `hello-has` (what a board installed before 1.1 answers)."""
-    root = tmp_path / "agent-1.0"
-    shutil.copytree(REPO / "device_agents", root / "device_agents")
-    module = root / "device_agents" / "session.py"
-    text = module.read_text()
-    for old, new in (
-        ('PROTOCOL = "1.1"', 'PROTOCOL = "1.0"'),
-        ('HELLO_FEATURES = ("hello-has",)', "HELLO_FEATURES = ()"),
-    ):
-        assert old in text
-        text = text.replace(old, new)
-    module.write_text(text)
-    wrapper = spool / "venv" / "bin" / "python"
-    wrapper.write_text(f'#!/bin/sh\ncd {root} && PYTHONPATH={root} exec {sys.executable} "$@"\n')
-
-
 def redeploy_round_trips(device, models) -> tuple[list[str], int, int]:
     """Deploy `models` in one DeviceSession: statuses, session round trips before `bye`,
     exec channels opened."""
@@ -195,7 +182,7 @@ def test_over_sshd_an_unchanged_redeploy_asks_has_in_the_hello(
     fleet = sshd_fleet(2)
     for board in fleet.devices:
         preinstall_agent(board)
-    agent_of_protocol_1_0(fleet["dev2"].spool, tmp_path)
+    install_wrapper(fleet["dev2"], agent_of_protocol_1_0(tmp_path / "agent-1.0"))
     inventory = load_inventory(fleet.inventory_path)
     models = [load_model(tiny_tflite), load_model(tiny_tflite_b)]
     for name, unchanged_trips in (("dev1", 1), ("dev2", 2)):
