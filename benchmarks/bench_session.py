@@ -10,7 +10,10 @@ own `run_bench` and `deploy` (what one `edgeprune bench` / `deploy` command runs
     measured side by side, with the SSH exec channels (= agent processes) each command opened.
     The agent's fork server (device_agents/zygote.py) is switched off on a twin device
     (its sshd sets EDGEPRUNE_AGENT_FORK=0), so "today's" bench (per call, every rounds
-    child a new Python) and a session without the zygote run in the same rounds.
+    child a new Python) and a session without the zygote run in the same rounds; a third
+    device's zygote does not freeze its heap (EDGEPRUNE_ZYGOTE_FREEZE=0), so the cost of a
+    forked child's first collection over the zygote's objects shows beside it.
+    BENCH_SESSION_ROUNDS (default 5) rounds; each reports the per-round 4/1 range.
 (b) An unchanged re-deploy to 8 devices in one command: wall seconds per device; goal
     <= 0.15 s. Beside it, in the same rounds: the boards' agent swapped for a copy speaking
     session protocol 1.0 (its `has` a round trip of its own), and per-call mode.
@@ -43,12 +46,15 @@ REDEPLOY_MODES = {
 }
 PARTS = os.environ.get("BENCH_SESSION_PARTS", "bench,redeploy").split(",")
 """BENCH_SESSION_PARTS=redeploy (or bench) runs one half."""
-# bench modes: (agent session, zygote); the zygote is a property of the device's agent
+# bench modes: (agent session, device index); the zygote and its heap freeze are properties
+# of the device's agent (its sshd's environment: EDGEPRUNE_AGENT_FORK, EDGEPRUNE_ZYGOTE_FREEZE)
 BENCH_MODES = {
-    "session+fork": ("session", True),
-    "session, no fork": ("session", False),
-    "per-call, no fork (before issue 16)": ("per-call", False),
+    "session+fork": ("session", 0),
+    "session+fork, no heap freeze": ("session", 2),
+    "session, no fork": ("session", 1),
+    "per-call, no fork (before issue 16)": ("per-call", 1),
 }
+BENCH_ROUNDS = int(os.environ.get("BENCH_SESSION_ROUNDS", "5"))
 
 
 def _tiny_models(directory: Path, count: int) -> list[Path]:
@@ -123,14 +129,14 @@ def run() -> list[Ratio]:
         models = [load_model(p) for p in _tiny_models(root / "models", 4)]
         specs = [DeviceSpec(name=f"dev{i + 1}", tags=["sshd"]) for i in range(DEVICES)]
         specs[1].env = {"EDGEPRUNE_AGENT_FORK": "0"}  # dev2: the agent spawns every child
+        specs[2].env = {"EDGEPRUNE_ZYGOTE_FREEZE": "0"}  # dev3: the zygote's heap not frozen
         fleet = SshdFleet.start(root / "fleet", devices=specs)
         try:
             for device in fleet.devices:
                 preinstall_agent(device)
             devices = list(load_inventory(fleet.inventory_path).select(tags=["sshd"]))
 
-            def bench(count: int, fork: bool) -> Any:
-                index = 0 if fork else 1
+            def bench(count: int, index: int) -> Any:
                 spool = fleet.devices[index].spool
 
                 def action() -> None:
@@ -142,19 +148,19 @@ def run() -> list[Ratio]:
                         options,
                         on_result=lambda _name, _model, result: seen.append(result),
                     )
-                    children[(count, fork)] = _children(seen)
+                    children[(count, index)] = _children(seen)
                     if group.failed:
                         raise RuntimeError(group.failed[0].message)
 
                 return action
 
-            children: dict[tuple[int, bool], str] = {}
+            children: dict[tuple[int, int], str] = {}
             times: dict[tuple[str, int], list[float]] = {}
             channels: dict[tuple[str, int], int] = {}
-            for _ in range(ROUNDS if "bench" in PARTS else 0):
-                for mode, (session, fork) in BENCH_MODES.items():
+            for _ in range(BENCH_ROUNDS if "bench" in PARTS else 0):
+                for mode, (session, index) in BENCH_MODES.items():
                     for count in (1, 4):
-                        seconds, opened = _in_mode(session, bench(count, fork))
+                        seconds, opened = _in_mode(session, bench(count, index))
                         times.setdefault((mode, count), []).append(seconds)
                         channels[(mode, count)] = opened
 
