@@ -157,10 +157,16 @@ def run() -> list[Ratio]:
             children: dict[tuple[int, int], str] = {}
             times: dict[tuple[str, int], list[float]] = {}
             channels: dict[tuple[str, int], int] = {}
+            board_s: dict[tuple[str, int], list[float]] = {}
             for _ in range(BENCH_ROUNDS if "bench" in PARTS else 0):
                 for mode, (session, index) in BENCH_MODES.items():
                     for count in (1, 4):
+                        board_before = _board_cpu(fleet)
                         seconds, opened = _in_mode(session, bench(count, index))
+                        time.sleep(0.5)  # the sshd listeners reap their sessions' processes
+                        board_s.setdefault((mode, count), []).append(
+                            _board_cpu(fleet) - board_before
+                        )
                         times.setdefault((mode, count), []).append(seconds)
                         channels[(mode, count)] = opened
 
@@ -209,6 +215,10 @@ def run() -> list[Ratio]:
                     "four_s": four,
                     "round_ratios_min": min(spread),
                     "round_ratios_max": max(spread),
+                    "board_cpu_s_1_model": statistics.median(board_s[(mode, 1)]),
+                    "board_cpu_s_4_models": statistics.median(board_s[(mode, 4)]),
+                    "board_cpu_4_over_1": statistics.median(board_s[(mode, 4)])
+                    / statistics.median(board_s[(mode, 1)]),
                     "channels_1_model": channels[(mode, 1)],
                     "channels_4_models": channels[(mode, 4)],
                     "board_processes_1_model": children.get((1, BENCH_MODES[mode][1]), "?"),
