@@ -10,9 +10,14 @@ own `run_bench` and `deploy` (what one `edgeprune bench` / `deploy` command runs
     measured side by side, with the SSH exec channels (= agent processes) each command opened.
     The agent's fork server (device_agents/zygote.py) is switched off on a twin device
     (its sshd sets EDGEPRUNE_AGENT_FORK=0), so "today's" bench (per call, every rounds
-    child a new Python) and a session without the zygote run in the same rounds.
+    child a new Python) and a session without the zygote run in the same rounds; a third
+    device's zygote does not freeze its heap (EDGEPRUNE_ZYGOTE_FREEZE=0), so the cost of a
+    forked child's first collection over the zygote's objects shows beside it.
+    BENCH_SESSION_ROUNDS (default 5) rounds; each reports the per-round 4/1 range.
 (b) An unchanged re-deploy to 8 devices in one command: wall seconds per device; goal
-    <= 0.15 s. Per-call mode beside it.
+    <= 0.15 s. Beside it, in the same rounds: the boards' agent swapped for a copy speaking
+    session protocol 1.0 (its `has` a round trip of its own), and per-call mode.
+BENCH_SESSION_PARTS=bench or =redeploy runs one of the two.
 """
 
 from __future__ import annotations
@@ -32,12 +37,24 @@ CACHE = REPO / "build" / "bench-cache"
 ROUNDS = 3
 DEVICES = 8
 MODES = {"session": "1", "per-call": "0"}
-# bench modes: (agent session, zygote); the zygote is a property of the device's agent
-BENCH_MODES = {
-    "session+fork": ("session", True),
-    "session, no fork": ("session", False),
-    "per-call, no fork (before issue 16)": ("per-call", False),
+# re-deploy modes: (EDGEPRUNE_AGENT_SESSION, the boards' agent: "1.1" this checkout, "1.0" a
+# copy without `hello-has`, so the `has` call is its own round trip as before protocol 1.1)
+REDEPLOY_MODES = {
+    "session, agent 1.1 (has in hello)": ("session", "1.1"),
+    "session, agent 1.0 (has call)": ("session", "1.0"),
+    "per-call": ("per-call", "1.1"),
 }
+PARTS = os.environ.get("BENCH_SESSION_PARTS", "bench,redeploy").split(",")
+"""BENCH_SESSION_PARTS=redeploy (or bench) runs one half."""
+# bench modes: (agent session, device index); the zygote and its heap freeze are properties
+# of the device's agent (its sshd's environment: EDGEPRUNE_AGENT_FORK, EDGEPRUNE_ZYGOTE_FREEZE)
+BENCH_MODES = {
+    "session+fork": ("session", 0),
+    "session+fork, no heap freeze": ("session", 2),
+    "session, no fork": ("session", 1),
+    "per-call, no fork (before issue 16)": ("per-call", 1),
+}
+BENCH_ROUNDS = int(os.environ.get("BENCH_SESSION_ROUNDS", "5"))
 
 
 def _tiny_models(directory: Path, count: int) -> list[Path]:
@@ -97,7 +114,7 @@ def _in_mode(mode: str, action: Any) -> tuple[float, int]:
 
 def run() -> list[Ratio]:
     sys.path.insert(0, str(REPO / "tests"))
-    from support.fixtures import preinstall_agent
+    from support.fixtures import agent_of_protocol_1_0, install_wrapper, preinstall_agent
     from support.sshd import DeviceSpec, SshdFleet, sshd_available
 
     from device_agents.protocol import BenchOptions
@@ -112,14 +129,14 @@ def run() -> list[Ratio]:
         models = [load_model(p) for p in _tiny_models(root / "models", 4)]
         specs = [DeviceSpec(name=f"dev{i + 1}", tags=["sshd"]) for i in range(DEVICES)]
         specs[1].env = {"EDGEPRUNE_AGENT_FORK": "0"}  # dev2: the agent spawns every child
+        specs[2].env = {"EDGEPRUNE_ZYGOTE_FREEZE": "0"}  # dev3: the zygote's heap not frozen
         fleet = SshdFleet.start(root / "fleet", devices=specs)
         try:
             for device in fleet.devices:
                 preinstall_agent(device)
             devices = list(load_inventory(fleet.inventory_path).select(tags=["sshd"]))
 
-            def bench(count: int, fork: bool) -> Any:
-                index = 0 if fork else 1
+            def bench(count: int, index: int) -> Any:
                 spool = fleet.devices[index].spool
 
                 def action() -> None:
@@ -131,19 +148,25 @@ def run() -> list[Ratio]:
                         options,
                         on_result=lambda _name, _model, result: seen.append(result),
                     )
-                    children[(count, fork)] = _children(seen)
+                    children[(count, index)] = _children(seen)
                     if group.failed:
                         raise RuntimeError(group.failed[0].message)
 
                 return action
 
-            children: dict[tuple[int, bool], str] = {}
+            children: dict[tuple[int, int], str] = {}
             times: dict[tuple[str, int], list[float]] = {}
             channels: dict[tuple[str, int], int] = {}
-            for _ in range(ROUNDS):
-                for mode, (session, fork) in BENCH_MODES.items():
+            board_s: dict[tuple[str, int], list[float]] = {}
+            for _ in range(BENCH_ROUNDS if "bench" in PARTS else 0):
+                for mode, (session, index) in BENCH_MODES.items():
                     for count in (1, 4):
-                        seconds, opened = _in_mode(session, bench(count, fork))
+                        board_before = _board_cpu(fleet)
+                        seconds, opened = _in_mode(session, bench(count, index))
+                        time.sleep(0.5)  # the sshd listeners reap their sessions' processes
+                        board_s.setdefault((mode, count), []).append(
+                            _board_cpu(fleet) - board_before
+                        )
                         times.setdefault((mode, count), []).append(seconds)
                         channels[(mode, count)] = opened
 
@@ -152,14 +175,24 @@ def run() -> list[Ratio]:
                 if group.failed:
                     raise RuntimeError(group.failed[0].message)
 
-            _in_mode("session", redeploy)  # every device holds the model from here on
-            again: dict[str, list[float]] = {mode: [] for mode in MODES}
+            again: dict[str, list[float]] = {mode: [] for mode in REDEPLOY_MODES}
             redeploy_channels: dict[str, int] = {}
-            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
-            for _ in range(ROUNDS + 2):
-                for mode in MODES:
+            cpu: dict[str, list[tuple[float, float]]] = {mode: [] for mode in REDEPLOY_MODES}
+            agents = {
+                "1.1": Path(fleet.devices[0].spool) / "venv" / "bin" / "python",
+                "1.0": agent_of_protocol_1_0(root / "agent-1.0"),
+            }
+            agents["1.1"] = agents["1.1"].rename(root / "agent-1.1-python")
+            if "redeploy" in PARTS:
+                for board in fleet.devices:
+                    install_wrapper(board, agents["1.1"])
+                _in_mode("session", redeploy)  # every device holds the model from here on
+            for _ in range(ROUNDS + 2 if "redeploy" in PARTS else 0):
+                for mode, (session_mode, agent) in REDEPLOY_MODES.items():
+                    for board in fleet.devices:
+                        install_wrapper(board, agents[agent])
                     host_before, board_before = time.process_time(), _board_cpu(fleet)
-                    seconds, opened = _in_mode(mode, redeploy)
+                    seconds, opened = _in_mode(session_mode, redeploy)
                     host_s = time.process_time() - host_before
                     time.sleep(0.5)  # the sshd listeners reap their sessions' processes
                     cpu[mode].append((host_s, _board_cpu(fleet) - board_before))
@@ -169,7 +202,7 @@ def run() -> list[Ratio]:
             fleet.close()
     median = {key: statistics.median(values) for key, values in times.items()}
     rows = []
-    for mode in BENCH_MODES:
+    for mode in BENCH_MODES if "bench" in PARTS else ():
         one, four = median[(mode, 1)], median[(mode, 4)]
         spread = [f / o for f, o in zip(times[(mode, 4)], times[(mode, 1)], strict=True)]
         rows.append(
@@ -182,6 +215,10 @@ def run() -> list[Ratio]:
                     "four_s": four,
                     "round_ratios_min": min(spread),
                     "round_ratios_max": max(spread),
+                    "board_cpu_s_1_model": statistics.median(board_s[(mode, 1)]),
+                    "board_cpu_s_4_models": statistics.median(board_s[(mode, 4)]),
+                    "board_cpu_4_over_1": statistics.median(board_s[(mode, 4)])
+                    / statistics.median(board_s[(mode, 1)]),
                     "channels_1_model": channels[(mode, 1)],
                     "channels_4_models": channels[(mode, 4)],
                     "board_processes_1_model": children.get((1, BENCH_MODES[mode][1]), "?"),
@@ -191,7 +228,7 @@ def run() -> list[Ratio]:
             )
         )
     before, now = "per-call, no fork (before issue 16)", "session+fork"
-    for count in (1, 4):
+    for count in (1, 4) if "bench" in PARTS else ():
         rows.append(
             Ratio(
                 f"bench {count} model(s): session+fork / before issue 16, wall time",
@@ -202,13 +239,13 @@ def run() -> list[Ratio]:
                 },
             )
         )
-    for mode in MODES:
+    for mode in REDEPLOY_MODES if "redeploy" in PARTS else ():
         per_device = [s / DEVICES for s in again[mode]]
         rows.append(
             Ratio(
                 f"re-deploy unchanged, 8 devices one command: s per device ({mode})",
                 statistics.median(per_device),
-                goal=0.15 if mode == "session" else None,
+                goal=0.15 if mode.startswith("session, agent 1.1") else None,
                 detail={
                     "min_s": min(per_device),
                     "max_s": max(per_device),

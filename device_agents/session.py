@@ -30,11 +30,13 @@ from typing import IO, Any, Dict, List, Optional
 from . import __version__, request_context
 from .request_context import RequestContext
 
-PROTOCOL = "1.0"
+PROTOCOL = "1.1"
 MAX_REQUEST_BYTES = 1 << 20
 MAX_IN_FLIGHT = 16
 MAX_BATCH = 64
 CONTROL_OPS = ("hello", "ping", "interrupt", "bye")
+HELLO_FEATURES = ("hello-has",)
+"""Protocol 1.1: the hello may carry `has` (content hashes); its reply answers them."""
 
 
 class ProtocolViolation(Exception):
@@ -50,7 +52,7 @@ def capabilities() -> List[str]:
     from .cli import _command_names
 
     commands = [name for name in _command_names() if name != "session"]
-    return [*commands, "batch", "progress", "ping", "interrupt"]
+    return [*commands, "batch", "progress", "ping", "interrupt", *HELLO_FEATURES]
 
 
 class Session:
@@ -162,17 +164,33 @@ class Session:
                 "(edgeprune agent install DEVICE)",
                 ident,
             )
-        self.send(
-            {
-                "id": ident,
-                "op": "hello",
-                "protocol": PROTOCOL,
-                "agent_version": __version__,
-                "capabilities": capabilities(),
-                "python": ".".join(str(part) for part in sys.version_info[:3]),
-                "pid": os.getpid(),
-            }
-        )
+        answer = {
+            "id": ident,
+            "op": "hello",
+            "protocol": PROTOCOL,
+            "agent_version": __version__,
+            "capabilities": capabilities(),
+            "python": ".".join(str(part) for part in sys.version_info[:3]),
+            "pid": os.getpid(),
+        }
+        wanted_has = request.get("has")
+        if wanted_has is not None and "hello-has" in HELLO_FEATURES:
+            answer["has"] = self._hello_has(wanted_has)
+        self.send(answer)
+
+    def _hello_has(self, entries: Any) -> Dict[str, Any]:
+        """What `has -- ENTRIES` answers (the same command), saving the host a round trip."""
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            message = '"has" in hello must be a list of strings'
+            return {"exit_code": 2, "document": {"error": message}, "error": message}
+        from .cli import execute
+
+        try:
+            reply = execute(["has", "--json", "--", *entries], self.spool)
+        except Exception as exc:  # an agent bug: this answer fails, the session goes on
+            error = f"agent error: {type(exc).__name__}: {exc}"
+            return {"exit_code": 1, "document": None, "error": error}
+        return {"exit_code": reply.code, "document": reply.document, "error": reply.error}
 
     def _control(self, ident: Any, op: Any, request: Dict[str, Any]) -> bool:
         if op == "ping":

@@ -22,6 +22,11 @@ child's stdin, stdout and stderr as SCM_RIGHTS; the zygote answers {"pid": N}. W
 child ends, the zygote sends {"exit": N, "code": C} (C as subprocess gives it: -signal when
 killed). EOF on the socket: the zygote kills what is left and exits.
 
+Before it says it is ready the zygote freezes its heap (gc.freeze): a forked child's full
+collection before its timed runs walks only the child's own objects, not the ~10^5 of numpy
+and the runtime (whose pages the collector would otherwise write to, and so copy, in every
+child); benchmarks/bench_session.py measures it beside EDGEPRUNE_ZYGOTE_FREEZE=0 (off).
+
 Off with EDGEPRUNE_AGENT_FORK=0, and wherever fork or the zygote is unavailable: then each
 child is started with subprocess as before, and the measurements say so (process_start).
 """
@@ -42,6 +47,7 @@ import time
 from typing import IO, Any, Callable, Dict, List, Optional
 
 FORK_ENV = "EDGEPRUNE_AGENT_FORK"
+FREEZE_ENV = "EDGEPRUNE_ZYGOTE_FREEZE"
 READY_LIMIT_S = 120.0  # importing numpy and a runtime under qemu takes 3-5 s; a hang, not that
 MAX_MESSAGE = 1 << 16
 ZYGOTE_NAME = b"ep-zygote"  # /proc/PID/comm of the zygote; a forked child takes its member's
@@ -78,6 +84,7 @@ class Zygote:
         self.stderr = stderr
         self.ready = False
         self.import_ms: Optional[float] = None
+        self.frozen: Optional[int] = None  # objects the zygote froze before forking
         self.exits: Dict[int, int] = {}
         self.children: List[int] = []
         self.gone = False  # the zygote died or closed: its children died with it
@@ -124,6 +131,7 @@ class Zygote:
             if message.get("status") == "ready":
                 self.ready = True
                 self.import_ms = message.get("import_ms")
+                self.frozen = message.get("frozen")
             elif message.get("status") == "error":
                 raise ZygoteUnavailable(str(message.get("error") or "it failed"))
 
@@ -348,11 +356,12 @@ def serve(control_fd: int, runtime: str) -> int:
         )
         return 1
     bench_child.PREIMPORTED_MS = import_ms
+    frozen = _freeze_heap()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
-    send({"status": "ready", "import_ms": import_ms})
+    send({"status": "ready", "import_ms": import_ms, "frozen": frozen})
     children: List[int] = []
     try:
         while True:
@@ -449,6 +458,22 @@ def _child(argv: List[str], fds: List[int], close: List[int]) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(code)
+
+
+def _freeze_heap() -> int:
+    """Move everything imported so far out of the collector's reach (gc.freeze, as prefork
+    servers do): a child's full collection before its timed runs then walks only its own
+    objects, instead of every object of numpy and the runtime, writing to (and so copying)
+    every page that holds them. What a child allocates is collected as in a fresh process.
+    Off with EDGEPRUNE_ZYGOTE_FREEZE=0 (benchmarks/bench_session.py compares). How many
+    objects it froze."""
+    import gc
+
+    gc.collect()
+    if os.environ.get(FREEZE_ENV, "1").strip() == "0":
+        return 0
+    gc.freeze()
+    return int(gc.get_freeze_count())
 
 
 def _jitter_layout() -> Any:

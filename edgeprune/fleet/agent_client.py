@@ -21,7 +21,12 @@ from typing import Any
 
 from device_agents.protocol import BenchOptions, ProtocolError, Result
 from edgeprune.errors import DeviceError
-from edgeprune.fleet.agent_session import AgentSession, ProgressSink, SessionUnavailable
+from edgeprune.fleet.agent_session import (
+    AgentSession,
+    ProgressSink,
+    Reply,
+    SessionUnavailable,
+)
 from edgeprune.fleet.cancel import CANCEL_WAIT_S
 from edgeprune.fleet.retry import retry_on_drop
 from edgeprune.fleet.transport import CommandResult, ConnectionLost, Transport
@@ -125,8 +130,10 @@ class AgentClient:
 
     # ----------------------------------------------------------------- session
 
-    def session(self) -> AgentSession | None:
-        """The open agent session, opened now if need be; None when calls go one by one."""
+    def session(self, has: Sequence[str] | None = None) -> AgentSession | None:
+        """The open agent session, opened now if need be; None when calls go one by one.
+
+        `has`: hashes to ask about in the hello, when this call opens the session."""
         with self._session_lock:
             if self._session is not None and not self._session.alive:
                 self._session.abort()  # its link dropped: the next call opens a new one
@@ -134,7 +141,7 @@ class AgentClient:
             if self._session is None and self.use_session:
                 argv = [self.python, "-m", AGENT_MODULE, "session", f"--spool={self.spool}"]
                 try:
-                    self._session = AgentSession.open(self.transport, argv)
+                    self._session = AgentSession.open(self.transport, argv, has=has)
                 except SessionUnavailable as refused:
                     if refused.unsupported:  # an older agent: per call from now on
                         self.use_session = False
@@ -168,9 +175,7 @@ class AgentClient:
             with contextlib.suppress(Exception):
                 session.abort()
             raise
-        stdout = "" if reply.document is None else json.dumps(reply.document)
-        stderr = f"error: {reply.error}" if reply.error else ""
-        return CommandResult(tuple(words), reply.exit_code, stdout, stderr)
+        return _as_result(words, reply)
 
     # ----------------------------------------------------------------- calls
 
@@ -197,6 +202,10 @@ class AgentClient:
 
         retries = self.retries if command in IDEMPOTENT else 0
         result = retry_on_drop(self.transport, retries, once)
+        return self._outcome(command, result, report_key)
+
+    def _outcome(self, command: str, result: CommandResult, report_key: str | None) -> Any:
+        """A command's JSON document, or the AgentError its failure means."""
         self._check_installed(result)
         payload = self._parse(command, result)
         if (
@@ -252,8 +261,27 @@ class AgentClient:
         """Which of these models the device holds (verified at admission)."""
         if not sha256s:
             return set()
-        payload = self.call("has", "--", *sha256s, timeout=60)
+        wanted = list(sha256s)
+        answered = self._has_in_hello(wanted)
+        if answered is not None:
+            payload = self._outcome("has", answered, None)
+        else:
+            payload = self.call("has", "--", *wanted, timeout=60)
         return set(payload.get("present", []))
+
+    def _has_in_hello(self, wanted: list[str]) -> CommandResult | None:
+        """When `has` is the command's first agent call: open the session asking it in the
+        hello (protocol 1.1), one round trip for both. None: ask by an ordinary call (the
+        session is open already, per-call mode, an agent of protocol 1.0, a dropped link)."""
+        with self._session_lock:
+            if not self.use_session or (self._session is not None and self._session.alive):
+                return None
+        try:
+            session = self.session(has=wanted)
+        except ConnectionLost:
+            return None  # the ordinary call reconnects and retries
+        reply = session.take_has(wanted) if session is not None else None
+        return None if reply is None else _as_result(["has", "--json", "--", *wanted], reply)
 
     def admit(self, path: str, sha256: str, kind: str = "model") -> dict[str, Any]:
         args = [f"--sha256={sha256}"]
@@ -414,3 +442,10 @@ class AgentClient:
             raise DeviceError(
                 f"device {self.device_name}: the agent sent a bad result: {exc}"
             ) from None
+
+
+def _as_result(words: list[str], reply: Reply) -> CommandResult:
+    """A session's reply as the CommandResult its per-call process would have given."""
+    stdout = "" if reply.document is None else json.dumps(reply.document)
+    stderr = f"error: {reply.error}" if reply.error else ""
+    return CommandResult(tuple(words), reply.exit_code, stdout, stderr)

@@ -28,7 +28,7 @@ from edgeprune.fleet.transport import (
     Transport,
 )
 
-PROTOCOL = "1.0"
+PROTOCOL = "1.1"
 HELLO_TIMEOUT_S = 60.0
 BYE_TIMEOUT_S = 5.0
 
@@ -70,6 +70,9 @@ class AgentSession:
         self.device_name = device_name
         self.max_line_bytes = max_line_bytes
         self.hello: dict[str, Any] = {}
+        self._has_asked: tuple[str, ...] | None = None
+        self.round_trips = 0
+        """Requests sent that wait for an answer (hello, commands, batches, ping, bye)."""
         self._ids = itertools.count(1)
         self._pending: dict[int, queue.Queue[Any]] = {}
         self._lock = threading.Lock()
@@ -80,9 +83,16 @@ class AgentSession:
 
     @classmethod
     def open(
-        cls, transport: Transport, argv: Sequence[str], timeout: float = HELLO_TIMEOUT_S
+        cls,
+        transport: Transport,
+        argv: Sequence[str],
+        timeout: float = HELLO_TIMEOUT_S,
+        has: Sequence[str] | None = None,
     ) -> AgentSession:
-        """Start the agent's session and say hello; SessionUnavailable when it will not."""
+        """Start the agent's session and say hello; SessionUnavailable when it will not.
+
+        `has`: content hashes the command will ask about; an agent of protocol 1.1 answers
+        them in its hello (`take_has`), saving the `has` round trip."""
         try:
             channel = transport.open_channel(argv)
         except OSError as exc:  # a local interpreter that is not there
@@ -93,15 +103,19 @@ class AgentSession:
             ) from None
         session = cls(channel, transport.device_name, transport.max_output_bytes)
         try:
-            session.hello = session._hello(timeout)
+            session.hello = session._hello(timeout, has)
         except BaseException:
             session.abort()
             raise
         return session
 
-    def _hello(self, timeout: float) -> dict[str, Any]:
+    def _hello(self, timeout: float, has: Sequence[str] | None) -> dict[str, Any]:
+        message: dict[str, Any] = {"op": "hello", "protocol": PROTOCOL}
+        if has:
+            message["has"] = list(has)
+            self._has_asked = tuple(has)
         try:
-            answer = self._exchange({"op": "hello", "protocol": PROTOCOL}, timeout, None)
+            answer = self._exchange(message, timeout, None)
         except ConnectionLost:
             code = self.channel.exit_code(5.0)
             if code is None:
@@ -126,6 +140,16 @@ class AgentSession:
                 "",
             )
         return answer
+
+    def take_has(self, sha256s: Sequence[str]) -> Reply | None:
+        """The hello's answer to `has -- SHA256S`, once; None when the hello asked other
+        hashes, or the agent (protocol 1.0) answers no `has` in its hello."""
+        with self._lock:
+            asked, self._has_asked = self._has_asked, None
+            answer = self.hello.pop("has", None)
+        if asked != tuple(sha256s) or not isinstance(answer, dict):
+            return None
+        return _reply(answer)
 
     # ------------------------------------------------------------------ requests
 
@@ -163,6 +187,7 @@ class AgentSession:
             if self._dead is not None:
                 raise self._dead
             self._pending[ident] = inbox
+            self.round_trips += 1
         try:
             self._send(dict(message, id=ident))
             deadline = time.monotonic() + timeout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,46 @@ from edgeprune.files import check_input_path
 from edgeprune.manifest import Manifest, read_manifest
 
 TFLITE_IDENTIFIER = b"TFL3"
+_HASH_CACHE_LIMIT = 4096
+RACY_S = 1.0
+
+_hash_cache: dict[tuple[str, int, int, int, int, int], str] = {}
+_hash_lock = threading.Lock()
+
+
+def cached_sha256(path: Path) -> str:
+    """sha256 of a local file, hashed once per process while the file stays the same
+    (a deploy to 8 devices, a bench after it, `ep.deploy` called in a loop).
+
+    Keyed by (resolved path, device, inode, size, mtime_ns, ctime_ns): rewriting a file, even
+    to the same size with its mtime set back, changes its ctime; replacing it changes its
+    inode. A file changed in the last RACY_S seconds is hashed each time and not cached (a
+    second write within one tick of the file system's clock would leave every stamp as it
+    was), nor is one that changed while it was hashed.
+    """
+    resolved = str(Path(path).resolve())
+    before = os.stat(resolved)
+    key = (
+        resolved,
+        before.st_dev,
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    )
+    with _hash_lock:
+        known = _hash_cache.get(key)
+    if known is not None:
+        return known
+    digest = sha256_file(resolved)
+    after = os.stat(resolved)
+    settled = time.time_ns() - max(after.st_mtime_ns, after.st_ctime_ns) > RACY_S * 1e9
+    if settled and (after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]:
+        with _hash_lock:
+            if len(_hash_cache) >= _HASH_CACHE_LIMIT:
+                _hash_cache.clear()
+            _hash_cache[key] = digest
+    return digest
 
 
 @dataclass(frozen=True)
@@ -51,7 +93,7 @@ def load_model(path: str | os.PathLike[str]) -> LocalModel:
             f"model {str(path)!r} is not a TFLite flatbuffer; convert it first (edgeprune convert)"
         )
     manifest = read_manifest(resolved)
-    digest = sha256_file(resolved)
+    digest = cached_sha256(resolved)
     if manifest is not None and manifest.sha256 != digest:
         manifest = None  # stale manifest: the file changed since; do not borrow its numbers
     return LocalModel(resolved, digest, resolved.stat().st_size, manifest)

@@ -35,12 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device_agents.integrity import sha256_file
 from device_agents.protocol import MAX_MEMBERS, BenchOptions, Result, error_result
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path
 from edgeprune.fleet.agent_client import AgentClient, AgentError, GroupMember
-from edgeprune.fleet.artifacts import LocalModel
+from edgeprune.fleet.artifacts import LocalModel, cached_sha256
 from edgeprune.fleet.cancel import CancelToken, SubmittedJob, active_token, interrupt_cancels
 from edgeprune.fleet.deploy import DeployedFile, DeployProgress, deploy_to_session, send_file
 from edgeprune.fleet.fanout import GroupResult
@@ -83,7 +82,7 @@ class BenchInputs:
                         labels = y.argmax(axis=1) if y.ndim == 2 else y.reshape(-1)
         except (OSError, ValueError, EOFError) as exc:
             raise UserError(f"inputs file {path!r} cannot be read as .{suffix}: {exc}") from None
-        return cls(resolved, sha256_file(resolved), suffix, labels)
+        return cls(resolved, cached_sha256(resolved), suffix, labels)
 
 
 @dataclass

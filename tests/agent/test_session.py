@@ -92,12 +92,45 @@ def test_hello_states_versions_and_capabilities(piped):
     assert session.close() == 0
 
 
+def test_a_hello_carrying_has_is_answered_as_the_has_command(piped):
+    """Protocol 1.1: the hashes the host will need ride in the hello (no `has` round trip)."""
+    session = piped()
+    session.send(id=0, op="hello", protocol=PROTOCOL, has=[SHA, SHA + ".npz"])
+    hello = session.line()
+    assert "hello-has" in hello["capabilities"]
+    assert hello["has"] == {
+        "exit_code": 0,
+        "document": {"present": [], "missing": [SHA, SHA + ".npz"]},
+        "error": None,
+    }
+    session.send(id=1, argv=["has", "--json", "--", SHA, SHA + ".npz"])
+    reply = session.line()
+    assert {k: reply[k] for k in hello["has"]} == hello["has"]  # the very same answer
+    assert session.close() == 0
+
+
+def test_a_bad_has_in_hello_fails_that_answer_not_the_session(piped):
+    session = piped()
+    session.send(id=0, op="hello", protocol="1.0", has=["nope"])
+    hello = session.line()
+    assert hello["op"] == "hello" and hello["has"]["exit_code"] == 2
+    assert "not a sha256" in hello["has"]["error"]
+    session.send(id=1, op="ping")
+    assert session.line() == {"id": 1, "op": "pong"}
+    assert session.close() == 0
+
+
+def test_a_hello_without_has_gets_no_has_answer(piped):
+    hello = piped().hello()
+    assert "has" not in hello
+
+
 def test_unknown_major_version_is_refused_with_one_line(piped):
     session = piped()
     session.send(id=0, op="hello", protocol="2.0")
     refusal = session.line()
     assert refusal["id"] == 0 and refusal["exit_code"] == 2
-    assert "speaks 1.0" in refusal["error"] and "2.0" in refusal["error"]
+    assert f"speaks {PROTOCOL}" in refusal["error"] and "2.0" in refusal["error"]
     session.thread.join(10)
     assert session.code == [2]
 

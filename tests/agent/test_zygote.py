@@ -173,6 +173,27 @@ def test_the_fork_switch(agent_models, monkeypatch, setting):
         assert "fork_server_unavailable" not in {w.code for w in member.warnings}
 
 
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_the_zygote_freezes_its_heap_before_forking(agent_models, monkeypatch, setting):
+    """gc.freeze in the zygote: a forked child's collection before its timed runs skips the
+    objects of numpy and the runtime (and so copies none of their pages); the members
+    measure alike either way. EDGEPRUNE_ZYGOTE_FREEZE=0 is the comparison."""
+    monkeypatch.setenv(zygote.FREEZE_ENV, setting)
+    with zygote.ChildStarter("zz", "ai_edge_litert", _child_env()) as starter:
+        watch = _watch()
+        members = [MemberRun(name, _spec(agent_models.dense)) for name in "AB"]
+        options = BenchOptions(runs=4, round_runs=1, rounds_per_process=2)
+        measured = measure_in_rounds(members, options, watch, _start_child("zz", starter, watch))
+        assert starter.zygote is not None and starter.zygote.ready
+        frozen = starter.zygote.frozen
+    for m in measured:
+        assert m.status == "ok" and m.process_start == "fork", m.error
+    if setting == "0":
+        assert frozen == 0
+    else:
+        assert frozen is not None and frozen > 10_000  # numpy, the runtime, the agent
+
+
 def test_kill9_of_the_agent_leaves_neither_zygote_nor_children(agent_models, tmp_path):
     """PR_SET_PDEATHSIG twice: the agent dies -> its zygote dies -> the forked members die."""
     import subprocess

@@ -13,12 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
-from support.fixtures import board_processes, preinstall_agent
+from support.fixtures import (
+    agent_of_protocol_1_0,
+    board_processes,
+    install_wrapper,
+    preinstall_agent,
+)
 from support.sshd import sshd_available
 
 from device_agents.protocol import BenchOptions
 from edgeprune.fleet import DeviceSession, load_inventory, load_model
 from edgeprune.fleet.agent_session import AgentSession
+from edgeprune.fleet.deploy import deploy_to_session
 from edgeprune.fleet.inventory import local_device
 from edgeprune.fleet.local_transport import LocalTransport
 from edgeprune.fleet.remote_bench import bench_on_session
@@ -153,6 +159,42 @@ def test_over_sshd_a_bench_opens_one_exec_channel(sshd_fleet, tiny_tflite, tiny_
     assert channels == 1
     assert client.use_session
     wait_for(lambda: not board_processes(fleet["dev1"]), 10, "the session to end on the board")
+
+
+def redeploy_round_trips(device, models) -> tuple[list[str], int, int]:
+    """Deploy `models` in one DeviceSession: statuses, session round trips before `bye`,
+    exec channels opened."""
+    EXEC_COUNTS.clear()
+    with DeviceSession.open(device) as session:
+        files = deploy_to_session(session, models)
+        agent_session = session.agent.session()
+        assert agent_session is not None
+        trips = agent_session.round_trips
+    return [f.status for f in files], trips, EXEC_COUNTS[device.name]
+
+
+@pytest.mark.skipif(not sshd_available(), reason="OpenSSH server not installed")
+def test_over_sshd_an_unchanged_redeploy_asks_has_in_the_hello(
+    sshd_fleet, tiny_tflite, tiny_tflite_b, tmp_path
+):
+    """Protocol 1.1: an unchanged re-deploy is one channel and one round trip (hello, which
+    answers `has`) before `bye`; an agent of protocol 1.0 gets the `has` call as before."""
+    fleet = sshd_fleet(2)
+    for board in fleet.devices:
+        preinstall_agent(board)
+    install_wrapper(fleet["dev2"], agent_of_protocol_1_0(tmp_path / "agent-1.0"))
+    inventory = load_inventory(fleet.inventory_path)
+    models = [load_model(tiny_tflite), load_model(tiny_tflite_b)]
+    for name, unchanged_trips in (("dev1", 1), ("dev2", 2)):
+        device = inventory.devices[name]
+        statuses, _, _ = redeploy_round_trips(device, models)
+        assert statuses == ["sent", "sent"]
+        statuses, trips, channels = redeploy_round_trips(device, models)
+        assert statuses == ["present", "present"], name
+        assert (trips, channels) == (unchanged_trips, 1), name
+        fleet[name].spool.joinpath("models", f"{models[0].sha256}.tflite").unlink()
+        statuses, _, _ = redeploy_round_trips(device, models)
+        assert statuses == ["sent", "present"], name  # the answer in the hello is the truth
 
 
 def test_a_long_lived_channel_keeps_the_tail_of_a_chatty_stderr():

@@ -114,6 +114,37 @@ def preinstall_agent(device: SshDevice) -> Path:
     return wrapper
 
 
+def agent_of_protocol_1_0(root: Path) -> Path:
+    """A copy of this checkout's agent under `root` that speaks session protocol 1.0 (no
+    `hello-has`): what a board installed before 1.1 answers. Its interpreter wrapper."""
+    import shutil
+
+    checkout = Path(__file__).resolve().parents[2]
+    if not (root / "device_agents").exists():
+        shutil.copytree(checkout / "device_agents", root / "device_agents")
+        module = root / "device_agents" / "session.py"
+        text = module.read_text()
+        for old, new in (
+            ('PROTOCOL = "1.1"', 'PROTOCOL = "1.0"'),
+            ('HELLO_FEATURES = ("hello-has",)', "HELLO_FEATURES = ()"),
+        ):
+            assert old in text, f"device_agents/session.py no longer holds {old}"
+            text = text.replace(old, new)
+        module.write_text(text)
+    wrapper = root / "python"
+    # from its own directory: `-m` puts the working directory (maybe this checkout) first
+    wrapper.write_text(f'#!/bin/sh\ncd {root} && PYTHONPATH={root} exec {sys.executable} "$@"\n')
+    wrapper.chmod(0o700)
+    return wrapper
+
+
+def install_wrapper(device: SshDevice, wrapper: Path) -> None:
+    """Make `wrapper` the device's agent interpreter (`<spool>/venv/bin/python`)."""
+    target = Path(device.spool) / "venv" / "bin" / "python"
+    target.write_text(wrapper.read_text())
+    target.chmod(0o700)
+
+
 class BoardDaemon:
     """The agent daemon of one device, started outside sshd as systemd would start it.
 
