@@ -45,7 +45,7 @@ def prune(
     initial_sparsity: float = flag(PruneOptions, "initial_sparsity", show_default=False),
     power: float = flag(PruneOptions, "power", show_default=False),
     batch_size: int = flag(PruneOptions, "batch_size", show_default=False),
-    learning_rate: float = flag(PruneOptions, "learning_rate", show_default=False),
+    learning_rate: float | None = flag(PruneOptions, "learning_rate", show_default=False),
     seed: int = flag(PruneOptions, "seed", show_default=False),
     tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
     custom_objects: str | None = flag(PruneOptions, "custom_objects"),

@@ -26,6 +26,19 @@ from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
 
+LEARNING_RATE = 1e-3
+"""Adam's learning rate for gradual pruning without distillation."""
+DISTILL_LEARNING_RATE = 2e-3
+"""Adam's learning rate for gradual pruning with `distill`: the teacher's soft targets
+steady the gradient, and the recovery at high sparsity needs the larger steps. Measured
+in benchmarks/bench_distill.py (issue 18's digits setup), see docs/architecture.md."""
+
+
+def default_learning_rate(distill: bool) -> float:
+    """The learning rate gradual pruning uses when none is given: one place for both."""
+    return DISTILL_LEARNING_RATE if distill else LEARNING_RATE
+
+
 GRADUAL_ONLY = (
     "epochs",
     "schedule",
@@ -122,8 +135,12 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     power: float = Field(3.0, gt=0, description="Polynomial ramp exponent (default 3).")
     epochs: int = Field(8, ge=1, le=100_000, description="Fine-tuning epochs (default 8).")
     batch_size: int = Field(32, ge=1, description="Batch size (default 32).")
-    learning_rate: float = Field(
-        1e-3, gt=0, lt=10, description="Adam learning rate (default 0.001)."
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=10,
+        description=f"Adam learning rate (default {LEARNING_RATE:g}; "
+        f"{DISTILL_LEARNING_RATE:g} with --distill).",
     )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning (default 0).")
     tensorboard: str | None = Field(
@@ -155,7 +172,7 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         given = frozenset(data)
         resolved = cls._resolve(dict(data))
         self = handler(resolved)
-        self._check_training(frozenset(k for k in given if _changed(cls, k, data[k])))
+        self._check_training(frozenset(k for k in given if _changed(cls, k, data[k], resolved)))
         self._given = given
         return self
 
@@ -199,6 +216,8 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         if min_params == DEFAULT_MIN_PARAMS and not isinstance(min_params, bool):
             min_params = getattr(chosen, "default_min_params", min_params)
         check_log_dir(data.get("tensorboard"))
+        if data.get("learning_rate") is None:
+            data["learning_rate"] = default_learning_rate(bool(data.get("distill")))
         data.update(
             sparsity=target,
             max_layer_sparsity=cap,
@@ -310,8 +329,11 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
     return check_sparsity(sparsity)
 
 
-def _changed(cls: type[StageOptions], name: str, value: Any) -> bool:
-    """Whether `value` differs from the default of field `name`."""
+def _changed(cls: type[StageOptions], name: str, value: Any, resolved: dict[str, Any]) -> bool:
+    """Whether `value` differs from the default of field `name` (the learning rate's
+    default depends on `distill`, as `resolved` settles it)."""
+    if name == "learning_rate":
+        return value is not None and value != default_learning_rate(bool(resolved.get("distill")))
     return value != cls.model_fields[name].get_default(call_default_factory=True)
 
 

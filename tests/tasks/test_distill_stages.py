@@ -8,6 +8,7 @@ import zipfile
 import pytest
 
 from edgeprune.errors import UserError
+from edgeprune.prune.options import DISTILL_LEARNING_RATE, LEARNING_RATE, PruneOptions
 from edgeprune.tasks.options import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
 
 T, A = DEFAULT_TEMPERATURE, DEFAULT_ALPHA
@@ -37,6 +38,7 @@ def test_prune_distill_end_to_end(run_cli, demo_model_path, tmp_path):
     assert outcome.code == 0, outcome.err
     result = json.loads(outcome.out)
     assert result["training"]["distillation"] == {"temperature": 2.0, "alpha": 0.7}
+    assert result["training"]["learning_rate"] == DISTILL_LEARNING_RATE  # distill's default
     assert result["accuracy"]["top1"] > 0.8, result["accuracy"]
     manifest = json.loads((tmp_path / "distilled.keras.json").read_text())
     assert manifest["options"]["distillation"] == {"temperature": 2.0, "alpha": 0.7}
@@ -105,6 +107,37 @@ def test_python_prune_takes_distill(demo_model_path, digits):
 
     result = ep.prune(demo_model_path, 0.5, data=digits, epochs=1, distill=True, alpha=0.2)
     assert result.training["distillation"] == {"temperature": T, "alpha": 0.2}
+    assert result.training["learning_rate"] == DISTILL_LEARNING_RATE
+
+
+def test_distill_has_its_own_learning_rate_default():
+    assert DISTILL_LEARNING_RATE != LEARNING_RATE
+    plain = PruneOptions.create(0.9, data="digits")
+    distilled = PruneOptions.create(0.9, data="digits", distill=True)
+    assert (plain.learning_rate, distilled.learning_rate) == (LEARNING_RATE, DISTILL_LEARNING_RATE)
+    for options in (plain, distilled, PruneOptions.create(0.9)):  # read back, they validate
+        again = PruneOptions.create(**options.to_dict())
+        assert again.learning_rate == options.learning_rate
+
+
+@pytest.mark.parametrize("rate", [1e-4, LEARNING_RATE])
+def test_an_explicit_learning_rate_wins_over_distills_default(rate):
+    chosen = PruneOptions.create(0.9, data="digits", distill=True, learning_rate=rate)
+    assert chosen.learning_rate == rate
+
+
+def test_cli_explicit_learning_rate_wins_with_distill(run_cli, demo_model_path, tmp_path):
+    outcome = run_cli(
+        "prune", demo_model_path, "-o", tmp_path / "d.keras", "--sparsity", "0.5",
+        "--data", "digits", "--epochs", "1", "--distill", "--learning-rate", "0.0005", "--json",
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.err
+    assert json.loads(outcome.out)["training"]["learning_rate"] == 0.0005
+
+
+def test_one_shot_refuses_a_learning_rate_even_at_the_default_of_distill():
+    with pytest.raises(UserError, match="learning_rate: only for gradual pruning"):
+        PruneOptions.create(0.5, learning_rate=DISTILL_LEARNING_RATE)
 
 
 @pytest.mark.parametrize(
@@ -181,6 +214,19 @@ def test_recipe_distill_key(write_recipe, value, expected):
     assert (prune["distill"], prune["temperature"], prune["alpha"]) == expected
     finetune = by_pipeline["b"].steps[1].options
     assert (finetune["distill"], finetune["temperature"], finetune["alpha"]) == (True, T, A)
+    # the prune stage builds its options from the step's (stages.run_prune): distill's rate
+    given = {k: v for k, v in prune.items() if k != "method"}
+    rate = PruneOptions.create(**given, data="digits").learning_rate
+    assert rate == (DISTILL_LEARNING_RATE if expected[0] else LEARNING_RATE)
+
+
+def test_recipe_learning_rate_wins_over_distills_default(write_recipe):
+    from edgeprune.recipes import load_recipe
+
+    text = RECIPE.replace("epochs: 2,", "epochs: 2, learning_rate: 0.0001,") % "true"
+    prune = load_recipe(write_recipe(text)).variants[0].steps[0].options
+    given = {k: v for k, v in prune.items() if k != "method"}
+    assert PruneOptions.create(**given, data="digits").learning_rate == 1e-4
 
 
 @pytest.mark.parametrize(
