@@ -46,6 +46,7 @@ def prune(
     power: float = flag(PruneOptions, "power", show_default=False),
     batch_size: int = flag(PruneOptions, "batch_size", show_default=False),
     learning_rate: float | None = flag(PruneOptions, "learning_rate", show_default=False),
+    learning_rate_decay: str | None = flag(PruneOptions, "learning_rate_decay"),
     seed: int = flag(PruneOptions, "seed", show_default=False),
     tensorboard: str | None = flag(PruneOptions, "tensorboard", metavar="DIR"),
     custom_objects: str | None = flag(PruneOptions, "custom_objects"),

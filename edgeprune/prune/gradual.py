@@ -23,6 +23,7 @@ from edgeprune.prune.callback import pruning_callback_class
 from edgeprune.prune.constraint import strip_pruning
 from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.plan import PrunePlan
+from edgeprune.prune.rates import hold_start, optimizer_rate
 from edgeprune.prune.report import PruneReport
 from edgeprune.prune.schedules import SCHEDULES, ConstantSparsity, PolynomialDecay, PruningSchedule
 from edgeprune.prune.task_training import (
@@ -51,6 +52,7 @@ class GradualPruneResult:
     learning_rate: float
     steps: int
     output_kind: str | None
+    learning_rate_decay: str = "constant"
     dense_accuracy: float | None = None
     accuracy: float | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -72,6 +74,7 @@ class GradualPruneResult:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
+            "learning_rate_decay": self.learning_rate_decay,
             "steps": self.steps,
             "output_kind": self.output_kind,
             "dense_accuracy": self.dense_accuracy,
@@ -140,7 +143,8 @@ def prune_gradually(
     """Fine-tune `model` on `dataset` while pruning it to `sparsity`; the model changes in place.
 
     Give `options` or the `PruneOptions` fields as keywords (`epochs=4, scope="global"`).
-    The model is (re)compiled with Adam(`learning_rate`) and `loss` (a Keras loss name or
+    The model is (re)compiled with Adam(`learning_rate`, after the ramp held or
+    cosine-decayed to 0 as `learning_rate_decay` says; `prune.rates`) and `loss` (a Keras loss name or
     FILE.py:fn), else the model's own compiled loss (from memory or `source`, its `.keras`
     file), else the task's default. With `evaluate`, the task's metrics on the validation
     split are measured before (dense) and after (`accuracy` is top-1 for classifiers). `schedule` is 'polynomial', 'constant' or a PruningSchedule (then the
@@ -186,7 +190,14 @@ def prune_gradually(
             teacher_copy(model), task, loss.loss, dataset.x_train, labels, distillation
         )
     callback = pruning_callback_class()(chosen, options=options, plan=plan)
-    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss=fit_loss)
+    assert options.learning_rate is not None and options.learning_rate_decay is not None
+    rate = optimizer_rate(
+        options.learning_rate,
+        options.learning_rate_decay,
+        hold_start(chosen.begin_step, chosen.end_step),
+        total_steps,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=fit_loss)
     keras.utils.set_random_seed(options.seed)
     callbacks = [callback, *keras_callbacks("gradual prune")]
     if options.tensorboard:
@@ -214,6 +225,7 @@ def prune_gradually(
         epochs=options.epochs,
         batch_size=options.batch_size,
         learning_rate=float(options.learning_rate),
+        learning_rate_decay=options.learning_rate_decay,
         steps=total_steps,
         output_kind=kind,
         dense_accuracy=_top1(dense_metrics),

@@ -19,24 +19,19 @@ from edgeprune.options import CustomObjectsFields, StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
+from edgeprune.prune.rates import (
+    DECAYS,
+    DISTILL_LEARNING_RATE,
+    LEARNING_RATE,
+    default_decay,
+    default_learning_rate,
+)
 from edgeprune.prune.schedules import SCHEDULES, check_sparsity
 from edgeprune.prune.selection import DEFAULT_MIN_PARAMS, layer_types
 from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
-
-LEARNING_RATE = 1e-3
-"""Adam's learning rate for gradual pruning without distillation."""
-DISTILL_LEARNING_RATE = 2e-3
-"""Adam's learning rate for gradual pruning with `distill`: the teacher's soft targets
-steady the gradient, and the recovery at high sparsity needs the larger steps. Measured
-in benchmarks/bench_distill.py (issue 18's digits setup), see docs/architecture.md."""
-
-
-def default_learning_rate(distill: bool) -> float:
-    """The learning rate gradual pruning uses when none is given: one place for both."""
-    return DISTILL_LEARNING_RATE if distill else LEARNING_RATE
 
 
 GRADUAL_ONLY = (
@@ -49,6 +44,7 @@ GRADUAL_ONLY = (
     "power",
     "batch_size",
     "learning_rate",
+    "learning_rate_decay",
     "seed",
     "tensorboard",
     "task",
@@ -142,6 +138,11 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         description=f"Adam learning rate (default {LEARNING_RATE:g}; "
         f"{DISTILL_LEARNING_RATE:g} with --distill).",
     )
+    learning_rate_decay: str | None = Field(
+        None,
+        description="constant | cosine: from the end of the ramp the rate falls to 0 by the "
+        "last step (default constant; cosine with --distill).",
+    )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning (default 0).")
     tensorboard: str | None = Field(
         None,
@@ -216,8 +217,17 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         if min_params == DEFAULT_MIN_PARAMS and not isinstance(min_params, bool):
             min_params = getattr(chosen, "default_min_params", min_params)
         check_log_dir(data.get("tensorboard"))
+        distill = bool(data.get("distill"))
         if data.get("learning_rate") is None:
-            data["learning_rate"] = default_learning_rate(bool(data.get("distill")))
+            data["learning_rate"] = default_learning_rate(distill)
+        decay = data.get("learning_rate_decay")
+        if decay is None:
+            data["learning_rate_decay"] = default_decay(distill)
+        elif decay not in DECAYS:
+            raise UserError(
+                f"learning_rate_decay {decay!r} is not one of {', '.join(DECAYS)}",
+                params=("learning_rate_decay",),
+            )
         data.update(
             sparsity=target,
             max_layer_sparsity=cap,
@@ -330,10 +340,13 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
 
 
 def _changed(cls: type[StageOptions], name: str, value: Any, resolved: dict[str, Any]) -> bool:
-    """Whether `value` differs from the default of field `name` (the learning rate's
-    default depends on `distill`, as `resolved` settles it)."""
+    """Whether `value` differs from the default of field `name` (the learning rate's and
+    its decay's defaults depend on `distill`, as `resolved` settles it)."""
+    distill = bool(resolved.get("distill"))
     if name == "learning_rate":
-        return value is not None and value != default_learning_rate(bool(resolved.get("distill")))
+        return value is not None and value != default_learning_rate(distill)
+    if name == "learning_rate_decay":
+        return value is not None and value != default_decay(distill)
     return value != cls.model_fields[name].get_default(call_default_factory=True)
 
 
