@@ -7,14 +7,16 @@ first two) + GAP + Dense 128 + Dense 10 (softmax). The dense teacher trains firs
 prunes for 10 epochs in all: PolynomialDecay 0 → S over the first 6 epochs (so the last 4
 hold the final sparsity), masks updated every ¼ epoch, batch 32. Plain and `--distill` each
 run at the library's defaults (`edgeprune.prune.options.default_learning_rate`,
-`DistillFields`): what this bench measures is what users get. Every pair runs for each of
-`SEEDS` (the fine-tune's seed: shuffling, and so the masks' path).
+`DistillFields`): what this bench measures is what users get. A third variant, plain pruning
+on `--distill`'s learning-rate schedule, tells the schedule's share from the teacher's. Every
+variant runs for each of `SEEDS` (the fine-tune's seed: shuffling, and so the masks' path).
 
 Every drop is in points of top-1 on the 397 test samples against the dense model: per seed
 with its 95 % paired bootstrap interval (`edgeprune.stats.accuracy.accuracy_drop`), and
 pooled over the seeds (the seeds' samples concatenated: a paired bootstrap over 3 × 397
 (sample, seed) pairs, and the exact McNemar p of the pooled discordant counts). The
-"distill minus plain" rows compare the two on the same samples and seeds.
+"distill minus ..." rows compare `--distill` with plain and with the control on the same
+samples and seeds. One run: 557 s on 2 shared cores (load average 3-6).
 """
 
 from __future__ import annotations
