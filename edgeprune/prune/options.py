@@ -57,6 +57,9 @@ GRADUAL_ONLY = (
 )
 """Options that shape fine-tuning, so they mean something only with a dataset."""
 
+DEPENDS_ON_DISTILL = ("learning_rate", "learning_rate_decay")
+"""Options whose default depends on `distill` (`prune.rates`), resolved at validation."""
+
 SELECTION = (
     "sparsity",
     "scope",
@@ -151,6 +154,7 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     )
 
     _given: frozenset[str] = PrivateAttr(default=frozenset())
+    _defaulted: frozenset[str] = PrivateAttr(default=frozenset())
 
     @classmethod
     def create(cls, *args: Any, **values: Any) -> PruneOptions:  # type: ignore[override]
@@ -175,6 +179,7 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         self = handler(resolved)
         self._check_training(frozenset(k for k in given if _changed(cls, k, data[k], resolved)))
         self._given = given
+        self._defaulted = frozenset(name for name in DEPENDS_ON_DISTILL if data.get(name) is None)
         return self
 
     @classmethod
@@ -279,6 +284,12 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
             "add data or leave them out for one-shot pruning",
             params=(*names, "data"),
         )
+
+    @field_serializer(*DEPENDS_ON_DISTILL)
+    def _unset_stays_unset(self, value: Any, info: Any) -> Any:
+        """A rate the caller left unset is written unset, so options passed on (`ep.prune(...,
+        options=..., distill=True)`) still take the defaults of the `distill` they end with."""
+        return None if info.field_name in self._defaulted else value
 
     @field_serializer("pattern")
     def _pattern_text(self, value: Any) -> str | None:

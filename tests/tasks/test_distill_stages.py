@@ -136,6 +136,17 @@ def test_an_explicit_learning_rate_wins_over_distills_default(rate):
     assert (held.learning_rate, held.learning_rate_decay) == (DISTILL_LEARNING_RATE, "constant")
 
 
+def test_options_passed_on_take_the_defaults_of_the_distill_they_end_with():
+    from edgeprune.api._params import with_options
+
+    plain = PruneOptions.create(0.9, data="digits")
+    later = PruneOptions.create(**with_options(plain, {"distill": True}))
+    assert (later.learning_rate, later.learning_rate_decay) == (DISTILL_LEARNING_RATE, COSINE)
+    given = PruneOptions.create(0.9, data="digits", learning_rate=1e-4)
+    kept = PruneOptions.create(**with_options(given, {"distill": True}))
+    assert (kept.learning_rate, kept.learning_rate_decay) == (1e-4, COSINE)
+
+
 def test_a_misspelt_decay_is_one_line():
     with pytest.raises(UserError, match="learning_rate_decay 'step' is not one of") as caught:
         PruneOptions.create(0.9, data="digits", learning_rate_decay="step")
