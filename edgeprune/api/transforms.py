@@ -68,6 +68,7 @@ def prune(
         "epochs": result.epochs,
         "batch_size": result.batch_size,
         "learning_rate": result.learning_rate,
+        "learning_rate_decay": result.learning_rate_decay,
     }
     if result.distillation is not None:
         run_options["distillation"] = result.distillation.to_dict()

@@ -21,6 +21,7 @@ from edgeprune.prune.callback import pruning_callback_class
 from edgeprune.prune.constraint import strip_pruning
 from edgeprune.prune.options import PruneOptions
 from edgeprune.prune.plan import PrunePlan
+from edgeprune.prune.rates import hold_start, optimizer_rate
 from edgeprune.prune.report import PruneReport
 from edgeprune.prune.schedules import SCHEDULES, ConstantSparsity, PolynomialDecay, PruningSchedule
 from edgeprune.prune.task_training import (
@@ -50,6 +51,7 @@ class GradualPruneResult:
     learning_rate: float
     steps: int
     output_kind: str | None
+    learning_rate_decay: str = "constant"
     dense_accuracy: float | None = None
     accuracy: float | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -71,6 +73,7 @@ class GradualPruneResult:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
+            "learning_rate_decay": self.learning_rate_decay,
             "steps": self.steps,
             "output_kind": self.output_kind,
             "dense_accuracy": self.dense_accuracy,
@@ -139,7 +142,8 @@ def prune_gradually(
     """Fine-tune `model` on `dataset` while pruning it to `sparsity`; the model changes in place.
 
     Give `options` or the `PruneOptions` fields as keywords (`epochs=4, scope="global"`).
-    The model is (re)compiled with Adam(`learning_rate`) and `loss` (a Keras loss name or
+    The model is (re)compiled with Adam(`learning_rate`, after the ramp held or
+    cosine-decayed to 0 as `learning_rate_decay` says; `prune.rates`) and `loss` (a Keras loss name or
     FILE.py:fn), else the model's own compiled loss (from memory or `source`, its `.keras`
     file), else the task's default. With `evaluate`, the task's metrics on the validation
     split are measured before (dense) and after (`accuracy` is top-1 for classifiers). `schedule` is 'polynomial', 'constant' or a PruningSchedule (then the
@@ -178,14 +182,19 @@ def prune_gradually(
     dense_metrics = task_scores(task, model, dataset) if evaluate else None
     distillation = Distillation.from_fields(options)
     callback = pruning_callback_class()(chosen, options=options, plan=plan)
+    assert options.learning_rate is not None and options.learning_rate_decay is not None
+    rate = optimizer_rate(
+        options.learning_rate,
+        options.learning_rate_decay,
+        hold_start(chosen.begin_step, chosen.end_step),
+        total_steps,
+    )
     callbacks = [callback]
     if options.tensorboard:
         from edgeprune.prune.summaries import pruning_summaries
 
         callbacks.append(pruning_summaries(options.tensorboard, callback))
-    training = Training(
-        "gradual prune", options.epochs, options.batch_size, options.learning_rate, options.seed
-    )
+    training = Training("gradual prune", options.epochs, options.batch_size, rate, options.seed)
     try:  # the teacher: a copy of the dense model, taken before any mask
         history = fit_for_task(
             model, task, dataset, loss, training, distillation=distillation, callbacks=callbacks
@@ -199,6 +208,7 @@ def prune_gradually(
         epochs=options.epochs,
         batch_size=options.batch_size,
         learning_rate=float(options.learning_rate),
+        learning_rate_decay=options.learning_rate_decay,
         steps=total_steps,
         output_kind=kind,
         dense_accuracy=_top1(dense_metrics),

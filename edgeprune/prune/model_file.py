@@ -138,6 +138,7 @@ def prune_model_file(
             epochs=gradual.epochs,
             batch_size=gradual.batch_size,
             learning_rate=gradual.learning_rate,
+            learning_rate_decay=gradual.learning_rate_decay,
         )
         if gradual.distillation is not None:
             run_options["distillation"] = gradual.distillation.to_dict()

@@ -19,12 +19,20 @@ from edgeprune.options import CustomObjectsFields, StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
+from edgeprune.prune.rates import (
+    DECAYS,
+    DISTILL_LEARNING_RATE,
+    LEARNING_RATE,
+    default_decay,
+    default_learning_rate,
+)
 from edgeprune.prune.schedules import SCHEDULES, check_sparsity
 from edgeprune.prune.selection import DEFAULT_MIN_PARAMS, layer_types
 from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 DEFAULT_MAX_LAYER_SPARSITY = 0.95
 NM_TOLERANCE = 0.005
+
 
 GRADUAL_ONLY = (
     "epochs",
@@ -36,6 +44,7 @@ GRADUAL_ONLY = (
     "power",
     "batch_size",
     "learning_rate",
+    "learning_rate_decay",
     "seed",
     "tensorboard",
     "task",
@@ -47,6 +56,9 @@ GRADUAL_ONLY = (
     "alpha",
 )
 """Options that shape fine-tuning, so they mean something only with a dataset."""
+
+DEPENDS_ON_DISTILL = ("learning_rate", "learning_rate_decay")
+"""Options whose default depends on `distill` (`prune.rates`), resolved at validation."""
 
 SELECTION = (
     "sparsity",
@@ -122,8 +134,17 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     power: float = Field(3.0, gt=0, description="Polynomial ramp exponent (default 3).")
     epochs: int = Field(8, ge=1, le=100_000, description="Fine-tuning epochs (default 8).")
     batch_size: int = Field(32, ge=1, description="Batch size (default 32).")
-    learning_rate: float = Field(
-        1e-3, gt=0, lt=10, description="Adam learning rate (default 0.001)."
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=10,
+        description=f"Adam learning rate (default {LEARNING_RATE:g}; "
+        f"{DISTILL_LEARNING_RATE:g} with --distill).",
+    )
+    learning_rate_decay: str | None = Field(
+        None,
+        description="constant | cosine: from the end of the ramp the rate falls to 0 by the "
+        "last step (default constant; cosine with --distill).",
     )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning (default 0).")
     tensorboard: str | None = Field(
@@ -133,6 +154,7 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     )
 
     _given: frozenset[str] = PrivateAttr(default=frozenset())
+    _defaulted: frozenset[str] = PrivateAttr(default=frozenset())
 
     @classmethod
     def create(cls, *args: Any, **values: Any) -> PruneOptions:  # type: ignore[override]
@@ -155,8 +177,9 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         given = frozenset(data)
         resolved = cls._resolve(dict(data))
         self = handler(resolved)
-        self._check_training(frozenset(k for k in given if _changed(cls, k, data[k])))
+        self._check_training(frozenset(k for k in given if _changed(cls, k, data[k], resolved)))
         self._given = given
+        self._defaulted = frozenset(name for name in DEPENDS_ON_DISTILL if data.get(name) is None)
         return self
 
     @classmethod
@@ -199,6 +222,17 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         if min_params == DEFAULT_MIN_PARAMS and not isinstance(min_params, bool):
             min_params = getattr(chosen, "default_min_params", min_params)
         check_log_dir(data.get("tensorboard"))
+        distill = bool(data.get("distill"))
+        if data.get("learning_rate") is None:
+            data["learning_rate"] = default_learning_rate(distill)
+        decay = data.get("learning_rate_decay")
+        if decay is None:
+            data["learning_rate_decay"] = default_decay(distill)
+        elif decay not in DECAYS:
+            raise UserError(
+                f"learning_rate_decay {decay!r} is not one of {', '.join(DECAYS)}",
+                params=("learning_rate_decay",),
+            )
         data.update(
             sparsity=target,
             max_layer_sparsity=cap,
@@ -250,6 +284,12 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
             "add data or leave them out for one-shot pruning",
             params=(*names, "data"),
         )
+
+    @field_serializer(*DEPENDS_ON_DISTILL)
+    def _unset_stays_unset(self, value: Any, info: Any) -> Any:
+        """A rate the caller left unset is written unset, so options passed on (`ep.prune(...,
+        options=..., distill=True)`) still take the defaults of the `distill` they end with."""
+        return None if info.field_name in self._defaulted else value
 
     @field_serializer("pattern")
     def _pattern_text(self, value: Any) -> str | None:
@@ -310,8 +350,14 @@ def resolve_sparsity(sparsity: float | None, pattern: Pattern | None) -> float:
     return check_sparsity(sparsity)
 
 
-def _changed(cls: type[StageOptions], name: str, value: Any) -> bool:
-    """Whether `value` differs from the default of field `name`."""
+def _changed(cls: type[StageOptions], name: str, value: Any, resolved: dict[str, Any]) -> bool:
+    """Whether `value` differs from the default of field `name` (the learning rate's and
+    its decay's defaults depend on `distill`, as `resolved` settles it)."""
+    distill = bool(resolved.get("distill"))
+    if name == "learning_rate":
+        return value is not None and value != default_learning_rate(distill)
+    if name == "learning_rate_decay":
+        return value is not None and value != default_decay(distill)
     return value != cls.model_fields[name].get_default(call_default_factory=True)
 
 

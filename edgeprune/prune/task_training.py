@@ -213,13 +213,14 @@ def quiet_scores(task: Task, model: Any, dataset: Dataset) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Training:
-    """How a training stage fits: Adam at `learning_rate`, `epochs` over shuffled batches
+    """How a training stage fits: Adam at `learning_rate` (a number, or a Keras learning-rate
+    schedule such as gradual pruning's cosine, `prune.rates`), `epochs` over shuffled batches
     of `batch_size`, from `seed`; progress events are named `stage`."""
 
     stage: str
     epochs: int
     batch_size: int
-    learning_rate: float
+    learning_rate: Any
     seed: int
 
 

@@ -230,6 +230,7 @@ def test_cli_reports_a_bad_recipe_in_one_line_with_exit_2(run_cli, write_recipe)
                 "epochs",
                 "batch_size",
                 "learning_rate",
+                "learning_rate_decay",
                 "seed",
                 "tensorboard",
             ]
