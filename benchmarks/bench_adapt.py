@@ -44,6 +44,9 @@ BASE_EPOCHS = 20
 MAX_ITERATIONS = 14
 BN_MOMENTUM = 0.9
 BOOTSTRAP_DRAWS = 2000
+TABLE_RUNS = 60
+MODEL_RUNS = 300
+FINAL_RUNS = 400
 
 
 def build_model(dataset: Any) -> Any:
@@ -127,6 +130,11 @@ def uniform_ms_at(top1: float, curve: list[tuple[float, float]]) -> float:
     return ordered[-1][0]
 
 
+def adapt_name(iteration: dict[str, Any]) -> str:
+    """The bench's name of the model of one adapt iteration (targets may share one)."""
+    return f"adapt-iter{iteration['iteration']:02d}"
+
+
 def _train_base(dataset: Any, path: Path) -> Any:
     from edgeprune import _tf
     from edgeprune.demo import compile_for_training
@@ -199,6 +207,8 @@ def run() -> list[Ratio]:
             long_epochs=0,
             step_reduction=STEP_REDUCTION,
             step_decay=1.0,
+            table_runs=TABLE_RUNS,
+            runs=MODEL_RUNS,
             granularity=GRANULARITY,
             min_filters=GRANULARITY,
             max_iterations=MAX_ITERATIONS,
@@ -223,14 +233,16 @@ def run() -> list[Ratio]:
         keras_files: dict[str, Path] = {}
         epochs: dict[str, int] = {}
         for target, hit in picked.items():
-            name = f"adapt-{target:g}x"
+            name = adapt_name(hit)
+            if name in keras_files:  # a smaller target met by the same iteration
+                continue
             model = load_keras_model(Path(report.workdir) / hit["model"])
             finetune(model, dataset, epochs=LONG_EPOCHS, seed=0)
             flags[name] = correct_flags(model, dataset)
             keras_files[name] = work / f"{name}.keras"
             model.save(keras_files[name])
             epochs[name] = LONG_EPOCHS + SHORT_EPOCHS * hit["iteration"]
-            print(f"   {name}: iteration {hit['iteration']}, top-1 {flags[name].mean():.4f}")
+            print(f"   {name} ({target:g}x): top-1 {flags[name].mean():.4f}", flush=True)
         for ratio in RATIOS:
             pruned, _ = prune_channels(
                 base, ratio=ratio, granularity=GRANULARITY, min_filters=GRANULARITY
@@ -249,7 +261,10 @@ def run() -> list[Ratio]:
             tflites.append(work / f"{name}.tflite")
             convert(path, tflites[-1])
         measured = bench_models(
-            tflites, ["local"], BenchOptions(runs=300, round_runs=10), store=work / "results.db"
+            tflites,
+            ["local"],
+            BenchOptions(runs=FINAL_RUNS, round_runs=10),
+            store=work / "results.db",
         )
         by_stem = {Path(r["model"]).stem: r for r in measured.rows}
         rows = {p.stem: by_stem[p.stem] for p in tflites[1:]}
@@ -338,11 +353,12 @@ def _against_uniform(
     epochs: dict[str, int],
 ) -> list[Ratio]:
     """Claims 1 and 2 for the adapt model of `target` (see the module's doc)."""
-    name = f"adapt-{target:g}x"
+    name = adapt_name(hit)
     names = [u for u in rows if u.startswith("uniform-")]
     ms = float(rows[name]["p50_ms"])
     pair = bracket(ms, [(u, float(rows[u]["p50_ms"])) for u in names])
     detail: dict[str, Any] = {
+        "model": name,
         "iteration": hit["iteration"],
         "target_ms": base_ms / target,
         "reached_in_loop": hit["measured"]["median_ms"] <= base_ms / target,
