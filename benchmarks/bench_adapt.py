@@ -18,6 +18,10 @@ latency uniform needs for adapt's top-1 (interpolated on the uniform curve) over
 latency (goal >= 1.2x). Either meets the issue's acceptance. Claim 3: the table's predicted
 latency of every final model against its measured one (in the reference job's conditions,
 as adapt predicts; goal <= 10 %).
+
+The model runs in about 0.05-0.14 ms on a host core, so the whole bench takes 5-10 minutes
+on a shared 2-core host; at such latencies a loaded host's noise is of the size of one
+cut, so run it on a quiet machine (`uptime`) and read the intervals.
 """
 
 from __future__ import annotations
@@ -120,7 +124,8 @@ def bracket(ms: float, uniform: list[tuple[str, float]]) -> tuple[str, str] | No
 def uniform_ms_at(top1: float, curve: list[tuple[float, float]]) -> float:
     """The latency uniform needs for `top1`: walking its (ms, top-1) curve from the slowest
     model to the fastest, the ms where its top-1 first falls below `top1`, interpolated
-    linearly (inf when even the slowest is less accurate, the fastest's ms when none is)."""
+    linearly (inf when even the slowest is less accurate, the fastest's ms when none is;
+    the claim then reports nan: not met, nothing to compare)."""
     ordered = sorted(curve, reverse=True)
     if ordered[0][1] < top1:
         return float("inf")
@@ -404,6 +409,11 @@ def _against_uniform(
         return uniform_ms_at(acc[name], curve) / ms
 
     value, value_ci = paired_bootstrap(speedup, {k: flags[k] for k in (name, *names)})
+    speed_detail: dict[str, Any] = {"ci": value_ci}
+    if not np.isfinite(value):  # no uniform cut is as accurate: no latency to compare
+        best = max(float(flags[u].mean()) for u in names)
+        speed_detail["note"] = f"no uniform cut reaches adapt's top-1 (best {best:.4f})"
+        value = float("nan")
     return [
         Ratio(
             f"adapt {target:g}x: top-1 points over uniform at the same measured latency",
@@ -417,6 +427,6 @@ def _against_uniform(
             value,
             goal=1.2,
             higher_is_better=True,
-            detail={"ci": value_ci},
+            detail=speed_detail,
         ),
     ]
