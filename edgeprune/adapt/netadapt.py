@@ -24,9 +24,6 @@ from edgeprune.adapt.table import Calibration, Latency, LatencyTable, Measure
 from edgeprune.adapt.widths import TracedModel, candidate_widths, trace_model
 from edgeprune.adapt.workdir import Workdir
 
-PROBE_WIDTHS = 4
-"""Widths per group measured per round while looking for the largest one that meets the cut."""
-
 MapFn = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
 ModelMeasure = Callable[[Path, int], Latency]
 """measure_model(keras file, iteration) -> its whole-model latency on the device."""
@@ -84,45 +81,63 @@ def step_budget(
     return max(target_ms, current_ms - cut)
 
 
+def monotone_in_width(predicted: dict[int, float]) -> dict[int, float]:
+    """Each width's predicted latency raised to the largest one of any narrower width (a
+    running max from the narrowest width up).
+
+    One-layer entries are medians of a few dozen runs, so a wider layer can come out
+    faster than a narrower one by noise alone; left so, the search below would take a wide
+    width for a cut it does not make (the whole model measures no faster). Raised, a width
+    meets a budget only when every narrower width of its group does too: removing filters
+    never counts as making a model slower, and a cut is never claimed on one lucky entry.
+    """
+    out: dict[int, float] = {}
+    running = float("-inf")
+    for width in sorted(predicted):
+        running = max(running, predicted[width])
+        out[width] = running
+    return out
+
+
+def group_curves(
+    traced: TracedModel, predictor: Predictor, options: AdaptOptions
+) -> dict[str, dict[int, float]]:
+    """For every prunable group that can be cut, its predicted latency at every candidate
+    width (the others as they are), monotone in width (`monotone_in_width`); every missing
+    entry is measured in one batch."""
+    widths = {
+        group.name: candidate_widths(group.size, options.granularity, options.min_filters)
+        for group in traced.prunable()
+    }
+    signatures = {
+        (name, width): layer_signatures(traced.graph, traced.keep_mask({name: width}))
+        for name, candidates in widths.items()
+        for width in candidates
+    }
+    predictor.fill([s for sigs in signatures.values() for s in sigs])
+    return {
+        name: monotone_in_width({w: predictor.predict(signatures[(name, w)]) for w in candidates})
+        for name, candidates in widths.items()
+        if candidates
+    }
+
+
 def propose(
     traced: TracedModel,
     predictor: Predictor,
     budget_ms: float,
     options: AdaptOptions,
 ) -> tuple[list[Proposal], list[str]]:
-    """For every prunable group, the largest width predicted to meet `budget_ms`.
-
-    Widths are probed a few per group at a time (all groups' probes measured in one batch),
-    largest first. Returns the proposals and the groups already at their minimum width.
-    """
-    pending: dict[str, list[int]] = {}
-    at_minimum = []
-    for group in traced.prunable():
-        widths = candidate_widths(group.size, options.granularity, options.min_filters)
-        if widths:
-            pending[group.name] = widths
-        else:
-            at_minimum.append(group.name)
-    found: list[Proposal] = []
-    while pending:
-        probes = {name: widths[:PROBE_WIDTHS] for name, widths in pending.items()}
-        signatures = {
-            (name, width): layer_signatures(traced.graph, traced.keep_mask({name: width}))
-            for name, widths in probes.items()
-            for width in widths
-        }
-        predictor.fill([s for sigs in signatures.values() for s in sigs])
-        for name, widths in probes.items():
-            for width in widths:
-                predicted = predictor.predict(signatures[(name, width)])
-                if predicted <= budget_ms:
-                    found.append(Proposal(name, width, predicted))
-                    del pending[name]
-                    break
-            else:
-                pending[name] = pending[name][PROBE_WIDTHS:]
-                if not pending[name]:
-                    del pending[name]
+    """For every prunable group, the largest width predicted (monotone in width) to meet
+    `budget_ms`. Returns the proposals and the groups already at their minimum width."""
+    curves = group_curves(traced, predictor, options)
+    at_minimum = [g.name for g in traced.prunable() if g.name not in curves]
+    found = []
+    for name, curve in curves.items():
+        meeting = [w for w, ms in curve.items() if ms <= budget_ms]
+        if meeting:
+            width = max(meeting)
+            found.append(Proposal(name, width, curve[width]))
     return found, at_minimum
 
 
@@ -181,14 +196,10 @@ def _any_progress(
 ) -> list[Proposal]:
     """No group meets the cut alone: each group's largest width predicted faster at all."""
     found = []
-    for group in traced.prunable():
-        for width in candidate_widths(group.size, options.granularity, options.min_filters):
-            signatures = layer_signatures(traced.graph, traced.keep_mask({group.name: width}))
-            predictor.fill(signatures)
-            predicted = predictor.predict(signatures)
-            if predicted < current_ms:
-                found.append(Proposal(group.name, width, predicted))
-                break
+    for name, curve in group_curves(traced, predictor, options).items():
+        faster = [w for w, ms in curve.items() if ms < current_ms]
+        if faster:
+            found.append(Proposal(name, max(faster), curve[max(faster)]))
     return found
 
 
