@@ -279,6 +279,8 @@ class AgentClient:
         try:
             session = self.session(has=wanted)
         except ConnectionLost:
+            if self.retries < 1:
+                raise  # no retries asked for: a cut during the hello fails as one during `has`
             return None  # the ordinary call reconnects and retries
         reply = session.take_has(wanted) if session is not None else None
         return None if reply is None else _as_result(["has", "--json", "--", *wanted], reply)

@@ -98,7 +98,7 @@ def test_without_retries_a_cut_fails_clearly_and_leaves_nothing_usable(
     spool = fleet["dev1"].spool
     proxy = fleet.proxy("dev1")
     model = load_model(large_tflite)
-    for after in (1800, int(model.size_bytes * 0.4)):  # during `has`, mid-upload
+    for after in (1800, int(model.size_bytes * 0.4)):  # during the hello (and its has), mid-upload
         proxy.plan_cut(after_bytes=after)
         outcome = deploy_through(fleet, model, retries=0)
         assert not outcome.ok
