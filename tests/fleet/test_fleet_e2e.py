@@ -200,22 +200,27 @@ def test_killed_upload_retries_and_never_leaves_a_partial_model(installed_fleet,
     target = fleet["dev2"].spool / "models" / f"{model.sha256}.tflite"
     device = load_inventory(fleet.inventory_path).devices["dev2"]
     kills: list[int] = []
+    starts: list[int] = []  # where this deploy's upload starts: its first report
 
     def kill_once(name: str, label: str, done: int, total: int) -> None:
-        if not kills and done > total // 3:
+        # a resumed upload first reports its offset before any byte moves: cut only once
+        # bytes of this upload are in flight (else the transport just reconnects)
+        starts.append(done)
+        if not kills and done > max(total // 3, starts[0]):
             kills.append(fleet["dev2"].kill_connections())
             assert not target.exists()
 
     # no retries allowed: the deploy fails; nothing usable is left, only the part to resume
     group = deploy([replace(device, retries=0)], [model], progress=kill_once)
-    assert kills and group.failed and "connection lost" in group.failed[0].message
+    assert kills and kills[0] > 0 and group.failed and "connection lost" in group.failed[0].message
     assert not target.exists()
     (part,) = spool_files(fleet, "dev2", "incoming")
     assert part.startswith(model.sha256 + ".") and part.endswith(".part")
     # with retries the same cut is survived: the upload resumes and the agent admits it
     kills.clear()
+    starts.clear()
     group = deploy([device], [model], progress=kill_once)
-    assert kills and not group.failed, [o.message for o in group.failed]
+    assert kills and kills[0] > 0 and not group.failed, [o.message for o in group.failed]
     sent = group["dev2"].value[0]
     assert sent.status == "sent" and sent.retries == 1
     assert sha256_file(target) == model.sha256
