@@ -174,7 +174,7 @@ class Session:
             "pid": os.getpid(),
         }
         wanted_has = request.get("has")
-        if wanted_has is not None and "hello-has" in HELLO_FEATURES:
+        if wanted_has is not None and "hello-has" in HELLO_FEATURES:  # () speaks 1.0 (tests)
             answer["has"] = self._hello_has(wanted_has)
         self.send(answer)
 

@@ -127,18 +127,31 @@ def propose(
     predictor: Predictor,
     budget_ms: float,
     options: AdaptOptions,
+    current_ms: float | None = None,
 ) -> tuple[list[Proposal], list[str]]:
     """For every prunable group, the largest width predicted (monotone in width) to meet
-    `budget_ms`. Returns the proposals and the groups already at their minimum width."""
+    `budget_ms`; when no group meets it alone and `current_ms` is given, each group's largest
+    width predicted faster than that at all. Returns the proposals and the groups already at
+    their minimum width."""
     curves = group_curves(traced, predictor, options)
     at_minimum = [g.name for g in traced.prunable() if g.name not in curves]
+    found = _largest_widths(curves, lambda ms: ms <= budget_ms)
+    if not found and current_ms is not None:
+        found = _largest_widths(curves, lambda ms: ms < current_ms)
+    return found, at_minimum
+
+
+def _largest_widths(
+    curves: dict[str, dict[int, float]], fits: Callable[[float], bool]
+) -> list[Proposal]:
+    """Per group, its largest width whose predicted latency `fits`."""
     found = []
     for name, curve in curves.items():
-        meeting = [w for w, ms in curve.items() if ms <= budget_ms]
-        if meeting:
-            width = max(meeting)
+        fitting = [w for w, ms in curve.items() if fits(ms)]
+        if fitting:
+            width = max(fitting)
             found.append(Proposal(name, width, curve[width]))
-    return found, at_minimum
+    return found
 
 
 def adapt_loop(
@@ -176,9 +189,7 @@ def adapt_loop(
         if iteration > options.max_iterations:
             return LoopOutcome(current, traced.widths, predicted, "max iterations", minimum)
         budget = step_budget(options, iteration - 1, predicted, target_ms)
-        proposals, minimum = propose(traced, predictor, budget, options)
-        if not proposals:
-            proposals = _any_progress(traced, predictor, predicted, options)
+        proposals, minimum = propose(traced, predictor, budget, options, current_ms=predicted)
         if not proposals:
             reason = "no group can be cut further"
             return LoopOutcome(current, traced.widths, predicted, reason, minimum)
@@ -189,18 +200,6 @@ def adapt_loop(
         current = _run_iteration(
             workdir, iteration, current, proposals, options, measure_model, map_fn, budget
         )
-
-
-def _any_progress(
-    traced: TracedModel, predictor: Predictor, current_ms: float, options: AdaptOptions
-) -> list[Proposal]:
-    """No group meets the cut alone: each group's largest width predicted faster at all."""
-    found = []
-    for name, curve in group_curves(traced, predictor, options).items():
-        faster = [w for w, ms in curve.items() if ms < current_ms]
-        if faster:
-            found.append(Proposal(name, max(faster), curve[max(faster)]))
-    return found
 
 
 def _run_iteration(

@@ -78,14 +78,14 @@ def run(argv: list[str] | None = None) -> int:
 def _unreported_ctrl_c(exc: SystemExit) -> bool:
     """Typer turns a Ctrl-C into a silent exit 130; say what happened, unless the fleet
     already said which job it cancelled on which device (`fleet.cancel.Interrupted`)."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return False
     from edgeprune.fleet.cancel import Interrupted
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, KeyboardInterrupt):
-            return not isinstance(seen, Interrupted)
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return not isinstance(seen, Interrupted)
 
 
 def _flags_of(argv: list[str] | None) -> dict[str, str]:

@@ -30,6 +30,21 @@ def _compile_config(path) -> str:
         return json.dumps(json.loads(archive.read("config.json")).get("compile_config"))
 
 
+def _digits_mlp():
+    """A small softmax MLP on the 8x8 digits, seeded (no dropout or batch norm)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
 def test_prune_distill_end_to_end(run_cli, demo_model_path, tmp_path):
     out = tmp_path / "distilled.keras"
     outcome = run_cli(
@@ -67,15 +82,7 @@ def test_the_teacher_is_the_dense_model(digits):
 
     from edgeprune.prune import prune_gradually
 
-    keras.utils.set_random_seed(0)
-    dense = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    dense = _digits_mlp()
     dense.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     dense.fit(digits.x_train, digits.y_train, epochs=2, verbose=0)
     losses = {}
@@ -165,19 +172,10 @@ def test_a_misspelt_decay_is_one_line():
 def test_the_rate_the_optimizer_ends_at(digits, keywords, last_rate):
     """The decay is what Adam really ran: read back from the fitted optimizer, whose rate at
     the ramp's end is still the peak and at the last step is 0 under cosine."""
-    import keras
 
     from edgeprune.prune import prune_gradually
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    model = _digits_mlp()
     model.compile(loss="sparse_categorical_crossentropy")
     result = prune_gradually(model, digits, 0.5, epochs=2, evaluate=False, **keywords)
     rate = model.optimizer.learning_rate
