@@ -1,12 +1,17 @@
 """The NetAdapt loop (Yang et al., ECCV 2018) over measured lookup-table latencies.
 
-Each iteration asks for a latency cut (a fraction of the current predicted latency, decaying
-per iteration, never below the target); for every dependency group, the largest width whose
-predicted latency meets it becomes a proposal; the proposals are cut by the channel
-criterion, fine-tuned briefly and scored on held-out data (through `map`, so an executor
-may run them in parallel); the most accurate one is kept and measured whole on the device.
-It stops at the target (or when no group can be cut further); the caller fine-tunes the
-result long-term.
+Each iteration asks for a latency cut (a fraction of the current model's measured latency,
+decaying per iteration, never below the target); for every dependency group, the largest
+width whose predicted latency meets it becomes a proposal; the proposals are cut by the
+channel criterion, fine-tuned briefly and scored on held-out data (through `map`, so an
+executor may run them in parallel); the most accurate one is kept and measured whole on the
+device. It stops when a kept model *measures* at or below the target (or when no group can
+be cut further); the caller fine-tunes the result long-term.
+
+The table decides which cut, the device decides when to stop: a proposal's latency is the
+current model's measured latency plus the table's predicted change, so an
+error the table makes on the whole model does not accumulate over iterations, and a
+target the prediction meets but the board does not is not reported as met.
 """
 
 from __future__ import annotations
@@ -162,14 +167,17 @@ def adapt_loop(
     predictor: Predictor,
     target_ms: float,
     measure_model: ModelMeasure,
+    source_ms: float,
     map_fn: MapFn = plain_map,
     progress: Progress | None = None,
 ) -> LoopOutcome:
-    """Iterate from `source` (or the last finished iteration in `workdir`) towards `target_ms`."""
+    """Iterate from `source` (measured at `source_ms`, in the conditions `measure_model`
+    reports in), or the last finished iteration in `workdir`, towards `target_ms`."""
     from edgeprune.models import load_keras_model
 
     done = workdir.iterations
     current = workdir.root / done[-1]["model"] if done else source
+    measured = float(done[-1]["measured"]["median_ms"]) if done else source_ms
     tell = progress or (lambda _: None)
     while True:
         iteration = len(workdir.iterations) + 1
@@ -184,20 +192,24 @@ def adapt_loop(
             for g in traced.prunable()
             if not candidate_widths(g.size, options.granularity, options.min_filters)
         ]
-        if predicted <= target_ms:
+        if measured <= target_ms:
             return LoopOutcome(current, traced.widths, predicted, "target met", minimum)
         if iteration > options.max_iterations:
             return LoopOutcome(current, traced.widths, predicted, "max iterations", minimum)
-        budget = step_budget(options, iteration - 1, predicted, target_ms)
-        proposals, minimum = propose(traced, predictor, budget, options, current_ms=predicted)
+        budget = step_budget(options, iteration - 1, measured, target_ms)
+        # the budget in the table's terms: what the table's error on this model shifts
+        offset = measured - predicted
+        proposals, minimum = propose(
+            traced, predictor, budget - offset, options, current_ms=predicted
+        )
         if not proposals:
             reason = "no group can be cut further"
             return LoopOutcome(current, traced.widths, predicted, reason, minimum)
         tell(
-            f"iteration {iteration}: {predicted:.3f} → {budget:.3f} ms predicted, "
+            f"iteration {iteration}: {measured:.3f} ms measured → {budget:.3f} ms, "
             f"{len(proposals)} proposal(s)"
         )
-        current = _run_iteration(
+        current, measured = _run_iteration(
             workdir, iteration, current, proposals, options, measure_model, map_fn, budget
         )
 
@@ -211,7 +223,8 @@ def _run_iteration(
     measure_model: ModelMeasure,
     map_fn: MapFn,
     budget: float,
-) -> Path:
+) -> tuple[Path, float]:
+    """Run, keep and measure one iteration; returns the kept model and its measured ms."""
     scratch = workdir.scratch(iteration)
     assert options.data is not None
     items = [
@@ -251,7 +264,7 @@ def _run_iteration(
             "group": best["group"],
             "width": best["width"],
             "widths": widths,
-            "budget_ms": budget,
+            "budget_ms": budget,  # in measured terms, as `measured` below
             "predicted_ms": best["predicted_ms"],
             "measured": measured.to_dict(),
             "top1": best["top1"],
@@ -261,4 +274,4 @@ def _run_iteration(
             ],
         }
     )
-    return kept
+    return kept, measured.median_ms

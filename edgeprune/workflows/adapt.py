@@ -408,6 +408,7 @@ def _adapt(
         predictor=predictor,
         target_ms=target_ms,
         measure_model=measure_model,
+        source_ms=meter.reference_ms,
         map_fn=run_all,
         progress=progress,
     )

@@ -170,3 +170,60 @@ def test_cli_names_the_flags(run_cli, tiny_model_path, isolated):
     assert outcome.code != 0
     assert "--target-latency" in outcome.err and "--target-speedup" in outcome.err
     assert "Traceback" not in outcome.err
+
+
+def test_the_loop_stops_on_the_measured_latency_not_the_predicted(tiny_model_path, isolated):
+    """A board 2.5 times as slow as the table says: one cut is predicted to meet the target,
+    but it measures above it, so the loop goes on (budgets in measured terms) until a kept
+    model measures at the target: both groups cut, "target met"."""
+    from edgeprune.adapt.netadapt import Predictor, adapt_loop
+    from edgeprune.adapt.options import AdaptOptions
+    from edgeprune.adapt.signatures import layer_signatures
+    from edgeprune.adapt.table import Calibration, Latency, LatencyTable
+    from edgeprune.adapt.widths import trace_model
+    from edgeprune.adapt.workdir import Workdir
+    from edgeprune.models import load_keras_model
+
+    table_path = isolated / "table.db"
+    options = AdaptOptions.create(**{**FAST, "target_speedup": 2.0, "step_reduction": 0.5})
+    write_mac_table(tiny_model_path, table_path, {**FAST, "target_speedup": 2.0})
+    from device_agents.runtimes import select_runtime
+    from edgeprune.workflows.adapt import table_context
+
+    runtime = select_runtime()
+    context = table_context(
+        "local", {"runtime": runtime.name, "runtime_version": runtime.version}, options
+    )
+
+    def no_measuring(paths):
+        raise AssertionError(f"every entry is in the table, yet {len(paths)} were measured")
+
+    predictor = Predictor(
+        LatencyTable(table_path, context), no_measuring, "none", Calibration(0, 1000)
+    )
+    traced = trace_model(load_keras_model(tiny_model_path))
+
+    def predicted(widths):
+        return predictor.predict(layer_signatures(traced.graph, traced.keep_mask(widths)))
+
+    def slower_than_the_table(path, _iteration):
+        model = trace_model(load_keras_model(path))
+        ms = 2.5 * predictor.predict(layer_signatures(model.graph, model.keep_mask({})))
+        return Latency(ms, ms, ms, 10)
+
+    both = predicted({"conv_a": 16, "conv_b": 16})
+    one = max(predicted({"conv_a": 16}), predicted({"conv_b": 16}))
+    target = 2.5 * both
+    assert one <= target < 2.5 * min(predicted({"conv_a": 16}), predicted({"conv_b": 16}))
+
+    outcome = adapt_loop(
+        tiny_model_path,
+        Workdir.open(isolated / "run.adapt", {"test": 1}),
+        options,
+        predictor=predictor,
+        target_ms=target,
+        measure_model=slower_than_the_table,
+        source_ms=2.5 * predicted({}),
+    )
+    assert outcome.stop_reason == "target met"
+    assert outcome.widths == {"conv_a": 16, "conv_b": 16, "logits": 10}
