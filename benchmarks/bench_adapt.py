@@ -4,18 +4,20 @@ on an emulated Raspberry Pi 4 (arm64 code under qemu behind a real sshd).
 The task is "digits in clutter" (`clutter_dataset`): every scikit-learn digit drawn at a random
 size and place on a 48x48 canvas, over fragments of other digits and Gaussian noise, three
 drawings per digit, drawings of one digit never split between training and validation. It is
-hard enough that width matters (a converged base reaches about 85 % top-1, uniform cuts lose
-points as they go), and the validation set is 1080 drawings of 360 digits; intervals resample
-the digits (`CLUSTER`), not the drawings.
+hard enough that width matters (the base reaches about 87 % top-1, uniform cuts lose points
+as they go), and the validation set is 1080 drawings of 360 digits; intervals resample the
+digits, not the drawings (`paired_bootstrap`).
 
 The base model (MobileNet-style, resolution halved three times, so most of its latency sits
-in the early, wide-image layers, as in MobileNets on their usual inputs) is trained to
-convergence first. Per device, one adapt run goes to the largest target with constant 8 %
+in the early, wide-image layers, as in MobileNets on their usual inputs) is trained to its
+plateau first. Per device, one adapt run goes to the largest target with constant 8 %
 latency cuts per iteration; its iterations are the family of models for the smaller targets
 (as in the NetAdapt paper): for each target, the first iteration measured at or below it,
 fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
-granularity) is fine-tuned from the base once, for at least the budget of the deepest adapt
-model of any device: the long fine-tune plus one short epoch per iteration.
+granularity) is fine-tuned from the base once, and scored on the way after as many epochs as
+each adapt model had (its long fine-tune plus one short epoch per iteration; each stretch
+starts a fresh Adam, as every fine-tune does), so every adapt model is compared with uniform
+cuts trained exactly as long.
 
 On each device, every final model is measured in one interleaved group job, beside adapt's
 reference model, so latencies are side by side. For each adapt model, the two uniform cuts
@@ -28,9 +30,11 @@ latency of every final model against its measured one (in the reference job's co
 as adapt predicts; goal <= 10 %).
 
 `BENCH_ADAPT_DEVICES` picks the devices (default `local,pi4`; `pi4` needs qemu-user-static
-and openssh-server, and builds the emulated userland once, cached). The base runs in about
-0.2 ms on a host core and 5-10 ms emulated; the bench takes about 30-40 minutes on a 2-core
-host, most of it fine-tuning.
+and openssh-server, and builds the emulated userland once, cached). `BENCH_ADAPT_WORK=DIR`
+keeps the bench's files in DIR, and a second run there takes its data, base model, table and
+finished adapt iterations from it (adapt resumes), and trains and measures the rest again.
+The base runs in about 0.2 ms on a host core and 74 ms emulated; the bench takes about 45
+minutes on a 2-core host (the emulated board's adapt run half of it).
 """
 
 from __future__ import annotations
@@ -308,7 +312,7 @@ def _adapt_on(device: str, base_path: Path, data: str, work: Path) -> Any:
     from edgeprune.workflows.adapt import adapt_model_file
 
     folder = work / device
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     return adapt_model_file(
         base_path,
         folder / "adapted.keras",
@@ -355,21 +359,24 @@ def run() -> list[Ratio]:
     from edgeprune.tflite.conversion import convert
     from edgeprune.workflows.bench import bench_models
 
-    work = Path(tempfile.mkdtemp(prefix="bench-adapt-"))
+    kept = os.environ.get("BENCH_ADAPT_WORK")
+    work = Path(kept) if kept else Path(tempfile.mkdtemp(prefix="bench-adapt-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         with bench_devices(work) as devices:
-            data = str(clutter_dataset(work / "clutter.npz"))
+            data_path = work / "clutter.npz"
+            data = str(data_path if data_path.exists() else clutter_dataset(data_path))
             dataset = load_dataset(data)
             base_path = work / "base.keras"
-            base = _train_base(dataset, base_path)
+            if base_path.exists():  # a kept bench: adapt resumes its finished iterations
+                base = load_keras_model(base_path)
+            else:
+                base = _train_base(dataset, base_path)
             flags = {"base": correct_flags(base, dataset)}
             print(f"   base top-1 {flags['base'].mean():.4f}", flush=True)
 
             reports = {d: _adapt_on(d, base_path, data, work) for d in devices}
             picked = {d: _picked(r) for d, r in reports.items()}
-            depth = max((i["iteration"] for p in picked.values() for i in p.values()), default=0)
-            budget = LONG_EPOCHS + SHORT_EPOCHS * depth
-
             keras_files: dict[str, Path] = {}
             epochs: dict[str, int] = {}
             adapt_models: dict[str, list[str]] = {d: [] for d in devices}
@@ -386,17 +393,23 @@ def run() -> list[Ratio]:
                     epochs[name] = LONG_EPOCHS + SHORT_EPOCHS * hit["iteration"]
                     adapt_models[device].append(name)
                     print(f"   {name} ({target:g}x): top-1 {flags[name].mean():.4f}", flush=True)
+            budgets = sorted(set(epochs.values()))
             for ratio in RATIOS:
                 pruned, _ = prune_channels(
                     base, ratio=ratio, granularity=GRANULARITY, min_filters=GRANULARITY
                 )
                 name = f"uniform-{ratio:g}"
-                finetune(pruned, dataset, epochs=budget, seed=0)
-                flags[name] = correct_flags(pruned, dataset)
+                trained = 0
+                for budget in budgets:  # scored at every adapt model's budget on the way
+                    finetune(pruned, dataset, epochs=budget - trained, seed=0)
+                    trained = budget
+                    flags[f"{name}@{budget}"] = correct_flags(pruned, dataset)
+                flags[name] = flags[f"{name}@{trained}"]
                 keras_files[name] = work / f"{name}.keras"
                 pruned.save(keras_files[name])
-                epochs[name] = budget
-                print(f"   {name}: top-1 {flags[name].mean():.4f}", flush=True)
+                epochs[name] = trained
+                scores = ", ".join(f"{b} ep {flags[f'{name}@{b}'].mean():.4f}" for b in budgets)
+                print(f"   {name}: top-1 {scores}", flush=True)
             tflites = {}
             for name, path in keras_files.items():
                 tflites[name] = work / f"{name}.tflite"
@@ -431,7 +444,7 @@ def run() -> list[Ratio]:
                 )
             return ratios
     finally:
-        if os.environ.get("EDGEPRUNE_BENCH_KEEP"):
+        if kept or os.environ.get("EDGEPRUNE_BENCH_KEEP"):
             print(f"   kept {work}", flush=True)
         else:
             shutil.rmtree(work, ignore_errors=True)
@@ -475,6 +488,11 @@ def _ratios(
             "predicted_ms": predicted[name] / factor,
             "top1": float(flags[name].mean()),
             "finetune_epochs": epochs[name],
+            "top1_by_epochs": {
+                int(k.rpartition("@")[2]): float(f.mean())
+                for k, f in flags.items()
+                if k.startswith(f"{name}@")
+            },
         }
         for name, row in rows.items()
     }
@@ -516,6 +534,8 @@ def _against_uniform(
     """Claims 1 and 2 for the adapt model of `target` (see the module's doc)."""
     name = f"{device}-{adapt_name(hit)}"
     names = [u for u in rows if u.startswith("uniform-")]
+    # the uniform cuts as scored after as many fine-tuning epochs as this adapt model had
+    flags = {**flags, **{u: flags[f"{u}@{epochs[name]}"] for u in names}}
     ms = float(rows[name]["p50_ms"])
     pair = bracket(ms, [(u, float(rows[u]["p50_ms"])) for u in names])
     detail: dict[str, Any] = {
