@@ -14,10 +14,11 @@ plateau first. Per device, one adapt run goes to the largest target with constan
 latency cuts per iteration; its iterations are the family of models for the smaller targets
 (as in the NetAdapt paper): for each target, the first iteration measured at or below it,
 fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
-granularity) is fine-tuned from the base once, and scored on the way after as many epochs as
-each adapt model had (its long fine-tune plus one short epoch per iteration; each stretch
-starts a fresh Adam, as every fine-tune does), so every adapt model is compared with uniform
-cuts trained exactly as long.
+granularity) is fine-tuned from the base in one run per adapt model's budget (its long
+fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
+cuts trained exactly as long. (Scoring one longer run on the way does not do: every
+fine-tune starts a fresh Adam, and a score one epoch after such a restart is several points
+down.)
 
 On each device, every final model is measured in one interleaved group job, beside adapt's
 reference model, so latencies are side by side. For each adapt model, the two uniform cuts
@@ -33,8 +34,8 @@ as adapt predicts; goal <= 10 %).
 and openssh-server, and builds the emulated userland once, cached). `BENCH_ADAPT_WORK=DIR`
 keeps the bench's files in DIR, and a second run there takes its data, base model, table and
 finished adapt iterations from it (adapt resumes), and trains and measures the rest again.
-The base runs in about 0.2 ms on a host core and 74 ms emulated; the bench takes about 45
-minutes on a 2-core host (the emulated board's adapt run half of it).
+The base runs in about 0.2 ms on a host core and 74 ms emulated; the bench takes about an
+hour on a 2-core host (the emulated board's adapt run a third of it).
 """
 
 from __future__ import annotations
@@ -399,15 +400,16 @@ def run() -> list[Ratio]:
                     base, ratio=ratio, granularity=GRANULARITY, min_filters=GRANULARITY
                 )
                 name = f"uniform-{ratio:g}"
-                trained = 0
-                for budget in budgets:  # scored at every adapt model's budget on the way
-                    finetune(pruned, dataset, epochs=budget - trained, seed=0)
-                    trained = budget
-                    flags[f"{name}@{budget}"] = correct_flags(pruned, dataset)
-                flags[name] = flags[f"{name}@{trained}"]
+                cut = work / f"{name}-cut.keras"
+                pruned.save(cut)
+                for budget in budgets:  # one fine-tune of the cut per adapt model's budget
+                    tuned = load_keras_model(cut)
+                    finetune(tuned, dataset, epochs=budget, seed=0)
+                    flags[f"{name}@{budget}"] = correct_flags(tuned, dataset)
+                flags[name] = flags[f"{name}@{budgets[-1]}"]
                 keras_files[name] = work / f"{name}.keras"
-                pruned.save(keras_files[name])
-                epochs[name] = trained
+                tuned.save(keras_files[name])  # the widths, for measuring, are the same
+                epochs[name] = budgets[-1]
                 scores = ", ".join(f"{b} ep {flags[f'{name}@{b}'].mean():.4f}" for b in budgets)
                 print(f"   {name}: top-1 {scores}", flush=True)
             tflites = {}
