@@ -44,6 +44,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -294,6 +295,7 @@ def bench_devices(root: Path) -> Iterator[list[str]]:
     fleet = SshdFleet.start(root / "fleet", devices=specs)
     old = os.environ.get("EDGEPRUNE_INVENTORY")
     os.environ["EDGEPRUNE_INVENTORY"] = str(fleet.inventory_path)
+    stopped = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the sshds stop too
     try:
         installed = install_agents(
             list(load_inventory(fleet.inventory_path).select(boards)), start_service=False
@@ -302,11 +304,16 @@ def bench_devices(root: Path) -> Iterator[list[str]]:
             raise SystemExit(f"agent install failed: {installed.failed[0].message}")
         yield names
     finally:
+        signal.signal(signal.SIGTERM, stopped)
         if old is None:
             os.environ.pop("EDGEPRUNE_INVENTORY", None)
         else:
             os.environ["EDGEPRUNE_INVENTORY"] = old
         fleet.close()
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _adapt_on(device: str, base_path: Path, data: str, work: Path) -> Any:
