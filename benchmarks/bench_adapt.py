@@ -358,9 +358,67 @@ def _picked(report: Any) -> dict[float, dict[str, Any]]:
     return picked
 
 
-def run() -> list[Ratio]:
+def _long_tuned(
+    reports: dict[str, Any],
+    picked: dict[str, dict[float, dict[str, Any]]],
+    dataset: Any,
+    flags: dict[str, np.ndarray],
+    work: Path,
+) -> tuple[dict[str, Path], dict[str, int], dict[str, list[str]]]:
+    """Each picked adapt iteration fine-tuned long-term and scored into `flags`; returns the
+    saved files, each model's fine-tuning epochs in all, and each device's model names."""
+    from edgeprune.channels.finetune import finetune
+    from edgeprune.models import load_keras_model
+
+    files: dict[str, Path] = {}
+    epochs: dict[str, int] = {}
+    names: dict[str, list[str]] = {d: [] for d in reports}
+    for device, hits in picked.items():
+        for target, hit in hits.items():
+            name = f"{device}-{adapt_name(hit)}"
+            if name in files:  # a smaller target met by the same iteration
+                continue
+            model = load_keras_model(Path(reports[device].workdir) / hit["model"])
+            finetune(model, dataset, epochs=LONG_EPOCHS, seed=0)
+            flags[name] = correct_flags(model, dataset)
+            files[name] = work / f"{name}.keras"
+            model.save(files[name])
+            epochs[name] = LONG_EPOCHS + SHORT_EPOCHS * hit["iteration"]
+            names[device].append(name)
+            print(f"   {name} ({target:g}x): top-1 {flags[name].mean():.4f}", flush=True)
+    return files, epochs, names
+
+
+def _uniform_cuts(
+    base: Any, dataset: Any, budgets: list[int], flags: dict[str, np.ndarray], work: Path
+) -> dict[str, Path]:
+    """Each ratio's cut of `base`, fine-tuned once per budget from the cut, scored into
+    `flags` as `uniform-R@EPOCHS` (and `uniform-R`: the longest); returns the saved files."""
     from edgeprune.channels.finetune import finetune
     from edgeprune.channels.prune import prune_channels
+    from edgeprune.models import load_keras_model
+
+    files: dict[str, Path] = {}
+    for ratio in RATIOS:
+        pruned, _ = prune_channels(
+            base, ratio=ratio, granularity=GRANULARITY, min_filters=GRANULARITY
+        )
+        name = f"uniform-{ratio:g}"
+        cut = work / f"{name}-cut.keras"
+        pruned.save(cut)
+        for budget in budgets:
+            tuned = load_keras_model(cut)
+            finetune(tuned, dataset, epochs=budget, seed=0)
+            flags[f"{name}@{budget}"] = correct_flags(tuned, dataset)
+        flags[name] = flags[f"{name}@{budgets[-1]}"]
+        files[name] = work / f"{name}.keras"
+        tuned.save(files[name])  # the widths, for measuring, are the same at every budget
+        scores = ", ".join(f"{b} ep {flags[f'{name}@{b}'].mean():.4f}" for b in budgets)
+        print(f"   {name}: top-1 {scores}", flush=True)
+    return files
+
+
+def run() -> list[Ratio]:
     from edgeprune.data import load_dataset
     from edgeprune.fleet.options import BenchOptions
     from edgeprune.models import load_keras_model
@@ -385,45 +443,14 @@ def run() -> list[Ratio]:
 
             reports = {d: _adapt_on(d, base_path, data, work) for d in devices}
             picked = {d: _picked(r) for d, r in reports.items()}
-            keras_files: dict[str, Path] = {}
-            epochs: dict[str, int] = {}
-            adapt_models: dict[str, list[str]] = {d: [] for d in devices}
-            for device, hits in picked.items():
-                for target, hit in hits.items():
-                    name = f"{device}-{adapt_name(hit)}"
-                    if name in keras_files:  # a smaller target met by the same iteration
-                        continue
-                    model = load_keras_model(Path(reports[device].workdir) / hit["model"])
-                    finetune(model, dataset, epochs=LONG_EPOCHS, seed=0)
-                    flags[name] = correct_flags(model, dataset)
-                    keras_files[name] = work / f"{name}.keras"
-                    model.save(keras_files[name])
-                    epochs[name] = LONG_EPOCHS + SHORT_EPOCHS * hit["iteration"]
-                    adapt_models[device].append(name)
-                    print(f"   {name} ({target:g}x): top-1 {flags[name].mean():.4f}", flush=True)
-            budgets = sorted(set(epochs.values()))
-            for ratio in RATIOS:
-                pruned, _ = prune_channels(
-                    base, ratio=ratio, granularity=GRANULARITY, min_filters=GRANULARITY
-                )
-                name = f"uniform-{ratio:g}"
-                cut = work / f"{name}-cut.keras"
-                pruned.save(cut)
-                for budget in budgets:  # one fine-tune of the cut per adapt model's budget
-                    tuned = load_keras_model(cut)
-                    finetune(tuned, dataset, epochs=budget, seed=0)
-                    flags[f"{name}@{budget}"] = correct_flags(tuned, dataset)
-                flags[name] = flags[f"{name}@{budgets[-1]}"]
-                keras_files[name] = work / f"{name}.keras"
-                tuned.save(keras_files[name])  # the widths, for measuring, are the same
-                epochs[name] = budgets[-1]
-                scores = ", ".join(f"{b} ep {flags[f'{name}@{b}'].mean():.4f}" for b in budgets)
-                print(f"   {name}: top-1 {scores}", flush=True)
+            keras_files, epochs, adapt_models = _long_tuned(reports, picked, dataset, flags, work)
+            uniform = _uniform_cuts(base, dataset, sorted(set(epochs.values())), flags, work)
+            keras_files |= uniform
+            epochs |= dict.fromkeys(uniform, max(epochs.values()))
             tflites = {}
             for name, path in keras_files.items():
                 tflites[name] = work / f"{name}.tflite"
                 convert(path, tflites[name])
-            uniform = [n for n in keras_files if n.startswith("uniform-")]
 
             ratios = []
             for device, report in reports.items():

@@ -9,9 +9,9 @@ device. It stops when a kept model *measures* at or below the target (or when no
 be cut further); the caller fine-tunes the result long-term.
 
 The table decides which cut, the device decides when to stop: a proposal's latency is the
-current model's measured latency plus the table's predicted change, so an
-error the table makes on the whole model does not accumulate over iterations, and a
-target the prediction meets but the board does not is not reported as met.
+current model's measured latency plus the table's predicted change, so an error the table
+makes on the whole model does not accumulate over iterations, and a target the prediction
+meets but the board does not is not reported as met.
 """
 
 from __future__ import annotations
