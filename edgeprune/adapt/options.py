@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from edgeprune.channels.criteria import CRITERIA
 from edgeprune.errors import UserError
 from edgeprune.options import ClusterAddress, CustomObjectsFields, cluster_field
+from edgeprune.prune.rates import COSINE, check_decay, decay_field
 from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 ADAPT_QUANTIZE = ("none", "int8")
@@ -56,6 +57,9 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     )
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
     learning_rate: float = Field(1e-3, gt=0, lt=10, description="Fine-tuning learning rate (Adam).")
+    learning_rate_decay: str = decay_field(
+        COSINE, "The long fine-tune's learning-rate decay (the proposals' stays constant)"
+    )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning.")
     table_runs: int = Field(
         30, ge=5, le=100_000, description="Timed runs of each lookup-table entry."
@@ -82,6 +86,8 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
                 f"quantize {quantize!r} is not one of {', '.join(ADAPT_QUANTIZE)}",
                 params=("quantize",),
             )
+        if "learning_rate_decay" in data:
+            check_decay(data["learning_rate_decay"])
         criterion = data.get("criterion", "l1")
         if criterion not in CRITERIA:
             raise UserError(
@@ -96,17 +102,25 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
             )
         return data
 
-    def distill_keywords(self) -> dict[str, Any]:
-        """What the long fine-tune adds to `finetune_keywords` to distil from adapt's input
-        (the short fine-tunes of the proposals do not distil: they only rank them)."""
-        return {"distill": self.distill, "temperature": self.temperature, "alpha": self.alpha}
-
     def finetune_keywords(self, epochs: int) -> dict[str, Any]:
-        """What `channels.finetune.finetune` takes, for `epochs` epochs."""
+        """What `channels.finetune.finetune` takes for a proposal's short fine-tune of
+        `epochs` epochs (at a constant rate: one epoch only ranks the proposals)."""
         return {
             "epochs": epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
             "loss": self.loss,
+        }
+
+    def long_finetune_keywords(self) -> dict[str, Any]:
+        """What `channels.finetune.finetune` takes for the long fine-tune of the result:
+        `long_epochs` at `learning_rate_decay`, distilled from adapt's input with `distill`
+        (the proposals' short fine-tunes do not distil: they only rank them)."""
+        return {
+            **self.finetune_keywords(self.long_epochs),
+            "learning_rate_decay": self.learning_rate_decay,
+            "distill": self.distill,
+            "temperature": self.temperature,
+            "alpha": self.alpha,
         }

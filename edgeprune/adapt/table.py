@@ -5,11 +5,18 @@ quantization, XNNPACK), so a second `adapt` on the same board measures only sign
 has never seen. Missing entries are measured as one-layer .tflite models in the
 quantization that will ship, handed to `measure` all at once (the caller batches them into
 interleaved group jobs). A model's predicted latency is a line through its layers'
-summed entries, `intercept + slope x sum` (`Calibration`), fitted on whole models measured
-side by side (the input model and uniformly cut copies of it): the intercept is what the
-layers do not carry (invoke, input/output copies, fused and free layers), the slope what
-one-layer models measured alone get wrong in a whole model (cache and memory traffic). It is
-kept per model beside the entries, so a second `adapt` of that model decides as the first.
+summed entries, `intercept + slope x sum` (`Calibration`), fitted in relative error on whole
+models measured side by side (the input model and uniformly cut copies of it): the intercept
+is what the layers do not carry (invoke, input/output copies, fused and free layers), the
+slope what one-layer models measured alone get wrong in a whole model (cache and memory
+traffic). It is kept per model and set of cut copies beside the entries, so a second `adapt`
+of that model decides as the first.
+
+A sum of one-layer entries follows a whole model only where its latency is smooth in width.
+On an x86 host at granularity 8 it is not: XNNPACK's f32 kernels there tile output channels
+by 16, and a model with 184-channel layers measured slower than the same model at 192
+(bench_adapt); there no line through layer sums predicts every width within 10 %, and
+granularity 16 does (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -91,8 +98,8 @@ class Latency:
 class Calibration:
     """predicted whole-model ms = intercept_ms + slope x (sum of the layers' entries).
 
-    `points` are the (layer sum, measured ms) pairs it was fitted on, the first the anchor
-    (the input model), which the line goes through."""
+    `points` are the (layer sum, measured ms) pairs it was fitted on, the first the input
+    model."""
 
     intercept_ms: float
     slope: float
@@ -100,18 +107,21 @@ class Calibration:
 
     @classmethod
     def fit(cls, points: Sequence[tuple[float, float]]) -> Calibration:
-        """The least-squares slope of the line through the first point (the input model,
-        whose latency must come out as measured). A slope that is not positive (noise
-        larger than what the cut copies saved) falls back to 1: the sum plus a constant."""
-        (s0, m0), rest = points[0], points[1:]
-        ds = np.array([s - s0 for s, _ in rest], dtype=float)
-        dm = np.array([m - m0 for _, m in rest], dtype=float)
-        slope = 1.0
-        if len(rest) and float(ds @ ds) > 0:
-            fitted, *_ = np.linalg.lstsq(ds[:, None], dm, rcond=None)
-            if np.isfinite(fitted[0]) and fitted[0] > 0:
-                slope = float(fitted[0])
-        return cls(m0 - slope * s0, slope, tuple((float(s), float(m)) for s, m in points))
+        """The line with the least squared *relative* error over `points` (the input model
+        and its uniform cuts, measured side by side): 10 % off on the smallest cut weighs as
+        much as 10 % off on the input model, which an absolute fit would trade away for the
+        largest model. A slope that is not positive (noise larger than what the cuts saved),
+        or points with a single layer sum, fall back to slope 1 through the first point."""
+        sums = np.array([s for s, _ in points], dtype=float)
+        measured = np.array([m for _, m in points], dtype=float)
+        intercept, slope = float(measured[0] - sums[0]), 1.0
+        if len(points) > 1 and float(np.ptp(sums)) > 0 and bool(np.all(measured > 0)):
+            weight = 1.0 / measured
+            design = np.stack([weight, sums * weight], axis=1)
+            (a, b), *_ = np.linalg.lstsq(design, np.ones_like(measured), rcond=None)
+            if np.isfinite(a) and np.isfinite(b) and b > 0:
+                intercept, slope = float(a), float(b)
+        return cls(intercept, slope, tuple((float(s), float(m)) for s, m in points))
 
     def predict(self, layer_sum: float) -> float:
         return self.intercept_ms + self.slope * layer_sum
@@ -202,11 +212,15 @@ class LatencyTable:
         overhead = self.overhead_ms
         return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
 
-    def calibration(self, signatures: Iterable[LayerSignature], fitted: Calibration) -> Calibration:
-        """The calibration kept for this model (by its layers' signatures) in this context,
-        else `fitted`, which is kept: a second `adapt` of the same model predicts and decides
-        as the first did."""
-        model = _model_key(signatures)
+    def calibration(
+        self, models: Sequence[Iterable[LayerSignature]], fitted: Calibration
+    ) -> Calibration:
+        """The calibration kept for these models (the input model and its cut copies, by
+        their layers' signatures) in this context, else `fitted`, which is kept: a second
+        `adapt` of the same model predicts and decides as the first did."""
+        model = hashlib.sha256(
+            "\n".join(_model_key(signatures) for signatures in models).encode()
+        ).hexdigest()
         with closing(self._connect()) as conn, conn:
             row = conn.execute(
                 "SELECT intercept_ms, slope, points FROM calibrations WHERE context=? AND model=?",

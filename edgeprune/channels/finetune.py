@@ -8,6 +8,7 @@ regression, per-pixel cross-entropy for segmenters); scores are the task's metri
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from edgeprune import _tf
 from edgeprune.data import Dataset, check_fits
 from edgeprune.errors import UserError
+from edgeprune.prune.rates import CONSTANT, check_decay, optimizer_rate
 from edgeprune.prune.task_training import (
     Training,
     TrainingLoss,
@@ -84,6 +86,7 @@ def finetune(
     epochs: int,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
+    learning_rate_decay: str = CONSTANT,
     seed: int = 0,
     tensorboard: str | None = None,
     loss: str | TrainingLoss | None = None,
@@ -98,6 +101,10 @@ def finetune(
     metrics (`metrics`; `top1` too for classifiers), which loss trained it and the
     distillation (None without `distill`).
 
+    `learning_rate_decay`: constant, or cosine from `learning_rate` to 0 by the last step
+    (`prune.rates`), which ends the fine-tune on a settled point rather than wherever its
+    last large step left it.
+
     `loss`: a Keras loss name or FILE.py:fn (or a resolved TrainingLoss), else the compiled
     loss of `source` (the unpruned model's file), else the task's default. With `distill`,
     `teacher` (the model before pruning; default the model as it is before this fine-tune)
@@ -111,11 +118,14 @@ def finetune(
             f"learning_rate must be a positive number, got {learning_rate}",
             params=("learning_rate",),
         )
+    decay = check_decay(learning_rate_decay)
     checked = check_data_fits(model, dataset)
     task = task or checked
     chosen = loss if isinstance(loss, TrainingLoss) else resolve_loss(model, task, loss, source)
     distillation = Distillation(float(temperature), float(alpha)) if distill else None
-    training = Training("fine-tune", epochs, batch_size, learning_rate, seed)
+    steps = epochs * math.ceil(len(dataset.x_train) / batch_size)
+    rate = optimizer_rate(learning_rate, decay, 0, steps)
+    training = Training("fine-tune", epochs, batch_size, rate, seed)
     history = fit_for_task(
         model,
         task,

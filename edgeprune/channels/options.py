@@ -18,6 +18,7 @@ from edgeprune.channels.criteria import CRITERIA, EQUALIZATIONS, NORMALIZERS
 from edgeprune.errors import UserError
 from edgeprune.files import check_log_dir
 from edgeprune.options import CustomObjectsFields
+from edgeprune.prune.rates import CONSTANT, check_decay, decay_field
 from edgeprune.tasks.options import DistillFields, LossFields, TaskFields
 
 MAX_RATIO = 0.95
@@ -39,6 +40,7 @@ FINETUNE = (
     "epochs",
     "batch_size",
     "learning_rate",
+    "learning_rate_decay",
     "seed",
     "tensorboard",
     "loss",
@@ -89,6 +91,7 @@ class ChannelOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields)
     )
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
     learning_rate: float = Field(1e-3, gt=0, lt=10, description="Fine-tuning learning rate (Adam).")
+    learning_rate_decay: str = decay_field(CONSTANT, "Fine-tuning learning-rate decay")
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning.")
     tensorboard: str | None = Field(
         None, description="TensorBoard log dir of the fine-tune: loss and metrics per epoch."
@@ -107,10 +110,18 @@ class ChannelOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields)
         epochs = data.get("epochs")
         if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs < 1:
             raise UserError(f"epochs must be >= 1, got {epochs}", params=("epochs",))
+        if "learning_rate_decay" in data:
+            check_decay(data["learning_rate_decay"])
         resolved = {**data, **check_selection(**{k: data[k] for k in SELECTION if k in data})}
         self = handler(resolved)
         if "epochs" in given and data["epochs"] != _DEFAULT_EPOCHS and self.data is None:
             raise UserError("epochs needs data DATASET to fine-tune on", params=("epochs", "data"))
+        if self.learning_rate_decay != CONSTANT and self.data is None:
+            raise UserError(
+                "learning_rate_decay shapes the fine-tune, which needs data DATASET; add data "
+                "or leave it out",
+                params=("learning_rate_decay", "data"),
+            )
         if self.tensorboard is not None and self.data is None:
             raise UserError(
                 "tensorboard logs a fine-tune, which needs data DATASET; add data or leave it out",

@@ -61,7 +61,15 @@ def prune_channels_file(
         report.options.update(
             {
                 name: getattr(chosen, name)
-                for name in ("data", "epochs", "batch_size", "learning_rate", "task", "loss")
+                for name in (
+                    "data",
+                    "epochs",
+                    "batch_size",
+                    "learning_rate",
+                    "learning_rate_decay",
+                    "task",
+                    "loss",
+                )
             }
         )
         if chosen.distill:

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         long_epochs: int = flag(AdaptOptions, "long_epochs"),
         batch_size: int = flag(AdaptOptions, "batch_size"),
         learning_rate: float = flag(AdaptOptions, "learning_rate"),
+        learning_rate_decay: str = flag(AdaptOptions, "learning_rate_decay"),
         seed: int = flag(AdaptOptions, "seed"),
         custom_objects: Optional[str] = flag(AdaptOptions, "custom_objects"),
         table_runs: int = flag(AdaptOptions, "table_runs"),

@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         epochs: int = flag(ChannelOptions, "epochs", show_default=False),
         batch_size: int = flag(ChannelOptions, "batch_size"),
         learning_rate: float = flag(ChannelOptions, "learning_rate"),
+        learning_rate_decay: str = flag(ChannelOptions, "learning_rate_decay"),
         seed: int = flag(ChannelOptions, "seed"),
         tensorboard: Optional[str] = flag(ChannelOptions, "tensorboard", metavar="DIR"),
         custom_objects: Optional[str] = flag(ChannelOptions, "custom_objects"),

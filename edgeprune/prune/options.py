@@ -20,9 +20,9 @@ from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.patterns import NMPattern, Pattern, parse_pattern
 from edgeprune.prune.policy import PrunePolicy, get_policy
 from edgeprune.prune.rates import (
-    DECAYS,
     DISTILL_LEARNING_RATE,
     LEARNING_RATE,
+    check_decay,
     default_decay,
     default_learning_rate,
 )
@@ -226,13 +226,9 @@ class PruneOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         if data.get("learning_rate") is None:
             data["learning_rate"] = default_learning_rate(distill)
         decay = data.get("learning_rate_decay")
-        if decay is None:
-            data["learning_rate_decay"] = default_decay(distill)
-        elif decay not in DECAYS:
-            raise UserError(
-                f"learning_rate_decay {decay!r} is not one of {', '.join(DECAYS)}",
-                params=("learning_rate_decay",),
-            )
+        data["learning_rate_decay"] = (
+            default_decay(distill) if decay is None else check_decay(decay)
+        )
         data.update(
             sparsity=target,
             max_layer_sparsity=cap,

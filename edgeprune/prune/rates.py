@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
+from edgeprune.errors import UserError
+
 LEARNING_RATE = 1e-3
 """Adam's learning rate for gradual pruning without distillation."""
 DISTILL_LEARNING_RATE = 4e-3
@@ -22,6 +26,28 @@ CONSTANT = "constant"
 COSINE = "cosine"
 DECAYS = (CONSTANT, COSINE)
 """`learning_rate_decay`: constant, or cosine to 0 over the steps at final sparsity."""
+
+
+def check_decay(decay: Any) -> str:
+    """`decay` if it is one of `DECAYS`, else a UserError naming `learning_rate_decay`."""
+    if decay not in DECAYS:
+        raise UserError(
+            f"learning_rate_decay {decay!r} is not one of {', '.join(DECAYS)}",
+            params=("learning_rate_decay",),
+        )
+    return str(decay)
+
+
+def decay_field(default: str, what: str) -> Any:
+    """The one definition of a fine-tune's `learning_rate_decay` (channels' fine-tune and
+    the recipe's finetune step default to constant, adapt's long fine-tune to cosine);
+    `what` names the fine-tune it shapes. Gradual pruning's (a default that depends on
+    `distill`, a decay that starts at the end of the ramp) is its own."""
+    return Field(
+        default,
+        description=f"{what}: constant | cosine (the rate falls to 0 by the last step, so the "
+        f"model lands on a settled point; default {default}).",
+    )
 
 
 def default_learning_rate(distill: bool) -> float:

@@ -35,6 +35,7 @@ from edgeprune.fleet.options import BenchOptions, DeployOptions
 from edgeprune.options import StageOptions
 from edgeprune.prune.masks import SCOPES
 from edgeprune.prune.options import PruneOptions
+from edgeprune.prune.rates import DECAYS
 from edgeprune.quantize.options import QatOptions
 from edgeprune.recipes.constraints import ConstraintOptions
 from edgeprune.recipes.yaml_source import LineIndex, PathKey
@@ -297,6 +298,7 @@ FinetuneStep = step_model(
     ChannelOptions,
     CHANNEL_FINETUNE,
     "Train the model on data.train; zeros left by an earlier prune step stay zero.",
+    types={"learning_rate_decay": Literal[DECAYS]},
 )
 
 ConvertStep = step_model(
@@ -336,7 +338,11 @@ AdaptStep = step_model(
     [k for k in AdaptOptions.model_fields if k not in ("data", "custom_objects", *TASK_KEYS)],
     "NetAdapt: remove filters until the model meets a latency target measured on `device` "
     "(give target_latency or target_speedup); fine-tunes on data.train.",
-    types={"quantize": Literal[ADAPT_QUANTIZE], "criterion": Literal[CRITERIA]},
+    types={
+        "quantize": Literal[ADAPT_QUANTIZE],
+        "criterion": Literal[CRITERIA],
+        "learning_rate_decay": Literal[DECAYS],
+    },
 )
 
 

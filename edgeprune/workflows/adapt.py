@@ -45,10 +45,21 @@ TABLE_COMMAND = "adapt-table"
 MODEL_COMMAND = "adapt-model"
 TABLE_BENCH = {"warmup": 3, "round_runs": 5, "rounds_per_process": 100}
 MODEL_BENCH = {"warmup": 5, "round_runs": 10, "rounds_per_process": 2}
-CALIBRATION_FRACTIONS = (0.75, 0.5)
-"""Uniform cuts of the input model measured beside it to fit the table's calibration."""
+CALIBRATION_FRACTIONS = (0.875, 0.75, 0.625, 0.5)
+"""Uniform cuts of the input model measured beside it to fit the table's calibration (each
+a few whole-model runs in the first job; more points than a line needs, so one width that
+happens to run fast or slow on the device does not set the slope)."""
 IDENTITY_EXCLUDES = frozenset(
-    {"long_epochs", "cluster", "runs", "max_iterations", "distill", "temperature", "alpha"}
+    {
+        "long_epochs",
+        "learning_rate_decay",
+        "cluster",
+        "runs",
+        "max_iterations",
+        "distill",
+        "temperature",
+        "alpha",
+    }
 )
 """Options that do not change the iterations already finished (a re-run may change them)."""
 
@@ -371,7 +382,7 @@ def _adapt(
             (lookup.layer_sum(sigs), float(row["p50_ms"]))
             for sigs, row in zip(variant_signatures, first_rows[1:], strict=True)
         ]
-        calibration = lookup.calibration(signatures, Calibration.fit(points))
+        calibration = lookup.calibration([signatures, *variant_signatures], Calibration.fit(points))
     target_ms = (
         chosen.target_latency
         if chosen.target_latency is not None
@@ -416,7 +427,7 @@ def _adapt(
     before = top1(model, dataset)
     pruned_top1 = top1(final_model, dataset)
     if chosen.long_epochs > 0 and outcome.model_path != source:
-        keywords = {**chosen.finetune_keywords(chosen.long_epochs), **chosen.distill_keywords()}
+        keywords = chosen.long_finetune_keywords()
         tuned = finetune(final_model, dataset, **keywords, source=source, teacher=model)
         after, distillation = tuned["top1"], tuned["distillation"]
     else:

@@ -156,6 +156,10 @@ def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path
         ({"data": "digits", "target_speedup": 0.5}, "target_speedup: Input should be greater"),
         ({"data": "digits", "target_speedup": 2.0, "quantize": "float16"}, "quantize 'float16'"),
         ({"target_speedup": 2.0}, "give data DATASET"),
+        (
+            {"data": "digits", "target_speedup": 2.0, "learning_rate_decay": "step"},
+            "^learning_rate_decay 'step' is not one of constant, cosine",
+        ),
         ({"data": "digits", "target_speedup": 2.0, "device": "nosuch"}, "nosuch"),
     ],
 )

@@ -141,3 +141,29 @@ def test_a_wide_width_measured_faster_by_noise_is_not_proposed(tmp_path):
     proposals, at_minimum = propose(traced, predictor, budget, options)
     chosen = {p.group: (p.width, p.predicted_ms) for p in proposals}
     assert chosen["conv_a"] == (8, raw[8]) and not at_minimum
+
+
+def test_the_calibration_fits_relative_error_and_falls_back_to_slope_one():
+    """A line the points lie on is found exactly. Off a line, the fit weighs relative error:
+    its worst miss in percent is smaller than the absolute least-squares line's, which
+    sacrifices the small cut for the large model. A slope that is not positive (the cuts
+    measured no faster) falls back to slope 1 through the input model."""
+    from edgeprune.adapt.table import Calibration
+
+    exact = Calibration.fit([(s, 0.02 + 0.9 * s) for s in (4.0, 2.0, 1.0)])
+    assert (exact.intercept_ms, exact.slope) == (pytest.approx(0.02), pytest.approx(0.9))
+    assert exact.points[0] == (4.0, 0.02 + 0.9 * 4.0)
+
+    points = [(10.0, 10.0), (5.0, 4.6), (1.0, 1.4)]
+    sums, measured = np.array(points).T
+    absolute = np.polyfit(sums, measured, 1)[::-1]
+    relative = Calibration.fit(points)
+
+    def worst(intercept, slope):
+        return max(abs(intercept + slope * s - m) / m for s, m in points)
+
+    assert worst(relative.intercept_ms, relative.slope) < worst(*absolute) - 0.05
+
+    flat = Calibration.fit([(4.0, 3.0), (2.0, 3.1), (1.0, 3.2)])
+    assert (flat.slope, flat.intercept_ms) == (1.0, pytest.approx(-1.0))
+    assert Calibration.fit([(4.0, 3.0)]).predict(4.0) == pytest.approx(3.0)

@@ -37,6 +37,8 @@ def toy():
         ({"min_filters": 0}, "^min_filters must be a whole number >= 1"),
         ({"exclude": ["no_such_layer*"]}, r"^exclude 'no_such_layer\*' matches no layer"),
         ({"exclude": [""]}, "empty name"),
+        ({"learning_rate_decay": "step"}, "^learning_rate_decay 'step' is not one of"),
+        ({"learning_rate_decay": "cosine"}, "^learning_rate_decay shapes the fine-tune"),
     ],
 )
 def test_bad_options_are_user_errors(toy, options, message):

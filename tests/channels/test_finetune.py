@@ -70,6 +70,22 @@ def test_finetune_trains_and_reports_top1():
     assert model.loss.get_config()["from_logits"] is False
 
 
+@pytest.mark.parametrize(("decay", "final_rate"), [("constant", 1e-3), ("cosine", 0.0)])
+def test_the_learning_rate_decays_to_zero_by_the_last_step_with_cosine(decay, final_rate):
+    """The optimizer that trained the model ran every step, and with cosine its rate has
+    reached 0 by the last one (30 samples in batches of 8: 4 steps per epoch)."""
+    model = _model("logits")
+    finetune(model, _dataset((6, 6, 3), 4), epochs=2, batch_size=8, learning_rate_decay=decay)
+    assert int(model.optimizer.iterations) == 8
+    assert float(model.optimizer.learning_rate) == pytest.approx(final_rate, abs=1e-9)
+
+
+def test_an_unknown_decay_is_refused_by_its_name():
+    with pytest.raises(UserError, match="^learning_rate_decay 'linear' is not one of") as caught:
+        finetune(_model("logits"), _dataset((6, 6, 3), 4), epochs=1, learning_rate_decay="linear")
+    assert caught.value.in_flags().startswith("--learning-rate-decay 'linear'")
+
+
 def test_data_that_does_not_fit_is_refused():
     model = _model("logits")
     with pytest.raises(UserError, match="has 7 classes but logits outputs 4"):
