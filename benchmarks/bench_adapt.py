@@ -4,13 +4,14 @@ on an emulated Raspberry Pi 4 (arm64 code under qemu behind a real sshd).
 The task is "digits in clutter" (`clutter_dataset`): every scikit-learn digit drawn at a random
 size and place on a 48x48 canvas, over fragments of other digits and Gaussian noise, three
 drawings per digit, drawings of one digit never split between training and validation. It is
-hard enough that width matters (the base reaches about 87 % top-1, uniform cuts lose points
+hard enough that width matters (the base reaches about 92 % top-1, uniform cuts lose points
 as they go), and the validation set is 1080 drawings of 360 digits; intervals resample the
 digits, not the drawings (`paired_bootstrap`).
 
 The base model (MobileNet-style, resolution halved three times, so most of its latency sits
 in the early, wide-image layers, as in MobileNets on their usual inputs) is trained to its
-plateau first. Per device, one adapt run goes to the largest target with constant 8 %
+plateau first (a cosine decay to 0). Widths are multiples of 16 on both devices (at 8 the x86
+host's latency is not smooth in width, see `adapt.table`). Per device, one adapt run goes to the largest target with constant 8 %
 latency cuts per iteration; its iterations are the family of models for the smaller targets
 (as in the NetAdapt paper): for each target, the first iteration measured at or below it,
 fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
@@ -18,7 +19,9 @@ granularity) is fine-tuned from the base in one run per adapt model's budget (it
 fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
 cuts trained exactly as long. (Scoring one longer run on the way does not do: every
 fine-tune starts a fresh Adam, and a score one epoch after such a restart is several points
-down.)
+down.) Every compared fine-tune (adapt's long one, uniform's) decays its rate to 0, adapt's
+default, and runs once per seed of `SEEDS`; a model's top-1 is the mean over the seeds, so
+one fine-tune's luck (2-4 points here) does not decide a claim.
 
 On each device, every final model is measured in one interleaved group job, beside adapt's
 reference model, so latencies are side by side. For each adapt model, the two uniform cuts

@@ -39,7 +39,12 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
         "none", description="Quantization that will ship, measured in the table: none | int8."
     )
     threads: int = Field(1, ge=1, le=256, description="Threads the model runs with on the device.")
-    granularity: int = Field(8, ge=1, description="Candidate widths are multiples of this.")
+    granularity: int = Field(
+        8,
+        ge=1,
+        description="Candidate widths are multiples of this (give 16 on an x86 host, whose "
+        "XNNPACK kernels tile by 16).",
+    )
     min_filters: int = Field(8, ge=1, description="No group goes below this many filters.")
     criterion: str = Field("l1", description="Which filters go first: l1 | l2 norm.")
     step_reduction: float = Field(

@@ -98,8 +98,8 @@ def finetune(
     teacher: Any = None,
 ) -> dict[str, Any]:
     """Train `model` in place; returns the final training loss, the task's validation
-    metrics (`metrics`; `top1` too for classifiers), which loss trained it and the
-    distillation (None without `distill`).
+    metrics (`metrics`; `top1` too for classifiers), which loss and learning rate trained
+    it and the distillation (None without `distill`).
 
     `learning_rate_decay`: constant, or cosine from `learning_rate` to 0 by the last step
     (`prune.rates`), which ends the fine-tune on a settled point rather than wherever its
@@ -141,6 +141,7 @@ def finetune(
         "loss": float(history.history["loss"][-1]),
         "metrics": metrics,
         "training_loss": chosen.to_dict(),
+        "learning_rate": {"initial": float(learning_rate), "decay": decay, "steps": steps},
         "distillation": None if distillation is None else distillation.to_dict(),
     }
     if "top1" in metrics:

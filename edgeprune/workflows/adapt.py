@@ -429,9 +429,9 @@ def _adapt(
     if chosen.long_epochs > 0 and outcome.model_path != source:
         keywords = chosen.long_finetune_keywords()
         tuned = finetune(final_model, dataset, **keywords, source=source, teacher=model)
-        after, distillation = tuned["top1"], tuned["distillation"]
+        after, distillation, rate = tuned["top1"], tuned["distillation"], tuned["learning_rate"]
     else:
-        after, distillation = pruned_top1, None
+        after, distillation, rate = pruned_top1, None, None
     final_tflite = workdir.root / "final.tflite"
     final_traced = trace_model(final_model, chosen.criterion)
     final_signatures = layer_signatures(final_traced.graph, final_traced.keep_mask({}))
@@ -444,6 +444,7 @@ def _adapt(
         "top1_after_iterations": pruned_top1,
         "top1_after": after,
         "long_epochs": chosen.long_epochs,
+        "learning_rate": rate,
         "distillation": distillation,
     }
     widths_before = traced.widths

@@ -109,13 +109,13 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     assert (isolated / "adapted.adapt" / "trajectory.svg").read_text().startswith("<?xml")
     assert out.exists() and (isolated / "adapted.keras.json").exists()
 
-    third = adapt_model_file(
+    third = adapt_model_file(  # long_epochs changes no iteration
         tiny_model_path,
         isolated / "again.keras",
         store=db,
         table=table,
         map_fn=plain_map,
-        **options,
+        **{**options, "long_epochs": 1},
     )
     assert third.table["table_jobs"] == 0 and third.table["measured_now"] == 0
     assert _table_runs(db) == 0
@@ -125,6 +125,8 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
         assert key in document
     accuracy = document["accuracy"]
     assert 0 <= accuracy["top1_after"] <= 1 and accuracy["top1_before"] > 0.3
+    assert accuracy["long_epochs"] == 1  # and by default with the rate decayed to 0
+    assert accuracy["learning_rate"] == {"initial": 1e-3, "decay": "cosine", "steps": 45}
 
 
 def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path, isolated):

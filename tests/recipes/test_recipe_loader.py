@@ -113,6 +113,11 @@ def test_a_list_valued_option_is_one_value_not_a_sweep(write_recipe):
         ),
         (BASE + "steps:\n  quantise: {}\n", 4, r"unknown step 'quantise'"),
         (
+            BASE + "steps:\n  finetune: {epochs: 1, learning_rate_decay: linear}\n",
+            4,
+            r"steps\.finetune\.learning_rate_decay: should be 'constant' or 'cosine'",
+        ),
+        (
             BASE + "steps:\n  convert: {}\n  prune: {method: oneshot, sparsity: 0.5}\n",
             4,
             r"convert makes the \.tflite, so it must be last",
