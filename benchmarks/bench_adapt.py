@@ -10,11 +10,11 @@ digits, not the drawings (`paired_bootstrap`).
 
 The base model (MobileNet-style, resolution halved three times, so most of its latency sits
 in the early, wide-image layers, as in MobileNets on their usual inputs) is trained to its
-plateau first (a cosine decay to 0). Widths are multiples of 16 on both devices (at 8 the x86
-host's latency is not smooth in width, see `adapt.table`). Per device, one adapt run goes to the largest target with constant 8 %
-latency cuts per iteration; its iterations are the family of models for the smaller targets
-(as in the NetAdapt paper): for each target, the first iteration measured at or below it,
-fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
+plateau first (a cosine decay to 0). Widths are multiples of 16 on both devices (at 8 the
+x86 host's latency is not smooth in width, see `adapt.table`). Per device, one adapt run
+goes to the largest target with constant 8 % latency cuts per iteration; its iterations are
+the family of models for the smaller targets (as in the NetAdapt paper): for each target,
+the first iteration measured at or below it, fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
 granularity) is fine-tuned from the base in one run per adapt model's budget (its long
 fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
 cuts trained exactly as long. (Scoring one longer run on the way does not do: every
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import shutil
 import signal
@@ -73,12 +74,13 @@ BASE_EPOCHS = 18
 BASE_LEARNING_RATE = 3e-3
 """The base trains with a cosine decay from this rate to 0 over its epochs (its plateau:
 91.7 % at 15, 18, 21 and 30 epochs)."""
+BATCH_SIZE = 32
 DECAY = "cosine"
+"""Every fine-tune the bench compares (adapt's long one, which defaults to it, and uniform's)."""
 SEEDS = (0, 1)
 """Every compared fine-tune runs once per seed; a model's score is the mean over them (per
 validation sample: the fraction of seeds that got it right), so one lucky or unlucky
 fine-tune does not decide a claim."""
-"""Every fine-tune the bench compares (adapt's long one, which defaults to it, and uniform's)."""
 MAX_ITERATIONS = 14
 BN_MOMENTUM = 0.9
 BOOTSTRAP_DRAWS = 2000
@@ -248,11 +250,17 @@ def _train_base(dataset: Any, path: Path) -> Any:
     from edgeprune.prune.rates import optimizer_rate
 
     base = build_model(dataset)
-    steps = BASE_EPOCHS * -(-len(dataset.x_train) // 32)
+    steps = BASE_EPOCHS * math.ceil(len(dataset.x_train) / BATCH_SIZE)
     compile_for_training(base, optimizer_rate(BASE_LEARNING_RATE, DECAY, 0, steps))
     _tf.keras().utils.set_random_seed(0)
     with _tf.quiet_native_output():
-        base.fit(dataset.x_train, dataset.y_train, epochs=BASE_EPOCHS, batch_size=32, verbose=0)
+        base.fit(
+            dataset.x_train,
+            dataset.y_train,
+            epochs=BASE_EPOCHS,
+            batch_size=BATCH_SIZE,
+            verbose=0,
+        )
     base.save(path)
     return base
 
