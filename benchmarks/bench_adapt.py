@@ -14,12 +14,14 @@ plateau first (a cosine decay to 0). Widths are multiples of 16 on both devices 
 x86 host's latency is not smooth in width, see `adapt.table`). Per device, one adapt run
 goes to the largest target with constant 8 % latency cuts per iteration; its iterations are
 the family of models for the smaller targets (as in the NetAdapt paper): for each target,
-the first iteration measured at or below it, fine-tuned long-term. Uniform pruning at several ratios (the same channel criterion and
+the first iteration measured at or below it, fine-tuned long-term. Adapt ranks its proposals
+on its default holdout of the training drawings, so the validation drawings that score every
+claim chose nothing. Uniform pruning at several ratios (the same channel criterion and
 granularity) is fine-tuned from the base in one run per adapt model's budget (its long
 fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
 cuts trained exactly as long. (Scoring one longer run on the way does not do: every
 fine-tune starts a fresh Adam, and a score one epoch after such a restart is several points
-down.) Every compared fine-tune (adapt's long one, uniform's) decays its rate to 0, adapt's
+down.) Every fine-tune (adapt's proposals and long one, uniform's) decays its rate to 0, adapt's
 default, and runs once per seed of `SEEDS`; a model's top-1 is the mean over the seeds, so
 one fine-tune's luck (2-4 points here) does not decide a claim.
 
@@ -76,7 +78,7 @@ BASE_LEARNING_RATE = 3e-3
 91.7 % at 15, 18, 21 and 30 epochs)."""
 BATCH_SIZE = 32
 DECAY = "cosine"
-"""Every fine-tune the bench compares (adapt's long one, which defaults to it, and uniform's)."""
+"""Every fine-tune of the bench (adapt's, which default to it, and uniform's)."""
 SEEDS = (0, 1)
 """Every compared fine-tune runs once per seed; a model's score is the mean over them (per
 validation sample: the fraction of seeds that got it right), so one lucky or unlucky

@@ -57,13 +57,20 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     short_epochs: int = Field(
         1, ge=0, le=1000, description="Fine-tuning epochs of every proposal (short-term)."
     )
+    holdout: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Share of the training data held out of the proposals' fine-tunes to rank "
+        "them on (0: rank on the validation data, which then also scores the result).",
+    )
     long_epochs: int = Field(
         5, ge=0, le=100_000, description="Fine-tuning epochs of the final model (long-term)."
     )
     batch_size: int = Field(32, ge=1, description="Fine-tuning batch size.")
     learning_rate: float = Field(1e-3, gt=0, lt=10, description="Fine-tuning learning rate (Adam).")
     learning_rate_decay: str = decay_field(
-        COSINE, "The long fine-tune's learning-rate decay (the proposals' stays constant)"
+        COSINE, "Learning-rate decay of every fine-tune (the proposals' and the long one)"
     )
     seed: int = Field(0, ge=0, description="Random seed of fine-tuning.")
     table_runs: int = Field(
@@ -109,22 +116,23 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
 
     def finetune_keywords(self, epochs: int) -> dict[str, Any]:
         """What `channels.finetune.finetune` takes for a proposal's short fine-tune of
-        `epochs` epochs (at a constant rate: one epoch only ranks the proposals)."""
+        `epochs` epochs (decayed as the long one: a one-epoch score at a constant rate is
+        wherever its last full step left the weights, a noisy ranking)."""
         return {
             "epochs": epochs,
             "batch_size": self.batch_size,
             "learning_rate": self.learning_rate,
+            "learning_rate_decay": self.learning_rate_decay,
             "seed": self.seed,
             "loss": self.loss,
         }
 
     def long_finetune_keywords(self) -> dict[str, Any]:
         """What `channels.finetune.finetune` takes for the long fine-tune of the result:
-        `long_epochs` at `learning_rate_decay`, distilled from adapt's input with `distill`
-        (the proposals' short fine-tunes do not distil: they only rank them)."""
+        `long_epochs`, distilled from adapt's input with `distill` (the proposals' short
+        fine-tunes do not distil: they only rank them)."""
         return {
             **self.finetune_keywords(self.long_epochs),
-            "learning_rate_decay": self.learning_rate_decay,
             "distill": self.distill,
             "temperature": self.temperature,
             "alpha": self.alpha,

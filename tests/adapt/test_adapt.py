@@ -76,7 +76,7 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     calls = []
 
     def interrupted_map(fn, items):  # Ctrl-C while the second iteration's proposals run
-        calls.append(len(items))
+        calls.append(items)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return plain_map(fn, items)
@@ -85,6 +85,10 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
         adapt_model_file(
             tiny_model_path, out, store=db, table=table, map_fn=interrupted_map, **options
         )
+    # every proposal ranks on a holdout of the training data, its rate decayed to 0
+    assert {(i["holdout"], i["finetune"]["learning_rate_decay"]) for i in calls[0]} == {
+        (0.1, "cosine")
+    }
     workdir = isolated / "adapted.adapt"
     first = json.loads((workdir / "trajectory.json").read_text())["iterations"]
     assert [i["iteration"] for i in first] == [1] and not out.exists()
@@ -127,6 +131,7 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     assert 0 <= accuracy["top1_after"] <= 1 and accuracy["top1_before"] > 0.3
     assert accuracy["long_epochs"] == 1  # and by default with the rate decayed to 0
     assert accuracy["learning_rate"] == {"initial": 1e-3, "decay": "cosine", "steps": 45}
+    assert accuracy["proposals_ranked_on"] == "holdout: 0.1 of the training data"
 
 
 def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path, isolated):
@@ -142,6 +147,25 @@ def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path
             store=db,
             map_fn=plain_map,
             **{**FAST, "data": str(wrong), "target_speedup": 1.5},
+        )
+    assert not db.exists() or not ResultsStore(db).runs()
+    assert not (isolated / "o.adapt").exists()
+
+
+def test_adapt_fails_before_measuring_when_the_holdout_leaves_nothing(tiny_model_path, isolated):
+    import numpy as np
+
+    two = isolated / "two.npz"  # one drawing per class: a stratified holdout takes none
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    np.savez(two, x=x, y=np.array([0, 1]), x_val=x, y_val=np.array([0, 1]))
+    db = isolated / "results.db"
+    with pytest.raises(UserError, match="^holdout 0.1 of dataset .* leaves one side empty"):
+        adapt_model_file(
+            tiny_model_path,
+            isolated / "o.keras",
+            store=db,
+            map_fn=plain_map,
+            **{**FAST, "data": str(two), "target_speedup": 1.5},
         )
     assert not db.exists() or not ResultsStore(db).runs()
     assert not (isolated / "o.adapt").exists()
@@ -163,6 +187,10 @@ def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path
             "^learning_rate_decay 'step' is not one of constant, cosine",
         ),
         ({"data": "digits", "target_speedup": 2.0, "device": "nosuch"}, "nosuch"),
+        (
+            {"data": "digits", "target_speedup": 2.0, "holdout": 1.0},
+            "holdout: Input should be less",
+        ),
     ],
 )
 def test_bad_input_is_one_user_error(tiny_model_path, isolated, values, message):

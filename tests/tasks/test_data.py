@@ -162,3 +162,42 @@ def test_whole_valued_targets_with_many_values_split_at_random_without_class_nam
     prices = np.arange(30) * 1e6  # ids this large would be millions of class names
     big = load_dataset(_save(tmp_path / "prices.npz", x=x, y=prices))
     assert big.num_classes == 0 and len(big.x_val) == 6
+
+
+def test_holdout_takes_a_fixed_stratified_share_of_the_training_data_only():
+    from edgeprune.data import holdout
+
+    digits = load_dataset("digits")
+    held = holdout(digits, 0.1)
+    rows = {row.tobytes() for row in digits.x_train}
+    assert {row.tobytes() for row in held.x_train} | {row.tobytes() for row in held.x_val} == rows
+    assert not {row.tobytes() for row in held.x_val} & {row.tobytes() for row in held.x_train}
+    assert len(held.x_val) == pytest.approx(0.1 * len(digits.x_train), abs=10)
+    assert set(held.y_val.tolist()) == set(range(10))  # every class ranks
+    assert held.x_val.shape[1:] == digits.x_train.shape[1:]
+    assert np.array_equal(holdout(digits, 0.1).x_val, held.x_val)  # fixed: reruns agree
+    assert "holdout 0.1" in held.name and held.class_names == digits.class_names
+
+
+_two = np.zeros((2, 4), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("fraction", "arrays", "message"),
+    [
+        (0.0, None, "^holdout must be between 0 and 1, got 0.0$"),
+        (1.0, None, "^holdout must be between 0 and 1"),
+        (0.1, {"x": _two, "y": [0, 1], "x_val": _two, "y_val": [0, 1]}, "leaves one side empty"),
+        (0.1, {"x": np.zeros((20, 4), np.float32)}, "has no labels to rank on"),
+    ],
+)
+def test_a_holdout_that_cannot_rank_is_one_line(tmp_path, fraction, arrays, message):
+    from edgeprune.data import holdout
+
+    if arrays is None:
+        dataset = load_dataset("digits")
+    else:
+        dataset = load_dataset(_save(tmp_path / "d.npz", **arrays))
+    with pytest.raises(UserError, match=message) as caught:
+        holdout(dataset, fraction)
+    assert caught.value.params == ("holdout",)
