@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from edgeprune.adapt.netadapt import plain_map
@@ -134,38 +135,32 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     assert accuracy["proposals_ranked_on"] == "holdout: 0.1 of the training data"
 
 
-def test_adapt_fails_before_measuring_when_the_data_does_not_fit(tiny_model_path, isolated):
-    import numpy as np
+_ZEROS = np.zeros((2, 8, 8, 1), np.float32)
 
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((20, 4, 4, 3), np.float32), "y": np.arange(20) % 2}, "4, 4, 3"),
+        (  # one drawing per class: a stratified holdout takes none
+            {"x": _ZEROS, "y": [0, 1], "x_val": _ZEROS, "y_val": [0, 1]},
+            "^holdout 0.1 of dataset .* leaves one side empty",
+        ),
+    ],
+)
+def test_adapt_fails_before_measuring_when_the_data_does_not_serve(
+    tiny_model_path, isolated, arrays, message
+):
     wrong = isolated / "wrong.npz"
-    np.savez(wrong, x=np.zeros((20, 4, 4, 3), np.float32), y=np.arange(20) % 2)
+    np.savez(wrong, **arrays)
     db = isolated / "results.db"
-    with pytest.raises(UserError, match="4, 4, 3"):
+    with pytest.raises(UserError, match=message):
         adapt_model_file(
             tiny_model_path,
             isolated / "o.keras",
             store=db,
             map_fn=plain_map,
             **{**FAST, "data": str(wrong), "target_speedup": 1.5},
-        )
-    assert not db.exists() or not ResultsStore(db).runs()
-    assert not (isolated / "o.adapt").exists()
-
-
-def test_adapt_fails_before_measuring_when_the_holdout_leaves_nothing(tiny_model_path, isolated):
-    import numpy as np
-
-    two = isolated / "two.npz"  # one drawing per class: a stratified holdout takes none
-    x = np.zeros((2, 8, 8, 1), np.float32)
-    np.savez(two, x=x, y=np.array([0, 1]), x_val=x, y_val=np.array([0, 1]))
-    db = isolated / "results.db"
-    with pytest.raises(UserError, match="^holdout 0.1 of dataset .* leaves one side empty"):
-        adapt_model_file(
-            tiny_model_path,
-            isolated / "o.keras",
-            store=db,
-            map_fn=plain_map,
-            **{**FAST, "data": str(two), "target_speedup": 1.5},
         )
     assert not db.exists() or not ResultsStore(db).runs()
     assert not (isolated / "o.adapt").exists()
