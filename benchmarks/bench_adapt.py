@@ -15,8 +15,9 @@ x86 host's latency is not smooth in width, see `adapt.table`). Per device, one a
 goes to the largest target with constant 8 % latency cuts per iteration; its iterations are
 the family of models for the smaller targets (as in the NetAdapt paper): for each target,
 the first iteration measured at or below it, fine-tuned long-term. Adapt ranks its proposals
-on its default holdout of the training drawings, so the validation drawings that score every
-claim chose nothing. Uniform pruning at several ratios (the same channel criterion and
+on its own validation data, `RANKING_DIGITS` training digits held out of every fit (base,
+proposals, long fine-tunes, uniform's), so the validation digits that score every claim
+choose nothing. Uniform pruning at several ratios (the same channel criterion and
 granularity) is fine-tuned from the base in one run per adapt model's budget (its long
 fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
 cuts trained exactly as long. (Scoring one longer run on the way does not do: every
@@ -90,16 +91,22 @@ RUNS = {"local": (60, 300, 400), "pi4": (20, 100, 150)}
 """device -> runs of a table entry, of a whole model in the loop, of a final model (the
 emulated board is about 300x slower and its spread is far smaller)."""
 CANVAS = 48
+RANKING_DIGITS = 180
+"""Digits held out of the training digits as adapt's validation data, what it ranks its
+proposals on (a holdout of training drawings does not do: the base has learnt them, and
+nearly every proposal scores 100 % on them)."""
 DRAWINGS = 3
 EMULATED = {"pi4": ("pi4", "ai-edge-litert")}
 """bench device name -> (tools/emulated_board.py profile, runtime)."""
 
 
-def clutter_dataset(path: Path, seed: int = 0) -> Path:
-    """Write the "digits in clutter" .npz (x, y, x_val, y_val) to `path`: each digit drawn
-    `DRAWINGS` times, a stratified 80/20 split of the digits (not of the drawings); drawing
-    `k` of validation digit `i` is sample `i * DRAWINGS + k` (what `paired_bootstrap`
-    resamples by)."""
+def clutter_dataset(path: Path, ranking: Path, seed: int = 0) -> None:
+    """Write the "digits in clutter" data: `path` (.npz: x, y, x_val, y_val) and `ranking`
+    (adapt's: the same x, y, and as validation `RANKING_DIGITS` other digits). Each digit is
+    drawn `DRAWINGS` times; the splits are stratified splits of the digits (not of the
+    drawings): 20 % validation, then the ranking digits out of the rest. Drawing `k` of
+    validation digit `i` is sample `i * DRAWINGS + k` (what `paired_bootstrap` resamples
+    by)."""
     from scipy import ndimage
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -108,6 +115,9 @@ def clutter_dataset(path: Path, seed: int = 0) -> Path:
     images, labels = digits.images / 16.0, digits.target
     train, val = train_test_split(
         np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=1234
+    )
+    train, rank = train_test_split(
+        train, test_size=RANKING_DIGITS, stratify=labels[train], random_state=1234
     )
     rng = np.random.default_rng(seed)
 
@@ -134,8 +144,9 @@ def clutter_dataset(path: Path, seed: int = 0) -> Path:
 
     x, y = split(train)
     x_val, y_val = split(val)
+    x_rank, y_rank = split(rank)
     np.savez(path, x=x, y=y, x_val=x_val, y_val=y_val)
-    return path
+    np.savez(ranking, x=x, y=y, x_val=x_rank, y_val=y_rank)
 
 
 def build_model(dataset: Any) -> Any:
@@ -467,8 +478,14 @@ def run() -> list[Ratio]:
     work.mkdir(parents=True, exist_ok=True)
     try:
         with bench_devices(work) as devices:
-            data_path = work / "clutter.npz"
-            data = str(data_path if data_path.exists() else clutter_dataset(data_path))
+            data_path, ranking = work / "clutter.npz", work / "clutter-ranking.npz"
+            if data_path.exists() != ranking.exists():
+                raise SystemExit(
+                    f"{work} holds an older bench's files; give a new BENCH_ADAPT_WORK"
+                )
+            if not data_path.exists():
+                clutter_dataset(data_path, ranking)
+            data = str(data_path)
             dataset = load_dataset(data)
             base_path = work / "base.keras"
             if base_path.exists():  # a kept bench: adapt resumes its finished iterations
@@ -478,7 +495,7 @@ def run() -> list[Ratio]:
             flags = {"base": correct_flags(base, dataset)}
             print(f"   base top-1 {flags['base'].mean():.4f}", flush=True)
 
-            reports = {d: _adapt_on(d, base_path, data, work) for d in devices}
+            reports = {d: _adapt_on(d, base_path, str(ranking), work) for d in devices}
             picked = {d: _picked(r) for d, r in reports.items()}
             keras_files, epochs, adapt_models = _long_tuned(reports, picked, dataset, flags, work)
             uniform = _uniform_cuts(base, dataset, sorted(set(epochs.values())), flags, work)

@@ -298,34 +298,8 @@ def _stack(path: Path, images: list[np.ndarray]) -> np.ndarray:
     return np.stack(images)
 
 
-def holdout(dataset: Dataset, fraction: float) -> Dataset:
-    """`dataset` with `fraction` of its training split as the validation split (split as
-    `load_dataset` splits, fixed and seeded) and the rest to train: for choosing between
-    candidates on data the final score never sees, as NetAdapt ranks its proposals."""
-    if not 0 < fraction < 1:
-        raise UserError(f"holdout must be between 0 and 1, got {fraction}", params=("holdout",))
-    if dataset.y_train is None:
-        raise UserError(f"dataset {dataset.name!r} has no labels to rank on", params=("holdout",))
-    x_train, y_train, x_val, y_val = _split(dataset.x_train, dataset.y_train, fraction)
-    if len(x_val) == 0 or len(x_train) == 0:
-        raise UserError(
-            f"holdout {fraction:g} of dataset {dataset.name!r}'s {len(dataset.x_train)} "
-            "training samples leaves one side empty; give more data or another holdout",
-            params=("holdout",),
-        )
-    return Dataset(
-        f"{dataset.name} (holdout {fraction:g} of training)",
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        dataset.class_names,
-    )
-
-
-def _split(x: np.ndarray, y: Labels, fraction: float = VALIDATION_FRACTION) -> tuple[Any, ...]:
-    """Stratified for class ids [N]; else a fixed, seeded `fraction` of the samples (any
-    labels).
+def _split(x: np.ndarray, y: Labels) -> tuple[Any, ...]:
+    """Stratified for class ids [N]; else a fixed, seeded 20 % of the samples (any labels).
 
     Whole-valued labels with more distinct values than half the samples are targets
     (counts, ages), not classes: stratifying those would leave the validation split empty.
@@ -336,10 +310,10 @@ def _split(x: np.ndarray, y: Labels, fraction: float = VALIDATION_FRACTION) -> t
         and np.issubdtype(y.dtype, np.integer)
         and len(np.unique(y)) <= max(2, len(y) // 2)
     ):
-        return _stratified_split(x, y, fraction)
+        return _stratified_split(x, y)
     rng = np.random.default_rng(SPLIT_SEED)
     order = rng.permutation(len(x))
-    take = round(len(x) * fraction)
+    take = round(len(x) * VALIDATION_FRACTION)
     if len(x) > 1:
         take = max(1, take)
     val, train = np.sort(order[:take]), order[take:]
@@ -354,15 +328,13 @@ def _split(x: np.ndarray, y: Labels, fraction: float = VALIDATION_FRACTION) -> t
     return x[train], part(train), x[val], part(val)
 
 
-def _stratified_split(
-    x: np.ndarray, y: np.ndarray, fraction: float = VALIDATION_FRACTION
-) -> tuple[np.ndarray, ...]:
+def _stratified_split(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(SPLIT_SEED)
     val_idx = []
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)
         rng.shuffle(members)
-        take = round(len(members) * fraction)
+        take = round(len(members) * VALIDATION_FRACTION)
         if len(members) > 1:
             take = max(1, take)
         val_idx.extend(members[:take].tolist())

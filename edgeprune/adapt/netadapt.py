@@ -3,9 +3,8 @@
 Each iteration asks for a latency cut (a fraction of the current model's measured latency,
 decaying per iteration, never below the target); for every dependency group, the largest
 width whose predicted latency meets it becomes a proposal; the proposals are cut by the
-channel criterion, fine-tuned briefly and scored on a holdout of the training data (through
-`map`, so an executor may run them in parallel; the validation data, which scores the
-result, does not choose it); the most accurate one is kept and measured whole on the
+channel criterion, fine-tuned briefly and scored on the validation data (through `map`, so
+an executor may run them in parallel); the most accurate one is kept and measured whole on the
 device. It stops when a kept model *measures* at or below the target (or when no group can
 be cut further); the caller fine-tunes the result long-term.
 
@@ -238,7 +237,6 @@ def _run_iteration(
             "criterion": options.criterion,
             "custom_objects": options.custom_objects,
             "epochs": options.short_epochs,
-            "holdout": options.holdout,
             "finetune": {k: v for k, v in options.finetune_keywords(1).items() if k != "epochs"},
         }
         for index, p in enumerate(proposals)

@@ -57,13 +57,6 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     short_epochs: int = Field(
         1, ge=0, le=1000, description="Fine-tuning epochs of every proposal (short-term)."
     )
-    holdout: float = Field(
-        0.1,
-        ge=0,
-        lt=1,
-        description="Share of the training data held out of the proposals' fine-tunes to rank "
-        "them on (0: rank on the validation data, which then also scores the result).",
-    )
     long_epochs: int = Field(
         5, ge=0, le=100_000, description="Fine-tuning epochs of the final model (long-term)."
     )

@@ -13,7 +13,6 @@ from typing import Any
 
 from edgeprune.adapt.widths import prune_to_widths, trace_model
 from edgeprune.channels.pipeline import load_fitting_data
-from edgeprune.data import holdout
 
 
 def save_model_atomically(model: Any, path: Path) -> None:
@@ -28,12 +27,9 @@ def save_model_atomically(model: Any, path: Path) -> None:
 def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
     """Cut `item["group"]` of `item["model"]` to `item["width"]`, fine-tune, score, save.
 
-    With `item["holdout"]` (a fraction), that share of the training data is left out of
-    the fine-tune and scores it; without, the validation data does.
-
-    Returns the item's group and width with its top-1 (on the holdout, else on validation),
-    the saved model's path and where and when it ran (`host`: pid, started_at, finished_at;
-    wall-clock seconds), which shows whether an iteration's proposals ran at once.
+    Returns the item's group and width with the validation top-1, the saved model's path and
+    where and when it ran (`host`: pid, started_at, finished_at; wall-clock seconds), which
+    shows whether an iteration's proposals ran at once.
     """
     started = time.time()
     from edgeprune.channels.finetune import finetune, top1
@@ -41,8 +37,6 @@ def run_proposal(item: dict[str, Any]) -> dict[str, Any]:
 
     model = load_keras_model(item["model"], custom_objects=item.get("custom_objects"))
     dataset = load_fitting_data(item["data"], model)
-    if item.get("holdout"):
-        dataset = holdout(dataset, item["holdout"])
     traced = trace_model(model, item["criterion"])
     pruned = prune_to_widths(traced, {item["group"]: item["width"]})
     if item["epochs"] > 0:

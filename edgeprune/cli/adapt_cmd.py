@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
         step_decay: float = flag(AdaptOptions, "step_decay"),
         max_iterations: int = flag(AdaptOptions, "max_iterations"),
         short_epochs: int = flag(AdaptOptions, "short_epochs"),
-        holdout: float = flag(AdaptOptions, "holdout"),
         long_epochs: int = flag(AdaptOptions, "long_epochs"),
         batch_size: int = flag(AdaptOptions, "batch_size"),
         learning_rate: float = flag(AdaptOptions, "learning_rate"),

@@ -32,7 +32,6 @@ from edgeprune.adapt.workdir import Workdir, workdir_for
 from edgeprune.artifacts import save_keras_artifact
 from edgeprune.channels.pipeline import load_task_data
 from edgeprune.compute import board_slot
-from edgeprune.data import holdout
 from edgeprune.errors import DeviceError, UserError
 from edgeprune.files import check_input_path, check_output_path
 from edgeprune.fleet.artifacts import as_local_models
@@ -307,8 +306,6 @@ def adapt_model_file(
             params=("task",),
         )
     resolve_loss(model, task, chosen.loss, source)  # a bad --loss fails before any training
-    if chosen.holdout:
-        holdout(dataset, chosen.holdout)  # so does a holdout that leaves a side empty
     if not traced.prunable():
         raise UserError(
             f"model {model.name!r} has no channel group adapt may cut (every group is tied to "
@@ -446,9 +443,6 @@ def _adapt(
         "top1_after_iterations": pruned_top1,
         "top1_after": after,
         "long_epochs": chosen.long_epochs,
-        "proposals_ranked_on": (
-            f"holdout: {chosen.holdout:g} of the training data" if chosen.holdout else "validation"
-        ),
         "learning_rate": rate,
         "distillation": distillation,
     }
