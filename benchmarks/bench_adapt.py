@@ -4,7 +4,7 @@ on an emulated Raspberry Pi 4 (arm64 code under qemu behind a real sshd).
 The task is "digits in clutter" (`clutter_dataset`): every scikit-learn digit drawn at a random
 size and place on a 48x48 canvas, over fragments of other digits and Gaussian noise, three
 drawings per digit, drawings of one digit never split between training and validation. It is
-hard enough that width matters (the base reaches about 92 % top-1, uniform cuts lose points
+hard enough that width matters (the base reaches about 90 % top-1, uniform cuts lose points
 as they go), and the validation set is 1080 drawings of 360 digits; intervals resample the
 digits, not the drawings (`paired_bootstrap`).
 
@@ -41,7 +41,7 @@ and openssh-server, and builds the emulated userland once, cached). `BENCH_ADAPT
 keeps the bench's files in DIR, and a second run there takes its data, base model, table and
 finished adapt iterations from it (adapt resumes), and trains and measures the rest again.
 The base runs in about 0.21 ms on a host core and 76 ms emulated; the bench takes about 80
-minutes on a 2-core host (each adapt run 12-15 minutes; the uniform fine-tunes, five
+minutes on a 2-core host (each adapt run 11-15 minutes; the uniform fine-tunes, five
 ratios x four budgets x two seeds, 50).
 """
 
