@@ -22,8 +22,8 @@ granularity) is fine-tuned from the base in one run per adapt model's budget (it
 fine-tune plus one short epoch per iteration), so every adapt model is compared with uniform
 cuts trained exactly as long. (Scoring one longer run on the way does not do: every
 fine-tune starts a fresh Adam, and a score one epoch after such a restart is several points
-down.) Every fine-tune (adapt's proposals and long one, uniform's) decays its rate to 0, adapt's
-default, and runs once per seed of `SEEDS`; a model's top-1 is the mean over the seeds, so
+down.) Every fine-tune (adapt's proposals and long one, uniform's) decays its rate to 0,
+adapt's default, and runs once per seed of `SEEDS`; a model's top-1 is the mean over the seeds, so
 one fine-tune's luck (2-4 points here) does not decide a claim.
 
 On each device, every final model is measured in one interleaved group job, beside adapt's
@@ -40,7 +40,7 @@ as adapt predicts; goal <= 10 %).
 and openssh-server, and builds the emulated userland once, cached). `BENCH_ADAPT_WORK=DIR`
 keeps the bench's files in DIR, and a second run there takes its data, base model, table and
 finished adapt iterations from it (adapt resumes), and trains and measures the rest again.
-The base runs in about 0.21 ms on a host core and 76 ms emulated; the bench takes about 80
+The base runs in about 0.22 ms on a host core and 74 ms emulated; the bench takes about 80
 minutes on a 2-core host (each adapt run 11-15 minutes; the uniform fine-tunes, five
 ratios x four budgets x two seeds, 50).
 """
@@ -75,8 +75,9 @@ SHORT_EPOCHS = 1
 LONG_EPOCHS = 3
 BASE_EPOCHS = 18
 BASE_LEARNING_RATE = 3e-3
-"""The base trains with a cosine decay from this rate to 0 over its epochs (its plateau:
-91.7 % at 15, 18, 21 and 30 epochs)."""
+"""The base trains with a cosine decay from this rate to 0 over its epochs (its plateau,
+checked before `RANKING_DIGITS` left the training digits: 91.7 % at 15, 18, 21 and 30
+epochs)."""
 BATCH_SIZE = 32
 DECAY = "cosine"
 """Every fine-tune of the bench (adapt's, which default to it, and uniform's)."""

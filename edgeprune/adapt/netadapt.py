@@ -3,9 +3,9 @@
 Each iteration asks for a latency cut (a fraction of the current model's measured latency,
 decaying per iteration, never below the target); for every dependency group, the largest
 width whose predicted latency meets it becomes a proposal; the proposals are cut by the
-channel criterion, fine-tuned briefly and scored on the validation data (through `map`, so
-an executor may run them in parallel); the most accurate one is kept and measured whole on the
-device. It stops when a kept model *measures* at or below the target (or when no group can
+channel criterion, fine-tuned briefly and scored on the validation data (through `map`,
+so an executor may run them in parallel); the most accurate one is kept and measured whole
+on the device. It stops when a kept model *measures* at or below the target (or when no group can
 be cut further); the caller fine-tunes the result long-term.
 
 The table decides which cut, the device decides when to stop: a proposal's latency is the
