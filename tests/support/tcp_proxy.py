@@ -44,9 +44,16 @@ class ProxyStats:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST (not FIN): the peer sees the link break, not a polite goodbye."""
+    """Close with RST (not FIN): the peer sees the link break, not a polite goodbye.
+
+    SHUT_RD first wakes the pump thread blocked in `recv` on this socket (it sends nothing):
+    Linux holds a socket that a thread is reading open past `close`, so without it an idle
+    peer would never get the RST.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()
 
@@ -87,6 +94,8 @@ class _Link:
                 data = source.recv(_CHUNK)
             except OSError:
                 break
+            if self.closed.is_set():
+                break  # woken by the other side's reset
             if not data:
                 with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
