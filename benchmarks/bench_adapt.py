@@ -294,8 +294,7 @@ def _predictions(
     from edgeprune.workflows.adapt import DeviceMeter
     from edgeprune.workflows.bench import resolve_devices
 
-    kept = report.validation["calibration"]
-    calibration = Calibration(float(kept["intercept_ms"]), float(kept["slope"]))
+    calibration = Calibration.from_dict(report.validation["calibration"])
     table = LatencyTable(report.table["path"], report.table["context"])
     meter = DeviceMeter(
         resolve_devices([device])[0],
@@ -569,6 +568,7 @@ def _ratios(
                 "loop_mean_abs_error": report.validation["mean_abs_error"],
                 "loop_max_abs_error": report.validation["max_abs_error"],
                 "calibration": report.validation["calibration"],
+                "calibration_remeasured": report.table["remeasured"],
             },
         )
     )

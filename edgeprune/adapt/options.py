@@ -69,6 +69,14 @@ class AdaptOptions(TaskFields, LossFields, DistillFields, CustomObjectsFields):
     table_runs: int = Field(
         30, ge=5, le=100_000, description="Timed runs of each lookup-table entry."
     )
+    table_remeasures: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="When the table's layer sums miss the whole models its calibration is "
+        "fitted on by more than 5 %, measure both again up to this many times (the lower "
+        "median of each is kept: load only adds time).",
+    )
     runs: int = Field(
         100, ge=5, le=1_000_000, description="Timed runs of each whole-model measurement."
     )

@@ -123,14 +123,28 @@ class Calibration:
                 intercept, slope = float(a), float(b)
         return cls(intercept, slope, tuple((float(s), float(m)) for s, m in points))
 
+    @classmethod
+    def from_dict(cls, kept: dict[str, Any]) -> Calibration:
+        """Back from `to_dict` (a work dir's state, a report)."""
+        points = tuple((float(s), float(m)) for s, m in kept.get("points_ms", ()))
+        return cls(float(kept["intercept_ms"]), float(kept["slope"]), points)
+
     def predict(self, layer_sum: float) -> float:
         return self.intercept_ms + self.slope * layer_sum
+
+    @property
+    def max_error(self) -> float:
+        """The line's largest miss on its own points, relative to what was measured: how far
+        the table and the whole models it is fitted on disagree (0 without points)."""
+        misses = [abs(self.predict(s) - m) / m for s, m in self.points if m > 0]
+        return max(misses, default=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "intercept_ms": self.intercept_ms,
             "slope": self.slope,
             "points_ms": [list(p) for p in self.points],
+            "max_error": self.max_error,
         }
 
 
@@ -212,35 +226,36 @@ class LatencyTable:
         overhead = self.overhead_ms
         return float(sum(max(self._cache[s.key].median_ms - overhead, 0.0) for s in signatures))
 
-    def calibration(
-        self, models: Sequence[Iterable[LayerSignature]], fitted: Calibration
-    ) -> Calibration:
+    def kept_calibration(self, models: Sequence[Iterable[LayerSignature]]) -> Calibration | None:
         """The calibration kept for these models (the input model and its cut copies, by
-        their layers' signatures) in this context, else `fitted`, which is kept: a second
-        `adapt` of the same model predicts and decides as the first did."""
-        model = hashlib.sha256(
-            "\n".join(_model_key(signatures) for signatures in models).encode()
-        ).hexdigest()
-        with closing(self._connect()) as conn, conn:
+        their layers' signatures) in this context, if any: a second `adapt` of the same model
+        predicts and decides as the first did."""
+        with closing(self._connect()) as conn:
             row = conn.execute(
                 "SELECT intercept_ms, slope, points FROM calibrations WHERE context=? AND model=?",
-                (self.key, model),
+                (self.key, _models_key(models)),
             ).fetchone()
-            if row is not None:
-                points = tuple((float(s), float(m)) for s, m in json.loads(row[2]))
-                return Calibration(float(row[0]), float(row[1]), points)
+        if row is None:
+            return None
+        points = tuple((float(s), float(m)) for s, m in json.loads(row[2]))
+        return Calibration(float(row[0]), float(row[1]), points)
+
+    def keep_calibration(
+        self, models: Sequence[Iterable[LayerSignature]], fitted: Calibration
+    ) -> None:
+        """Keep `fitted` as these models' calibration (see `kept_calibration`)."""
+        with closing(self._connect()) as conn, conn:
             conn.execute(
-                "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO calibrations VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     self.key,
-                    model,
+                    _models_key(models),
                     fitted.intercept_ms,
                     fitted.slope,
                     json.dumps([list(p) for p in fitted.points]),
                     time.time(),
                 ),
             )
-        return fitted
 
     def fill(self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str) -> int:
         """Measure every signature without an entry (one call of `measure`); returns how many.
@@ -249,15 +264,38 @@ class LatencyTable:
         todo = self.missing([*signatures, overhead_signature()])
         if not todo:
             return 0
+        self.record(list(zip(todo, self._measure(todo, measure, quantize), strict=True)))
+        self.measured += len(todo)
+        return len(todo)
+
+    def remeasure(
+        self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str
+    ) -> int:
+        """Measure these signatures (and the invoke overhead) again in one call of `measure`
+        and keep the lower median of each: load on a device only ever adds time, so the
+        lower of two medians is the nearer to what the layer costs. Returns how many went
+        down."""
+        todo = list({s.key: s for s in [*signatures, overhead_signature()]}.values())
+        lower = [
+            (signature, new)
+            for signature, new in zip(todo, self._measure(todo, measure, quantize), strict=True)
+            if signature.key not in self._cache or new.median_ms < self.entry(signature).median_ms
+        ]
+        self.record(lower)
+        self.measured += len(todo)
+        return len(lower)
+
+    def _measure(
+        self, signatures: Sequence[LayerSignature], measure: Measure, quantize: str
+    ) -> list[Latency]:
         with tempfile.TemporaryDirectory(prefix="edgeprune-table-") as tmp:
             paths = [
-                write_layer_tflite(s, Path(tmp) / f"{s.key[:16]}.tflite", quantize) for s in todo
+                write_layer_tflite(s, Path(tmp) / f"{s.key[:16]}.tflite", quantize)
+                for s in signatures
             ]
             latencies = measure(paths)
-        self.record(list(zip(todo, latencies, strict=True)))
-        self.measured += len(todo)
         self.batches += 1
-        return len(todo)
+        return latencies
 
     def record(self, entries: Sequence[tuple[LayerSignature, Latency]]) -> None:
         """Keep these entries (measured here by `fill`, or elsewhere) in the file and cache."""
@@ -276,6 +314,10 @@ class LatencyTable:
 
 def _model_key(signatures: Iterable[LayerSignature]) -> str:
     return hashlib.sha256("\n".join(sorted(s.key for s in signatures)).encode()).hexdigest()
+
+
+def _models_key(models: Sequence[Iterable[LayerSignature]]) -> str:
+    return hashlib.sha256("\n".join(_model_key(m) for m in models).encode()).hexdigest()
 
 
 def write_layer_tflite(signature: LayerSignature, path: Path, quantize: str) -> Path:

@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         seed: int = flag(AdaptOptions, "seed"),
         custom_objects: Optional[str] = flag(AdaptOptions, "custom_objects"),
         table_runs: int = flag(AdaptOptions, "table_runs"),
+        table_remeasures: int = flag(AdaptOptions, "table_remeasures"),
         runs: int = flag(AdaptOptions, "runs"),
         cluster: Optional[str] = flag(AdaptOptions, "cluster", metavar="ADDRESS"),
         task: Optional[str] = flag(AdaptOptions, "task"),

@@ -57,6 +57,13 @@ def print_adapt(report: dict[str, Any]) -> None:
         f"lookup table: {lookup['entries']} entries, {lookup['measured_now']} measured now "
         f"in {lookup['table_jobs']} job(s) ({lookup['path']})"
     )
+    fit = report["validation"]["calibration"].get("max_error")
+    if fit is not None:
+        again = lookup.get("remeasured") or 0
+        console.print(
+            f"calibration fits its {len(report['validation']['calibration']['points_ms'])} "
+            f"models within {fit:.1%}" + (f" (measured again {again}×)" if again else "")
+        )
     error = report["validation"]["mean_abs_error"]
     if error is not None:
         console.print(f"table prediction vs measured: {error:.1%} mean error")

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from edgeprune.adapt.calibrate import FIT_TOLERANCE, SettledCalibration, settle_calibration
 from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.plot import write_trajectory_svg
@@ -53,6 +54,7 @@ IDENTITY_EXCLUDES = frozenset(
     {
         "long_epochs",
         "cluster",
+        "table_remeasures",
         "runs",
         "max_iterations",
         "distill",
@@ -362,37 +364,35 @@ def _adapt(
     lookup = LatencyTable(table, context)
     signatures = layer_signatures(traced.graph, traced.keep_mask({}))
     variant_signatures = [layer_signatures(traced.graph, traced.keep_mask(w)) for w in variants]
-    lookup.fill(
-        [*signatures, *(s for sigs in variant_signatures for s in sigs)],
-        meter.table,
-        chosen.quantize,
-    )
-    layer_sum = lookup.layer_sum(signatures)
+    models = [signatures, *variant_signatures]
     stored = workdir.state.get("baseline") or {}
-    if stored.get("calibration"):
-        kept = stored["calibration"]
-        calibration = Calibration(
-            float(kept["intercept_ms"]),
-            float(kept["slope"]),
-            tuple((float(x), float(y)) for x, y in kept["points_ms"]),
+    kept = stored.get("calibration")
+    if kept:  # a resumed run decides as it began
+        lookup.fill([s for sigs in models for s in sigs], meter.table, chosen.quantize)
+        settled = SettledCalibration(
+            Calibration.from_dict(kept),
+            int(stored.get("remeasured", 0)),
+            bool(stored.get("calibration_fits", True)),
         )
-    else:  # the table's calibration of this model, else the one fitted on this job
-        points = [(layer_sum, float(baseline_row["p50_ms"]))] + [
-            (lookup.layer_sum(sigs), float(row["p50_ms"]))
-            for sigs, row in zip(variant_signatures, first_rows[1:], strict=True)
-        ]
-        calibration = lookup.calibration([signatures, *variant_signatures], Calibration.fit(points))
+    else:
+        settled = _calibration(
+            lookup, models, first_rows, [baseline_tflite, *variant_files], meter, chosen
+        )
+    calibration = settled.calibration
+    layer_sum = lookup.layer_sum(signatures)
     target_ms = (
         chosen.target_latency
         if chosen.target_latency is not None
         else baseline_row["p50_ms"] / float(chosen.target_speedup or 1)
     )
-    if not stored.get("calibration"):
+    if not kept:
         workdir.set_baseline(
             {
                 "measured": interval(baseline_row),
                 "layer_sum_ms": layer_sum,
                 "calibration": calibration.to_dict(),
+                "remeasured": settled.remeasured,
+                "calibration_fits": settled.fits,
                 "predicted_ms": calibration.predict(layer_sum),
                 "target_ms": target_ms,
                 "widths": traced.widths,
@@ -483,7 +483,7 @@ def _adapt(
     validation = _validation(iterations, predicted_final, final_ms, final_row["p50_ms"])
     validation["calibration"] = calibration.to_dict()
     met = final_ms <= target_ms
-    notes = []
+    notes = [] if settled.fits else [_calibration_note(settled, lookup.path)]
     if not met:
         notes.append(_short_of_target(final_ms, target_ms, outcome))
     return AdaptReport(
@@ -511,6 +511,8 @@ def _adapt(
             "entries": len(lookup),
             "measured_now": lookup.measured,
             "table_jobs": meter.jobs[TABLE_COMMAND],
+            "remeasured": settled.remeasured,
+            "calibration_fits": settled.fits,
             "model_jobs": meter.jobs[MODEL_COMMAND],
         },
         validation=validation,
@@ -518,6 +520,49 @@ def _adapt(
         target_met=met,
         plot=str(plot),
         notes=notes,
+    )
+
+
+def _calibration(
+    lookup: LatencyTable,
+    models: list[list[Any]],
+    first_rows: list[dict[str, Any]],
+    files: list[Path],
+    meter: DeviceMeter,
+    chosen: AdaptOptions,
+) -> SettledCalibration:
+    """The table's calibration of these models if it has one, else one fitted on the first
+    job (measured again while it does not fit, see `adapt.calibrate`) and kept in the table."""
+    lookup.fill([s for sigs in models for s in sigs], meter.table, chosen.quantize)
+    found = lookup.kept_calibration(models)
+    if found is not None:
+        return SettledCalibration(found, 0, found.max_error <= FIT_TOLERANCE)
+
+    def measure_models() -> list[float]:
+        rows = meter.models(files)  # the input model first: into the reference conditions
+        factor = meter.reference_ms / float(rows[0]["p50_ms"])
+        return [meter.reference_ms, *(float(r["p50_ms"]) * factor for r in rows[1:])]
+
+    settled = settle_calibration(
+        lookup,
+        models,
+        [float(row["p50_ms"]) for row in first_rows],
+        measure_entries=meter.table,
+        measure_models=measure_models,
+        quantize=chosen.quantize,
+        remeasures=chosen.table_remeasures,
+    )
+    lookup.keep_calibration(models, settled.calibration)
+    return settled
+
+
+def _calibration_note(settled: SettledCalibration, table: Path) -> str:
+    error = settled.calibration.max_error
+    return (
+        f"the lookup table misses the whole models it is calibrated on by up to {error:.0%} "
+        f"after {settled.remeasured} re-measurement(s): the device was busy while it was "
+        f"measured, so predictions may be off by as much; to measure it again, re-run adapt "
+        f"on an idle device with another table file than {str(table)!r} (table)"
     )
 
 

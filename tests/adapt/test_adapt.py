@@ -70,7 +70,9 @@ def write_mac_table(model_path, table, options) -> int:
 def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_path, isolated):
     db, table = isolated / "results.db", isolated / "table.db"
     out = isolated / "adapted.keras"
-    options = {**FAST, "target_latency": 1e-6}  # out of reach: stops when nothing can go
+    # out of reach: stops when nothing can go; the table's entries are MAC counts, which no
+    # line through whole models measured here need fit, so it is never measured again
+    options = {**FAST, "target_latency": 1e-6, "table_remeasures": 0}
     assert write_mac_table(tiny_model_path, table, options) == 11
 
     calls = []
@@ -103,7 +105,7 @@ def test_adapt_resumes_stops_at_minimum_width_and_reuses_the_table(tiny_model_pa
     assert second.stop_reason == "no group can be cut further" and not second.target_met
     widths = {g["name"]: (g["before"], g["after"], g["at_minimum"]) for g in second.groups}
     assert widths["conv_a"] == (32, 16, True) and widths["conv_b"] == (32, 16, True)
-    assert "groups at their minimum width: conv_a, conv_b" in second.notes[0]
+    assert any("groups at their minimum width: conv_a, conv_b" in n for n in second.notes)
     assert second.final["median_ms"] > 0 and second.final["ci_ms"] is not None
     assert second.final["speedup"] is not None
     trajectory = json.loads((isolated / "adapted.adapt" / "trajectory.json").read_text())

@@ -167,3 +167,91 @@ def test_the_calibration_fits_relative_error_and_falls_back_to_slope_one():
     flat = Calibration.fit([(4.0, 3.0), (2.0, 3.1), (1.0, 3.2)])
     assert (flat.slope, flat.intercept_ms) == (1.0, pytest.approx(-1.0))
     assert Calibration.fit([(4.0, 3.0)]).predict(4.0) == pytest.approx(3.0)
+
+
+class _Device:
+    """A device whose one-layer models cost 1 ms (the invoke) plus `cost[key]`, and a whole
+    model 0.5 ms more than its layers; during the first `busy` passes of entries the layer
+    `slow_key` runs 3x slower (a busy host slows some layers more than others)."""
+
+    def __init__(self, models, busy: int):
+        unique = {s.key: s for m in models for s in m}
+        self.models, self.busy = models, busy
+        self.cost = {key: 1.0 + 0.5 * i for i, key in enumerate(unique)}
+        self.slow_key = models[0][0].key
+        self.entry_passes = self.model_passes = 0
+
+    def truth(self, model) -> float:
+        return 0.5 + sum(self.cost[s.key] for s in model)
+
+    def entries(self, paths):
+        from edgeprune.adapt.table import Latency
+
+        self.entry_passes += 1
+        busy = self.entry_passes <= self.busy
+        out = []
+        for path in paths:
+            key = next((k for k in self.cost if k.startswith(path.stem)), None)
+            cost = 0.0 if key is None else self.cost[key]  # None: the invoke overhead
+            out.append(
+                Latency(1.0 + cost * (3 if busy and key == self.slow_key else 1), None, None, 5)
+            )
+        return out
+
+    def whole(self):
+        self.model_passes += 1
+        return [self.truth(m) for m in self.models]
+
+
+@pytest.mark.parametrize("busy, remeasured, fits", [(0, 0, True), (1, 1, True), (9, 2, False)])
+def test_a_calibration_that_misses_its_models_is_measured_again(tmp_path, busy, remeasured, fits):
+    """One slow pass of the entries (a busy device) makes the line miss its own models; the
+    next pass measures them again and keeps the lower medians, so the line fits exactly. A
+    device busy on every pass is measured `remeasures` times more, then reported as not
+    fitting."""
+    from edgeprune.adapt.calibrate import FIT_TOLERANCE, settle_calibration
+
+    traced = trace_model(build_tiny_model())
+    models = [
+        layer_signatures(traced.graph, traced.keep_mask(w))
+        for w in ({}, {"conv_a": 16}, {"conv_b": 16}, {"conv_a": 16, "conv_b": 16})
+    ]
+    device = _Device(models, busy)
+    table = LatencyTable(tmp_path / "table.db", {"device": "local", "quantize": "none"})
+    settled = settle_calibration(
+        table,
+        models,
+        [device.truth(m) for m in models],
+        measure_entries=device.entries,
+        measure_models=device.whole,
+        quantize="none",
+        remeasures=2,
+    )
+    assert (settled.remeasured, settled.fits) == (remeasured, fits)
+    assert device.model_passes == remeasured and device.entry_passes == 1 + remeasured
+    error = settled.calibration.max_error
+    assert (error <= FIT_TOLERANCE) == fits
+    if busy == 1:  # the slow entries were replaced, in the file too
+        assert error == pytest.approx(0, abs=1e-9)
+        kept = LatencyTable(tmp_path / "table.db", table.context)
+        assert kept.entry(models[0][0]).median_ms == pytest.approx(
+            1 + device.cost[models[0][0].key]
+        )
+
+
+def test_remeasuring_keeps_the_lower_median_of_each_entry(tmp_path):
+    from edgeprune.adapt.table import Latency
+
+    traced = trace_model(build_tiny_model())
+    signatures = layer_signatures(traced.graph, traced.keep_mask({}))
+    table = LatencyTable(tmp_path / "table.db", {"device": "local", "quantize": "none"})
+    table.fill(signatures, lambda paths: [Latency(2.0, None, None, 5) for _ in paths], "none")
+    answers = iter([1.5, 3.0])  # the first entry faster, every other one slower
+
+    def again(paths):
+        first = next(answers)
+        return [Latency(first if i == 0 else 3.0, None, None, 5) for i in range(len(paths))]
+
+    assert table.remeasure(signatures, again, "none") == 1
+    assert table.entry(signatures[0]).median_ms == 1.5
+    assert all(table.entry(s).median_ms == 2.0 for s in signatures[1:])
