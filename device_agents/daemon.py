@@ -31,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from . import __version__
 from .bench import BenchInterrupted
@@ -129,28 +129,31 @@ class Daemon:
             raise AgentError(
                 f"another agent (pid {busy.pid or '?'}) already serves {self.spool.root}"
             ) from None
+        replaced: Dict[int, Any] = {}
         try:
             setup_logging(self.spool)
-            self._install_signals()
+            replaced = self._install_signals()
             log.info("agent %s serving %s (pid %d)", __version__, self.spool.root, os.getpid())
             if os.getuid() == 0:
                 log.warning("running as root: run the agent as an ordinary user")
             self.recover()
             return self._loop()
         finally:
+            for sig, handler in replaced.items():  # a caller that embeds us gets its own back
+                signal.signal(sig, handler)
             os.close(lock_fd)
 
-    def _install_signals(self) -> None:
+    def _install_signals(self) -> Dict[int, Any]:
+        """SIGTERM and SIGINT stop the loop; returns the handlers they replaced."""
         if threading.current_thread() is not threading.main_thread():
-            return  # a session's request thread: the session handles signals and stops us
+            return {}  # a session's request thread: the session handles signals and stops us
 
         def stop(signum: int, _frame: Any) -> None:
             if not self.stopping:
                 log.info("received %s: stopping", signal.Signals(signum).name)
             self.stopping = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        return {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def _loop(self) -> int:
         while not self.stopping:

@@ -296,3 +296,11 @@ def test_a_result_too_big_to_write_becomes_a_short_error(agent, spool, agent_mod
     assert result.status == "error" and result.error_kind == "write_failed"
     assert "File too large" in result.error
     assert daemon.proc.poll() is None  # still serving
+
+
+def test_serving_in_process_gives_the_caller_its_signal_handlers_back(agent, spool):
+    """A caller that runs the daemon in its own process (the in-process agent CLI) keeps its
+    Ctrl-C: the daemon's stop handler goes when `serve` returns."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    assert agent("serve", "--once", "--spool", spool).code == 0
+    assert {sig: signal.getsignal(sig) for sig in before} == before
