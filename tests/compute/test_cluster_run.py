@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.signals import default_sigint
 
 SWEEP = """
 name: sweep
@@ -99,6 +100,7 @@ def test_ctrl_c_cancels_the_cluster_s_tasks_and_exits_130(cluster, tmp_path: Pat
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     assert child.stderr is not None
     lines = []

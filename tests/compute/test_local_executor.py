@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from support import compute_tasks
+from support.signals import default_sigint
 
 from edgeprune.compute import Span, TaskLost, board_slot, open_executor, overlapping
 from edgeprune.compute.engine import Engine, call_in_engine
@@ -133,6 +134,7 @@ def test_ctrl_c_stops_the_workers_and_reaches_the_caller(tmp_path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     assert child.stdout is not None
     pids = [int(p) for p in child.stdout.readline().split()]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from support.signals import default_sigint
+
 
 class Hang(Exception):
     """A parser ran past its time limit: a hang, not a clear error."""
@@ -80,7 +82,11 @@ def start_edgeprune(*args: object, out_dir: Path) -> subprocess.Popen[bytes]:
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "out", "wb") as out, open(out_dir / "err", "wb") as err:
         return subprocess.Popen(
-            [str(EDGEPRUNE), *map(str, args)], stdout=out, stderr=err, cwd=str(REPO)
+            [str(EDGEPRUNE), *map(str, args)],
+            stdout=out,
+            stderr=err,
+            cwd=str(REPO),
+            preexec_fn=default_sigint,
         )
 
 
