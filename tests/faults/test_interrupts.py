@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.signals import default_sigint
 from support.sshd import sshd_available
 
 from device_agents.protocol import Result
@@ -68,6 +69,7 @@ def start(*args: object, out_dir: Path, group: bool = False) -> subprocess.Popen
             stderr=err,
             cwd=str(REPO),
             start_new_session=group,
+            preexec_fn=default_sigint,
         )
 
 
