@@ -25,12 +25,15 @@ again (half the 10 % the predictions are held to)."""
 
 @dataclass(frozen=True)
 class SettledCalibration:
-    """The calibration, how many times its models were measured again, and whether its
-    line fits them within `FIT_TOLERANCE`."""
+    """The calibration and how many times its models were measured again."""
 
     calibration: Calibration
     remeasured: int
-    fits: bool
+
+    @property
+    def fits(self) -> bool:
+        """Its line meets its own models within `FIT_TOLERANCE`."""
+        return self.calibration.max_error <= FIT_TOLERANCE
 
 
 def settle_calibration(
@@ -57,9 +60,9 @@ def settle_calibration(
         fitted = Calibration.fit(
             [(table.layer_sum(model), ms) for model, ms in zip(models, measured, strict=True)]
         )
-        fits = fitted.max_error <= FIT_TOLERANCE
-        if fits or done >= remeasures:
-            return SettledCalibration(fitted, done, fits)
+        settled = SettledCalibration(fitted, done)
+        if settled.fits or done >= remeasures:
+            return settled
         table.remeasure(signatures, measure_entries, quantize)
         again = measure_models()
         measured = [min(old, new) for old, new in zip(measured, again, strict=True)]

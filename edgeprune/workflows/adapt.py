@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgeprune.adapt.calibrate import FIT_TOLERANCE, SettledCalibration, settle_calibration
+from edgeprune.adapt.calibrate import SettledCalibration, settle_calibration
 from edgeprune.adapt.netadapt import MapFn, Predictor, adapt_loop
 from edgeprune.adapt.options import AdaptOptions
 from edgeprune.adapt.plot import write_trajectory_svg
@@ -367,13 +367,9 @@ def _adapt(
     models = [signatures, *variant_signatures]
     stored = workdir.state.get("baseline") or {}
     kept = stored.get("calibration")
+    lookup.fill([s for sigs in models for s in sigs], meter.table, chosen.quantize)
     if kept:  # a resumed run decides as it began
-        lookup.fill([s for sigs in models for s in sigs], meter.table, chosen.quantize)
-        settled = SettledCalibration(
-            Calibration.from_dict(kept),
-            int(stored.get("remeasured", 0)),
-            bool(stored.get("calibration_fits", True)),
-        )
+        settled = SettledCalibration(Calibration.from_dict(kept), int(stored.get("remeasured", 0)))
     else:
         settled = _calibration(
             lookup, models, first_rows, [baseline_tflite, *variant_files], meter, chosen
@@ -392,7 +388,6 @@ def _adapt(
                 "layer_sum_ms": layer_sum,
                 "calibration": calibration.to_dict(),
                 "remeasured": settled.remeasured,
-                "calibration_fits": settled.fits,
                 "predicted_ms": calibration.predict(layer_sum),
                 "target_ms": target_ms,
                 "widths": traced.widths,
@@ -531,12 +526,12 @@ def _calibration(
     meter: DeviceMeter,
     chosen: AdaptOptions,
 ) -> SettledCalibration:
-    """The table's calibration of these models if it has one, else one fitted on the first
-    job (measured again while it does not fit, see `adapt.calibrate`) and kept in the table."""
-    lookup.fill([s for sigs in models for s in sigs], meter.table, chosen.quantize)
+    """The table's calibration of these models (their entries filled) if it has one, else one
+    fitted on the first job (measured again while it does not fit, see `adapt.calibrate`) and
+    kept in the table."""
     found = lookup.kept_calibration(models)
     if found is not None:
-        return SettledCalibration(found, 0, found.max_error <= FIT_TOLERANCE)
+        return SettledCalibration(found, 0)
 
     def measure_models() -> list[float]:
         rows = meter.models(files)  # the input model first: into the reference conditions
