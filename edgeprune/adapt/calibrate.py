@@ -6,8 +6,9 @@ host the input model and its uniform cuts measured within 0.5 % of one line thro
 layer sums, and on the emulated Pi 4 within 4 %. A line that misses its own points by more
 says a measurement was disturbed (a busy host made the one-layer models up to 1.7x slower
 in one bench run, and no line then fit within 10 %). Then the entries of those models and
-the models themselves are measured again and the lower median of each is kept, since load
-only ever adds time; a fit still off after that is reported, not hidden.
+the models themselves are measured again and the lower value of each (an entry's fastest
+run, a model's median) is kept, since load only ever adds time; a fit still off after that
+is reported, not hidden.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def settle_calibration(
     """Fit the line through `models`' layer sums and `measured_ms` (the input model first);
     while it misses by more than `FIT_TOLERANCE`, up to `remeasures` times, measure every
     entry of `models` again (`measure_entries`) and the models again (`measure_models`,
-    in the same conditions as `measured_ms`), keeping the lower median of each."""
+    in the same conditions as `measured_ms`), keeping the lower value of each."""
     if len(models) != len(measured_ms):
         raise ValueError("give one measured latency per model")
     measured = list(measured_ms)

@@ -4,7 +4,8 @@ Entries are kept in SQLite per context (device, runtime and its version, threads
 quantization, XNNPACK), so a second `adapt` on the same board measures only signatures it
 has never seen. Missing entries are measured as one-layer .tflite models in the
 quantization that will ship, handed to `measure` all at once (the caller batches them into
-interleaved group jobs). A model's predicted latency is a line through its layers'
+interleaved group jobs, and gives each entry's fastest run: `DeviceMeter.table`; an entry's
+`median_ms` is whatever statistic that measure gives). A model's predicted latency is a line through its layers'
 summed entries, `intercept + slope x sum` (`Calibration`), fitted in relative error on whole
 models measured side by side (the input model and uniformly cut copies of it): the intercept
 is what the layers do not carry (invoke, input/output copies, fused and free layers), the
@@ -272,9 +273,8 @@ class LatencyTable:
         self, signatures: Iterable[LayerSignature], measure: Measure, quantize: str
     ) -> int:
         """Measure these signatures (and the invoke overhead) again in one call of `measure`
-        and keep the lower median of each: load on a device only ever adds time, so the
-        lower of two medians is the nearer to what the layer costs. Returns how many went
-        down."""
+        and keep the lower of the two of each: load on a device only ever adds time, so the
+        lower is the nearer to what the layer costs. Returns how many went down."""
         todo = list({s.key: s for s in [*signatures, overhead_signature()]}.values())
         lower = [
             (signature, new)

@@ -156,6 +156,7 @@ def summary_rows(
                 "p50_ci_ms": p50_interval(row) if ok else None,
                 "p90_ms": row["p90_ms"],
                 "p90_ci_ms": p90_interval(row) if ok else None,
+                "min_ms": row.get("min_ms"),
                 "runs": row.get("runs"),
                 **compared,
                 "precision": (measurement_of(row) or {}).get("precision"),

@@ -46,6 +46,9 @@ TABLE_COMMAND = "adapt-table"
 MODEL_COMMAND = "adapt-model"
 TABLE_BENCH = {"warmup": 3, "round_runs": 5, "rounds_per_process": 100}
 MODEL_BENCH = {"warmup": 5, "round_runs": 10, "rounds_per_process": 2}
+ENTRY_STATISTIC = "fastest"
+"""What a table entry is of its runs (`DeviceMeter.table`); part of the table's context, so
+entries of another statistic (the medians earlier versions kept) are never mixed with these."""
 CALIBRATION_FRACTIONS = (0.875, 0.75, 0.625, 0.5)
 """Uniform cuts of the input model measured beside it to fit the table's calibration (each
 a few whole-model runs in the first job; more points than a line needs, so one width that
@@ -122,16 +125,36 @@ class DeviceMeter:
         self.runtime: dict[str, Any] = {}
         self.reference: Path | None = None
         self.reference_ms = 0.0
+        self.reference_fastest_ms = 0.0
 
-    def set_reference(self, path: Path, median_ms: float) -> None:
-        """From now on every job also measures `path`, whose median was `median_ms` in the
-        reference job; latencies come back scaled into that job's conditions."""
-        self.reference, self.reference_ms = path, median_ms
+    def set_reference(self, path: Path, median_ms: float, fastest_ms: float) -> None:
+        """From now on every job also measures `path`, whose median was `median_ms` (and
+        fastest run `fastest_ms`) in the reference job; latencies come back scaled into that
+        job's conditions."""
+        self.reference, self.reference_ms, self.reference_fastest_ms = path, median_ms, fastest_ms
 
     def table(self, paths: Sequence[Path]) -> list[Latency]:
-        """Latencies of one-layer models (the table's entries), in the reference conditions."""
-        rows, factor = self._referenced(paths, TABLE_COMMAND, self.options.table_runs, TABLE_BENCH)
-        return [latency_of(row).scaled(factor) for row in rows]
+        """The table's entries of one-layer models: each one's fastest run, in the reference
+        conditions (the reference's fastest run over its fastest run in this job).
+
+        Not the median: an entry's runs all come from one process on the device (a fresh
+        process per entry round would cost more than the runs), and a process that lands
+        beside a neighbour's load runs slow throughout, so its median carries that load
+        (emulated Pi 4 runs behind a busy host: whole-model predictions 14 % off with
+        medians, 1 % with fastest runs, docs/architecture.md). Load only adds time; the
+        fastest run is what the layer costs. Whole models, whose several processes the
+        agent resamples, keep their medians: the calibration's line maps the one to the
+        other."""
+        rows = self._rows(
+            [*([self.reference] if self.reference else []), *paths],
+            TABLE_COMMAND,
+            self.options.table_runs,
+            TABLE_BENCH,
+        )
+        if self.reference is None:
+            return [fastest_of(row) for row in rows]
+        factor = self.reference_fastest_ms / float(rows[0]["min_ms"])
+        return [fastest_of(row).scaled(factor) for row in rows[1:]]
 
     def model(self, path: Path) -> Latency:
         """A whole model's latency in the reference conditions, measured beside the reference
@@ -194,6 +217,11 @@ def latency_of(row: dict[str, Any]) -> Latency:
     return Latency(float(row["p50_ms"]), ci[0], ci[1], int(row["runs"]))
 
 
+def fastest_of(row: dict[str, Any]) -> Latency:
+    """A row's fastest run as a table entry's latency (an extreme has no median's interval)."""
+    return Latency(float(row["min_ms"]), None, None, int(row["runs"]))
+
+
 @dataclass(frozen=True)
 class ReferencedLatency(Latency):
     """A whole model's latency in the reference conditions, with what was measured."""
@@ -235,6 +263,7 @@ def table_context(device: str, runtime: dict[str, Any], options: MeterSettings) 
         "threads": options.threads,
         "quantize": options.quantize,
         "xnnpack": True,
+        "entry": ENTRY_STATISTIC,
     }
 
 
@@ -359,7 +388,9 @@ def _adapt(
         convert(cut, variant_files[-1], quantize=chosen.quantize, dataset=dataset)
     first_rows = meter.models([baseline_tflite, *variant_files])  # the device check
     baseline_row = first_rows[0]
-    meter.set_reference(baseline_tflite, float(baseline_row["p50_ms"]))
+    meter.set_reference(
+        baseline_tflite, float(baseline_row["p50_ms"]), float(baseline_row["min_ms"])
+    )
     context = table_context(device.name, meter.runtime, chosen)
     lookup = LatencyTable(table, context)
     signatures = layer_signatures(traced.graph, traced.keep_mask({}))
@@ -494,6 +525,7 @@ def _adapt(
         baseline={
             **interval(rows[0]),
             "reference_ms": meter.reference_ms,
+            "reference_fastest_ms": meter.reference_fastest_ms,
             "predicted_ms": calibration.predict(layer_sum),
         },
         final={**interval(final_row), "reference_ms": final_ms, "predicted_ms": predicted_final},
