@@ -40,9 +40,9 @@ as adapt predicts; goal <= 10 %).
 and openssh-server, and builds the emulated userland once, cached). `BENCH_ADAPT_WORK=DIR`
 keeps the bench's files in DIR, and a second run there takes its data, base model, table and
 finished adapt iterations from it (adapt resumes), and trains and measures the rest again.
-The base runs in about 0.22 ms on a host core and 74 ms emulated; the bench takes about 80
-minutes on a 2-core host (each adapt run 11-15 minutes; the uniform fine-tunes, five
-ratios x four budgets x three seeds, 40).
+The base runs in about 0.22 ms on a host core and 74 ms emulated; the bench takes about 2.5
+hours on a 2-core host (each adapt run about 12 minutes; the uniform fine-tunes, five ratios
+x four to six budgets x three seeds, about 100).
 """
 
 from __future__ import annotations
@@ -217,8 +217,7 @@ def paired_bootstrap(
 ) -> tuple[float, list[float]]:
     """`statistic` of the models' top-1s, and its 95 % percentile interval from resampling
     the validation digits (each with all its `EVAL_DRAWINGS` drawings, which are not
-    independent)
-    for every model at once (the pairing). Draws where the statistic is not finite (no
+    independent) for every model at once (the pairing). Draws where the statistic is not finite (no
     uniform cut as accurate) are left out. Hand-written rather than `scipy.stats.bootstrap`
     because the statistic is over several models' flags resampled together and may be
     infinite."""

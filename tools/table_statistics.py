@@ -43,14 +43,18 @@ PAIRS = (
 REFERENCE = "input.tflite"
 
 
-def _runs(conn: sqlite3.Connection, measurement: int) -> np.ndarray:
+def _all_runs(conn: sqlite3.Connection, device: str) -> dict[int, np.ndarray]:
+    """measurement id -> its timed runs (ms), for every measurement of `device`."""
     from edgeprune.results.latency_blob import decode
 
-    (job,) = conn.execute("SELECT job_id FROM measurements WHERE id=?", (measurement,)).fetchone()
-    encoding, data = conn.execute(
-        "SELECT encoding, data FROM latencies WHERE job_id=?", (job,)
-    ).fetchone()
-    return np.asarray(decode(data, encoding))
+    query = (
+        "SELECT m.id, l.encoding, l.data FROM measurements m "
+        "JOIN latencies l ON l.job_id = m.job_id WHERE m.device=?"
+    )
+    return {
+        measurement: np.asarray(decode(data, encoding))
+        for measurement, encoding, data in conn.execute(query, (device,))
+    }
 
 
 def _signatures(path: Path, widths: dict[str, int] | None = None) -> list:
@@ -87,6 +91,7 @@ def compare(work: Path, device: str, calibration_models: Sequence[list]) -> list
         "ORDER BY id",
         (device,),
     ).fetchall()
+    runs = _all_runs(conn, device)
     calls: dict[int, list[tuple[int, str]]] = {}
     for measurement, call, name in rows:
         calls.setdefault(call, []).append((measurement, name))
@@ -108,8 +113,7 @@ def compare(work: Path, device: str, calibration_models: Sequence[list]) -> list
             for measurement, name in members:
                 whole = name in names or name == "model.tflite"
                 stat = whole_stat if whole else entry_stat
-                value = stat(_runs(conn, measurement)) * stat(_runs(conn, check))
-                value /= stat(_runs(conn, reference[0]))
+                value = stat(runs[measurement]) * stat(runs[check]) / stat(runs[reference[0]])
                 if name == "model.tflite":
                     loop.append(value)
                 elif whole:

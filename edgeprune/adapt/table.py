@@ -4,13 +4,13 @@ Entries are kept in SQLite per context (device, runtime and its version, threads
 quantization, XNNPACK), so a second `adapt` on the same board measures only signatures it
 has never seen. Missing entries are measured as one-layer .tflite models in the
 quantization that will ship, handed to `measure` all at once (the caller batches them into
-interleaved group jobs, and gives each entry's fastest run: `DeviceMeter.table`; an entry's
-`median_ms` is whatever statistic that measure gives). A model's predicted latency is a line through its layers'
-summed entries, `intercept + slope x sum` (`Calibration`), fitted in relative error on whole
-models measured side by side (the input model and uniformly cut copies of it): the intercept
-is what the layers do not carry (invoke, input/output copies, fused and free layers), the
-slope what one-layer models measured alone get wrong in a whole model (cache and memory
-traffic). It is kept per model and set of cut copies beside the entries, so a second `adapt`
+interleaved group jobs and gives each entry's fastest run, `DeviceMeter.table`; an entry's
+`median_ms` holds whatever statistic that measure gives). A model's predicted latency is a
+line through its layers' summed entries, `intercept + slope x sum` (`Calibration`), fitted
+in relative error on whole models measured side by side (the input model and uniformly cut
+copies of it): the intercept is what the layers do not carry (invoke, input/output copies,
+fused and free layers), the slope what one-layer models measured alone get wrong in a whole
+model (cache and memory traffic). It is kept per model and set of cut copies beside the entries, so a second `adapt`
 of that model decides as the first.
 
 A sum of one-layer entries follows a whole model only where its latency is smooth in width.

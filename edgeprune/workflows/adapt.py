@@ -145,16 +145,10 @@ class DeviceMeter:
         fastest run is what the layer costs. Whole models, whose several processes the
         agent resamples, keep their medians: the calibration's line maps the one to the
         other."""
-        rows = self._rows(
-            [*([self.reference] if self.reference else []), *paths],
-            TABLE_COMMAND,
-            self.options.table_runs,
-            TABLE_BENCH,
+        rows, factor = self._referenced(
+            paths, TABLE_COMMAND, self.options.table_runs, TABLE_BENCH, by="min_ms"
         )
-        if self.reference is None:
-            return [fastest_of(row) for row in rows]
-        factor = self.reference_fastest_ms / float(rows[0]["min_ms"])
-        return [fastest_of(row).scaled(factor) for row in rows[1:]]
+        return [fastest_of(row).scaled(factor) for row in rows]
 
     def model(self, path: Path) -> Latency:
         """A whole model's latency in the reference conditions, measured beside the reference
@@ -167,14 +161,21 @@ class DeviceMeter:
         return self._rows(paths, MODEL_COMMAND, self.options.runs, MODEL_BENCH)
 
     def _referenced(
-        self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
+        self,
+        paths: Sequence[Path],
+        command: str,
+        runs: int,
+        extra: dict[str, Any],
+        by: str = "p50_ms",
     ) -> tuple[list[dict[str, Any]], float]:
         """Rows of `paths` measured after the reference in one job, and the factor that takes
-        this job's latencies into the reference job's conditions (1 without a reference)."""
+        this job's latencies into the reference job's conditions (1 without a reference): the
+        reference's `by` (p50_ms, or min_ms for fastest runs) there over its `by` here."""
         if self.reference is None:
             return self._rows(paths, command, runs, extra), 1.0
         rows = self._rows([self.reference, *paths], command, runs, extra)
-        return rows[1:], self.reference_ms / float(rows[0]["p50_ms"])
+        there = self.reference_fastest_ms if by == "min_ms" else self.reference_ms
+        return rows[1:], there / float(rows[0][by])
 
     def _rows(
         self, paths: Sequence[Path], command: str, runs: int, extra: dict[str, Any]
